@@ -1,0 +1,41 @@
+//! Hard bounds on everything the agent reads from a scanned disk.
+//!
+//! Every byte of a scanned disk is hostile input. These limits bound memory and time whatever the
+//! disk claims about itself; each says where its value comes from. Exceeding one is reported as an
+//! error for that part of the scan (never a panic), and the rest of the scan goes on.
+
+/// Largest text database read whole into memory (dpkg `status`, apk `installed`, os-release, rpm
+/// manifest). The biggest real dpkg status files seen on full desktop installs are ~10 MiB; four
+/// times that leaves room while keeping peak memory bounded.
+pub const MAX_TEXT_DB_BYTES: u64 = 48 * 1024 * 1024;
+
+/// Largest small config file (os-release and friends). Real ones are under 1 KiB.
+pub const MAX_SMALL_FILE_BYTES: u64 = 64 * 1024;
+
+/// Largest SQLite rpmdb read into memory for `sqlite3_deserialize`. Fedora/RHEL 9 installs with
+/// ~3,000 packages have rpmdb.sqlite files of 60-120 MiB; 256 MiB bounds it with headroom.
+pub const MAX_RPM_SQLITE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Largest single rpm header blob. rpm itself refuses headers over 256 MiB (`headerMaxbytes`,
+/// rpm `lib/header_internal.h`); real headers are 2 KiB - 2 MiB. We keep rpm's index-count bound
+/// and a tighter data bound.
+pub const MAX_RPM_HEADER_BYTES: usize = 64 * 1024 * 1024;
+
+/// rpm's own bound on the number of index entries in a header (`hdrchkTags`: 0x0000ffff).
+pub const MAX_RPM_HEADER_TAGS: usize = 0xffff;
+
+/// Most packages accepted from one database. The largest distributions install ~10k packages;
+/// this stops a crafted database from producing unbounded output.
+pub const MAX_PACKAGES_PER_DB: usize = 200_000;
+
+/// Most entries listed from one directory (dpkg `status.d`, rpm dirs). Bounds time and memory on
+/// a crafted directory with millions of entries.
+pub const MAX_DIR_ENTRIES: usize = 100_000;
+
+/// Most partitions read from one partition table (GPT arrays hold 128 by default; an MBR chain
+/// of logical partitions is bounded to the same figure).
+pub const MAX_PARTITIONS: usize = 128;
+
+/// Largest GPT partition entry array accepted (128 entries x 128 bytes = 16 KiB by default; the
+/// UEFI spec allows more, we allow 64x the default).
+pub const MAX_GPT_ARRAY_BYTES: u64 = 1024 * 1024;

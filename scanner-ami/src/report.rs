@@ -1,0 +1,118 @@
+//! The inventory report: the versioned JSON document `scanner-agent scan --format json` prints and
+//! the result bundle carries as `inventory.json`.
+//!
+//! Schema `agentless.inventory/v1`. Additive changes keep the version; renaming or removing a
+//! field, or changing its meaning, bumps it.
+
+use serde::Serialize;
+
+use crate::disk::probe::Probe;
+use crate::disk::table::TableInfo;
+use crate::inventory::{DbResult, Package};
+use crate::os::OsInfo;
+
+/// The schema identifier written in every report.
+pub const SCHEMA: &str = "agentless.inventory/v1";
+
+/// What was scanned.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Source {
+    /// A raw image file or block device.
+    Image { path: String, size: u64 },
+    /// A directory tree (`--root`).
+    Root { path: String },
+}
+
+/// What became of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartStatus {
+    /// Read; holds the OS and was inventoried.
+    Root,
+    /// Read; no OS on it (e.g. /boot).
+    Read,
+    /// A filesystem or volume type without a reader here.
+    Unsupported,
+    /// Nothing to read (swap, empty, unknown signature, EFI/vfat).
+    Skipped,
+    /// Reading failed.
+    Error,
+}
+
+/// One partition of the disk (index 0 = the whole disk, when it has no partition table).
+#[derive(Debug, Clone, Serialize)]
+pub struct Partition {
+    pub index: u32,
+    pub start: u64,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub type_name: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<Probe>,
+    pub status: PartStatus,
+    /// Why a partition is unsupported, skipped or in error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The OS found on this partition, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsInfo>,
+}
+
+/// Counters of the scan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Bytes read from the image or device (absent for `--root`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_read: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_calls: Option<u64>,
+    pub duration_ms: u64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub agent: Agent,
+    pub scanned_at: String,
+    pub source: Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_table: Option<TableInfo>,
+    pub partitions: Vec<Partition>,
+    /// Index of the partition that holds the OS (`null` when none was found).
+    pub root_partition: Option<u32>,
+    pub os: Option<OsInfo>,
+    pub databases: Vec<DbResult>,
+    pub packages: Vec<Package>,
+    /// Problems that make the result incomplete.
+    pub errors: Vec<String>,
+    pub stats: Stats,
+}
+
+/// The agent that wrote the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl Agent {
+    /// This build of the agent.
+    #[must_use]
+    pub fn current() -> Self {
+        Agent { name: "scanner-agent", version: env!("CARGO_PKG_VERSION") }
+    }
+}
+
+impl Report {
+    /// True if the scan is complete: an OS root was found and every database read cleanly.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.errors.is_empty()
+    }
+}

@@ -1,0 +1,15 @@
+//! Integration tests of the guest agent: fixture package databases in root trees, disk images
+//! built without mounting (sfdisk, mkfs.ext4 -E offset -d, mkfs.vfat/xfs/btrfs, mkswap), native
+//! oracles (dpkg-query, rpm), hostile inputs, the CLI and the CycloneDX schema.
+//!
+//! Tools come from `scripts/setup-test-env.sh`; a missing tool fails the test with that hint.
+//! Tests needing the Python venv or the debootstrap tree are `#[ignore]`d so a bare `cargo test`
+//! works; `scripts/test.sh` runs them with `--include-ignored`.
+
+mod util;
+
+mod cli;
+mod debootstrap;
+mod fixtures;
+mod hostile;
+mod images;

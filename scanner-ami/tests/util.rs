@@ -1,0 +1,223 @@
+//! Test harness: fixture paths, root trees, disk-image builders and native oracles.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use scanner_ami::inventory::Package;
+use scanner_ami::report::Report;
+
+/// `shared/fixtures` beside the project.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
+
+/// The project root.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Run a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?}: {e} (install the test tools with scripts/setup-test-env.sh)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}:\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run a shell snippet.
+pub fn sh(script: &str) -> String {
+    run(Command::new("bash").arg("-euo").arg("pipefail").arg("-c").arg(script))
+}
+
+/// A root tree under construction.
+pub struct Tree {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tree {
+    pub fn new() -> Self {
+        Tree { dir: tempfile::tempdir().expect("tempdir") }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn put(&self, rel: &str, body: &[u8]) -> &Self {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, body).expect("write");
+        self
+    }
+    pub fn copy(&self, rel: &str, fixture: &str) -> &Self {
+        let body = std::fs::read(fixtures().join(fixture)).unwrap_or_else(|e| panic!("fixture {fixture}: {e}"));
+        self.put(rel, &body)
+    }
+    pub fn symlink(&self, rel: &str, target: &str) -> &Self {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::os::unix::fs::symlink(target, &p).expect("symlink");
+        self
+    }
+    pub fn os_release(&self, id: &str, version: &str, pretty: &str) -> &Self {
+        self.put("etc/os-release", format!("ID={id}\nVERSION_ID=\"{version}\"\nPRETTY_NAME=\"{pretty}\"\n").as_bytes())
+    }
+}
+
+/// The Ubuntu 18.04 tree with Trivy's dpkg status fixture (90 installed packages).
+pub fn ubuntu_tree() -> Tree {
+    let t = Tree::new();
+    t.os_release("ubuntu", "18.04", "Ubuntu 18.04.1 LTS").copy("var/lib/dpkg/status", "trivy/dpkg/status");
+    std::fs::create_dir_all(t.path().join("var/lib/dpkg/info")).expect("mkdir");
+    std::fs::write(t.path().join("var/lib/dpkg/available"), b"").expect("write");
+    t
+}
+
+/// Apparent size of a tree in bytes (for sizing images).
+pub fn tree_size(dir: &Path) -> u64 {
+    let out = sh(&format!("du -sb --apparent-size '{}' | cut -f1", dir.display()));
+    out.trim().parse().expect("du")
+}
+
+/// A sparse image file of `mib` MiB.
+pub fn blank_image(dir: &Path, name: &str, mib: u64) -> PathBuf {
+    let p = dir.join(name);
+    let f = std::fs::File::create(&p).expect("create image");
+    f.set_len(mib * 1024 * 1024).expect("truncate");
+    p
+}
+
+/// Partition `img` with an sfdisk script.
+pub fn sfdisk(img: &Path, script: &str) {
+    let mut child = Command::new("sfdisk")
+        .arg("-q")
+        .arg("--no-reread")
+        .arg("--no-tell-kernel")
+        .arg(img)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sfdisk: {e} (install fdisk; scripts/setup-test-env.sh)"));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(script.as_bytes()).expect("sfdisk script");
+    }
+    let out = child.wait_with_output().expect("sfdisk");
+    assert!(out.status.success(), "sfdisk failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Write an ext4 filesystem filled from `root` at `offset` bytes, `size` bytes long, without mounting.
+pub fn mkfs_ext4(img: &Path, offset: u64, size: u64, root: Option<&Path>, extra: &[&str]) {
+    let mut cmd = Command::new("mkfs.ext4");
+    cmd.arg("-q").arg("-F").arg("-E").arg(format!("offset={offset}"));
+    if let Some(r) = root {
+        cmd.arg("-d").arg(r);
+    }
+    cmd.args(extra).arg(img).arg(format!("{}k", size / 1024));
+    run(&mut cmd);
+}
+
+/// Copy `src` into `img` at `offset` without truncating it.
+pub fn dd_at(src: &Path, img: &Path, offset: u64) {
+    run(Command::new("dd")
+        .arg(format!("if={}", src.display()))
+        .arg(format!("of={}", img.display()))
+        .arg("bs=64K")
+        .arg(format!("seek={offset}"))
+        .arg("oflag=seek_bytes")
+        .arg("conv=notrunc,sparse")
+        .arg("status=none"));
+}
+
+/// `name=[epoch:]version[-release]` for each of our packages.
+pub fn ours(packages: &[Package]) -> BTreeSet<String> {
+    packages.iter().map(|p| format!("{}={}", p.name, p.full_version())).collect()
+}
+
+/// `dpkg-query --admindir=ROOT/var/lib/dpkg`: installed packages (`ii`/`hi`) as `name=version`.
+pub fn dpkg_oracle(root: &Path) -> BTreeSet<String> {
+    let out = run(Command::new("dpkg-query")
+        .arg(format!("--admindir={}", root.join("var/lib/dpkg").display()))
+        .arg("-W")
+        .arg("-f")
+        .arg("${db:Status-Abbrev}\t${Package}\t${Version}\n"));
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let abbrev = f.next()?;
+            let (name, version) = (f.next()?, f.next()?);
+            (abbrev.starts_with("ii") || abbrev.starts_with("hi")).then(|| format!("{name}={version}"))
+        })
+        .collect()
+}
+
+/// `rpm --dbpath COPY -qa`: `name=[epoch:]version-release` (run on a copy: rpm may write there).
+pub fn rpm_oracle(db_dir: &Path) -> BTreeSet<String> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for e in std::fs::read_dir(db_dir).expect("db dir") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_file() {
+            std::fs::copy(e.path(), tmp.path().join(e.file_name())).expect("copy");
+        }
+    }
+    let out = run(Command::new("rpm")
+        .arg("--dbpath")
+        .arg(tmp.path())
+        .arg("-qa")
+        .arg("--qf")
+        .arg("%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\n"));
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let (name, epoch, version, release) = (f.first()?, f.get(1)?, f.get(2)?, f.get(3)?);
+            if *name == "gpg-pubkey" {
+                return None;
+            }
+            let e = if *epoch == "(none)" { String::new() } else { format!("{epoch}:") };
+            Some(format!("{name}={e}{version}-{release}"))
+        })
+        .collect()
+}
+
+/// Scan an image, asserting the scan itself could start.
+pub fn scan_image(img: &Path) -> Report {
+    scanner_ami::scan::scan_image(img).expect("image opens")
+}
+
+/// Scan a root tree.
+pub fn scan_root(dir: &Path) -> Report {
+    scanner_ami::scan::scan_root(dir).expect("root opens")
+}
+
+/// Build a GPT disk: 1 MiB-aligned EFI vfat partition (8 MiB) + ext4 root filled from `root`.
+/// Returns the image path.
+pub fn gpt_efi_ext4(dir: &Path, root: &Path, sector: u64) -> PathBuf {
+    let root_mib = tree_size(root) / (1024 * 1024) * 3 / 2 + 24;
+    let total = root_mib + 8 + 3;
+    let img = blank_image(dir, &format!("gpt{sector}.img"), total);
+    let per_mib = 1024 * 1024 / sector;
+    let header = if sector == 512 { String::new() } else { format!("sector-size: {sector}\n") };
+    sfdisk(
+        &img,
+        &format!(
+            "label: gpt\n{header}start={per_mib}, size={}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI\"\nstart={}, size={}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"root\"\n",
+            8 * per_mib,
+            9 * per_mib,
+            root_mib * per_mib
+        ),
+    );
+    let efi = dir.join("efi.fat");
+    std::fs::File::create(&efi).expect("efi").set_len(8 * 1024 * 1024).expect("len");
+    run(Command::new("mkfs.vfat").arg("-n").arg("EFI").arg(&efi));
+    dd_at(&efi, &img, 1024 * 1024);
+    mkfs_ext4(&img, 9 * 1024 * 1024, root_mib * 1024 * 1024, Some(root), &[]);
+    img
+}

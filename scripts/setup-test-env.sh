@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Prepare everything the test suite needs on this machine (idempotent; safe on
+# a fresh Debian 12 machine):
+#   1. system tools via apt-get (only what is missing);
+#   2. a project-local Python venv (.venv/) with cyclonedx-python-lib's JSON
+#      schema validator (CycloneDX 1.6);
+#   3. a cached Debian bookworm debootstrap root (minbase + openssh-server,
+#      cron, login, passwd), built once under $AGENTLESS_CACHE_DIR;
+#   4. target/test-env.sh exporting AGENTLESS_DEBOOTSTRAP_ROOT and
+#      AGENTLESS_PYTHON; the same export lines are printed on stdout, so
+#      `eval "$(scripts/setup-test-env.sh)"` works too. Progress goes to stderr.
+#
+# Environment:
+#   AGENTLESS_CACHE_DIR         cache dir (default ~/.cache/agentless)
+#   AGENTLESS_DEBOOTSTRAP_ROOT  use this existing root instead of building one
+#   AGENTLESS_DEBIAN_MIRROR     Debian mirror URL (default: from apt sources)
+#   AGENTLESS_SKIP_DEBOOTSTRAP=1  skip step 3 (the variable is then left empty)
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+REPO="$AGENTLESS_REPO_ROOT"
+VENV="$REPO/.venv"
+PY_REQ='cyclonedx-python-lib[json-validation]>=11,<12'
+
+start_all="$(now_s)"
+
+# ---------------------------------------------------------------- 1. tools
+section "setup: system tools"
+ensure_tools \
+    sfdisk:fdisk \
+    mkfs.ext4:e2fsprogs debugfs:e2fsprogs \
+    debootstrap:debootstrap \
+    rpm:rpm \
+    mkfs.xfs:xfsprogs \
+    mkfs.vfat:dosfstools \
+    mkfs.btrfs:btrfs-progs \
+    lvm:lvm2 \
+    /usr/bin/time:time \
+    dpkg-query:dpkg \
+    python3:python3
+log "system tools present"
+
+# ---------------------------------------------------------------- 2. venv
+section "setup: python venv ($VENV)"
+venv_ok() {
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - <<'EOF' >/dev/null 2>&1
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+err = JsonStrictValidator(SchemaVersion.V1_6).validate_str(
+    '{"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1}')
+assert err is None, err
+EOF
+}
+if venv_ok; then
+    log "venv ready: cyclonedx-python-lib $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"))')"
+else
+    if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+        rm -rf "$VENV"
+        log "python3 -m venv $VENV ($(command -v python3), $(python3 --version 2>&1))"
+        if ! python3 -m venv "$VENV" >&2; then
+            rm -rf "$VENV"
+            # Debian's own python3 needs python3-venv for ensurepip.
+            pyver="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+            apt_install python3-venv "python${pyver}-venv"
+            python3 -m venv "$VENV" >&2 || die "python3 -m venv failed"
+        fi
+    fi
+    log "pip install '$PY_REQ'"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PY_REQ" >&2
+    venv_ok || die "cyclonedx-python-lib JSON validator not usable in $VENV"
+    log "venv ready: cyclonedx-python-lib $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"))')"
+fi
+
+# ---------------------------------------------------------------- 3. debootstrap root
+section "setup: debootstrap root"
+if [ -n "${AGENTLESS_DEBOOTSTRAP_ROOT:-}" ]; then
+    [ -d "$AGENTLESS_DEBOOTSTRAP_ROOT/var/lib/dpkg" ] ||
+        die "AGENTLESS_DEBOOTSTRAP_ROOT=$AGENTLESS_DEBOOTSTRAP_ROOT has no var/lib/dpkg"
+    DEBOOTSTRAP_ROOT="$AGENTLESS_DEBOOTSTRAP_ROOT"
+    log "using AGENTLESS_DEBOOTSTRAP_ROOT from the environment: $DEBOOTSTRAP_ROOT"
+elif [ "${AGENTLESS_SKIP_DEBOOTSTRAP:-0}" = 1 ]; then
+    DEBOOTSTRAP_ROOT=""
+    warn "AGENTLESS_SKIP_DEBOOTSTRAP=1: no debootstrap root; tests that need it will skip or fail"
+else
+    DEBOOTSTRAP_ROOT="$(ensure_debootstrap_root)"
+fi
+if [ -n "$DEBOOTSTRAP_ROOT" ]; then
+    npkg="$(dpkg-query --admindir="$DEBOOTSTRAP_ROOT/var/lib/dpkg" -W -f '${db:Status-Abbrev}\n' | grep -c '^ii' || true)"
+    log "root has $npkg installed dpkg packages"
+fi
+
+# ---------------------------------------------------------------- 4. env file
+section "setup: environment"
+mkdir -p "$REPO/target"
+ENV_FILE="$REPO/target/test-env.sh"
+{
+    echo "# Written by scripts/setup-test-env.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ); source it."
+    printf 'export AGENTLESS_DEBOOTSTRAP_ROOT=%q\n' "$DEBOOTSTRAP_ROOT"
+    printf 'export AGENTLESS_PYTHON=%q\n' "$VENV/bin/python"
+} >"$ENV_FILE.tmp.$$"
+mv -f "$ENV_FILE.tmp.$$" "$ENV_FILE"
+log "wrote $ENV_FILE (setup took $(elapsed "$start_all") s)"
+grep "^export" "$ENV_FILE"

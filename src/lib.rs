@@ -1,0 +1,9 @@
+//! agentless: scans EC2 instances for installed software and configuration weaknesses without
+//! installing anything on them. This crate is the orchestrator; the guest agent that reads the
+//! snapshotted disks is the `scanner-ami` crate.
+//!
+//! Only the command-line skeleton exists so far; the cloud seam, job state machine, ledger,
+//! collector, scheduler and auditor are described in the design (`../shared/DESIGN.md`) and land
+//! in later issues.
+
+pub mod cli;
