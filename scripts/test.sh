@@ -79,11 +79,26 @@ log "$(cargo --version) / $(rustc --version)"
 # 2-4. the checks
 run_step fmt cargo fmt --all -- --check
 run_step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
-run_step test cargo test --workspace --locked -- --include-ignored "$@"
+# cargo_tests ARGS...: cargo test with its output kept in target/test-output.log, so the totals
+# over all test binaries can be printed as the closing line.
+TEST_LOG="$AGENTLESS_REPO_ROOT/target/test-output.log"
+cargo_tests() {
+    mkdir -p "$(dirname "$TEST_LOG")"
+    cargo test --workspace --locked -- --include-ignored "$@" 2>&1 | tee "$TEST_LOG"
+    return "${PIPESTATUS[0]}"
+}
+run_step test cargo_tests "$@"
 
 summary
 if [ "$failed" -ne 0 ]; then
     log "test.sh: FAILED"
-    exit 1
+else
+    log "test.sh: all steps ok"
 fi
-log "test.sh: all steps ok"
+# The closing line: totals over every test binary (doc-test binaries with 0 tests print the
+# last "test result:" line otherwise).
+if [ -f "$TEST_LOG" ]; then
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i; if ($(i+1) ~ /^ignored;/) s += $i } }
+         END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$TEST_LOG"
+fi
+exit "$failed"

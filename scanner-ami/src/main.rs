@@ -74,7 +74,8 @@ struct ScanArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     match cli.command {
         Command::Scan(args) => match run_scan(&args) {
@@ -96,7 +97,8 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
         return Err("one of --image, --device or --root is required".into());
     };
     let bom = sbom::build(report.os.as_ref(), &report.packages, &target);
-    let inventory_json = serde_json::to_string_pretty(&report).map_err(|e| format!("cannot serialise the report: {e}"))?;
+    let inventory_json =
+        serde_json::to_string_pretty(&report).map_err(|e| format!("cannot serialise the report: {e}"))?;
     let bom_json = serde_json::to_string_pretty(&bom).map_err(|e| format!("cannot serialise the SBOM: {e}"))?;
     if let Some(dir) = &args.out {
         write_out(dir, &inventory_json, &bom_json)?;
@@ -135,7 +137,12 @@ fn table(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     if let Some(t) = &r.partition_table {
-        let _ = writeln!(s, "partition table: {:?}{}", t.scheme, t.header.map(|h| format!(" ({h:?} header)")).unwrap_or_default());
+        let _ = writeln!(
+            s,
+            "partition table: {:?}{}",
+            t.scheme,
+            t.header.map(|h| format!(" ({h:?} header)")).unwrap_or_default()
+        );
         for w in &t.warnings {
             let _ = writeln!(s, "  warning: {}", sanitize(w));
         }

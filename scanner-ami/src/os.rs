@@ -56,9 +56,13 @@ impl OsInfo {
 #[must_use]
 pub fn family_of(id: &str, id_like: &[String]) -> Family {
     let one = |id: &str| match id {
-        "debian" | "ubuntu" | "raspbian" | "linuxmint" | "kali" | "pop" | "elementary" | "devuan" => Some(Family::Debian),
+        "debian" | "ubuntu" | "raspbian" | "linuxmint" | "kali" | "pop" | "elementary" | "devuan" => {
+            Some(Family::Debian)
+        }
         "rhel" | "centos" | "rocky" | "almalinux" | "ol" | "fedora" | "amzn" | "mariner" | "azurelinux" | "photon"
-        | "scientific" | "cloudlinux" | "eurolinux" | "circle" | "anolis" | "alinux" | "openEuler" | "openeuler" => Some(Family::Rhel),
+        | "scientific" | "cloudlinux" | "eurolinux" | "circle" | "anolis" | "alinux" | "openEuler" | "openeuler" => {
+            Some(Family::Rhel)
+        }
         "sles" | "sled" | "sle-micro" | "suse" | "opensuse" => Some(Family::Suse),
         "alpine" | "wolfi" | "chainguard" => Some(Family::Alpine),
         "arch" | "archarm" | "manjaro" => Some(Family::Arch),
@@ -116,7 +120,8 @@ fn from_os_release(text: &str, source: &str) -> Option<OsInfo> {
     let kv = parse_os_release(text);
     let get = |k: &str| kv.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
     let id = get("ID").map(|s| s.to_lowercase())?;
-    let id_like: Vec<String> = get("ID_LIKE").map(|s| s.split_whitespace().map(str::to_lowercase).collect()).unwrap_or_default();
+    let id_like: Vec<String> =
+        get("ID_LIKE").map(|s| s.split_whitespace().map(str::to_lowercase).collect()).unwrap_or_default();
     Some(OsInfo {
         family: family_of(&id, &id_like),
         id,
@@ -235,7 +240,8 @@ mod tests {
     fn release_lines() {
         let os = from_release_line("Amazon Linux release 2 (Karoo)\n", "/etc/system-release").expect("parsed");
         assert_eq!((os.id.as_str(), os.version_id.as_deref()), ("amzn", Some("2")));
-        let os = from_release_line("Red Hat Enterprise Linux release 8.8 (Ootpa)", "/etc/redhat-release").expect("parsed");
+        let os =
+            from_release_line("Red Hat Enterprise Linux release 8.8 (Ootpa)", "/etc/redhat-release").expect("parsed");
         assert_eq!((os.id.as_str(), os.version_id.as_deref()), ("rhel", Some("8.8")));
         assert!(from_release_line("garbage", "x").is_none());
     }

@@ -106,7 +106,10 @@ pub fn build(os: Option<&OsInfo>, packages: &[Package], target_name: &str) -> Bo
             description: o.pretty_name.clone(),
             purl: None,
             licenses: vec![],
-            properties: vec![prop("os:family", format!("{:?}", o.family).to_lowercase()), prop("os:source", o.source.clone())],
+            properties: vec![
+                prop("os:family", format!("{:?}", o.family).to_lowercase()),
+                prop("os:source", o.source.clone()),
+            ],
         });
     }
     let mut pkg_refs = Vec::new();
@@ -143,7 +146,12 @@ pub fn build(os: Option<&OsInfo>, packages: &[Package], target_name: &str) -> Bo
             version: Some(p.full_version()),
             description: None,
             purl: Some(purl),
-            licenses: p.license.iter().filter(|l| !l.is_empty()).map(|l| LicenseChoice { license: License { name: l.clone() } }).collect(),
+            licenses: p
+                .license
+                .iter()
+                .filter(|l| !l.is_empty())
+                .map(|l| LicenseChoice { license: License { name: l.clone() } })
+                .collect(),
             properties,
         });
     }

@@ -32,12 +32,20 @@ fn now() -> String {
 /// Why a partition with this content is not read.
 fn not_read_reason(c: Content) -> (PartStatus, String) {
     match c {
-        Content::Xfs => (PartStatus::Unsupported, "XFS: no userspace reader yet; the partition is listed but not scanned".into()),
-        Content::Btrfs => (PartStatus::Unsupported, "btrfs: no userspace reader yet; the partition is listed but not scanned".into()),
-        Content::Lvm2Pv => (PartStatus::Unsupported, "LVM2 physical volume: logical volumes are not assembled yet; not scanned".into()),
+        Content::Xfs => {
+            (PartStatus::Unsupported, "XFS: no userspace reader yet; the partition is listed but not scanned".into())
+        }
+        Content::Btrfs => {
+            (PartStatus::Unsupported, "btrfs: no userspace reader yet; the partition is listed but not scanned".into())
+        }
+        Content::Lvm2Pv => {
+            (PartStatus::Unsupported, "LVM2 physical volume: logical volumes are not assembled yet; not scanned".into())
+        }
         Content::Luks => (PartStatus::Unsupported, "LUKS-encrypted volume: cannot be read without its key".into()),
         Content::Ntfs => (PartStatus::Unsupported, "NTFS: Windows volumes are not inventoried".into()),
-        Content::Squashfs | Content::Iso9660 => (PartStatus::Unsupported, format!("{}: no reader; not scanned", c.name())),
+        Content::Squashfs | Content::Iso9660 => {
+            (PartStatus::Unsupported, format!("{}: no reader; not scanned", c.name()))
+        }
         Content::Vfat => (PartStatus::Skipped, "vfat (EFI/boot): holds no OS packages; not read".into()),
         Content::Swap => (PartStatus::Skipped, "swap space: no files".into()),
         Content::Empty => (PartStatus::Skipped, "no filesystem: the first 64 KiB are zero".into()),
@@ -148,7 +156,8 @@ pub fn scan_image(path: &Path) -> Result<Report, ScanError> {
 /// Scan an unpacked or mounted directory tree as a root filesystem.
 pub fn scan_root(path: &Path) -> Result<Report, ScanError> {
     let started = Instant::now();
-    let fs = DirFs::new(path).map_err(|e| ScanError::Root { path: path.display().to_string(), reason: e.to_string() })?;
+    let fs =
+        DirFs::new(path).map_err(|e| ScanError::Root { path: path.display().to_string(), reason: e.to_string() })?;
     Ok(scan_rootfs(&fs, Source::Root { path: path.display().to_string() }, started))
 }
 
@@ -178,6 +187,10 @@ pub fn scan_rootfs(fs: &dyn RootFs, source: Source, started: Instant) -> Report 
         databases: inv.databases,
         packages: inv.packages,
         errors,
-        stats: Stats { bytes_read: None, read_calls: None, duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) },
+        stats: Stats {
+            bytes_read: None,
+            read_calls: None,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        },
     }
 }

@@ -44,7 +44,8 @@ pub enum Command {
 /// Run a parsed command line.
 #[must_use]
 pub fn run(cli: Cli) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     match cli.command {
         Command::ScanImage(args) => scan_image::run(&args),

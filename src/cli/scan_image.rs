@@ -31,7 +31,12 @@ pub fn run(args: &ScanImageArgs) -> ExitCode {
             } else {
                 println!("os: {}", report.os.as_ref().map_or_else(|| "not found".to_owned(), |o| o.distro()));
                 for p in &report.packages {
-                    println!("{}\t{}\t{}", p.name.escape_debug(), p.full_version().escape_debug(), p.arch.as_deref().unwrap_or("-"));
+                    println!(
+                        "{}\t{}\t{}",
+                        p.name.escape_debug(),
+                        p.full_version().escape_debug(),
+                        p.arch.as_deref().unwrap_or("-")
+                    );
                 }
                 println!("{} packages", report.packages.len());
             }

@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use super::le;
 use super::Region;
+use super::le;
 use crate::limits::MAX_PARTITIONS;
 
 /// MBR sectors are always 512 bytes, whatever the disk's logical sector size.
@@ -116,13 +116,20 @@ fn walk_ebrs(src: &Region, ext_start: u64, ext_count: u64, mbr: &mut Mbr) {
             return;
         };
         let Some(e) = raw_entries(&sector) else {
-            mbr.warnings.push(format!("EBR at LBA {ebr_lba} has no boot signature; logical partitions from here on are lost"));
+            mbr.warnings
+                .push(format!("EBR at LBA {ebr_lba} has no boot signature; logical partitions from here on are lost"));
             return;
         };
         let (status, t, rel, count) = e[0];
         if t != 0 && count != 0 {
             match ebr_lba.checked_add(rel) {
-                Some(start) => mbr.entries.push(MbrEntry { index, type_byte: t, bootable: status == 0x80, start_lba: start, sectors: count }),
+                Some(start) => mbr.entries.push(MbrEntry {
+                    index,
+                    type_byte: t,
+                    bootable: status == 0x80,
+                    start_lba: start,
+                    sectors: count,
+                }),
                 None => mbr.warnings.push(format!("logical partition {index}: start overflows")),
             }
             index = index.saturating_add(1);

@@ -135,7 +135,10 @@ impl BlockSource for MemDisk {
 }
 
 fn out_of_range(offset: u64, n: usize, len: u64) -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, format!("read of {n} bytes at offset {offset} past the end ({len} bytes)"))
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("read of {n} bytes at offset {offset} past the end ({len} bytes)"),
+    )
 }
 
 fn check_bounds(len: u64, offset: u64, n: usize) -> io::Result<()> {

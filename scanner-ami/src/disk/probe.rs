@@ -85,7 +85,14 @@ fn fmt_uuid(b: &[u8]) -> Option<String> {
         return None;
     }
     let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
-    Some(format!("{}-{}-{}-{}-{}", h[0..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..16].concat()))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    ))
 }
 
 fn label(b: &[u8]) -> Option<String> {
@@ -124,21 +131,37 @@ pub fn probe(region: &Region) -> Probe {
         } else {
             Content::Ext2
         };
-        return Probe { content, label: le::bytes(&sb, 120, 16).and_then(label), uuid: le::bytes(&sb, 104, 16).and_then(fmt_uuid) };
+        return Probe {
+            content,
+            label: le::bytes(&sb, 120, 16).and_then(label),
+            uuid: le::bytes(&sb, 104, 16).and_then(fmt_uuid),
+        };
     }
     // LVM2 physical volume label: "LABELONE" in one of the first four sectors, type "LVM2 001" at +24.
     for sector in 0..4usize {
         let base = sector * 512;
         if at(base, b"LABELONE") && at(base + 24, b"LVM2 001") {
-            return Probe { content: Content::Lvm2Pv, label: None, uuid: le::bytes(&head, base + 32, 32).map(|b| String::from_utf8_lossy(b).into_owned()) };
+            return Probe {
+                content: Content::Lvm2Pv,
+                label: None,
+                uuid: le::bytes(&head, base + 32, 32).map(|b| String::from_utf8_lossy(b).into_owned()),
+            };
         }
     }
     if region.read_prefix(BTRFS_MAGIC_OFF, 8).is_some_and(|m| m == b"_BHRfS_M") {
         let sb = region.read_prefix(0x10000, 0x200).unwrap_or_default();
-        return Probe { content: Content::Btrfs, label: le::bytes(&sb, 0x12b, 256).and_then(label), uuid: le::bytes(&sb, 0x20, 16).and_then(fmt_uuid) };
+        return Probe {
+            content: Content::Btrfs,
+            label: le::bytes(&sb, 0x12b, 256).and_then(label),
+            uuid: le::bytes(&sb, 0x20, 16).and_then(fmt_uuid),
+        };
     }
     if at(4096 - 10, b"SWAPSPACE2") || at(4096 - 10, b"SWAP-SPACE") {
-        return Probe { content: Content::Swap, label: le::bytes(&head, 1024 + 28, 16).and_then(label), uuid: le::bytes(&head, 1024 + 12, 16).and_then(fmt_uuid) };
+        return Probe {
+            content: Content::Swap,
+            label: le::bytes(&head, 1024 + 28, 16).and_then(label),
+            uuid: le::bytes(&head, 1024 + 12, 16).and_then(fmt_uuid),
+        };
     }
     if at(3, b"NTFS    ") {
         return unknown(Content::Ntfs);

@@ -60,7 +60,8 @@ pub fn read(disk: Arc<dyn BlockSource>) -> (TableInfo, Vec<Part>) {
                     .iter()
                     .map(|e| {
                         let start = e.first_lba.saturating_mul(g.sector_size);
-                        let size = e.last_lba.saturating_sub(e.first_lba).saturating_add(1).saturating_mul(g.sector_size);
+                        let size =
+                            e.last_lba.saturating_sub(e.first_lba).saturating_add(1).saturating_mul(g.sector_size);
                         Part {
                             index: e.index,
                             start,
@@ -106,19 +107,15 @@ pub fn read(disk: Arc<dyn BlockSource>) -> (TableInfo, Vec<Part>) {
                     })
                     .collect();
                 warnings.extend(m.warnings);
-                return (TableInfo { scheme: Scheme::Mbr, sector_size: Some(512), header: None, disk_guid: None, warnings }, parts);
+                return (
+                    TableInfo { scheme: Scheme::Mbr, sector_size: Some(512), header: None, disk_guid: None, warnings },
+                    parts,
+                );
             }
             Err(e) => warnings.push(format!("MBR: {e}")),
         }
     }
-    let part = Part {
-        index: 0,
-        start: 0,
-        size: disk.len(),
-        table_type: None,
-        type_name: None,
-        name: None,
-        region: Ok(whole),
-    };
+    let part =
+        Part { index: 0, start: 0, size: disk.len(), table_type: None, type_name: None, name: None, region: Ok(whole) };
     (TableInfo { scheme: Scheme::None, sector_size: None, header: None, disk_guid: None, warnings }, vec![part])
 }

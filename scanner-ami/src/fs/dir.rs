@@ -60,7 +60,9 @@ impl DirFs {
             let is_last = pending.is_empty();
             let meta = match fs::symlink_metadata(&host) {
                 Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FsError::NotFound { path: path.to_owned() }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(FsError::NotFound { path: path.to_owned() });
+                }
                 Err(e) => return Err(io_err(path, &e)),
             };
             if meta.file_type().is_symlink() && (!is_last || follow_last) {

@@ -12,7 +12,11 @@ use crate::limits::MAX_DIR_ENTRIES;
 struct RegionReader(Region);
 
 impl Ext4Read for RegionReader {
-    fn read(&mut self, start_byte: u64, dst: &mut [u8]) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+    fn read(
+        &mut self,
+        start_byte: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
         self.0.read_exact_at(start_byte, dst).map_err(Into::into)
     }
 }
@@ -90,7 +94,10 @@ impl FileRead for Ext4File {
             let rest = buf.get_mut(done..).unwrap_or_default();
             let n = self.file.read_bytes(rest).map_err(|e| map_err(&self.path, e))?;
             if n == 0 {
-                return Err(FsError::Corrupt { path: self.path.clone(), reason: "file data ends before its size".into() });
+                return Err(FsError::Corrupt {
+                    path: self.path.clone(),
+                    reason: "file data ends before its size".into(),
+                });
             }
             done += n;
         }

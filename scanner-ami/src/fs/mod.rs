@@ -109,8 +109,7 @@ pub fn read_file(fs: &dyn RootFs, path: &str, limit: u64) -> Result<Vec<u8>, FsE
     if size > limit {
         return Err(FsError::TooLarge { path: path.to_owned(), size, limit });
     }
-    let len = usize::try_from(size)
-        .map_err(|_| FsError::TooLarge { path: path.to_owned(), size, limit })?;
+    let len = usize::try_from(size).map_err(|_| FsError::TooLarge { path: path.to_owned(), size, limit })?;
     let mut buf = vec![0u8; len];
     file.read_exact_at(0, &mut buf)?;
     Ok(buf)

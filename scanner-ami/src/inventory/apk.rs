@@ -13,19 +13,18 @@ pub const PATHS: [&str; 2] = ["/lib/apk/db/installed", "/usr/lib/apk/db/installe
 /// Read every apk database on `fs` (a symlinked second path that is the same file is skipped).
 pub fn read_all(fs: &dyn RootFs) -> Vec<(DbFormat, String, DbRead)> {
     let mut out = Vec::new();
-    let mut seen: Vec<Vec<u8>> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     for path in PATHS {
         if !crate::fs::is_file(fs, path) {
             continue;
         }
         let read = match read_text(fs, path, MAX_TEXT_DB_BYTES) {
             Ok(text) => {
-                let digest = text.as_bytes().to_vec();
-                if seen.iter().any(|s| *s == digest) {
+                if seen.contains(&text) {
                     continue;
                 }
                 let r = parse_installed(&text, path);
-                seen.push(digest);
+                seen.push(text);
                 r
             }
             Err(e) => DbRead { error: Some(e.to_string()), ..DbRead::default() },
@@ -57,7 +56,9 @@ pub fn parse_installed(text: &str, path: &str) -> DbRead {
                 p.installed_size = get('I').and_then(|s| s.parse().ok());
                 read.packages.push(p);
             }
-            (Some(_), Some(_)) => read.error = Some(format!("more than {MAX_PACKAGES_PER_DB} packages; the rest are ignored")),
+            (Some(_), Some(_)) => {
+                read.error = Some(format!("more than {MAX_PACKAGES_PER_DB} packages; the rest are ignored"))
+            }
             (Some(name), None) => read.skip(format!("{path}:{line}: {name}: no V: (version) line")),
             (None, _) => read.skip(format!("{path}:{line}: record without a P: (name) line")),
         }
@@ -87,7 +88,8 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/trivy/apk");
         let text = std::fs::read_to_string(format!("{path}/installed")).expect("fixture");
         let expected: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{path}/expected.json")).expect("expected")).expect("json");
+            serde_json::from_str(&std::fs::read_to_string(format!("{path}/expected.json")).expect("expected"))
+                .expect("json");
         let read = parse_installed(&text, "/lib/apk/db/installed");
         let want = expected["packages"].as_array().expect("packages");
         assert_eq!(read.packages.len(), 15);

@@ -55,7 +55,11 @@ pub fn read_all(fs: &dyn RootFs) -> Vec<(DbFormat, String, DbRead)> {
             out.push((DbFormat::DpkgStatusD, STATUS_D.to_owned(), read));
         }
         Err(e) if e.is_not_found() || matches!(e, crate::fs::FsError::NotADir { .. }) => {}
-        Err(e) => out.push((DbFormat::DpkgStatusD, STATUS_D.to_owned(), DbRead { error: Some(e.to_string()), ..DbRead::default() })),
+        Err(e) => out.push((
+            DbFormat::DpkgStatusD,
+            STATUS_D.to_owned(),
+            DbRead { error: Some(e.to_string()), ..DbRead::default() },
+        )),
     }
     out
 }
@@ -141,7 +145,9 @@ pub fn parse_status(text: &str, format: DbFormat, path: &str) -> DbRead {
     let mut read = DbRead::default();
     for (line, fields, malformed) in stanzas(text) {
         if let Some(bad) = malformed {
-            read.skip(format!("{path}:{line}: stanza skipped: line {bad} is neither `Field: value` nor a continuation"));
+            read.skip(format!(
+                "{path}:{line}: stanza skipped: line {bad} is neither `Field: value` nor a continuation"
+            ));
             continue;
         }
         let get = |k: &str| fields.iter().find(|(f, _)| f.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str());
@@ -208,7 +214,14 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for text in ["", "\n\n\n", ":::\n::", "Package:\n", " continuation first\nPackage: a\nVersion: 1", "Package: a\nStatus:\nVersion: 1:"] {
+        for text in [
+            "",
+            "\n\n\n",
+            ":::\n::",
+            "Package:\n",
+            " continuation first\nPackage: a\nVersion: 1",
+            "Package: a\nStatus:\nVersion: 1:",
+        ] {
             let _ = parse_status(text, DbFormat::DpkgStatus, "/x");
         }
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;

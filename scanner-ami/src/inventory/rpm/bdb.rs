@@ -12,7 +12,6 @@
 //! of a sequential cursor over the buckets for databases without bucket overflow chains.
 
 use std::collections::HashSet;
-use std::ops::ControlFlow;
 
 use super::{BlobSink, Collector};
 use crate::fs::{FileRead, FsError};
@@ -362,6 +361,8 @@ pub fn read(file: &mut dyn FileRead, path: &str) -> DbRead {
 
 #[cfg(test)]
 mod tests {
+    use std::ops::ControlFlow;
+
     use super::*;
     use crate::fs::MemFile;
     use crate::inventory::rpm::header::{parse_header, tag, tests::xorshift};
@@ -584,7 +585,7 @@ mod tests {
         for n in 0..200usize {
             let len = 512 + (xorshift(&mut rng) % 20_000) as usize;
             let mut b: Vec<u8> = (0..len).map(|_| (xorshift(&mut rng) & 0xff) as u8).collect();
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 set_u32_le(&mut b, META_MAGIC, HASH_MAGIC);
                 set_u32_le(&mut b, META_VERSION, 9);
                 set_u32_le(&mut b, META_PAGESIZE, 512);
@@ -603,10 +604,14 @@ mod tests {
         for _ in 0..2000 {
             let mut b = good.clone();
             for _ in 0..(xorshift(&mut rng) % 3 + 1) {
-                let pos = if xorshift(&mut rng) % 2 == 0 {
+                let pos = if xorshift(&mut rng).is_multiple_of(2) {
                     let page = (xorshift(&mut rng) % pages as u64) as usize;
                     let inpage = (xorshift(&mut rng) % 64) as usize;
-                    if xorshift(&mut rng) % 2 == 0 { page * PAGE + inpage } else { page * PAGE + PAGE - 1 - inpage }
+                    if xorshift(&mut rng).is_multiple_of(2) {
+                        page * PAGE + inpage
+                    } else {
+                        page * PAGE + PAGE - 1 - inpage
+                    }
                 } else {
                     (xorshift(&mut rng) % good.len() as u64) as usize
                 };

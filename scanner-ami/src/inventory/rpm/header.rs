@@ -97,13 +97,31 @@ pub enum HeaderError {
 /// One validated index entry: where its data lies inside the store.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    /// Position in the blob's index (region entries included), for error messages.
+    index: usize,
     tag: i32,
     kind: u32,
     count: u32,
     /// Start of the data inside the store.
     start: usize,
-    /// Length in bytes of the data (including the NULs of strings).
+    /// Length in bytes of fixed-size data; 0 for strings (terminated by NULs) and NULL.
     len: usize,
+}
+
+impl Entry {
+    fn is_string(&self) -> bool {
+        matches!(self.kind, kind::STRING | kind::STRING_ARRAY | kind::I18NSTRING)
+    }
+
+    /// Number of NUL-terminated strings the entry holds: STRING holds exactly one whatever the
+    /// count says (rpm ignores it too).
+    fn string_count(&self) -> usize {
+        match self.kind {
+            kind::STRING => 1,
+            kind::STRING_ARRAY | kind::I18NSTRING => usize::try_from(self.count).unwrap_or(usize::MAX),
+            _ => 0,
+        }
+    }
 }
 
 /// A parsed rpm header borrowing the blob it was parsed from.
@@ -134,16 +152,23 @@ fn fixed_width(kind: u32) -> Option<usize> {
     }
 }
 
-/// Length of `count` consecutive NUL-terminated strings starting at `start`, or `None` when one
-/// runs past the end of the store.
-fn strings_len(store: &[u8], start: usize, count: u32) -> Option<usize> {
-    let mut pos = start;
-    for _ in 0..count {
-        let rest = store.get(pos..)?;
-        let nul = rest.iter().position(|&b| b == 0)?;
-        pos = pos.checked_add(nul)?.checked_add(1)?;
+/// Check that every string-typed entry has its strings NUL-terminated inside the store, in one
+/// pass over the store whatever the number of entries: `n` strings starting at `start` are all
+/// terminated exactly when the store holds at least `n` NULs from `start` on.
+fn check_strings(store: &[u8], entries: &[Entry]) -> Result<(), usize> {
+    let mut order: Vec<usize> = (0..entries.len()).filter(|&i| entries.get(i).is_some_and(|e| e.is_string())).collect();
+    order.sort_unstable_by_key(|&i| entries.get(i).map_or(0, |e| e.start));
+    let total = store.iter().filter(|&&b| b == 0).count();
+    let (mut pos, mut before) = (0usize, 0usize);
+    for i in order {
+        let Some(e) = entries.get(i) else { continue };
+        before += store.get(pos..e.start).map_or(0, |s| s.iter().filter(|&&b| b == 0).count());
+        pos = e.start;
+        if total - before < e.string_count() {
+            return Err(i);
+        }
     }
-    pos.checked_sub(start)
+    Ok(())
 }
 
 /// Parse and fully validate one header blob.
@@ -187,30 +212,34 @@ pub fn parse_header(blob: &[u8]) -> Result<RpmHeader<'_>, HeaderError> {
             .ok()
             .filter(|&o| o <= dl_n)
             .ok_or_else(|| bad(format!("offset {offset} outside the {dl}-byte data store")))?;
-        let len = if kind == kind::NULL {
-            0
-        } else if let Some(width) = fixed_width(kind) {
+        let len = if let Some(width) = fixed_width(kind) {
             if start % width != 0 {
                 return Err(bad(format!("offset {offset} not aligned to {width} bytes")));
             }
-            let len = usize::try_from(count)
+            usize::try_from(count)
                 .ok()
                 .and_then(|c| c.checked_mul(width))
                 .filter(|&l| start.checked_add(l).is_some_and(|end| end <= dl_n))
-                .ok_or_else(|| bad(format!("{count} values at offset {offset} run past the data store")))?;
-            len
+                .ok_or_else(|| bad(format!("{count} values at offset {offset} run past the data store")))?
         } else {
-            // STRING holds exactly one string whatever the count says (rpm ignores it too).
-            let n = if kind == kind::STRING { 1 } else { count };
-            // Each string takes at least one byte: refuse counts the store cannot hold before
-            // scanning anything.
-            if usize::try_from(n).map_or(true, |n| n > dl_n - start) {
-                return Err(bad(format!("{count} strings cannot fit in the data store")));
-            }
-            strings_len(store, start, n)
-                .ok_or_else(|| bad("string not NUL-terminated inside the data store".to_owned()))?
+            // NULL has no data; string lengths are only known by scanning, done lazily by the
+            // getters once `check_strings` has proved every string is terminated.
+            0
         };
-        entries.push(Entry { tag, kind, count, start, len });
+        let entry = Entry { index, tag, kind, count, start, len };
+        // Each string takes at least one byte: refuse counts the store cannot hold.
+        if entry.string_count() > dl_n - start {
+            return Err(bad(format!("{count} strings cannot fit in the data store")));
+        }
+        entries.push(entry);
+    }
+    if let Err(i) = check_strings(store, &entries) {
+        let (index, tag) = entries.get(i).map_or((i, 0), |e| (e.index, e.tag));
+        return Err(HeaderError::BadEntry {
+            index,
+            tag,
+            what: "string not NUL-terminated inside the data store".to_owned(),
+        });
     }
     Ok(RpmHeader { entries, store })
 }
@@ -265,9 +294,11 @@ impl<'a> RpmHeader<'a> {
                 return Err(HeaderError::WrongType { tag, found, expected: "string" });
             }
         }
-        // Validated at parse time: the data is exactly `n` NUL-terminated strings.
-        let n = if e.kind == kind::STRING { 1 } else { usize::try_from(e.count).unwrap_or(usize::MAX) };
-        let out = self.data(e).split(|&b| b == 0).take(n).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+        // Validated at parse time: at least `string_count` NULs follow `start`, so the first
+        // `string_count` pieces are exactly the entry's strings.
+        let data = self.store.get(e.start..).unwrap_or(&[]);
+        let out =
+            data.split(|&b| b == 0).take(e.string_count()).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
         Ok(Some(out))
     }
 
@@ -493,6 +524,33 @@ pub(crate) mod tests {
             h.to_package(DbFormat::RpmBdb, "x"),
             Err(HeaderError::Missing { tag: tag::NAME, .. })
         )));
+    }
+
+    #[test]
+    fn many_string_entries_validate_in_linear_time() -> Result<(), HeaderError> {
+        // 65,535 entries all naming the same 1 MiB of strings: validating each one by scanning
+        // would take 65,535 passes over the store.
+        let store: Vec<u8> = b"a\0".iter().copied().cycle().take(1 << 20).collect();
+        let count = u32::try_from(store.len() / 2).unwrap_or(0);
+        let il = limits::MAX_RPM_HEADER_TAGS;
+        let mut blob = u32::try_from(il).unwrap_or(0).to_be_bytes().to_vec();
+        blob.extend_from_slice(&u32::try_from(store.len()).unwrap_or(0).to_be_bytes());
+        for _ in 0..il {
+            for v in [1118u32, kind::STRING_ARRAY, 0, count] {
+                blob.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        blob.extend_from_slice(&store);
+        let start = std::time::Instant::now();
+        let h = parse_header(&blob)?;
+        assert_eq!(h.len(), il);
+        assert_eq!(h.strings(1118)?.map(|v| v.len()), Some(store.len() / 2));
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        // One string too many for the NULs present.
+        let last = blob.len() - store.len() - 4;
+        blob[last..last + 4].copy_from_slice(&(count + 1).to_be_bytes());
+        assert!(matches!(parse_header(&blob), Err(HeaderError::BadEntry { .. })));
+        Ok(())
     }
 
     /// xorshift64: a tiny deterministic PRNG for mutation tests.

@@ -131,14 +131,22 @@ pub fn read_db(format: DbFormat, file: &mut dyn FileRead, path: &str) -> DbRead 
 }
 
 /// Size plus the first and last [`FINGERPRINT_BYTES`] of a file.
-fn fingerprint(file: &mut dyn FileRead) -> Option<(u64, Vec<u8>, Vec<u8>)> {
+#[derive(Debug, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+/// The [`Fingerprint`] of `file`, or `None` if it cannot be read.
+fn fingerprint(file: &mut dyn FileRead) -> Option<Fingerprint> {
     let len = file.len();
     let n = usize::try_from(len.min(FINGERPRINT_BYTES)).ok()?;
     let mut head = vec![0u8; n];
     file.read_exact_at(0, &mut head).ok()?;
     let mut tail = vec![0u8; n];
     file.read_exact_at(len.checked_sub(len.min(FINGERPRINT_BYTES))?, &mut tail).ok()?;
-    Some((len, head, tail))
+    Some(Fingerprint { len, head, tail })
 }
 
 /// Read every rpm database found on `fs`, in [`PROBES`] order, one result per database file.
@@ -148,9 +156,25 @@ fn fingerprint(file: &mut dyn FileRead) -> Option<(u64, Vec<u8>, Vec<u8>)> {
 /// first database's `skipped` notes it.
 pub fn read_all(fs: &dyn RootFs) -> Vec<(DbFormat, String, DbRead)> {
     let mut out: Vec<(DbFormat, String, DbRead)> = Vec::new();
-    let mut seen: Vec<(usize, (u64, Vec<u8>, Vec<u8>))> = Vec::new();
+    let mut seen: Vec<(usize, Fingerprint)> = Vec::new();
+    // Directories where one backend's database was read with packages: rpm uses a single backend
+    // per directory (sqlite, then ndb, then bdb in PROBES order), so another backend's file there
+    // is a leftover of a backend conversion (e.g. `Packages` next to RHEL 9's `rpmdb.sqlite`) and
+    // reading it would list every package twice.
+    let mut read_dirs: Vec<(&str, usize)> = Vec::new();
     for (format, path) in PROBES {
         if !is_file(fs, path) {
+            continue;
+        }
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        if format != DbFormat::RpmManifest
+            && let Some(&(_, i)) = read_dirs.iter().find(|(d, _)| *d == dir)
+        {
+            if let Some((_, first, read)) = out.get_mut(i) {
+                read.skip(format!(
+                    "{path}: another rpm backend's database beside {first}; rpm uses one backend per directory, so this is a leftover and is not read"
+                ));
+            }
             continue;
         }
         let mut file = match fs.open(path) {
@@ -181,6 +205,9 @@ pub fn read_all(fs: &dyn RootFs) -> Vec<(DbFormat, String, DbRead)> {
         }
         if let Some(print) = print {
             seen.push((out.len(), print));
+        }
+        if read.error.is_none() && !read.packages.is_empty() {
+            read_dirs.push((dir, out.len()));
         }
         out.push((format, path.to_owned(), read));
     }

@@ -13,11 +13,10 @@
 //! un-checkpointed `rpmdb.sqlite-wal` (a transaction that was running when the disk was
 //! snapshotted) are not seen, and [`wal_note`] records that in `skipped` when a non-empty WAL file
 //! exists. The copy's header is switched from WAL to rollback-journal mode (bytes 18 and 19
-//! set from 2 to 1) because an in-memory database cannot open a WAL; the pages themselves are
-//! unchanged.
+//! set from 2 to 1) because an in-memory database cannot open a WAL (SQLite fails with "unable to
+//! open database file" on the WAL-mode fixture otherwise); the pages themselves are unchanged.
 
 use std::io::Read;
-use std::ops::ControlFlow;
 
 use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;

@@ -60,7 +60,8 @@ fn dpkg_distroless_status_d_matches_syft_expected() {
     }
     t.put("var/lib/dpkg/status.d/single.md5sums", b"d41d8cd98f00b204e9800998ecf8427e  usr/bin/apt\n");
     let r = scan_root(t.path());
-    let got: Vec<(String, String, Option<String>, Option<String>, Option<u64>)> = r
+    type Row = (String, String, Option<String>, Option<String>, Option<u64>);
+    let got: Vec<Row> = r
         .packages
         .iter()
         .map(|p| (p.name.clone(), p.full_version(), p.source_name.clone(), p.arch.clone(), p.installed_size))
@@ -70,7 +71,13 @@ fn dpkg_distroless_status_d_matches_syft_expected() {
     assert_eq!(
         got,
         vec![
-            ("linux-image-6.14.0-1012-aws".into(), "6.14.0-1012.12~24.04.1".into(), Some("linux-signed-aws-6.14".into()), Some("amd64".into()), kib(15221)),
+            (
+                "linux-image-6.14.0-1012-aws".into(),
+                "6.14.0-1012.12~24.04.1".into(),
+                Some("linux-signed-aws-6.14".into()),
+                Some("amd64".into()),
+                kib(15221)
+            ),
             ("tzdata".into(), "2020a-0+deb10u1".into(), Some("tzdata-dev".into()), Some("all".into()), kib(3036)),
             ("util-linux".into(), "2.33.1-0.1".into(), Some("util-linux".into()), Some("amd64".into()), kib(4327)),
             ("apt".into(), "1.8.2".into(), Some("apt-dev".into()), Some("amd64".into()), kib(4064)),
@@ -112,12 +119,16 @@ fn apk_installed_matches_trivy_expected() {
 #[test]
 fn rpm_bdb_rhel8_matches_expected_and_rpm_oracle() {
     let t = Tree::new();
-    t.os_release("rhel", "8.8", "Red Hat Enterprise Linux 8.8 (Ootpa)").copy("var/lib/rpm/Packages", "go-rpmdb/libuuid-bdb/Packages");
+    t.os_release("rhel", "8.8", "Red Hat Enterprise Linux 8.8 (Ootpa)")
+        .copy("var/lib/rpm/Packages", "go-rpmdb/libuuid-bdb/Packages");
     let r = scan_root(t.path());
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.packages.len(), 1);
     let p = &r.packages[0];
-    assert_eq!((p.name.as_str(), p.version.as_str(), p.release.as_deref(), p.epoch), ("libuuid", "2.32.1", Some("42.el8_8"), None));
+    assert_eq!(
+        (p.name.as_str(), p.version.as_str(), p.release.as_deref(), p.epoch),
+        ("libuuid", "2.32.1", Some("42.el8_8"), None)
+    );
     assert_eq!(p.arch.as_deref(), Some("x86_64"));
     assert_eq!(p.source_rpm.as_deref(), Some("util-linux-2.32.1-42.el8_8.src.rpm"));
     assert_eq!(p.license.as_deref(), Some("BSD"));
@@ -130,7 +141,8 @@ fn rpm_bdb_rhel8_matches_expected_and_rpm_oracle() {
 #[test]
 fn rpm_sqlite_mariner_matches_rpm_oracle_exactly() {
     let t = Tree::new();
-    t.os_release("mariner", "2.0", "CBL-Mariner/Linux").copy("var/lib/rpm/rpmdb.sqlite", "go-rpmdb/cbl-mariner-2.0-sqlite/rpmdb.sqlite");
+    t.os_release("mariner", "2.0", "CBL-Mariner/Linux")
+        .copy("var/lib/rpm/rpmdb.sqlite", "go-rpmdb/cbl-mariner-2.0-sqlite/rpmdb.sqlite");
     let r = scan_root(t.path());
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.packages.len(), 129);
@@ -153,7 +165,8 @@ fn rpm_sqlite_mariner_matches_rpm_oracle_exactly() {
 #[test]
 fn rpm_ndb_sle15_matches_expected_in_order() {
     let t = Tree::new();
-    t.os_release("sles", "15.3", "SUSE Linux Enterprise Server 15 SP3").copy("usr/lib/sysimage/rpm/Packages.db", "go-rpmdb/sle15-bci-ndb/Packages.db");
+    t.os_release("sles", "15.3", "SUSE Linux Enterprise Server 15 SP3")
+        .copy("usr/lib/sysimage/rpm/Packages.db", "go-rpmdb/sle15-bci-ndb/Packages.db");
     let r = scan_root(t.path());
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let want = expected("go-rpmdb/sle15-bci-ndb/expected.json");
@@ -174,11 +187,26 @@ fn rpm_ndb_sle15_matches_expected_in_order() {
 #[test]
 fn rpm_manifest_distroless() {
     let t = Tree::new();
-    t.os_release("mariner", "2.0", "CBL-Mariner/Linux").copy("var/lib/rpmmanifest/container-manifest-2", "syft/redhat/rpmmanifest/container-manifest-2");
+    t.os_release("mariner", "2.0", "CBL-Mariner/Linux")
+        .copy("var/lib/rpmmanifest/container-manifest-2", "syft/redhat/rpmmanifest/container-manifest-2");
     let r = scan_root(t.path());
-    let text = std::fs::read_to_string(fixtures().join("syft/redhat/rpmmanifest/container-manifest-2")).expect("fixture");
+    let text =
+        std::fs::read_to_string(fixtures().join("syft/redhat/rpmmanifest/container-manifest-2")).expect("fixture");
     assert_eq!(r.packages.len(), text.lines().filter(|l| !l.trim().is_empty()).count());
-    let first: Vec<String> = r.packages.iter().take(4).map(|p| format!("{} {} {}", p.name, p.full_version(), p.arch.as_deref().unwrap_or("-"))).collect();
-    assert_eq!(first, ["mariner-release 2.0-12.cm2 noarch", "filesystem 1.1-9.cm2 x86_64", "glibc 2.35-2.cm2 x86_64", "openssl-libs 1.1.1k-15.cm2 x86_64"]);
+    let first: Vec<String> = r
+        .packages
+        .iter()
+        .take(4)
+        .map(|p| format!("{} {} {}", p.name, p.full_version(), p.arch.as_deref().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "mariner-release 2.0-12.cm2 noarch",
+            "filesystem 1.1-9.cm2 x86_64",
+            "glibc 2.35-2.cm2 x86_64",
+            "openssl-libs 1.1.1k-15.cm2 x86_64"
+        ]
+    );
     assert_eq!(r.packages[0].db, DbFormat::RpmManifest);
 }

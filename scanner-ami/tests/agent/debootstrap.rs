@@ -7,7 +7,8 @@ use crate::util::{dpkg_oracle, gpt_efi_ext4, ours, scan_image};
 #[test]
 #[ignore = "needs the debootstrap tree of scripts/setup-test-env.sh (AGENTLESS_DEBOOTSTRAP_ROOT)"]
 fn debian_bookworm_image_matches_dpkg_query_exactly() {
-    let root = std::env::var("AGENTLESS_DEBOOTSTRAP_ROOT").expect("AGENTLESS_DEBOOTSTRAP_ROOT must name the debootstrap tree (scripts/setup-test-env.sh)");
+    let root = std::env::var("AGENTLESS_DEBOOTSTRAP_ROOT")
+        .expect("AGENTLESS_DEBOOTSTRAP_ROOT must name the debootstrap tree (scripts/setup-test-env.sh)");
     let root = std::path::Path::new(&root);
     let work = tempfile::tempdir().expect("tmp");
     let img = gpt_efi_ext4(work.path(), root, 512);

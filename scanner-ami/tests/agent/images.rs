@@ -6,7 +6,8 @@ use scanner_ami::disk::table::Scheme;
 use scanner_ami::report::PartStatus;
 
 use crate::util::{
-    Tree, blank_image, dd_at, dpkg_oracle, gpt_efi_ext4, mkfs_ext4, ours, rpm_oracle, run, scan_image, sfdisk, ubuntu_tree,
+    Tree, blank_image, dd_at, dpkg_oracle, gpt_efi_ext4, mkfs_ext4, ours, rpm_oracle, run, scan_image, sfdisk,
+    ubuntu_tree,
 };
 
 fn content(r: &scanner_ami::report::Report, index: u32) -> Option<Content> {
@@ -55,8 +56,12 @@ fn gpt_damaged_primary_header_falls_back_to_backup() {
     let img = gpt_efi_ext4(work.path(), tree.path(), 512);
     // Corrupt one byte of the primary header (its CRC no longer matches), then wipe the primary
     // entry array too: only the backup header and array at the end of the disk are intact.
-    run(std::process::Command::new("dd").args(["if=/dev/urandom", "bs=1", "count=4", "seek=600", "conv=notrunc", "status=none"]).arg(format!("of={}", img.display())));
-    run(std::process::Command::new("dd").args(["if=/dev/zero", "bs=512", "count=32", "seek=2", "conv=notrunc", "status=none"]).arg(format!("of={}", img.display())));
+    run(std::process::Command::new("dd")
+        .args(["if=/dev/urandom", "bs=1", "count=4", "seek=600", "conv=notrunc", "status=none"])
+        .arg(format!("of={}", img.display())));
+    run(std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=512", "count=32", "seek=2", "conv=notrunc", "status=none"])
+        .arg(format!("of={}", img.display())));
     let r = scan_image(&img);
     let t = r.partition_table.as_ref().expect("table");
     assert_eq!(t.scheme, Scheme::Gpt);
@@ -70,7 +75,7 @@ fn gpt_damaged_primary_header_falls_back_to_backup() {
 fn mbr_with_logical_partitions_swap_xfs_btrfs_lvm() {
     let tree = ubuntu_tree();
     let work = tempfile::tempdir().expect("tmp");
-    let img = blank_image(work.path(), "mbr.img", 400);
+    let img = blank_image(work.path(), "mbr.img", 512);
     // 1: swap, 2: xfs, 3: extended { 5: btrfs, 6: LVM PV label, 7: ext4 root }.
     sfdisk(
         &img,
@@ -96,7 +101,7 @@ fn mbr_with_logical_partitions_swap_xfs_btrfs_lvm() {
     std::fs::write(&lvm, &label).expect("lvm");
     dd_at(&lvm, &img, 899_072 * 512);
     let root_start = 917_504u64 * 512;
-    let root_size = 400 * 1024 * 1024 - root_start - 512 * 2048;
+    let root_size = 512 * 1024 * 1024 - root_start - 1024 * 1024;
     mkfs_ext4(&img, root_start, root_size, Some(tree.path()), &[]);
 
     let r = scan_image(&img);
@@ -113,7 +118,10 @@ fn mbr_with_logical_partitions_swap_xfs_btrfs_lvm() {
         assert_eq!(p.status, PartStatus::Unsupported);
         assert!(p.reason.as_deref().is_some_and(|s| s.contains("not")), "{:?}", p.reason);
     }
-    assert_eq!(r.partitions.iter().find(|p| p.index == 2).and_then(|p| p.filesystem.as_ref()).and_then(|f| f.label.clone()), Some("data".into()));
+    assert_eq!(
+        r.partitions.iter().find(|p| p.index == 2).and_then(|p| p.filesystem.as_ref()).and_then(|f| f.label.clone()),
+        Some("data".into())
+    );
     assert_eq!(r.root_partition, Some(7));
     assert_eq!(ours(&r.packages), dpkg_oracle(tree.path()));
 }

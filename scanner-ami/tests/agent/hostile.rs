@@ -87,7 +87,9 @@ fn sparse_100_gib_file_is_scanned_quickly_without_reading_it() {
 #[test]
 fn symlink_loops_and_escapes_stay_inside_the_root() {
     let t = Tree::new();
-    t.symlink("etc/os-release", "/etc/loop-a").symlink("etc/loop-a", "/etc/loop-b").symlink("etc/loop-b", "/etc/os-release");
+    t.symlink("etc/os-release", "/etc/loop-a")
+        .symlink("etc/loop-a", "/etc/loop-b")
+        .symlink("etc/loop-b", "/etc/os-release");
     // usr/lib/os-release escapes with ../../../ and an absolute link to the host's /etc.
     t.symlink("usr/lib/os-release", "../../../../../../../../etc/os-release-host");
     t.put("etc/os-release-host", b"ID=inside\nVERSION_ID=1\n");

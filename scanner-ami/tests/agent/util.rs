@@ -19,9 +19,10 @@ pub fn project_root() -> PathBuf {
 
 /// Run a command, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?}: {e} (install the test tools with scripts/setup-test-env.sh)")
-    });
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (install the test tools with scripts/setup-test-env.sh)"));
     assert!(
         out.status.success(),
         "{cmd:?} failed with {}:\n{}\n{}",
@@ -204,16 +205,35 @@ pub fn gpt_efi_ext4(dir: &Path, root: &Path, sector: u64) -> PathBuf {
     let total = root_mib + 8 + 3;
     let img = blank_image(dir, &format!("gpt{sector}.img"), total);
     let per_mib = 1024 * 1024 / sector;
-    let header = if sector == 512 { String::new() } else { format!("sector-size: {sector}\n") };
-    sfdisk(
-        &img,
-        &format!(
-            "label: gpt\n{header}start={per_mib}, size={}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI\"\nstart={}, size={}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"root\"\n",
-            8 * per_mib,
-            9 * per_mib,
-            root_mib * per_mib
-        ),
-    );
+    if sector == 512 {
+        sfdisk(
+            &img,
+            &format!(
+                "label: gpt\nstart={per_mib}, size={}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI\"\nstart={}, size={}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"root\"\n",
+                8 * per_mib,
+                9 * per_mib,
+                root_mib * per_mib
+            ),
+        );
+    } else {
+        // sfdisk always uses a file's 512-byte sectors; fdisk -b writes a 4Kn-style GPT.
+        let script = format!("g\nn\n1\n{per_mib}\n+8M\nt\n1\nn\n2\n{}\n+{}M\nw\n", 9 * per_mib, root_mib);
+        let mut child = Command::new("fdisk")
+            .arg("-b")
+            .arg(sector.to_string())
+            .arg(&img)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("fdisk (install fdisk; scripts/setup-test-env.sh)");
+        {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("fdisk script");
+        }
+        let out = child.wait_with_output().expect("fdisk");
+        assert!(out.status.success(), "fdisk failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let efi = dir.join("efi.fat");
     std::fs::File::create(&efi).expect("efi").set_len(8 * 1024 * 1024).expect("len");
     run(Command::new("mkfs.vfat").arg("-n").arg("EFI").arg(&efi));

@@ -40,21 +40,26 @@ fn cyclonedx_output_has_purls_and_versions() {
     assert_eq!(comps.iter().filter(|c| c["type"] == "operating-system").count(), 1);
     let passwd = comps.iter().find(|c| c["name"] == "passwd").expect("passwd");
     assert_eq!(passwd["version"], "1:4.5-1ubuntu1");
-    assert_eq!(passwd["purl"], "pkg:deb/ubuntu/passwd@4.5-1ubuntu1?arch=amd64&distro=ubuntu-18.04&epoch=1&upstream=shadow");
+    assert_eq!(
+        passwd["purl"],
+        "pkg:deb/ubuntu/passwd@4.5-1ubuntu1?arch=amd64&distro=ubuntu-18.04&epoch=1&upstream=shadow"
+    );
     assert_eq!(v["dependencies"][0]["dependsOn"].as_array().map(Vec::len), Some(90));
 }
 
 #[test]
 #[ignore = "needs the Python venv of scripts/setup-test-env.sh (AGENTLESS_PYTHON)"]
 fn cyclonedx_validates_against_the_official_1_6_schema() {
-    let python = std::env::var("AGENTLESS_PYTHON").expect("AGENTLESS_PYTHON must point at the venv python (scripts/setup-test-env.sh)");
+    let python = std::env::var("AGENTLESS_PYTHON")
+        .expect("AGENTLESS_PYTHON must point at the venv python (scripts/setup-test-env.sh)");
     let work = tempfile::tempdir().expect("tmp");
     let mut files = Vec::new();
     let trees = [
         ("deb", ubuntu_tree()),
         ("rpm", {
             let t = crate::util::Tree::new();
-            t.os_release("mariner", "2.0", "CBL-Mariner").copy("var/lib/rpm/rpmdb.sqlite", "go-rpmdb/cbl-mariner-2.0-sqlite/rpmdb.sqlite");
+            t.os_release("mariner", "2.0", "CBL-Mariner")
+                .copy("var/lib/rpm/rpmdb.sqlite", "go-rpmdb/cbl-mariner-2.0-sqlite/rpmdb.sqlite");
             t
         }),
         ("apk", {

@@ -1,0 +1,50 @@
+//! The `agentless` command line: help, the local `scan-image` command on the bundled demo disk,
+//! and honest exit codes for commands that do not exist yet.
+
+use std::path::Path;
+use std::process::Command;
+
+fn agentless() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_agentless"))
+}
+
+fn demo_disk() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/demo/demo-disk.img")
+}
+
+#[test]
+fn help_names_every_subcommand() {
+    let out = agentless().arg("--help").output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["scan-image", "scan", "serve", "audit"] {
+        assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
+    }
+}
+
+#[test]
+fn scan_image_reads_the_bundled_demo_disk() {
+    let out = agentless().arg("scan-image").arg(demo_disk()).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("os: ubuntu-18.04\n"), "{text}");
+    assert!(text.contains("passwd\t1:4.5-1ubuntu1\tamd64"), "{text}");
+    assert!(text.trim_end().ends_with("90 packages"), "{text}");
+
+    let out = agentless().arg("scan-image").arg("--json").arg(demo_disk()).output().expect("run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["root_partition"], 2);
+    assert_eq!(v["partitions"][0]["filesystem"]["type"], "vfat");
+}
+
+#[test]
+fn missing_image_and_unimplemented_commands_exit_2() {
+    let out = agentless().arg("scan-image").arg("/nonexistent.img").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent.img read-only"));
+    for cmd in ["scan", "serve", "audit"] {
+        let out = agentless().arg(cmd).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"), "{cmd}");
+    }
+}
