@@ -6,6 +6,7 @@
 //! CycloneDX 1.6 SBOM ([`sbom`]). Every byte of the disk is treated as hostile: all sizes are
 //! bounded ([`limits`]) and a damaged part is reported as an error while the scan goes on.
 
+pub mod baseline;
 pub mod disk;
 pub mod fs;
 pub mod inventory;

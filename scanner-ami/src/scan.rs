@@ -60,7 +60,15 @@ pub fn scan_image(path: &Path) -> Result<Report, ScanError> {
     let disk = Disk::open(path)?;
     let stats = disk.stats();
     let size = disk.len();
-    let disk: Arc<dyn BlockSource> = Arc::new(disk);
+    let mut report = scan_source(Arc::new(disk), Source::Image { path: path.display().to_string(), size }, started);
+    report.stats.bytes_read = Some(stats.bytes());
+    report.stats.read_calls = Some(stats.calls());
+    Ok(report)
+}
+
+/// Scan any block source (an opened disk, or an in-memory image for tests and fuzzing).
+#[must_use]
+pub fn scan_source(disk: Arc<dyn BlockSource>, source: Source, started: Instant) -> Report {
     let (table_info, parts) = table::read(Arc::clone(&disk));
     tracing::info!(scheme = ?table_info.scheme, partitions = parts.len(), "partition table read");
 
@@ -133,11 +141,11 @@ pub fn scan_image(path: &Path) -> Result<Report, ScanError> {
             errors.push(format!("{}: {e}", db.path));
         }
     }
-    Ok(Report {
+    Report {
         schema: SCHEMA,
         agent: Agent::current(),
         scanned_at: now(),
-        source: Source::Image { path: path.display().to_string(), size },
+        source,
         partition_table: Some(table_info),
         partitions,
         root_partition,
@@ -146,11 +154,11 @@ pub fn scan_image(path: &Path) -> Result<Report, ScanError> {
         packages: inv.packages,
         errors,
         stats: Stats {
-            bytes_read: Some(stats.bytes()),
-            read_calls: Some(stats.calls()),
+            bytes_read: None,
+            read_calls: None,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         },
-    })
+    }
 }
 
 /// Scan an unpacked or mounted directory tree as a root filesystem.

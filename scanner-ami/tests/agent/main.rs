@@ -8,6 +8,9 @@
 
 mod util;
 
+mod baseline_access;
+mod baseline_system;
+
 mod cli;
 mod debootstrap;
 mod fixtures;

@@ -241,3 +241,25 @@ pub fn gpt_efi_ext4(dir: &Path, root: &Path, sector: u64) -> PathBuf {
     mkfs_ext4(&img, 9 * 1024 * 1024, root_mib * 1024 * 1024, Some(root), &[]);
     img
 }
+
+/// Evaluate the baseline of a root tree (OS and packages from the tree's own databases).
+pub fn baseline_of(dir: &Path) -> scanner_ami::baseline::Baseline {
+    let fs = scanner_ami::fs::dir::DirFs::new(dir).expect("root");
+    let os = scanner_ami::os::detect(&fs);
+    let inv = scanner_ami::inventory::collect(&fs);
+    scanner_ami::baseline::evaluate(&fs, os.as_ref(), &inv.packages)
+}
+
+/// The finding of rule `id` on a root tree; panics if no such rule exists.
+pub fn finding(dir: &Path, id: &str) -> scanner_ami::baseline::Finding {
+    baseline_of(dir).findings.into_iter().find(|f| f.id == id).unwrap_or_else(|| panic!("no rule {id}"))
+}
+
+/// Write a minimal dpkg status listing `packages` as installed (name, version 1.0).
+pub fn dpkg_installed(tree: &Tree, packages: &[&str]) {
+    let mut s = String::new();
+    for p in packages {
+        s.push_str(&format!("Package: {p}\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n"));
+    }
+    tree.put("var/lib/dpkg/status", s.as_bytes());
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run every fuzz target for SECONDS (default 120), two at a time (2-core machines), and print
+# executions, corpus size and crashes per target. Logs in fuzz/logs/. Run from anywhere.
+set -euo pipefail
+cd "$(dirname "$0")"
+secs="${1:-120}"
+mkdir -p logs
+[ -d corpus ] || ./seed-corpus.sh
+targets=(partition_table disk_scan rpm_header rpm_bdb rpm_ndb dpkg_status apk_installed)
+run() {
+    local t="$1"
+    cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 \
+        -timeout=10 > "logs/$t.log" 2>&1 || true
+}
+for ((i = 0; i < ${#targets[@]}; i += 2)); do
+    run "${targets[$i]}" &
+    if [ -n "${targets[$((i + 1))]:-}" ]; then run "${targets[$((i + 1))]}" & fi
+    wait
+done
+printf '%-16s %14s %8s %s\n' target executions corpus result
+for t in "${targets[@]}"; do
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' || echo "?")
+    corpus=$(find "corpus/$t" -type f | wc -l)
+    if grep -q 'ERROR: libFuzzer\|panicked\|SUMMARY:' "logs/$t.log"; then res="CRASH (see logs/$t.log, artifacts/$t)"; else res="no crash"; fi
+    printf '%-16s %14s %8s %s\n' "$t" "$execs" "$corpus" "$res"
+done

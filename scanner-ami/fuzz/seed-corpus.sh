@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Seed each fuzz target's corpus with the real fixtures (run from scanner-ami/fuzz).
+set -euo pipefail
+cd "$(dirname "$0")"
+fx=../../../shared/fixtures
+mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed}
+cp "$fx/go-rpmdb/libuuid-bdb/Packages" corpus/rpm_bdb/libuuid
+cp "$fx/go-rpmdb/sle15-bci-ndb/Packages.db" corpus/rpm_ndb/sle15
+cp "$fx/trivy/dpkg/status" corpus/dpkg_status/ubuntu
+for f in "$fx"/syft/debian/status.d/*; do cp "$f" "corpus/dpkg_status/$(basename "$f")"; done
+cp "$fx/trivy/apk/installed" corpus/apk_installed/trivy
+# The demo disk's first 64 KiB (GPT + start of EFI) and a small bare ext4 image.
+head -c 65536 ../../tests/data/demo/demo-disk.img > corpus/partition_table/demo-gpt
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/root/etc" "$tmp/root/var/lib/dpkg"
+printf 'ID=debian\nVERSION_ID=12\n' > "$tmp/root/etc/os-release"
+printf 'Package: a\nStatus: install ok installed\nVersion: 1:2-3\n\n' > "$tmp/root/var/lib/dpkg/status"
+truncate -s 256K "$tmp/e.img"
+mkfs.ext4 -q -F -b 1024 -N 32 -O ^has_journal,^resize_inode -d "$tmp/root" "$tmp/e.img"
+cp "$tmp/e.img" corpus/disk_scan/tiny-ext4
+# rpm header blobs: one per sqlite row of the mariner fixture.
+python3 - "$fx/go-rpmdb/cbl-mariner-2.0-sqlite/rpmdb.sqlite" corpus/rpm_header <<'PY'
+import sqlite3, sys, shutil, tempfile, os
+d = tempfile.mkdtemp(); p = os.path.join(d, "db"); shutil.copy(sys.argv[1], p)
+for i, (blob,) in enumerate(sqlite3.connect(p).execute("select blob from Packages limit 20")):
+    open(os.path.join(sys.argv[2], f"mariner-{i}"), "wb").write(blob)
+PY
+echo "corpus seeded"
