@@ -170,19 +170,28 @@ run_ours() {
     mkdir -p "$RUN_DIR/ours-out-$1"
     measure ours "$1" "$AGENT_BIN" scan --image "$IMG" --format json --out "$RUN_DIR/ours-out-$1"
 }
+# The baseline (CIS-style checks) walks the whole root filesystem: measured separately.
+run_baseline() {
+    rm -rf "$RUN_DIR/baseline-out-$1"
+    mkdir -p "$RUN_DIR/baseline-out-$1"
+    measure baseline "$1" "$AGENT_BIN" scan --image "$IMG" --baseline --format json --out "$RUN_DIR/baseline-out-$1"
+}
 # shellcheck disable=SC2016 # $1 is expanded by the inner sh
 run_read() { measure read "$1" sh -c 'cat "$1" >/dev/null' sh "$IMG"; }
 run_trivy() { measure trivy "$1" "$TRIVY" "${TRIVY_FLAGS[@]}" --output "$RUN_DIR/trivy-$1.cdx" "$ROOT"; }
 
 if [ "$MODE" = warm ]; then
     log "warm-up run of each command"
-    [ "$AGENT" = 1 ] && run_ours 0
+    [ "$AGENT" = 1 ] && run_ours 0 && run_baseline 0
     run_read 0
     run_trivy 0
 fi
 for i in $(seq 1 "$RUNS"); do
     log "run $i/$RUNS"
-    [ "$AGENT" = 1 ] && run_ours "$i"
+    if [ "$AGENT" = 1 ]; then
+        run_ours "$i"
+        run_baseline "$i"
+    fi
     run_read "$i"
     run_trivy "$i"
 done
@@ -221,11 +230,11 @@ fi
 section "bench: f. summary"
 python3 - "$TIMES" "$DPKG_LIST" "$RUN_DIR/trivy-$RUNS.cdx" "${OURS_REPORT:-}" \
     "$img_apparent" "$img_alloc" "$MODE" "$RUNS" "$IMG" "$ROOT" "$TRIVY_VERSION" \
-    "$BENCH_DIR/last.md" "$RUN_DIR/diff.txt" <<'EOF'
+    "$BENCH_DIR/last.md" "$RUN_DIR/diff.txt" "$RUN_DIR/baseline-out-$RUNS" <<'EOF'
 import json, statistics, sys, datetime, platform, os
 
 (times_p, dpkg_p, trivy_p, ours_p, apparent, alloc, mode, runs, img, root,
- trivy_version, out_md, out_diff) = sys.argv[1:]
+ trivy_version, out_md, out_diff, baseline_dir) = sys.argv[1:]
 apparent, alloc, runs = int(apparent), int(alloc), int(runs)
 
 # --- timings
@@ -247,7 +256,7 @@ def stats(tool):
         "n": len(r),
     }
 
-S = {t: stats(t) for t in ("ours", "read", "trivy")}
+S = {t: stats(t) for t in ("ours", "baseline", "read", "trivy")}
 
 # --- package sets
 def dpkg_set():
@@ -329,8 +338,9 @@ md.append(f"- machine: {os.cpu_count()} CPUs, {platform.platform()}")
 md.append("")
 md.append("| command | median wall (s) | min–max (s) | max RSS (MiB) | failed runs |")
 md.append("|---|---:|---:|---:|---:|")
-names = {"ours": "scanner-agent scan --image IMG", "read": "cat IMG > /dev/null", "trivy": "trivy-cdxgen rootfs ROOT"}
-for t in ("ours", "read", "trivy"):
+names = {"ours": "scanner-agent scan --image IMG", "baseline": "scanner-agent scan --image IMG --baseline",
+         "read": "cat IMG > /dev/null", "trivy": "trivy-cdxgen rootfs ROOT"}
+for t in ("ours", "baseline", "read", "trivy"):
     s = S.get(t)
     if s:
         md.append(f"| {names[t]} | {s['median']:.2f} | {s['min']:.2f}–{s['max']:.2f} | {s['rss'] / 1024:.1f} | {s['fails']}/{s['n']} |")
@@ -347,6 +357,15 @@ if bytes_read is not None and isinstance(bytes_read, int):
               f"{100.0 * bytes_read / alloc:.1f}% of the image's allocated bytes, {100.0 * bytes_read / apparent:.1f}% of its apparent size")
 else:
     md.append("- bytes read by scanner-agent (`stats.bytes_read`): n/a")
+bl = os.path.join(baseline_dir, "baseline.json")
+bi = os.path.join(baseline_dir, "inventory.json")
+if os.path.exists(bl) and os.path.exists(bi):
+    b = json.load(open(bl)); st = b.get("stats", {}); sm = b.get("summary", {})
+    br = json.load(open(bi)).get("stats", {}).get("bytes_read", 0)
+    md.append(f"- baseline: {len(b.get('findings', []))} rules ({sm.get('pass')} pass, {sm.get('fail')} fail, "
+              f"{sm.get('notapplicable')} notapplicable, {sm.get('error')} error); walk visited {st.get('files_visited')} entries"
+              f"{' (capped)' if st.get('walk_capped') else ''}; rules read {st.get('files_read')} files ({st.get('bytes_read')} B); "
+              f"the scan with baseline read {br} B = {100.0 * br / alloc:.1f}% of the allocated bytes")
 md.append("")
 md.append("| package set | count | = dpkg |")
 md.append("|---|---:|---|")

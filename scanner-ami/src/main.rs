@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use scanner_ami::baseline::Status;
 use scanner_ami::report::Report;
 use scanner_ami::{sbom, scan};
 
@@ -50,6 +51,8 @@ enum Format {
     Json,
     /// A CycloneDX 1.6 JSON SBOM of the root filesystem.
     Cyclonedx,
+    /// The baseline (CIS-style) findings as JSON (implies --baseline).
+    Baseline,
 }
 
 #[derive(Debug, Args)]
@@ -67,7 +70,12 @@ struct ScanArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
-    /// Also write inventory.json and sbom.cdx.json into DIR (created if missing).
+    /// Also evaluate the baseline (CIS-style) configuration checks; the table then shows their
+    /// summary and failures. Walks the whole root filesystem.
+    #[arg(long)]
+    baseline: bool,
+    /// Also write inventory.json, sbom.cdx.json (and baseline.json with --baseline) into DIR
+    /// (created if missing).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -89,10 +97,11 @@ fn main() -> ExitCode {
 }
 
 fn run_scan(args: &ScanArgs) -> Result<u8, String> {
+    let opts = scan::ScanOptions { baseline: args.baseline || matches!(args.format, Format::Baseline) };
     let (report, target) = if let Some(dir) = &args.root {
-        (scan::scan_root(dir).map_err(|e| e.to_string())?, dir.display().to_string())
+        (scan::scan_root(dir, opts).map_err(|e| e.to_string())?, dir.display().to_string())
     } else if let Some(img) = args.image.as_ref().or(args.device.as_ref()) {
-        (scan::scan_image(img).map_err(|e| e.to_string())?, img.display().to_string())
+        (scan::scan_image(img, opts).map_err(|e| e.to_string())?, img.display().to_string())
     } else {
         return Err("one of --image, --device or --root is required".into());
     };
@@ -100,14 +109,23 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
     let inventory_json =
         serde_json::to_string_pretty(&report).map_err(|e| format!("cannot serialise the report: {e}"))?;
     let bom_json = serde_json::to_string_pretty(&bom).map_err(|e| format!("cannot serialise the SBOM: {e}"))?;
+    let baseline_json = match &report.baseline {
+        Some(b) => Some(serde_json::to_string_pretty(b).map_err(|e| format!("cannot serialise the baseline: {e}"))?),
+        None => None,
+    };
     if let Some(dir) = &args.out {
-        write_out(dir, &inventory_json, &bom_json)?;
+        let mut files = vec![("inventory.json", inventory_json.as_str()), ("sbom.cdx.json", bom_json.as_str())];
+        if let Some(b) = &baseline_json {
+            files.push(("baseline.json", b.as_str()));
+        }
+        write_out(dir, &files)?;
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written = match args.format {
         Format::Json => writeln!(out, "{inventory_json}"),
         Format::Cyclonedx => writeln!(out, "{bom_json}"),
+        Format::Baseline => writeln!(out, "{}", baseline_json.as_deref().unwrap_or("null")),
         Format::Table => write!(out, "{}", table(&report)),
     };
     written.map_err(|e| format!("cannot write to stdout: {e}"))?;
@@ -117,9 +135,9 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
     Ok(if report.is_complete() { EXIT_OK } else { EXIT_PARTIAL })
 }
 
-fn write_out(dir: &Path, inventory: &str, bom: &str) -> Result<(), String> {
+fn write_out(dir: &Path, files: &[(&str, &str)]) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    for (name, body) in [("inventory.json", inventory), ("sbom.cdx.json", bom)] {
+    for &(name, body) in files {
         let path = dir.join(name);
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, body).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
@@ -193,6 +211,36 @@ fn table(r: &Report) -> String {
         );
     }
     let _ = writeln!(s, "\n{} packages", r.packages.len());
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(
+            s,
+            "\nbaseline: {} rules: {} pass, {} fail, {} notapplicable, {} error ({} files visited{})",
+            b.findings.len(),
+            b.summary.pass,
+            b.summary.fail,
+            b.summary.notapplicable,
+            b.summary.error,
+            b.stats.files_visited,
+            if b.stats.walk_capped { ", walk capped" } else { "" }
+        );
+        for f in b.findings.iter().filter(|f| matches!(f.status, Status::Fail | Status::Error)) {
+            let first = f.evidence.first();
+            let detail = match (first.and_then(|e| e.file.as_deref()), first.and_then(|e| e.found.as_deref())) {
+                (Some(file), Some(found)) => format!(" [{file}: {found}]"),
+                (Some(file), None) => format!(" [{file}]"),
+                _ => f.reason.as_deref().map(|r| format!(" [{r}]")).unwrap_or_default(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<5} {:<6} {:<40} {}{}",
+                format!("{:?}", f.status).to_uppercase(),
+                format!("{:?}", f.severity).to_lowercase(),
+                f.id,
+                sanitize(f.title),
+                sanitize(&detail)
+            );
+        }
+    }
     if let Some(b) = r.stats.bytes_read {
         let _ = writeln!(s, "read {b} bytes of the disk in {} ms", r.stats.duration_ms);
     }

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::baseline::Baseline;
 use crate::disk::probe::Probe;
 use crate::disk::table::TableInfo;
 use crate::inventory::{DbResult, Package};
@@ -92,6 +93,9 @@ pub struct Report {
     /// Problems that make the result incomplete.
     pub errors: Vec<String>,
     pub stats: Stats,
+    /// The baseline findings, when asked for; written separately as `baseline.json`.
+    #[serde(skip)]
+    pub baseline: Option<Baseline>,
 }
 
 /// The agent that wrote the report.

@@ -12,9 +12,18 @@ use crate::disk::{BlockSource, Disk, DiskError, table};
 use crate::fs::RootFs;
 use crate::fs::dir::DirFs;
 use crate::fs::ext4::Ext4Fs;
+use crate::baseline;
 use crate::inventory;
 use crate::os;
 use crate::report::{Agent, PartStatus, Partition, Report, SCHEMA, Source, Stats};
+
+/// What a scan computes besides the inventory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanOptions {
+    /// Also evaluate the baseline (CIS-style) rules on the root filesystem. It walks the whole
+    /// root filesystem, so it reads far more of the disk than the inventory alone.
+    pub baseline: bool,
+}
 
 /// Errors that stop a scan before it starts.
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +64,12 @@ fn not_read_reason(c: Content) -> (PartStatus, String) {
 }
 
 /// Scan a raw image file or block device.
-pub fn scan_image(path: &Path) -> Result<Report, ScanError> {
+pub fn scan_image(path: &Path, opts: ScanOptions) -> Result<Report, ScanError> {
     let started = Instant::now();
     let disk = Disk::open(path)?;
     let stats = disk.stats();
     let size = disk.len();
-    let mut report = scan_source(Arc::new(disk), Source::Image { path: path.display().to_string(), size }, started);
+    let mut report = scan_source(Arc::new(disk), Source::Image { path: path.display().to_string(), size }, started, opts);
     report.stats.bytes_read = Some(stats.bytes());
     report.stats.read_calls = Some(stats.calls());
     Ok(report)
@@ -68,7 +77,7 @@ pub fn scan_image(path: &Path) -> Result<Report, ScanError> {
 
 /// Scan any block source (an opened disk, or an in-memory image for tests and fuzzing).
 #[must_use]
-pub fn scan_source(disk: Arc<dyn BlockSource>, source: Source, started: Instant) -> Report {
+pub fn scan_source(disk: Arc<dyn BlockSource>, source: Source, started: Instant, opts: ScanOptions) -> Report {
     let (table_info, parts) = table::read(Arc::clone(&disk));
     tracing::info!(scheme = ?table_info.scheme, partitions = parts.len(), "partition table read");
 
@@ -129,11 +138,15 @@ pub fn scan_source(disk: Arc<dyn BlockSource>, source: Source, started: Instant)
             errors.push(format!("partition {}: {}", p.index, p.reason.as_deref().unwrap_or("unreadable")));
         }
     }
-    let (root_partition, os_info, inv) = match root {
-        Some((idx, fs, found)) => (Some(idx), Some(found), inventory::collect(&fs)),
+    let (root_partition, os_info, inv, baseline) = match root {
+        Some((idx, fs, found)) => {
+            let inv = inventory::collect(&fs);
+            let baseline = opts.baseline.then(|| baseline::evaluate(&fs, Some(&found), &inv.packages));
+            (Some(idx), Some(found), inv, baseline)
+        }
         None => {
             errors.push("no partition holds a readable OS root (no os-release or release file found)".into());
-            (None, None, inventory::Inventory::default())
+            (None, None, inventory::Inventory::default(), None)
         }
     };
     for db in &inv.databases {
@@ -153,6 +166,7 @@ pub fn scan_source(disk: Arc<dyn BlockSource>, source: Source, started: Instant)
         databases: inv.databases,
         packages: inv.packages,
         errors,
+        baseline,
         stats: Stats {
             bytes_read: None,
             read_calls: None,
@@ -162,18 +176,19 @@ pub fn scan_source(disk: Arc<dyn BlockSource>, source: Source, started: Instant)
 }
 
 /// Scan an unpacked or mounted directory tree as a root filesystem.
-pub fn scan_root(path: &Path) -> Result<Report, ScanError> {
+pub fn scan_root(path: &Path, opts: ScanOptions) -> Result<Report, ScanError> {
     let started = Instant::now();
     let fs =
         DirFs::new(path).map_err(|e| ScanError::Root { path: path.display().to_string(), reason: e.to_string() })?;
-    Ok(scan_rootfs(&fs, Source::Root { path: path.display().to_string() }, started))
+    Ok(scan_rootfs(&fs, Source::Root { path: path.display().to_string() }, started, opts))
 }
 
 /// Scan any [`RootFs`] as the root filesystem.
 #[must_use]
-pub fn scan_rootfs(fs: &dyn RootFs, source: Source, started: Instant) -> Report {
+pub fn scan_rootfs(fs: &dyn RootFs, source: Source, started: Instant, opts: ScanOptions) -> Report {
     let os_info = os::detect(fs);
     let inv = inventory::collect(fs);
+    let baseline = opts.baseline.then(|| baseline::evaluate(fs, os_info.as_ref(), &inv.packages));
     let mut errors = Vec::new();
     if os_info.is_none() {
         errors.push("no os-release or release file found in the root".into());
@@ -195,6 +210,7 @@ pub fn scan_rootfs(fs: &dyn RootFs, source: Source, started: Instant) -> Report 
         databases: inv.databases,
         packages: inv.packages,
         errors,
+        baseline,
         stats: Stats {
             bytes_read: None,
             read_calls: None,

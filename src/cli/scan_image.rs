@@ -18,7 +18,7 @@ pub struct ScanImageArgs {
 
 /// Scan the image and print the result; exit 0 complete, 1 partial, 2 not scanned.
 pub fn run(args: &ScanImageArgs) -> ExitCode {
-    match scanner_ami::scan::scan_image(&args.image) {
+    match scanner_ami::scan::scan_image(&args.image, scanner_ami::scan::ScanOptions::default()) {
         Ok(report) => {
             if args.json {
                 match serde_json::to_string_pretty(&report) {

@@ -190,12 +190,12 @@ pub fn rpm_oracle(db_dir: &Path) -> BTreeSet<String> {
 
 /// Scan an image, asserting the scan itself could start.
 pub fn scan_image(img: &Path) -> Report {
-    scanner_ami::scan::scan_image(img).expect("image opens")
+    scanner_ami::scan::scan_image(img, scanner_ami::scan::ScanOptions::default()).expect("image opens")
 }
 
 /// Scan a root tree.
 pub fn scan_root(dir: &Path) -> Report {
-    scanner_ami::scan::scan_root(dir).expect("root opens")
+    scanner_ami::scan::scan_root(dir, scanner_ami::scan::ScanOptions::default()).expect("root opens")
 }
 
 /// Build a GPT disk: 1 MiB-aligned EFI vfat partition (8 MiB) + ext4 root filled from `root`.
