@@ -2,8 +2,9 @@
 //! installing anything on them. This crate is the orchestrator; the guest agent that reads the
 //! snapshotted disks is the `scanner-ami` crate.
 //!
-//! Only the command-line skeleton exists so far; the cloud seam, job state machine, ledger,
-//! collector, scheduler and auditor are described in the design (`../shared/DESIGN.md`) and land
-//! in later issues.
+//! So far: the command-line skeleton and the IAM policy evaluator ([`policy`]). The cloud seam,
+//! job state machine, ledger, collector, scheduler and auditor are described in the design
+//! (`../shared/DESIGN.md`) and land in later issues.
 
 pub mod cli;
+pub mod policy;

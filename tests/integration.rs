@@ -2,3 +2,4 @@
 //! module per area). The guest agent's own tests live in `scanner-ami/tests/agent/`.
 
 mod cli;
+mod policy;

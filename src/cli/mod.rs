@@ -1,5 +1,6 @@
 //! The `agentless` command line: global options and one module per subcommand.
 
+mod policy;
 mod scan_image;
 
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ pub enum Command {
     Serve,
     /// Find and remove leaked scan resources (not implemented yet in this build).
     Audit,
+    /// IAM policy tools: `explain` decides one request against identity policies.
+    Policy(policy::PolicyArgs),
 }
 
 /// Run a parsed command line.
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     match cli.command {
         Command::ScanImage(args) => scan_image::run(&args),
+        Command::Policy(args) => policy::run(&args),
         Command::Scan | Command::Serve | Command::Audit => {
             eprintln!("agentless: this command is not implemented yet in this build; see README.md for what exists");
             ExitCode::from(EXIT_NOT_IMPLEMENTED)
