@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::baseline;
 use crate::disk::probe::{self, Content};
 use crate::disk::{BlockSource, Disk, DiskError, table};
 use crate::fs::RootFs;
 use crate::fs::dir::DirFs;
 use crate::fs::ext4::Ext4Fs;
-use crate::baseline;
 use crate::inventory;
 use crate::os;
 use crate::report::{Agent, PartStatus, Partition, Report, SCHEMA, Source, Stats};
@@ -69,7 +69,8 @@ pub fn scan_image(path: &Path, opts: ScanOptions) -> Result<Report, ScanError> {
     let disk = Disk::open(path)?;
     let stats = disk.stats();
     let size = disk.len();
-    let mut report = scan_source(Arc::new(disk), Source::Image { path: path.display().to_string(), size }, started, opts);
+    let mut report =
+        scan_source(Arc::new(disk), Source::Image { path: path.display().to_string(), size }, started, opts);
     report.stats.bytes_read = Some(stats.bytes());
     report.stats.read_calls = Some(stats.calls());
     Ok(report)
