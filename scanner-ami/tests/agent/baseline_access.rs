@@ -177,7 +177,11 @@ fn ssh_weak_algorithm_named() {
     let b = baseline_of(t.path());
     let f = expect(&b, "ssh.ciphers", Status::Fail);
     noted(f, "weak: 3des-cbc");
-    expect(&b, "ssh.macs", Status::Pass);
+    // Removing hmac-sha1 alone leaves the default list's 64/128-bit UMACs and hmac-sha1-etm.
+    let f = expect(&b, "ssh.macs", Status::Fail);
+    noted(f, "umac-64@openssh.com");
+    let t = sshd("MACs -hmac-sha1*,umac-64*,umac-128*\n");
+    expect(&baseline_of(t.path()), "ssh.macs", Status::Pass);
 }
 
 #[test]
@@ -205,6 +209,11 @@ fn ssh_compiled_in_defaults() {
     }
     let f = expect(&b, "ssh.ciphers", Status::Pass);
     noted(f, "OpenSSH default");
+    let f = expect(&b, "ssh.kex_algorithms", Status::Pass);
+    noted(f, "OpenSSH default");
+    // OpenSSH's default MAC list includes hmac-sha1 and umac-64, which CIS calls weak.
+    let f = expect(&b, "ssh.macs", Status::Fail);
+    noted(f, "hmac-sha1-etm@openssh.com");
 }
 
 #[test]

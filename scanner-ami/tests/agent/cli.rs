@@ -90,3 +90,32 @@ fn exit_codes_mean_something() {
     assert_eq!(out.status.code(), Some(1), "no OS found is a partial result");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no partition holds a readable OS root"));
 }
+
+#[test]
+fn baseline_format_table_summary_and_out_file() {
+    let tree = ubuntu_tree();
+    tree.put("etc/ssh/sshd_config", b"PermitRootLogin yes\n");
+    let json = run(agent().arg("scan").arg("--root").arg(tree.path()).arg("--format").arg("baseline"));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["format"], 1);
+    assert_eq!(v["os"]["id"], "ubuntu");
+    let findings = v["findings"].as_array().expect("findings");
+    assert!(findings.len() >= 45, "{} rules", findings.len());
+    let root_login = findings.iter().find(|f| f["id"] == "ssh.permit_root_login").expect("rule");
+    assert_eq!(root_login["ssg_id"], "sshd_disable_root_login");
+    assert_eq!(root_login["status"], "fail");
+    assert_eq!(root_login["evidence"][0]["line"], 1);
+    for f in findings {
+        for key in ["id", "title", "severity", "status", "evidence"] {
+            assert!(!f[key].is_null(), "{key} missing in {f}");
+        }
+    }
+
+    let work = tempfile::tempdir().expect("tmp");
+    let out = work.path().join("out");
+    let table = run(agent().arg("scan").arg("--root").arg(tree.path()).arg("--baseline").arg("--out").arg(&out));
+    assert!(table.contains("baseline: ") && table.contains(" pass, ") && table.contains("ssh.permit_root_login"), "{table}");
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("baseline.json")).expect("baseline.json")).expect("json");
+    assert_eq!(b["findings"].as_array().map(Vec::len), Some(findings.len()));
+}

@@ -412,20 +412,78 @@ const WEAK_MACS: &[&str] = &[
 const WEAK_KEX: &[&str] =
     &["diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie-hellman-group-exchange-sha1"];
 
-/// The weak algorithms a list value enables. A list starting with `-` only removes algorithms
-/// from OpenSSH's defaults (none of which is weak in OpenSSH ≥ 7.4); `+` and `^` add to them;
-/// entries may be wildcards (`*cbc`).
-fn weak_in(value: &str, weak: &[&str]) -> Vec<String> {
-    if value.starts_with('-') {
-        return Vec::new();
+/// OpenSSH's compiled-in server defaults (`myproposal.h`, unchanged from OpenSSH 9.0 through
+/// 9.9): what sshd offers when the keyword is absent, and what `+`, `-` and `^` lists modify.
+const DEFAULT_CIPHERS: &[&str] = &[
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+];
+/// See [`DEFAULT_CIPHERS`]. The default MAC list keeps hmac-sha1 and the 64-bit UMACs, which CIS
+/// calls weak: an sshd_config without `MACs` fails `ssh.macs` (OpenSCAP agrees).
+const DEFAULT_MACS: &[&str] = &[
+    "umac-64-etm@openssh.com",
+    "umac-128-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha1-etm@openssh.com",
+    "umac-64@openssh.com",
+    "umac-128@openssh.com",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+    "hmac-sha1",
+];
+/// See [`DEFAULT_CIPHERS`].
+const DEFAULT_KEX: &[&str] = &[
+    "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "diffie-hellman-group-exchange-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group14-sha256",
+];
+
+/// The algorithm list sshd ends up offering for a keyword value, as `sshd_config(5)` defines it:
+/// a plain list replaces the defaults, `+list` appends to them, `^list` puts the list first, and
+/// `-list` removes matching entries (wildcards allowed) from them. `None` = keyword absent.
+fn effective(value: Option<&str>, defaults: &[&str]) -> Vec<String> {
+    let defaults: Vec<String> = defaults.iter().map(|d| (*d).to_owned()).collect();
+    let Some(value) = value else { return defaults };
+    let list = |v: &str| -> Vec<String> {
+        v.split(',').map(|e| e.trim().to_ascii_lowercase()).filter(|e| !e.is_empty()).collect()
+    };
+    if let Some(rest) = value.strip_prefix('-') {
+        let remove = list(rest);
+        return defaults.into_iter().filter(|d| !remove.iter().any(|r| ctx::wildmatch(r, d))).collect();
     }
-    let list = value.trim_start_matches(['+', '^']);
+    if let Some(rest) = value.strip_prefix('+') {
+        let mut out = defaults;
+        out.extend(list(rest));
+        return out;
+    }
+    if let Some(rest) = value.strip_prefix('^') {
+        let mut out = list(rest);
+        out.extend(defaults);
+        return out;
+    }
+    list(value)
+}
+
+/// The weak algorithms in an effective list; entries may be wildcards (`*cbc`), which sshd
+/// expands against the algorithms it supports.
+fn weak_in(list: &[String], weak: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
-    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let e = entry.to_ascii_lowercase();
+    for e in list {
         for w in weak {
-            if (e.contains(['*', '?']) && ctx::wildmatch(&e, w)) || e == *w {
-                let s = if e == *w { e.clone() } else { format!("{w} (via {entry})") };
+            if (e.contains(['*', '?']) && ctx::wildmatch(e, w)) || e == w {
+                let s = if e == w { e.clone() } else { format!("{w} (via {e})") };
                 if !out.contains(&s) {
                     out.push(s);
                 }
@@ -435,36 +493,43 @@ fn weak_in(value: &str, weak: &[&str]) -> Vec<String> {
     out
 }
 
-fn algorithms(ctx: &Ctx<'_>, keyword: &'static str, name: &'static str, weak: &'static [&'static str]) -> Outcome {
-    with_config(ctx, |c| match c.get(keyword) {
-        None => Outcome::pass(vec![
-            Evidence::file(sshd::MAIN)
+fn algorithms(
+    ctx: &Ctx<'_>,
+    keyword: &'static str,
+    name: &'static str,
+    weak: &'static [&'static str],
+    defaults: &'static [&'static str],
+) -> Outcome {
+    with_config(ctx, |c| {
+        let directive = c.get(keyword);
+        let value = directive.map(|d| d.value());
+        let list = effective(value.as_deref(), defaults);
+        let bad = weak_in(&list, weak);
+        let mut ev = match directive {
+            None => Evidence::file(sshd::MAIN)
                 .found(format!("{name} not set"))
-                .expected(format!("no weak {name}"))
-                .with_note("OpenSSH default list, which has no weak algorithm since OpenSSH 7.4"),
-        ]),
-        Some(d) => {
-            let bad = weak_in(&d.value(), weak);
-            let mut ev =
-                Evidence::file(d.file.clone()).line(d.line).found(d.display()).expected(format!("no weak {name}"));
-            if !bad.is_empty() {
-                ev = ev.with_note(format!("weak: {}", bad.join(", ")));
-            }
-            Outcome::check(bad.is_empty(), vec![ev])
+                .with_note(format!("OpenSSH default list: {}", defaults.join(","))),
+            Some(d) => Evidence::file(d.file.clone()).line(d.line).found(d.display()),
         }
+        .expected(format!("no weak {name}"));
+        if !bad.is_empty() {
+            let note = ev.note.take().map(|n| format!("{n}; ")).unwrap_or_default();
+            ev = ev.with_note(format!("{note}weak: {}", bad.join(", ")));
+        }
+        Outcome::check(bad.is_empty(), vec![ev])
     })
 }
 
 fn ciphers(ctx: &Ctx<'_>) -> Outcome {
-    algorithms(ctx, "ciphers", "Ciphers", WEAK_CIPHERS)
+    algorithms(ctx, "ciphers", "Ciphers", WEAK_CIPHERS, DEFAULT_CIPHERS)
 }
 
 fn macs(ctx: &Ctx<'_>) -> Outcome {
-    algorithms(ctx, "macs", "MACs", WEAK_MACS)
+    algorithms(ctx, "macs", "MACs", WEAK_MACS, DEFAULT_MACS)
 }
 
 fn kex(ctx: &Ctx<'_>) -> Outcome {
-    algorithms(ctx, "kexalgorithms", "KexAlgorithms", WEAK_KEX)
+    algorithms(ctx, "kexalgorithms", "KexAlgorithms", WEAK_KEX, DEFAULT_KEX)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -893,14 +958,33 @@ mod tests {
 
     #[test]
     fn weak_algorithms() {
-        assert_eq!(weak_in("aes256-ctr,aes128-cbc", WEAK_CIPHERS), ["aes128-cbc"]);
-        assert!(weak_in("-aes128-cbc", WEAK_CIPHERS).is_empty());
-        assert_eq!(weak_in("+3DES-CBC", WEAK_CIPHERS), ["3des-cbc"]);
-        assert_eq!(weak_in("^*cbc", WEAK_CIPHERS).len(), 6);
+        let weak = |v: Option<&str>, weak: &[&str], defaults: &[&str]| weak_in(&effective(v, defaults), weak);
+        assert_eq!(weak(Some("aes256-ctr,aes128-cbc"), WEAK_CIPHERS, DEFAULT_CIPHERS), ["aes128-cbc"]);
+        assert!(weak(Some("-aes128-cbc"), WEAK_CIPHERS, DEFAULT_CIPHERS).is_empty());
+        assert_eq!(weak(Some("+3DES-CBC"), WEAK_CIPHERS, DEFAULT_CIPHERS), ["3des-cbc"]);
+        assert_eq!(weak(Some("^*cbc"), WEAK_CIPHERS, DEFAULT_CIPHERS).len(), 6);
         assert!(
-            weak_in("hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com", WEAK_MACS)
+            weak(Some("hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com"), WEAK_MACS, DEFAULT_MACS)
                 .contains(&"umac-128-etm@openssh.com".to_owned())
         );
-        assert!(weak_in("curve25519-sha256,diffie-hellman-group14-sha256", WEAK_KEX).is_empty());
+        assert!(weak(Some("curve25519-sha256,diffie-hellman-group14-sha256"), WEAK_KEX, DEFAULT_KEX).is_empty());
+        // Absent keywords: OpenSSH's default ciphers and kex are fine, its default MACs are not.
+        assert!(weak(None, WEAK_CIPHERS, DEFAULT_CIPHERS).is_empty());
+        assert!(weak(None, WEAK_KEX, DEFAULT_KEX).is_empty());
+        let mut got = weak(None, WEAK_MACS, DEFAULT_MACS);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "hmac-sha1",
+                "hmac-sha1-etm@openssh.com",
+                "umac-128-etm@openssh.com",
+                "umac-128@openssh.com",
+                "umac-64-etm@openssh.com",
+                "umac-64@openssh.com"
+            ]
+        );
+        // Removing the weak ones from the defaults passes.
+        assert!(weak(Some("-hmac-sha1*,umac-64*,umac-128*"), WEAK_MACS, DEFAULT_MACS).is_empty());
     }
 }
