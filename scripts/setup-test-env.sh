@@ -3,7 +3,7 @@
 # a fresh Debian 12 machine):
 #   1. system tools via apt-get (only what is missing);
 #   2. a project-local Python venv (.venv/) with cyclonedx-python-lib's JSON
-#      schema validator (CycloneDX 1.6);
+#      schema validator (CycloneDX 1.6) and cfn-lint (policies/cloudformation.yaml);
 #   3. a cached Debian bookworm debootstrap root (minbase + openssh-server,
 #      cron, login, passwd), built once under $AGENTLESS_CACHE_DIR;
 #   4. target/test-env.sh exporting AGENTLESS_DEBOOTSTRAP_ROOT and
@@ -23,6 +23,8 @@ set -euo pipefail
 REPO="$AGENTLESS_REPO_ROOT"
 VENV="$REPO/.venv"
 PY_REQ='cyclonedx-python-lib[json-validation]>=11,<12'
+# cfn-lint checks policies/cloudformation.yaml (tests/policy_plan.rs runs the venv's cfn-lint).
+PY_REQ_CFN='cfn-lint>=1,<2'
 
 start_all="$(now_s)"
 
@@ -51,10 +53,11 @@ from cyclonedx.validation.json import JsonStrictValidator
 err = JsonStrictValidator(SchemaVersion.V1_6).validate_str(
     '{"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1}')
 assert err is None, err
+import cfnlint.decode
 EOF
 }
 if venv_ok; then
-    log "venv ready: cyclonedx-python-lib $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"))')"
+    log "venv ready: cyclonedx-python-lib / cfn-lint $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"), "/", m.version("cfn-lint"))')"
 else
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
         rm -rf "$VENV"
@@ -67,10 +70,10 @@ else
             python3 -m venv "$VENV" >&2 || die "python3 -m venv failed"
         fi
     fi
-    log "pip install '$PY_REQ'"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PY_REQ" >&2
-    venv_ok || die "cyclonedx-python-lib JSON validator not usable in $VENV"
-    log "venv ready: cyclonedx-python-lib $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"))')"
+    log "pip install '$PY_REQ' '$PY_REQ_CFN'"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PY_REQ" "$PY_REQ_CFN" >&2
+    venv_ok || die "cyclonedx-python-lib JSON validator or cfn-lint not usable in $VENV"
+    log "venv ready: cyclonedx-python-lib / cfn-lint $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"), "/", m.version("cfn-lint"))')"
 fi
 
 # ---------------------------------------------------------------- 3. debootstrap root

@@ -2,9 +2,11 @@
 //! installing anything on them. This crate is the orchestrator; the guest agent that reads the
 //! snapshotted disks is the `scanner-ami` crate.
 //!
-//! So far: the command-line skeleton and the IAM policy evaluator ([`policy`]). The cloud seam,
-//! job state machine, ledger, collector, scheduler and auditor are described in the design
+//! So far: the command-line skeleton, the IAM policy evaluator and the authorization mapping
+//! ([`policy`]), and the cloud seam with its policy guard ([`cloud`]). The AWS backend, job state
+//! machine, ledger, collector, scheduler and auditor are described in the design
 //! (`../shared/DESIGN.md`) and land in later issues.
 
 pub mod cli;
+pub mod cloud;
 pub mod policy;

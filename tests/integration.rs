@@ -2,4 +2,6 @@
 //! module per area). The guest agent's own tests live in `scanner-ami/tests/agent/`.
 
 mod cli;
+mod cloud;
 mod policy;
+mod policy_plan;

@@ -40,7 +40,7 @@ pub enum Command {
     Serve,
     /// Find and remove leaked scan resources (not implemented yet in this build).
     Audit,
-    /// IAM policy tools: `explain` decides one request against identity policies.
+    /// IAM policy tools: `explain` decides one request, `check` the full call plan of a scan and an audit.
     Policy(policy::PolicyArgs),
 }
 

@@ -1,12 +1,16 @@
 //! `agentless policy`: IAM policy tools. `explain` evaluates one request against one or more
 //! identity policies and prints the decision with the statement that decided it (exit 0 allow,
-//! 1 deny, 2 usage or parse error).
+//! 1 deny, 2 usage or parse error). `check` evaluates the full call plan of a scan job and of the
+//! leak auditor through the policy guard's logic (exit 0 all allowed, 1 a call denied, 2 usage or
+//! parse error).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use crate::cloud::GuardRules;
+use crate::policy::plan::{self, Verdict};
 use crate::policy::{Policy, Request, evaluate};
 
 const EXIT_ALLOW: u8 = 0;
@@ -27,6 +31,34 @@ pub enum PolicyCommand {
     /// action, the resource does not match, or which condition failed with which key and values.
     /// Exit status: 0 allow, 1 deny, 2 usage or policy error.
     Explain(ExplainArgs),
+    /// Evaluate every call of a scan job and of the leak auditor against identity policies.
+    ///
+    /// The built-in call plan (three targets, an unencrypted volume, volumes under customer
+    /// managed KMS keys, a cross-Region copy, the ephemeral network, two scanners, teardown, and an
+    /// audit deleting an earlier job's leaks) is evaluated through the policy guard's logic: every
+    /// IAM request of every call, and the guard's own rules. One line per call:
+    /// ALLOW|GAP|DENY op action resource (statement or reason). GAP marks a call refused only for
+    /// a documented gap of the custom policy (policies/README.md, Gaps).
+    /// Exit status: 0 no call denied (known gaps allowed unless --strict), 1 a call denied,
+    /// 2 usage or policy error.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// An identity policy JSON file; repeat for several. Default: the bundled custom policy
+    /// (policies/agentless-scan.json).
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policies: Vec<PathBuf>,
+    /// Print every request of every call under its line.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Exit 1 on known gaps too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Relax the guard's rule that a resource to change or delete carries our agentless:job tag.
+    #[arg(long)]
+    pub include_foreign: bool,
 }
 
 #[derive(Debug, Args)]
@@ -58,12 +90,14 @@ fn parse_context(s: &str) -> Result<(String, String), String> {
 pub fn run(args: &PolicyArgs) -> ExitCode {
     match &args.command {
         PolicyCommand::Explain(a) => explain(a),
+        PolicyCommand::Check(a) => check(a),
     }
 }
 
-fn explain(args: &ExplainArgs) -> ExitCode {
-    let mut policies = Vec::with_capacity(args.policies.len());
-    for path in &args.policies {
+/// Load policy files (warning about sizes AWS would refuse); the error is printed.
+fn load_policies(paths: &[PathBuf]) -> Result<Vec<Policy>, ExitCode> {
+    let mut policies = Vec::with_capacity(paths.len());
+    for path in paths {
         match Policy::load(path) {
             Ok(p) => {
                 if p.exceeds_aws_size_quota() {
@@ -78,10 +112,68 @@ fn explain(args: &ExplainArgs) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("agentless: error: {e}");
-                return ExitCode::from(EXIT_ERROR);
+                return Err(ExitCode::from(EXIT_ERROR));
             }
         }
     }
+    Ok(policies)
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let policies = if args.policies.is_empty() {
+        match crate::policy::agentless_scan_policy() {
+            Ok(p) => vec![p],
+            Err(e) => {
+                eprintln!("agentless: error: the bundled policy: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+    } else {
+        match load_policies(&args.policies) {
+            Ok(p) => p,
+            Err(code) => return code,
+        }
+    };
+    let plan = match plan::example_plan() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("agentless: error: the built-in call plan: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let report = plan::check(policies, &plan, GuardRules { include_foreign: args.include_foreign });
+    print!("{}", report.render(args.verbose));
+    let denied: Vec<_> = report.denied().collect();
+    let gaps = report.gaps().count();
+    if let Some(first) = denied.first() {
+        eprintln!(
+            "agentless: {} call(s) denied; the first: {} in {} ({}): {}",
+            denied.len(),
+            first.entry.op,
+            first.step.region,
+            first.step.phase.as_str(),
+            first.line()
+        );
+        return ExitCode::from(EXIT_DENY);
+    }
+    if gaps > 0 {
+        eprintln!(
+            "agentless: {gaps} call(s) need permissions the policy lacks (known gaps, policies/README.md \"Gaps\"){}",
+            if args.strict { "; failing because of --strict" } else { "" }
+        );
+        if args.strict {
+            return ExitCode::from(EXIT_DENY);
+        }
+    }
+    debug_assert!(report.calls.iter().all(|c| c.verdict != Verdict::Deny));
+    ExitCode::from(EXIT_ALLOW)
+}
+
+fn explain(args: &ExplainArgs) -> ExitCode {
+    let policies = match load_policies(&args.policies) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let mut request = match Request::new(args.action.as_str(), args.resource.as_str()) {
         Ok(r) => r,
         Err(e) => {

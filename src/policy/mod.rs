@@ -23,6 +23,7 @@
 //! in those modules: absent keys and negated operators in [`condition`], key case in [`context`],
 //! policy variables in [`document`].
 
+pub mod authz;
 pub mod cidr;
 pub mod condition;
 pub mod context;
@@ -31,6 +32,7 @@ mod error;
 pub mod eval;
 mod json;
 pub mod matcher;
+pub mod plan;
 mod scalar;
 
 use std::io::Read;

@@ -114,8 +114,12 @@ fn baseline_format_table_summary_and_out_file() {
     let work = tempfile::tempdir().expect("tmp");
     let out = work.path().join("out");
     let table = run(agent().arg("scan").arg("--root").arg(tree.path()).arg("--baseline").arg("--out").arg(&out));
-    assert!(table.contains("baseline: ") && table.contains(" pass, ") && table.contains("ssh.permit_root_login"), "{table}");
+    assert!(
+        table.contains("baseline: ") && table.contains(" pass, ") && table.contains("ssh.permit_root_login"),
+        "{table}"
+    );
     let b: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("baseline.json")).expect("baseline.json")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(out.join("baseline.json")).expect("baseline.json"))
+            .expect("json");
     assert_eq!(b["findings"].as_array().map(Vec::len), Some(findings.len()));
 }

@@ -1,0 +1,745 @@
+//! The request and response types of every operation of the cloud seam, in domain terms (newtype
+//! ids, [`Tags`], enums), with no SDK type in sight.
+//!
+//! Conventions:
+//! - A create takes the tags of what it creates ([`Tags`], applied by `TagSpecifications` in the
+//!   same call; DESIGN.md "Tags").
+//! - A call on an existing resource takes it as [`Tagged`]: the id with the tags the caller knows
+//!   (from the ledger or a Describe). The policy guard authorizes with those tags, exactly as AWS
+//!   authorizes with the resource's real tags (`ec2:ResourceTag/<key>`), and refuses to change or
+//!   delete anything that is not ours.
+//! - Describes take ids and/or filters and a pagination token; their results carry tags.
+
+use std::fmt;
+
+use super::ids::{
+    AccountId, GrantId, ImageId, InstanceId, InternetGatewayId, KmsKeyId, NetworkInterfaceId, Region, RouteTableId,
+    SecurityGroupId, SnapshotId, SubnetId, VolumeId, VpcEndpointId, VpcId,
+};
+use super::tags::Tags;
+
+/// An existing resource with the tags the caller knows it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged<Id> {
+    pub id: Id,
+    pub tags: Tags,
+}
+
+impl<Id> Tagged<Id> {
+    #[must_use]
+    pub fn new(id: Id, tags: Tags) -> Tagged<Id> {
+        Tagged { id, tags }
+    }
+}
+
+/// An EC2 Describe filter (`Name`, `Values`), e.g. `tag:Name` = `alibaba-cloud-security-scan*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+impl Filter {
+    #[must_use]
+    pub fn new(name: impl Into<String>, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+        Filter { name: name.into(), values: values.into_iter().map(Into::into).collect() }
+    }
+
+    /// `tag:<key>` = values (EC2 filters take `*` and `?` wildcards in values).
+    #[must_use]
+    pub fn tag(key: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+        Filter::new(format!("tag:{key}"), values)
+    }
+}
+
+/// A Describe/List request: ids and/or filters, and where to continue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeInput<Id> {
+    pub ids: Vec<Id>,
+    pub filters: Vec<Filter>,
+    /// The token of the previous page; `None` for the first page.
+    pub next_token: Option<String>,
+    /// Page size (EC2 allows 5 to 1000 where paginated); `None` for the API's default.
+    pub max_results: Option<u32>,
+}
+
+impl<Id> Default for DescribeInput<Id> {
+    fn default() -> Self {
+        DescribeInput { ids: Vec::new(), filters: Vec::new(), next_token: None, max_results: None }
+    }
+}
+
+impl<Id> DescribeInput<Id> {
+    #[must_use]
+    pub fn ids(ids: Vec<Id>) -> DescribeInput<Id> {
+        DescribeInput { ids, ..DescribeInput::default() }
+    }
+
+    #[must_use]
+    pub fn filters(filters: Vec<Filter>) -> DescribeInput<Id> {
+        DescribeInput { filters, ..DescribeInput::default() }
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as `next_token` for the next page; `None` on the last page.
+    pub next_token: Option<String>,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Page { items: Vec::new(), next_token: None }
+    }
+}
+
+/// Nothing to ask or nothing returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Empty;
+
+// ------------------------------------------------------------------------------------------ start
+
+pub type DescribeRegionsInput = Empty;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionInfo {
+    pub region: Region,
+    /// `opt-in-not-required`, `opted-in` or `not-opted-in`.
+    pub opt_in_status: String,
+}
+
+pub type DescribeAvailabilityZonesInput = Empty;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvailabilityZoneInfo {
+    /// `us-east-1a`.
+    pub name: String,
+    /// `use1-az4`: the same physical zone in every account.
+    pub zone_id: String,
+    /// `available`, `impaired`...
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeInstanceTypeOfferingsInput {
+    /// Instance types to look for, e.g. `m5.xlarge`; offered per Availability Zone.
+    pub instance_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceTypeOffering {
+    pub instance_type: String,
+    pub availability_zone: String,
+}
+
+/// `sts:GetCallerIdentity` (no input).
+pub type GetCallerIdentityInput = Empty;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub account: AccountId,
+    /// `arn:aws:iam::111122223333:user/name` or an assumed-role session ARN.
+    pub arn: String,
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GetUserInput {
+    /// `None`: the calling IAM user (AWS refuses that for role credentials).
+    pub user_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub user_name: String,
+    pub arn: String,
+    pub user_id: String,
+}
+
+// ------------------------------------------------------------------------------------ discovering
+
+/// EC2 instance states (EC2 API Reference, `InstanceState`). `Unknown` keeps a name AWS may add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedVolume {
+    /// `/dev/xvda`, `/dev/sdf`...
+    pub device_name: String,
+    pub volume_id: VolumeId,
+    pub delete_on_termination: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    pub id: InstanceId,
+    pub state: InstanceState,
+    pub instance_type: String,
+    pub availability_zone: String,
+    pub root_device_name: Option<String>,
+    pub volumes: Vec<AttachedVolume>,
+    pub network_interfaces: Vec<NetworkInterfaceId>,
+    pub tags: Tags,
+}
+
+/// EBS volume states (EC2 API Reference, `VolumeState`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeState {
+    Creating,
+    Available,
+    InUse,
+    Deleting,
+    Deleted,
+    Error,
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub id: VolumeId,
+    pub state: VolumeState,
+    pub size_gib: u32,
+    /// `gp3`, `gp2`, `io2`, `st1`...
+    pub volume_type: String,
+    pub availability_zone: String,
+    pub encrypted: bool,
+    /// The key ARN for an encrypted volume.
+    pub kms_key_id: Option<KmsKeyId>,
+    pub attachments: Vec<(InstanceId, String)>,
+    pub tags: Tags,
+}
+
+// ----------------------------------------------------------------------------------- snapshotting
+
+/// `CreateSnapshots`: crash-consistent snapshots of every volume of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSnapshotsInput {
+    /// The target instance (its tags as described).
+    pub instance: Tagged<InstanceId>,
+    /// The volumes that will be snapshotted (as described), for the authorization of each.
+    pub volumes: Vec<Tagged<VolumeId>>,
+    pub exclude_boot_volume: bool,
+    pub description: String,
+    /// Applied to every snapshot created (one `TagSpecifications` for all of them).
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotStarted {
+    pub snapshot_id: SnapshotId,
+    pub volume_id: VolumeId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSnapshotsOutput {
+    pub snapshots: Vec<SnapshotStarted>,
+}
+
+/// `CreateSnapshot`: one volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSnapshotInput {
+    pub volume: Tagged<VolumeId>,
+    pub description: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSnapshotOutput {
+    pub snapshot_id: SnapshotId,
+}
+
+/// `DescribeSnapshots`, always restricted to snapshots owned by `owner` (the `owner-id` filter:
+/// moto ignores `OwnerIds=self`, `../shared/reference/moto.md`), batched by id where ids are given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeSnapshotsInput {
+    pub owner: AccountId,
+    pub describe: DescribeInput<SnapshotId>,
+}
+
+/// EBS snapshot states (EC2 API Reference, `SnapshotState`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotState {
+    Pending,
+    Completed,
+    Error,
+    Recoverable,
+    Recovering,
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub id: SnapshotId,
+    pub volume_id: Option<VolumeId>,
+    pub state: SnapshotState,
+    /// `"42%"` as AWS reports it.
+    pub progress: String,
+    pub encrypted: bool,
+    pub kms_key_id: Option<KmsKeyId>,
+    pub owner: AccountId,
+    pub tags: Tags,
+}
+
+// ---------------------------------------------------------------------------------------- sharing
+
+/// `CopySnapshot`, sent to the destination Region (the call's Region) with `SourceRegion`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySnapshotInput {
+    pub source_region: Region,
+    pub source: Tagged<SnapshotId>,
+    /// The source snapshot's key, if it is encrypted under a customer managed key (for the KMS
+    /// calls EBS makes on our behalf).
+    pub source_kms_key: Option<KmsKeyId>,
+    /// Encrypt the copy (always true for an encrypted source).
+    pub encrypted: bool,
+    /// The destination key; `None` for the Region's default EBS key.
+    pub kms_key_id: Option<KmsKeyId>,
+    pub description: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySnapshotOutput {
+    pub snapshot_id: SnapshotId,
+}
+
+/// `ModifySnapshotAttribute` on `createVolumePermission`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModifySnapshotAttributeInput {
+    pub snapshot: Tagged<SnapshotId>,
+    pub change: PermissionChange,
+    pub account: AccountId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermissionChange {
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteSnapshotInput {
+    pub snapshot: Tagged<SnapshotId>,
+}
+
+// ------------------------------------------------------------------------------------- networking
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateVpcInput {
+    /// e.g. `10.77.0.0/16`.
+    pub cidr_block: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateVpcOutput {
+    pub vpc_id: VpcId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSubnetInput {
+    pub vpc: Tagged<VpcId>,
+    pub cidr_block: String,
+    pub availability_zone: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSubnetOutput {
+    pub subnet_id: SubnetId,
+}
+
+/// `ModifySubnetAttribute` `MapPublicIpOnLaunch` (the only attribute the job sets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModifySubnetAttributeInput {
+    pub subnet: Tagged<SubnetId>,
+    pub map_public_ip_on_launch: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateInternetGatewayInput {
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateInternetGatewayOutput {
+    pub internet_gateway_id: InternetGatewayId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachInternetGatewayInput {
+    pub internet_gateway: Tagged<InternetGatewayId>,
+    pub vpc: Tagged<VpcId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachInternetGatewayInput {
+    pub internet_gateway: Tagged<InternetGatewayId>,
+    pub vpc: Tagged<VpcId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTableInfo {
+    pub id: RouteTableId,
+    pub vpc_id: VpcId,
+    /// The VPC's main route table (created with the VPC, so never tagged in a create call).
+    pub main: bool,
+    pub tags: Tags,
+}
+
+/// `CreateRoute` to an internet gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRouteInput {
+    pub route_table: Tagged<RouteTableId>,
+    /// The VPC the route table belongs to: the guard checks that it is ours (the main route table
+    /// itself carries no tags).
+    pub vpc: Tagged<VpcId>,
+    /// e.g. `0.0.0.0/0`.
+    pub destination_cidr: String,
+    pub gateway: InternetGatewayId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSecurityGroupInput {
+    pub vpc: Tagged<VpcId>,
+    /// `GroupName` (must not start with `sg-`); we use the resource name.
+    pub group_name: String,
+    pub description: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSecurityGroupOutput {
+    pub group_id: SecurityGroupId,
+}
+
+/// One egress rule: protocol (`tcp`, `udp`, `-1`), port range and IPv4 CIDR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressRule {
+    pub protocol: String,
+    pub from_port: u16,
+    pub to_port: u16,
+    pub cidr: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeSecurityGroupEgressInput {
+    pub group: Tagged<SecurityGroupId>,
+    pub rules: Vec<EgressRule>,
+}
+
+/// The kind of VPC endpoint and what it attaches to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// An interface endpoint: ENIs in these subnets, behind these security groups.
+    Interface { subnets: Vec<Tagged<SubnetId>>, security_groups: Vec<Tagged<SecurityGroupId>> },
+    /// A gateway endpoint (S3, DynamoDB): routes in these route tables.
+    Gateway { route_tables: Vec<Tagged<RouteTableId>> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateVpcEndpointInput {
+    pub vpc: Tagged<VpcId>,
+    /// e.g. `com.amazonaws.us-east-1.s3`.
+    pub service_name: String,
+    pub kind: EndpointKind,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateVpcEndpointOutput {
+    pub vpc_endpoint_id: VpcEndpointId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcInfo {
+    pub id: VpcId,
+    /// `pending` or `available`.
+    pub state: String,
+    pub cidr_block: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetInfo {
+    pub id: SubnetId,
+    pub vpc_id: VpcId,
+    pub availability_zone: String,
+    pub state: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityGroupInfo {
+    pub id: SecurityGroupId,
+    pub vpc_id: Option<VpcId>,
+    pub group_name: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternetGatewayInfo {
+    pub id: InternetGatewayId,
+    pub attached_vpcs: Vec<VpcId>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcEndpointInfo {
+    pub id: VpcEndpointId,
+    pub vpc_id: VpcId,
+    /// `pendingAcceptance`, `pending`, `available`, `deleting`, `deleted`...
+    pub state: String,
+    pub service_name: String,
+    pub tags: Tags,
+}
+
+// -------------------------------------------------------------------------------------- launching
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeImagesInput {
+    /// `self`, an account id or `amazon`.
+    pub owners: Vec<String>,
+    pub describe: DescribeInput<ImageId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: ImageId,
+    pub name: String,
+    /// `pending`, `available`, `failed`...
+    pub state: String,
+    pub owner: AccountId,
+    pub root_device_name: Option<String>,
+    pub tags: Tags,
+}
+
+/// `CopyImage` into the call's Region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyImageInput {
+    pub source_region: Region,
+    pub source: Tagged<ImageId>,
+    pub name: String,
+    pub description: String,
+    pub encrypted: bool,
+    pub kms_key_id: Option<KmsKeyId>,
+    /// Applied to the new image and its new snapshots.
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyImageOutput {
+    pub image_id: ImageId,
+}
+
+/// One of our snapshots to attach to a scanner as an EBS volume (gp3, `DeleteOnTermination`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannerVolume {
+    /// `/dev/sdf` ... as the block device mapping names it.
+    pub device_name: String,
+    pub snapshot: Tagged<SnapshotId>,
+    /// The snapshot's key when it is encrypted under a customer managed key: EC2 then calls KMS
+    /// on our behalf while creating the volume.
+    pub kms_key: Option<KmsKeyId>,
+}
+
+/// `RunInstances` of one scanner, with fixed settings the backend must apply: IMDSv2 required
+/// (`HttpTokens=required`), `InstanceInitiatedShutdownBehavior=terminate`, every data volume gp3
+/// with `DeleteOnTermination`, no key pair, no instance profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunScannerInput {
+    pub image: Tagged<ImageId>,
+    pub instance_type: String,
+    pub subnet: Tagged<SubnetId>,
+    pub security_groups: Vec<Tagged<SecurityGroupId>>,
+    pub volumes: Vec<ScannerVolume>,
+    /// The job manifest, base64 (RunInstances `UserData`).
+    pub user_data_base64: String,
+    /// Idempotency token, kept in the ledger's intent row before the call.
+    pub client_token: String,
+    pub instance_tags: Tags,
+    pub volume_tags: Tags,
+    pub network_interface_tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunScannerOutput {
+    pub instance_id: InstanceId,
+    pub network_interfaces: Vec<NetworkInterfaceId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminateInstancesInput {
+    pub instances: Vec<Tagged<InstanceId>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopInstancesInput {
+    pub instances: Vec<Tagged<InstanceId>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStateChange {
+    pub instance_id: InstanceId,
+    pub previous: InstanceState,
+    pub current: InstanceState,
+}
+
+// --------------------------------------------------------------------------------------- teardown
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteVpcEndpointsInput {
+    pub endpoints: Vec<Tagged<VpcEndpointId>>,
+}
+
+/// Endpoints AWS could not delete (`Unsuccessful` in the response), with the error code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteVpcEndpointsOutput {
+    pub unsuccessful: Vec<(VpcEndpointId, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteSecurityGroupInput {
+    pub group: Tagged<SecurityGroupId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteSubnetInput {
+    pub subnet: Tagged<SubnetId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteInternetGatewayInput {
+    pub internet_gateway: Tagged<InternetGatewayId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteVpcInput {
+    pub vpc: Tagged<VpcId>,
+}
+
+// -------------------------------------------------------------------------------------------- KMS
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeKeyInput {
+    pub key: KmsKeyId,
+}
+
+/// Who manages a KMS key (`KeyManager`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyManager {
+    /// `AWS`: e.g. `aws/ebs`; its key policy already lets EBS use it for the account.
+    Aws,
+    /// `CUSTOMER`: needs our grants.
+    Customer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub arn: String,
+    pub key_id: KmsKeyId,
+    pub manager: KeyManager,
+    /// `Enabled`, `Disabled`, `PendingDeletion`...
+    pub state: String,
+}
+
+/// KMS grant operations the job grants (a subset of KMS's `GrantOperation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GrantOperation {
+    Decrypt,
+    DescribeKey,
+    CreateGrant,
+    GenerateDataKeyWithoutPlaintext,
+    ReEncryptFrom,
+    ReEncryptTo,
+}
+
+impl GrantOperation {
+    /// The name as KMS spells it (and as `kms:GrantOperations` carries it).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantOperation::Decrypt => "Decrypt",
+            GrantOperation::DescribeKey => "DescribeKey",
+            GrantOperation::CreateGrant => "CreateGrant",
+            GrantOperation::GenerateDataKeyWithoutPlaintext => "GenerateDataKeyWithoutPlaintext",
+            GrantOperation::ReEncryptFrom => "ReEncryptFrom",
+            GrantOperation::ReEncryptTo => "ReEncryptTo",
+        }
+    }
+}
+
+impl fmt::Display for GrantOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The EBS id an `aws:ebs:id` encryption-context constraint names. For the snapshot of a
+/// `CreateSnapshot(s)` it is the *volume* id (DESIGN.md; Datadog terraform module PR #139).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EbsId {
+    Volume(VolumeId),
+    Snapshot(SnapshotId),
+}
+
+impl EbsId {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            EbsId::Volume(v) => v.as_str(),
+            EbsId::Snapshot(s) => s.as_str(),
+        }
+    }
+}
+
+/// `CreateGrant` with an `EncryptionContextSubset` constraint `aws:ebs:id = <ebs id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateGrantInput {
+    pub key: KmsKeyId,
+    /// The grantee principal ARN.
+    pub grantee_principal: String,
+    pub operations: Vec<GrantOperation>,
+    pub ebs_id: EbsId,
+    /// `alibaba-cloud-security-scan-<job>`.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateGrantOutput {
+    pub grant_id: GrantId,
+    pub grant_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListGrantsInput {
+    pub key: KmsKeyId,
+    /// `Marker` of the previous page.
+    pub marker: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantInfo {
+    pub grant_id: GrantId,
+    pub name: Option<String>,
+    pub grantee_principal: String,
+    pub operations: Vec<String>,
+}
+
+/// `RevokeGrant`, with the grant's name as the caller knows it (the guard revokes only ours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeGrantInput {
+    pub key: KmsKeyId,
+    pub grant_id: GrantId,
+    pub grant_name: Option<String>,
+}
