@@ -4,7 +4,7 @@
 #   1. scripts/setup-test-env.sh  (system tools, .venv, cached debootstrap root)
 #   2. cargo fmt --all -- --check
 #   3. cargo clippy --workspace --all-targets --locked -- -D warnings
-#   4. cargo test --workspace --locked -- --include-ignored [TEST-HARNESS-ARGS...]
+#   4. cargo test --workspace --locked --no-fail-fast -- --include-ignored [TEST-HARNESS-ARGS...]
 #      with AGENTLESS_DEBOOTSTRAP_ROOT and AGENTLESS_PYTHON exported.
 #
 # Every step runs even if an earlier one failed (set TEST_FAIL_FAST=1 to stop
@@ -84,7 +84,7 @@ run_step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 TEST_LOG="$AGENTLESS_REPO_ROOT/target/test-output.log"
 cargo_tests() {
     mkdir -p "$(dirname "$TEST_LOG")"
-    cargo test --workspace --locked -- --include-ignored "$@" 2>&1 | tee "$TEST_LOG"
+    cargo test --workspace --locked --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$TEST_LOG"
     return "${PIPESTATUS[0]}"
 }
 run_step test cargo_tests "$@"
