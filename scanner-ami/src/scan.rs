@@ -150,11 +150,7 @@ pub fn scan_source(disk: Arc<dyn BlockSource>, source: Source, started: Instant,
             (None, None, inventory::Inventory::default(), None)
         }
     };
-    for db in &inv.databases {
-        if let Some(e) = &db.error {
-            errors.push(format!("{}: {e}", db.path));
-        }
-    }
+    errors.extend(inv.errors());
     Report {
         schema: SCHEMA,
         agent: Agent::current(),
@@ -194,11 +190,7 @@ pub fn scan_rootfs(fs: &dyn RootFs, source: Source, started: Instant, opts: Scan
     if os_info.is_none() {
         errors.push("no os-release or release file found in the root".into());
     }
-    for db in &inv.databases {
-        if let Some(e) = &db.error {
-            errors.push(format!("{}: {e}", db.path));
-        }
-    }
+    errors.extend(inv.errors());
     Report {
         schema: SCHEMA,
         agent: Agent::current(),

@@ -163,6 +163,13 @@ pub struct Inventory {
     pub packages: Vec<Package>,
 }
 
+impl Inventory {
+    /// One line per database that could not be read (fully), naming its path.
+    pub fn errors(&self) -> impl Iterator<Item = String> + '_ {
+        self.databases.iter().filter_map(|db| db.error.as_ref().map(|e| format!("{}: {e}", db.path)))
+    }
+}
+
 /// Find and read every known package database on `fs`.
 pub fn collect(fs: &dyn RootFs) -> Inventory {
     let mut inv = Inventory::default();

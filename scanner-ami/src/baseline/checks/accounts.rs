@@ -11,13 +11,14 @@
 //! `/etc/shadow` are absolute days since 1970, so comparing them with the current date needs no
 //! state of the scanning host beyond the calendar.
 
+use super::{BASE, cis};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::baseline::parse::accounts::{self, Accounts, Db, Shadow, User};
 use crate::baseline::parse::logindefs::{self, LOGIN_DEFS, USERADD};
-use crate::baseline::{CisRefs, Ctx, Evidence, Outcome, Rule, Severity, ctx};
+use crate::baseline::{Ctx, Evidence, Outcome, Rule, Severity, ctx};
 use crate::fs::{FileKind, Meta};
 use crate::os::Family;
 
@@ -1110,27 +1111,6 @@ fn no_forward(ctx: &Ctx<'_>) -> Outcome {
 
 // ---------------------------------------------------------------------------------------------
 // The catalogue.
-
-const fn cis(u: Option<&'static str>, r: Option<&'static str>) -> CisRefs {
-    CisRefs { ubuntu2204: u, rhel9: r }
-}
-
-fn never(_: &Ctx<'_>) -> Outcome {
-    Outcome::error("rule without evaluation")
-}
-
-/// Defaults for the rule literals below.
-const BASE: Rule = Rule {
-    id: "",
-    ssg_id: None,
-    cis: cis(None, None),
-    title: "",
-    severity: Severity::Medium,
-    rationale: "",
-    remediation: "",
-    families: &[],
-    eval: never,
-};
 
 /// A rule on one attribute of one account database file.
 macro_rules! file_rule {

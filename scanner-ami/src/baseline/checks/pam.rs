@@ -8,12 +8,13 @@
 //! arguments override the configuration files, as the modules themselves apply them. Rules are
 //! `notapplicable` when the image has no PAM configuration at all (Alpine without linux-pam).
 
+use super::{BASE, cis};
 use crate::baseline::checks::accounts::capped;
 use crate::baseline::parse::accounts as account_db;
 use crate::baseline::parse::kv::{self, KvFile};
 use crate::baseline::parse::logindefs;
 use crate::baseline::parse::pam::{self, PamLine, Stack};
-use crate::baseline::{CisRefs, Ctx, Evidence, Outcome, Rule, Severity, ctx};
+use crate::baseline::{Ctx, Evidence, Outcome, Rule, ctx};
 
 /// libpwquality's main configuration file; `pwquality.conf.d/*.conf` is read before it.
 const PWQUALITY_CONF: &str = "/etc/security/pwquality.conf";
@@ -385,26 +386,6 @@ fn su_group_empty(ctx: &Ctx<'_>) -> Outcome {
     ev.extend(bad);
     Outcome::check(ok, capped(ev))
 }
-
-const fn cis(u: Option<&'static str>, r: Option<&'static str>) -> CisRefs {
-    CisRefs { ubuntu2204: u, rhel9: r }
-}
-
-fn never(_: &Ctx<'_>) -> Outcome {
-    Outcome::error("rule without evaluation")
-}
-
-const BASE: Rule = Rule {
-    id: "",
-    ssg_id: None,
-    cis: cis(None, None),
-    title: "",
-    severity: Severity::Medium,
-    rationale: "",
-    remediation: "",
-    families: &[],
-    eval: never,
-};
 
 /// The rules of this area.
 #[must_use]

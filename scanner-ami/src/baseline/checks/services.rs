@@ -14,21 +14,7 @@ use crate::baseline::{CisRefs, Ctx, Evidence, Outcome, Rule, Severity};
 use crate::fs::FileKind;
 use crate::os::Family;
 
-/// CIS references: Ubuntu 22.04 as the SSG 0.1.65 `ssg-ubuntu2204-ds.xml` rule references give
-/// them, RHEL 9 as ComplianceAsCode's `controls/cis_rhel9.yml` (CIS RHEL 9 v1.0.0) maps them (the
-/// SSG 0.1.65 RHEL 9 datastream carries no per-rule CIS references).
-#[must_use]
-pub(crate) const fn cis(ubuntu2204: Option<&'static str>, rhel9: Option<&'static str>) -> CisRefs {
-    CisRefs { ubuntu2204, rhel9 }
-}
-
-/// A rule's evaluation function.
-pub(crate) type Eval = fn(&Ctx<'_>) -> Outcome;
-
-/// The placeholder evaluation of a rule template in a table; [`bind!`] replaces it.
-pub(crate) fn unbound(_: &Ctx<'_>) -> Outcome {
-    Outcome::error("internal: rule template evaluated without its parameters")
-}
+pub(crate) use super::{Eval, cis, unbound};
 
 /// Turn statics holding a `rule: Rule` template and parameters into rules evaluated by
 /// `$eval(ctx, &STATIC)`.

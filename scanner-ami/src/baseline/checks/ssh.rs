@@ -8,10 +8,11 @@
 //! decides). `Match` blocks are reported: a block that sets the checked keyword to a
 //! non-compliant value is listed in the evidence; for `PermitRootLogin` it makes the rule fail.
 
+use super::{BASE, cis};
 use crate::baseline::checks::accounts::{Attr, FileSpec, capped, check_attr, octal, within};
 use crate::baseline::parse::accounts as account_db;
 use crate::baseline::parse::sshd::{self, Directive, SshdConfig};
-use crate::baseline::{CisRefs, Ctx, Evidence, Outcome, Rule, Severity, ctx};
+use crate::baseline::{Ctx, Evidence, Outcome, Rule, Severity, ctx};
 use crate::fs::{FileKind, Meta};
 use crate::os::Family;
 
@@ -659,26 +660,6 @@ fn public_host_keys(ctx: &Ctx<'_>) -> Outcome {
 
 // ---------------------------------------------------------------------------------------------
 // The catalogue.
-
-const fn cis(u: Option<&'static str>, r: Option<&'static str>) -> CisRefs {
-    CisRefs { ubuntu2204: u, rhel9: r }
-}
-
-fn never(_: &Ctx<'_>) -> Outcome {
-    Outcome::error("rule without evaluation")
-}
-
-const BASE: Rule = Rule {
-    id: "",
-    ssg_id: None,
-    cis: cis(None, None),
-    title: "",
-    severity: Severity::Medium,
-    rationale: "",
-    remediation: "",
-    families: &[],
-    eval: never,
-};
 
 /// The rules of this area.
 #[must_use]

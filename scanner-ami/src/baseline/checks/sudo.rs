@@ -5,9 +5,10 @@
 //! Except for the "installed" rule itself, the rules are `notapplicable` when sudo is not
 //! installed (with no package inventory: when neither `/etc/sudoers` nor a sudo binary exists).
 
+use super::cis;
 use crate::baseline::checks::accounts::{Attr, FileSpec, capped, check_attr};
 use crate::baseline::parse::sudoers::{self, Sudoers};
-use crate::baseline::{CisRefs, Ctx, Evidence, Outcome, Rule, Severity};
+use crate::baseline::{Ctx, Evidence, Outcome, Rule, Severity};
 
 /// Packages that provide sudo (Debian's `sudo-ldap` is an alternative build).
 const SUDO_PACKAGES: &[&str] = &["sudo", "sudo-ldap"];
@@ -172,10 +173,6 @@ fn sudoers_permissions(ctx: &Ctx<'_>) -> Outcome {
         }
         Outcome::check(ok, capped(ev))
     })
-}
-
-const fn cis(u: Option<&'static str>, r: Option<&'static str>) -> CisRefs {
-    CisRefs { ubuntu2204: u, rhel9: r }
 }
 
 /// The rules of this area.

@@ -61,6 +61,20 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// Run a storage-format reader over a fresh collector: a reader error is recorded as the
+    /// database's error, keeping the packages read before it.
+    pub fn collect<E: std::fmt::Display>(
+        format: DbFormat,
+        path: &str,
+        read: impl FnOnce(&mut Collector) -> Result<(), E>,
+    ) -> DbRead {
+        let mut c = Collector::new(format, path);
+        if let Err(e) = read(&mut c) {
+            c.fail(e.to_string());
+        }
+        c.finish()
+    }
+
     /// An empty collector for the database `path` of `format`.
     #[must_use]
     pub fn new(format: DbFormat, path: &str) -> Self {

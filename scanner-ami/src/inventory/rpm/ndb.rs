@@ -189,11 +189,7 @@ pub fn read_blobs(file: &mut dyn FileRead, sink: &mut dyn BlobSink) -> Result<()
 
 /// Read the packages of the NDB `Packages.db` database in `file` (found at `path`).
 pub fn read(file: &mut dyn FileRead, path: &str) -> DbRead {
-    let mut c = Collector::new(DbFormat::RpmNdb, path);
-    if let Err(e) = read_blobs(file, &mut c) {
-        c.fail(e.to_string());
-    }
-    c.finish()
+    Collector::collect(DbFormat::RpmNdb, path, |c| read_blobs(file, c))
 }
 
 #[cfg(test)]

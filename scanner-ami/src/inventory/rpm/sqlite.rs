@@ -188,11 +188,7 @@ pub fn wal_note(fs: &dyn RootFs, path: &str) -> Option<String> {
 
 /// Read the packages of the `rpmdb.sqlite` database in `file` (found at `path`).
 pub fn read(file: &mut dyn FileRead, path: &str) -> DbRead {
-    let mut c = Collector::new(DbFormat::RpmSqlite, path);
-    if let Err(e) = read_blobs(file, &mut c) {
-        c.fail(e.to_string());
-    }
-    c.finish()
+    Collector::collect(DbFormat::RpmSqlite, path, |c| read_blobs(file, c))
 }
 
 #[cfg(test)]
