@@ -3,7 +3,8 @@
 # a fresh Debian 12 machine):
 #   1. system tools via apt-get (only what is missing);
 #   2. a project-local Python venv (.venv/) with cyclonedx-python-lib's JSON
-#      schema validator (CycloneDX 1.6) and cfn-lint (policies/cloudformation.yaml);
+#      schema validator (CycloneDX 1.6), cfn-lint (policies/cloudformation.yaml)
+#      and moto[server] (the AWS backend's wire tests, tests/aws.rs);
 #   3. a cached Debian bookworm debootstrap root (minbase + openssh-server,
 #      cron, login, passwd), built once under $AGENTLESS_CACHE_DIR;
 #   4. target/test-env.sh exporting AGENTLESS_DEBOOTSTRAP_ROOT and
@@ -25,6 +26,8 @@ VENV="$REPO/.venv"
 PY_REQ='cyclonedx-python-lib[json-validation]>=11,<12'
 # cfn-lint checks policies/cloudformation.yaml (tests/policy_plan.rs runs the venv's cfn-lint).
 PY_REQ_CFN='cfn-lint>=1,<2'
+# moto_server stands in for EC2/KMS/STS/IAM in tests/aws.rs (../shared/reference/moto.md: 5.2.x).
+PY_REQ_MOTO='moto[server]>=5.2,<6'
 
 start_all="$(now_s)"
 
@@ -54,10 +57,11 @@ err = JsonStrictValidator(SchemaVersion.V1_6).validate_str(
     '{"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1}')
 assert err is None, err
 import cfnlint.decode
+import moto.server, flask_cors
 EOF
 }
 if venv_ok; then
-    log "venv ready: cyclonedx-python-lib / cfn-lint $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"), "/", m.version("cfn-lint"))')"
+    log "venv ready: cyclonedx-python-lib / cfn-lint / moto $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"), "/", m.version("cfn-lint"), "/", m.version("moto"))')"
 else
     if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
         rm -rf "$VENV"
@@ -70,10 +74,10 @@ else
             python3 -m venv "$VENV" >&2 || die "python3 -m venv failed"
         fi
     fi
-    log "pip install '$PY_REQ' '$PY_REQ_CFN'"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PY_REQ" "$PY_REQ_CFN" >&2
-    venv_ok || die "cyclonedx-python-lib JSON validator or cfn-lint not usable in $VENV"
-    log "venv ready: cyclonedx-python-lib / cfn-lint $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"), "/", m.version("cfn-lint"))')"
+    log "pip install '$PY_REQ' '$PY_REQ_CFN' '$PY_REQ_MOTO'"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PY_REQ" "$PY_REQ_CFN" "$PY_REQ_MOTO" >&2
+    venv_ok || die "cyclonedx-python-lib JSON validator, cfn-lint or moto[server] not usable in $VENV"
+    log "venv ready: cyclonedx-python-lib / cfn-lint / moto $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"), "/", m.version("cfn-lint"), "/", m.version("moto"))')"
 fi
 
 # ---------------------------------------------------------------- 3. debootstrap root

@@ -1,7 +1,9 @@
 //! Integration tests of the `agentless` orchestrator binary (one test binary, ripgrep style: one
 //! module per area). The guest agent's own tests live in `scanner-ami/tests/agent/`.
 
+mod aws;
 mod cli;
 mod cloud;
+mod moto;
 mod policy;
 mod policy_plan;

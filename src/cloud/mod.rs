@@ -19,6 +19,7 @@
 //! guard's methods. `RunInstances` is `run_scanner`: it launches one scanner with the fixed
 //! settings of DESIGN.md (see [`ops::RunScannerInput`]).
 
+pub mod aws;
 pub mod dry_run;
 pub mod error;
 pub mod guard;
