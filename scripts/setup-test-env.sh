@@ -41,6 +41,7 @@ ensure_tools \
     mkfs.xfs:xfsprogs \
     mkfs.vfat:dosfstools \
     mkfs.btrfs:btrfs-progs \
+    mkntfs:ntfs-3g \
     lvm:lvm2 \
     /usr/bin/time:time \
     dpkg-query:dpkg \

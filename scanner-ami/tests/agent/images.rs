@@ -207,3 +207,21 @@ fn ext4_journal_is_replayed_in_memory_and_the_image_is_never_written() {
     assert_eq!(r.os.as_ref().map(|o| o.id.as_str()), Some("fresh"), "{:?}", r.partitions);
     assert_eq!(std::fs::read(&img).expect("read"), before, "the scan wrote to the image");
 }
+
+#[test]
+fn bare_ntfs_and_vfat_disks_are_identified_and_not_mistaken_for_an_mbr() {
+    let work = tempfile::tempdir().expect("tmp");
+    let ntfs = blank_image(work.path(), "ntfs.img", 8);
+    run(std::process::Command::new("mkntfs").args(["-q", "-F", "-Q", "-L", "win"]).arg(&ntfs));
+    let vfat = blank_image(work.path(), "vfat.img", 8);
+    run(std::process::Command::new("mkfs.vfat").args(["-n", "BOOT"]).arg(&vfat));
+    for (img, want, status) in
+        [(&ntfs, Content::Ntfs, PartStatus::Unsupported), (&vfat, Content::Vfat, PartStatus::Skipped)]
+    {
+        let r = scan_image(img);
+        // Both boot sectors end in 0x55AA like an MBR; they must be read as bare filesystems.
+        assert_eq!(r.partition_table.as_ref().map(|t| t.scheme), Some(Scheme::None), "{want:?}");
+        assert_eq!(content(&r, 0), Some(want));
+        assert_eq!(r.partitions[0].status, status);
+    }
+}
