@@ -4,6 +4,8 @@
 mod aws;
 mod cli;
 mod cloud;
+mod conformance;
 mod moto;
 mod policy;
 mod policy_plan;
+mod sim;

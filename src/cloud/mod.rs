@@ -7,7 +7,7 @@
 //! Every [`Cloud`] method takes an [`Authorized`] token, and only [`guard`] can make one: it does
 //! so after evaluating the call's IAM requests ([`crate::policy::authz`]) against the configured
 //! policies and its own stricter rules. So a backend (the dry run here; the AWS SDK backend and
-//! the simulated account later) cannot be called except through [`Guard`]: job code holds a
+//! the simulated account [`sim`]) cannot be called except through [`Guard`]: job code holds a
 //! `Guard<C>` and calls its methods, which have the same names and types as the trait's, minus the
 //! token and plus the Region. This is checked by the compiler, not by convention.
 //!
@@ -25,6 +25,7 @@ pub mod error;
 pub mod guard;
 pub mod ids;
 pub mod ops;
+pub mod sim;
 pub mod tags;
 
 pub use error::{CloudError, ErrorKind, PolicyDenial, classify};

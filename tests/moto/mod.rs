@@ -94,12 +94,8 @@ impl Moto {
         }
     }
 
-    /// `AwsCloud` behind the guard with the bundled policy, as the orchestrator runs it.
-    pub async fn guard(&self, region: &Region) -> Guard<AwsCloud> {
-        self.guard_with(region, &[]).await
-    }
-
-    /// The same with supplementary policies (JSON documents) next to the bundled one.
+    /// `AwsCloud` behind the guard with the bundled policy, as the orchestrator runs it, and
+    /// supplementary policies (JSON documents) next to it.
     pub async fn guard_with(&self, region: &Region, extra: &[&str]) -> Guard<AwsCloud> {
         let account: AccountId = ACCOUNT.parse().expect("account");
         let scope = Scope { caller_user: Some(CALLER_USER.into()), ..Scope::new(account) };

@@ -1,0 +1,506 @@
+//! Instances, volumes and images: Describe, `RunInstances` of a scanner, `TerminateInstances`,
+//! `StopInstances`, `CopyImage`.
+//!
+//! AWS semantics kept (EC2 API Reference and User Guide):
+//! - `RunInstances` is idempotent on `ClientToken` (a repeat returns the first launch), checks its
+//!   image, subnet, security groups (same VPC as the subnet) and snapshots (`completed`), counts
+//!   attachments against the instance's limit (root + data volumes + ENI, orchestrator-anchors
+//!   4.4: `AttachmentLimitExceeded`), creates the root volume from the image and one volume per
+//!   snapshot, all tagged by the call's volume tags and `DeleteOnTermination`, the primary ENI with
+//!   the call's network-interface tags, and starts `pending`.
+//! - Terminate: `pending`/`running`/`stopping`/`stopped` go `shutting-down`, then `terminated`
+//!   ([`super::lifecycle`] releases volumes and ENIs). Stop: only `running` (or already
+//!   stopping/stopped) instances, else `IncorrectInstanceState`; an unknown id fails the whole call.
+
+use crate::cloud::Call;
+use crate::cloud::error::CloudError;
+use crate::cloud::ids::{ImageId, InstanceId, KmsKeyId, NetworkInterfaceId, VolumeId};
+use crate::cloud::ops::*;
+use crate::cloud::tags::Tags;
+
+use super::Ctx;
+use super::authorize::real;
+use super::describe::{Describable, describe};
+use super::state::{
+    Attachment, EniOwner, Image, Instance, Life, Manager, NetworkInterface, ShutdownBehavior, SnapState, Volume,
+};
+
+/// The API's state for a [`Life`].
+#[must_use]
+pub fn instance_state(life: Life) -> InstanceState {
+    match life {
+        Life::Pending { .. } => InstanceState::Pending,
+        Life::Running => InstanceState::Running,
+        Life::Stopping { .. } => InstanceState::Stopping,
+        Life::Stopped => InstanceState::Stopped,
+        Life::ShuttingDown { .. } => InstanceState::ShuttingDown,
+        Life::Terminated { .. } => InstanceState::Terminated,
+    }
+}
+
+/// `pending`, `running`... as filters and the API spell them.
+fn state_name(life: Life) -> &'static str {
+    match life {
+        Life::Pending { .. } => "pending",
+        Life::Running => "running",
+        Life::Stopping { .. } => "stopping",
+        Life::Stopped => "stopped",
+        Life::ShuttingDown { .. } => "shutting-down",
+        Life::Terminated { .. } => "terminated",
+    }
+}
+
+fn one(s: impl Into<String>) -> Option<Vec<String>> {
+    Some(vec![s.into()])
+}
+
+fn opt(s: Option<&str>) -> Option<Vec<String>> {
+    Some(s.map(|v| vec![v.to_owned()]).unwrap_or_default())
+}
+
+impl Describable for Instance {
+    fn tags(&self) -> &Tags {
+        &self.tags
+    }
+
+    fn field(&self, id: &str, name: &str) -> Option<Vec<String>> {
+        match name {
+            "instance-id" => one(id),
+            "instance-state-name" => one(state_name(self.life)),
+            "instance-type" => one(&self.instance_type),
+            "availability-zone" => one(&self.availability_zone),
+            "vpc-id" => opt(self.vpc.as_ref().map(|v| v.as_str())),
+            "subnet-id" => opt(self.subnet.as_ref().map(|v| v.as_str())),
+            "image-id" => opt(self.image.as_ref().map(|v| v.as_str())),
+            "client-token" => opt(self.client_token.as_deref()),
+            "block-device-mapping.volume-id" => {
+                Some(self.attachments.iter().map(|a| a.volume_id.to_string()).collect())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Describable for Volume {
+    fn tags(&self) -> &Tags {
+        &self.tags
+    }
+
+    fn field(&self, id: &str, name: &str) -> Option<Vec<String>> {
+        match name {
+            "volume-id" => one(id),
+            "status" => one(if self.attached.is_some() { "in-use" } else { "available" }),
+            "size" => one(self.size_gib.to_string()),
+            "availability-zone" => one(&self.availability_zone),
+            "volume-type" => one(&self.volume_type),
+            "encrypted" => one(self.encrypted.to_string()),
+            "snapshot-id" => opt(self.snapshot_id.as_ref().map(|v| v.as_str())),
+            "attachment.instance-id" => opt(self.attached.as_ref().map(|(i, _)| i.as_str())),
+            "attachment.device" => opt(self.attached.as_ref().map(|(_, d)| d.as_str())),
+            _ => None,
+        }
+    }
+}
+
+/// An image with the timeline's now, for its state.
+struct ImageAt<'a>(&'a Image, u64);
+
+impl ImageAt<'_> {
+    fn state(&self) -> &'static str {
+        if self.1 >= self.0.available_ms { "available" } else { "pending" }
+    }
+}
+
+impl Describable for ImageAt<'_> {
+    fn tags(&self) -> &Tags {
+        &self.0.tags
+    }
+
+    fn field(&self, id: &str, name: &str) -> Option<Vec<String>> {
+        let i = self.0;
+        match name {
+            "image-id" => one(id),
+            "name" => one(&i.name),
+            "state" => one(self.state()),
+            "architecture" => one(&i.architecture),
+            "owner-id" => one(i.owner.as_str()),
+            "owner-alias" => opt(i.owner_alias.as_deref()),
+            "root-device-name" => one(&i.root_device_name),
+            "is-public" => one(i.owner_alias.is_some().to_string()),
+            _ => None,
+        }
+    }
+}
+
+pub fn describe_instances(
+    ctx: &mut Ctx<'_>,
+    input: &DescribeInput<InstanceId>,
+) -> Result<Page<InstanceInfo>, CloudError> {
+    ctx.authorize(Call::DescribeInstances(input))?;
+    let r = ctx.reg()?;
+    let out = describe(input, r.instances.iter(), |id, i| InstanceInfo {
+        id: id.clone(),
+        state: instance_state(i.life),
+        instance_type: i.instance_type.clone(),
+        availability_zone: i.availability_zone.clone(),
+        root_device_name: i.root_device_name.clone(),
+        volumes: i
+            .attachments
+            .iter()
+            .map(|a| AttachedVolume {
+                device_name: a.device_name.clone(),
+                volume_id: a.volume_id.clone(),
+                delete_on_termination: a.delete_on_termination,
+            })
+            .collect(),
+        network_interfaces: i.network_interfaces.clone(),
+        tags: i.tags.clone(),
+    });
+    out.map_err(|e| ctx.describe_err(e, "InvalidInstanceID.NotFound"))
+}
+
+pub fn describe_volumes(ctx: &mut Ctx<'_>, input: &DescribeInput<VolumeId>) -> Result<Page<VolumeInfo>, CloudError> {
+    ctx.authorize(Call::DescribeVolumes(input))?;
+    let r = ctx.reg()?;
+    let out = describe(input, r.volumes.iter(), |id, v| VolumeInfo {
+        id: id.clone(),
+        state: if v.attached.is_some() { VolumeState::InUse } else { VolumeState::Available },
+        size_gib: v.size_gib,
+        volume_type: v.volume_type.clone(),
+        availability_zone: v.availability_zone.clone(),
+        encrypted: v.encrypted,
+        kms_key_id: v.kms_key_id.clone(),
+        attachments: v.attached.iter().cloned().collect(),
+        tags: v.tags.clone(),
+    });
+    out.map_err(|e| ctx.describe_err(e, "InvalidVolume.NotFound"))
+}
+
+pub fn describe_images(ctx: &mut Ctx<'_>, input: &DescribeImagesInput) -> Result<Page<ImageInfo>, CloudError> {
+    ctx.authorize(Call::DescribeImages(input))?;
+    let (account, now) = (ctx.account.clone(), ctx.now_ms);
+    let r = ctx.reg()?;
+    let owned = |i: &Image| {
+        input.owners.is_empty()
+            || input.owners.iter().any(|o| match o.as_str() {
+                "self" => i.owner == account,
+                alias if i.owner_alias.as_deref() == Some(alias) => true,
+                other => i.owner.as_str() == other,
+            })
+    };
+    let at: Vec<(&ImageId, ImageAt<'_>)> =
+        r.images.iter().filter(|(_, i)| owned(i)).map(|(id, i)| (id, ImageAt(i, now))).collect();
+    let out = describe(&input.describe, at.iter().map(|(id, i)| (*id, i)), |id, i| ImageInfo {
+        id: id.clone(),
+        name: i.0.name.clone(),
+        state: i.state().to_owned(),
+        owner: i.0.owner.clone(),
+        root_device_name: Some(i.0.root_device_name.clone()),
+        tags: i.0.tags.clone(),
+    });
+    out.map_err(|e| ctx.describe_err(e, "InvalidAMIID.NotFound"))
+}
+
+pub fn copy_image(ctx: &mut Ctx<'_>, input: &CopyImageInput) -> Result<CopyImageOutput, CloudError> {
+    let source = ctx.reg_of(&input.source_region)?.images.get(&input.source.id).cloned();
+    let Some(source) = source else {
+        return Err(ctx.not_found("InvalidAMIID.NotFound", "image id", input.source.id.as_str()));
+    };
+    let checked = CopyImageInput { source: real(&input.source.id, &source.tags), ..input.clone() };
+    ctx.authorize(Call::CopyImage(&checked))?;
+    let account = ctx.account.clone();
+    if ctx.reg()?.images.values().any(|i| i.owner == account && i.name == input.name) {
+        return Err(ctx.err(
+            "InvalidAMIName.Duplicate",
+            format!("AMI name {} is already in use by an AMI owned by this account", input.name),
+            Vec::new(),
+        ));
+    }
+    let id: ImageId = ctx.new_id("ami")?;
+    let latency = ctx.world.settings.latencies.snapshot_ms(source.root_size_gib);
+    let image = Image {
+        name: input.name.clone(),
+        description: input.description.clone(),
+        owner: account,
+        owner_alias: None,
+        architecture: source.architecture.clone(),
+        root_device_name: source.root_device_name.clone(),
+        root_size_gib: source.root_size_gib,
+        encrypted: input.encrypted || source.encrypted,
+        kms_key_id: input.kms_key_id.clone(),
+        available_ms: ctx.now_ms.saturating_add(latency),
+        tags: input.tags.clone(),
+    };
+    ctx.reg()?.images.insert(id.clone(), image);
+    ctx.dirty = true;
+    Ok(CopyImageOutput { image_id: id })
+}
+
+/// The key to put in a `ScannerVolume` for the authorization: the snapshot's key if customer
+/// managed (EC2 then calls KMS with our credentials).
+fn customer_key(ctx: &mut Ctx<'_>, key: Option<&KmsKeyId>) -> Result<Option<KmsKeyId>, CloudError> {
+    let Some(key) = key else { return Ok(None) };
+    let manager = ctx.reg()?.key(key).map(|k| k.manager);
+    Ok(match manager {
+        Some(Manager::Customer) => Some(key.clone()),
+        Some(Manager::Aws) | None => None,
+    })
+}
+
+pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScannerOutput, CloudError> {
+    // ClientToken: a repeat returns the first launch (EC2 API Reference, "Ensuring idempotency").
+    let earlier =
+        ctx.reg()?.instances.iter().find(|(_, i)| i.client_token.as_deref() == Some(input.client_token.as_str())).map(
+            |(id, i)| RunScannerOutput { instance_id: id.clone(), network_interfaces: i.network_interfaces.clone() },
+        );
+    if let Some(out) = earlier {
+        return Ok(out);
+    }
+    // Root volume + data volumes + the primary ENI share the Nitro limit.
+    let limit = ctx.world.settings.quotas.attachments_per_instance;
+    let wanted = u32::try_from(input.volumes.len()).unwrap_or(u32::MAX).saturating_add(2);
+    if wanted > limit {
+        return Err(ctx.err(
+            "AttachmentLimitExceeded",
+            format!(
+                "{} volumes and 1 network interface exceed the {limit} attachments of a {} instance",
+                wanted - 1,
+                input.instance_type
+            ),
+            Vec::new(),
+        ));
+    }
+    let r = ctx.reg()?;
+    let image = r.images.get(&input.image.id).cloned();
+    let subnet = r.subnets.get(&input.subnet.id).cloned();
+    let Some(image) = image else {
+        return Err(ctx.not_found("InvalidAMIID.NotFound", "image id", input.image.id.as_str()));
+    };
+    if ctx.now_ms < image.available_ms {
+        return Err(ctx.err(
+            "InvalidAMIID.Unavailable",
+            format!("Image {} is not available (pending)", input.image.id),
+            vec![input.image.id.to_string()],
+        ));
+    }
+    let Some(subnet) = subnet else {
+        return Err(ctx.not_found("InvalidSubnetID.NotFound", "subnet ID", input.subnet.id.as_str()));
+    };
+    let mut groups = Vec::new();
+    for g in &input.security_groups {
+        let Some(group) = ctx.reg()?.security_groups.get(&g.id).cloned() else {
+            return Err(ctx.not_found("InvalidGroup.NotFound", "security group", g.id.as_str()));
+        };
+        if group.vpc != subnet.vpc {
+            return Err(ctx.err(
+                "InvalidParameter",
+                format!("Security group {} and subnet {} belong to different networks.", g.id, input.subnet.id),
+                vec![g.id.to_string(), input.subnet.id.to_string()],
+            ));
+        }
+        groups.push(real(&g.id, &group.tags));
+    }
+    let mut snaps = Vec::new();
+    let mut volumes = Vec::new();
+    for v in &input.volumes {
+        let Some(snap) = ctx.reg()?.snapshots.get(&v.snapshot.id).cloned() else {
+            return Err(ctx.not_found("InvalidSnapshot.NotFound", "snapshot", v.snapshot.id.as_str()));
+        };
+        if snap.state != SnapState::Completed {
+            return Err(ctx.err(
+                "IncorrectState",
+                format!(
+                    "Snapshot {} is not completed; a volume can be created from a completed snapshot only",
+                    v.snapshot.id
+                ),
+                vec![v.snapshot.id.to_string()],
+            ));
+        }
+        if volumes.iter().any(|x: &ScannerVolume| x.device_name == v.device_name)
+            || v.device_name == image.root_device_name
+        {
+            return Err(ctx.err(
+                "InvalidBlockDeviceMapping",
+                format!("The device name {} is used more than once", v.device_name),
+                Vec::new(),
+            ));
+        }
+        let kms_key = customer_key(ctx, snap.kms_key_id.as_ref())?;
+        volumes.push(ScannerVolume {
+            device_name: v.device_name.clone(),
+            snapshot: real(&v.snapshot.id, &snap.tags),
+            kms_key,
+        });
+        snaps.push(snap);
+    }
+    let checked = RunScannerInput {
+        image: real(&input.image.id, &image.tags),
+        subnet: real(&input.subnet.id, &subnet.tags),
+        security_groups: groups,
+        volumes,
+        ..input.clone()
+    };
+    ctx.authorize(Call::RunInstances(&checked))?;
+
+    let instance_id: InstanceId = ctx.new_id("i")?;
+    let eni: NetworkInterfaceId = ctx.new_id("eni")?;
+    let root_id: VolumeId = ctx.new_id("vol")?;
+    let mut attachments = vec![Attachment {
+        device_name: image.root_device_name.clone(),
+        volume_id: root_id.clone(),
+        delete_on_termination: true,
+    }];
+    let mut new_volumes = vec![(
+        root_id,
+        Volume {
+            size_gib: image.root_size_gib,
+            used_gib: image.root_size_gib,
+            volume_type: "gp3".into(),
+            availability_zone: subnet.availability_zone.clone(),
+            encrypted: image.encrypted,
+            kms_key_id: image.kms_key_id.clone(),
+            snapshot_id: None,
+            attached: Some((instance_id.clone(), image.root_device_name.clone())),
+            backing: None,
+            tags: input.volume_tags.clone(),
+        },
+    )];
+    for (v, snap) in input.volumes.iter().zip(&snaps) {
+        let id: VolumeId = ctx.new_id("vol")?;
+        attachments.push(Attachment {
+            device_name: v.device_name.clone(),
+            volume_id: id.clone(),
+            delete_on_termination: true,
+        });
+        new_volumes.push((
+            id,
+            Volume {
+                size_gib: snap.volume_size_gib,
+                used_gib: snap.used_gib,
+                volume_type: "gp3".into(),
+                availability_zone: subnet.availability_zone.clone(),
+                encrypted: snap.encrypted,
+                kms_key_id: snap.kms_key_id.clone(),
+                snapshot_id: Some(v.snapshot.id.clone()),
+                attached: Some((instance_id.clone(), v.device_name.clone())),
+                backing: snap.backing.clone(),
+                tags: input.volume_tags.clone(),
+            },
+        ));
+    }
+    let boot = ctx.world.settings.latencies.instance_boot_ms;
+    let instance = Instance {
+        instance_type: input.instance_type.clone(),
+        availability_zone: subnet.availability_zone.clone(),
+        subnet: Some(input.subnet.id.clone()),
+        vpc: Some(subnet.vpc.clone()),
+        security_groups: input.security_groups.iter().map(|g| g.id.clone()).collect(),
+        image: Some(input.image.id.clone()),
+        root_device_name: Some(image.root_device_name.clone()),
+        attachments,
+        network_interfaces: vec![eni.clone()],
+        life: Life::Pending { until_ms: ctx.now_ms.saturating_add(boot) },
+        launched_ms: ctx.now_ms,
+        public_ip: subnet.map_public_ip_on_launch,
+        user_data_base64: Some(input.user_data_base64.clone()),
+        http_tokens_required: true,
+        shutdown_behavior: ShutdownBehavior::Terminate,
+        client_token: Some(input.client_token.clone()),
+        tags: input.instance_tags.clone(),
+    };
+    let r = ctx.reg()?;
+    r.network_interfaces.insert(
+        eni.clone(),
+        NetworkInterface {
+            subnet: input.subnet.id.clone(),
+            vpc: subnet.vpc.clone(),
+            owner: EniOwner::Instance(instance_id.clone()),
+            security_groups: instance.security_groups.clone(),
+            tags: input.network_interface_tags.clone(),
+        },
+    );
+    r.volumes.extend(new_volumes);
+    r.instances.insert(instance_id.clone(), instance);
+    ctx.dirty = true;
+    Ok(RunScannerOutput { instance_id, network_interfaces: vec![eni] })
+}
+
+/// The instances of a terminate/stop call, each with its real tags; unknown ids fail the call.
+fn existing(ctx: &mut Ctx<'_>, ids: &[Tagged<InstanceId>]) -> Result<Vec<(Tagged<InstanceId>, Life)>, CloudError> {
+    let mut out = Vec::new();
+    for t in ids {
+        let Some(i) = ctx.reg()?.instances.get(&t.id) else {
+            return Err(ctx.not_found("InvalidInstanceID.NotFound", "instance ID", t.id.as_str()));
+        };
+        out.push((real(&t.id, &i.tags), i.life));
+    }
+    Ok(out)
+}
+
+pub fn terminate_instances(
+    ctx: &mut Ctx<'_>,
+    input: &TerminateInstancesInput,
+) -> Result<Vec<InstanceStateChange>, CloudError> {
+    let found = existing(ctx, &input.instances)?;
+    let checked = TerminateInstancesInput { instances: found.iter().map(|(t, _)| t.clone()).collect() };
+    ctx.authorize(Call::TerminateInstances(&checked))?;
+    let until_ms = ctx.now_ms.saturating_add(ctx.world.settings.latencies.instance_shutdown_ms);
+    let mut changes = Vec::new();
+    for (t, life) in found {
+        let next = match life {
+            Life::Pending { .. } | Life::Running | Life::Stopping { .. } | Life::Stopped => {
+                Life::ShuttingDown { until_ms }
+            }
+            Life::ShuttingDown { .. } | Life::Terminated { .. } => life,
+        };
+        if let Some(i) = ctx.reg()?.instances.get_mut(&t.id) {
+            i.life = next;
+        }
+        changes.push(InstanceStateChange {
+            instance_id: t.id,
+            previous: instance_state(life),
+            current: instance_state(next),
+        });
+    }
+    ctx.dirty = true;
+    Ok(changes)
+}
+
+pub fn stop_instances(ctx: &mut Ctx<'_>, input: &StopInstancesInput) -> Result<Vec<InstanceStateChange>, CloudError> {
+    let found = existing(ctx, &input.instances)?;
+    let checked = StopInstancesInput { instances: found.iter().map(|(t, _)| t.clone()).collect() };
+    ctx.authorize(Call::StopInstances(&checked))?;
+    let until_ms = ctx.now_ms.saturating_add(ctx.world.settings.latencies.instance_stop_ms);
+    let mut next = Vec::new();
+    for (t, life) in &found {
+        let n = match life {
+            Life::Running => Life::Stopping { until_ms },
+            Life::Stopping { .. } | Life::Stopped => *life,
+            Life::Pending { .. } | Life::ShuttingDown { .. } | Life::Terminated { .. } => {
+                return Err(ctx.err(
+                    "IncorrectInstanceState",
+                    format!(
+                        "The instance '{}' is not in a state from which it can be stopped ({}).",
+                        t.id,
+                        state_name(*life)
+                    ),
+                    vec![t.id.to_string()],
+                ));
+            }
+        };
+        next.push(n);
+    }
+    let mut changes = Vec::new();
+    for ((t, life), n) in found.into_iter().zip(next) {
+        if let Some(i) = ctx.reg()?.instances.get_mut(&t.id) {
+            i.life = n;
+        }
+        changes.push(InstanceStateChange {
+            instance_id: t.id,
+            previous: instance_state(life),
+            current: instance_state(n),
+        });
+    }
+    ctx.dirty = true;
+    Ok(changes)
+}

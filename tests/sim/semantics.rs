@@ -1,0 +1,549 @@
+//! What the simulated account does that moto does not (moto.md 1-3): IAM conditions evaluated on
+//! the sim's own state, dependency order on teardown, snapshot and instance latencies on the
+//! virtual clock, DeleteOnTermination, ClientToken idempotency, paging, persistence across
+//! processes, and the fleet file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use agentless::cloud::ops::*;
+use agentless::cloud::sim::limits::Throttling;
+use agentless::cloud::sim::state::SnapState;
+use agentless::cloud::sim::{Fleet, FleetError, SimCloud, SimError};
+use agentless::cloud::tags::{self, Role, SnapshotSource};
+use agentless::cloud::{ErrorKind, InstanceId, SnapshotId, SubnetId, Tags, VolumeId};
+
+use super::{ALLOW_ALL, SimFixture, account, customer, fleet, guard_over, policies};
+use crate::conformance::{east, expires, job, ours, some_image, wait_instance};
+
+fn customer_tags() -> Tags {
+    Tags::new().with("Name", "customer-backup").expect("tag")
+}
+
+fn snap_tags(instance: &InstanceId, volume: &VolumeId) -> Tags {
+    tags::snapshot_tags(&job(), SnapshotSource::Volume { instance, volume }, expires())
+}
+
+fn root_volume(sim: &SimCloud, instance: &InstanceId) -> VolumeId {
+    sim.inspect(|w| w.accounts[&account()].regions[&east()].instances[instance].attachments[0].volume_id.clone())
+}
+
+/// The sim enforces its own policies with the real tags of its state: behind a guard that allows
+/// everything and is told the snapshot is ours, DeleteSnapshot of a snapshot whose Name is
+/// `customer-backup` is still refused, as AWS would (moto deletes it, moto.md 3).
+#[tokio::test(start_paused = true)]
+async fn the_sim_denies_on_its_own_state_behind_a_permissive_guard() {
+    let sim = SimCloud::in_memory(&fleet()).expect("sim");
+    // The sim's principal has the bundled policy; the guard allows everything.
+    let permissive = guard_over(&sim, vec![agentless::policy::Policy::parse("allow-all", ALLOW_ALL).expect("p")]);
+    let instance = sim.setup(|s| s.instance(&customer("customer-prod-db", &[8]))).expect("instance");
+    let volume = root_volume(&sim, &instance);
+    let backup = permissive
+        .create_snapshot(
+            &east(),
+            &CreateSnapshotInput {
+                volume: Tagged::new(volume.clone(), Tags::new()),
+                description: "the customer's own backup".into(),
+                tags: customer_tags(),
+            },
+        )
+        .await
+        .expect("CreateSnapshot is unconditional in the policy")
+        .snapshot_id;
+    // The caller claims it is ours; the guard believes it.
+    let forged = Tagged::new(backup.clone(), snap_tags(&instance, &volume));
+    let err =
+        permissive.delete_snapshot(&east(), &DeleteSnapshotInput { snapshot: forged }).await.expect_err("AWS denies");
+    assert_eq!((err.kind(), err.code()), (ErrorKind::AccessDenied, Some("UnauthorizedOperation")), "{err}");
+    assert!(err.message().contains("ec2:DeleteSnapshot"), "{err}");
+    assert!(err.message().contains("customer-backup"), "names the failed condition: {err}");
+    assert_eq!(err.ids(), [backup.to_string()]);
+    assert!(sim.inspect(|w| w.accounts[&account()].regions[&east()].snapshots.contains_key(&backup)));
+
+    // The same call on a snapshot really tagged ours goes through.
+    let mine = permissive
+        .create_snapshot(
+            &east(),
+            &CreateSnapshotInput {
+                volume: Tagged::new(volume.clone(), Tags::new()),
+                description: "agentless".into(),
+                tags: snap_tags(&instance, &volume),
+            },
+        )
+        .await
+        .expect("ours")
+        .snapshot_id;
+    permissive
+        .delete_snapshot(&east(), &DeleteSnapshotInput { snapshot: Tagged::new(mine, snap_tags(&instance, &volume)) })
+        .await
+        .expect("ours is deletable");
+
+    // TerminateInstances of the customer's server: denied too (moto.md 3: moto terminates it).
+    let err = permissive
+        .terminate_instances(
+            &east(),
+            &TerminateInstancesInput { instances: vec![Tagged::new(instance.clone(), ours(Role::SCANNER))] },
+        )
+        .await
+        .expect_err("denied");
+    assert_eq!(err.code(), Some("UnauthorizedOperation"), "{err}");
+    // A principal without DescribeInstances at all.
+    let none = sim.with_policies(vec![agentless::policy::Policy::parse(
+        "describe-nothing",
+        r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:ListGrants", "Resource": "*"}]}"#,
+    )
+    .expect("p")]);
+    let g = guard_over(&none, policies(&[]));
+    let err = g.describe_instances(&east(), &DescribeInput::default()).await.expect_err("no statement");
+    assert_eq!(err.kind(), ErrorKind::AccessDenied, "{err}");
+}
+
+/// A job's network, then every delete in the wrong order (refused as AWS refuses, moto.md 1),
+/// then the right order (DESIGN.md "Teardown").
+#[tokio::test(start_paused = true)]
+async fn teardown_dependency_order() {
+    let fx = SimFixture::new();
+    let g = guard_over(&fx.sim, policies(&[]));
+    let r = east();
+    let vpc_id = g
+        .create_vpc(&r, &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: ours(Role::VPC) })
+        .await
+        .expect("vpc")
+        .vpc_id;
+    let vpc = Tagged::new(vpc_id.clone(), ours(Role::VPC));
+    let subnet = g
+        .create_subnet(
+            &r,
+            &CreateSubnetInput {
+                vpc: vpc.clone(),
+                cidr_block: "10.77.1.0/24".into(),
+                availability_zone: "us-east-1a".into(),
+                tags: ours(Role::SUBNET),
+            },
+        )
+        .await
+        .expect("subnet")
+        .subnet_id;
+    let subnet = Tagged::new(subnet, ours(Role::SUBNET));
+    let igw = g.create_internet_gateway(&r, &CreateInternetGatewayInput { tags: ours(Role::INTERNET_GATEWAY) }).await;
+    let igw = Tagged::new(igw.expect("igw").internet_gateway_id, ours(Role::INTERNET_GATEWAY));
+    g.attach_internet_gateway(&r, &AttachInternetGatewayInput { internet_gateway: igw.clone(), vpc: vpc.clone() })
+        .await
+        .expect("attach");
+    let sg = g
+        .create_security_group(
+            &r,
+            &CreateSecurityGroupInput {
+                vpc: vpc.clone(),
+                group_name: "scan".into(),
+                description: "scanners".into(),
+                tags: ours(Role::SECURITY_GROUP),
+            },
+        )
+        .await
+        .expect("sg")
+        .group_id;
+    let sg = Tagged::new(sg, ours(Role::SECURITY_GROUP));
+    let endpoint = g
+        .create_vpc_endpoint(
+            &r,
+            &CreateVpcEndpointInput {
+                vpc: vpc.clone(),
+                service_name: "com.amazonaws.us-east-1.ebs".into(),
+                kind: EndpointKind::Interface { subnets: vec![subnet.clone()], security_groups: vec![sg.clone()] },
+                tags: ours(Role::VPC_ENDPOINT),
+            },
+        )
+        .await
+        .expect("endpoint")
+        .vpc_endpoint_id;
+    let image = some_image(&fx, &g, &r).await;
+    let scanner = g
+        .run_scanner(
+            &r,
+            &RunScannerInput {
+                image: Tagged::new(image.id, image.tags),
+                instance_type: "m5.xlarge".into(),
+                subnet: subnet.clone(),
+                security_groups: vec![sg.clone()],
+                volumes: Vec::new(),
+                user_data_base64: String::new(),
+                client_token: "dep-order".into(),
+                instance_tags: ours(Role::SCANNER),
+                volume_tags: ours(Role::SCANNER),
+                network_interface_tags: ours(Role::SCANNER),
+            },
+        )
+        .await
+        .expect("scanner")
+        .instance_id;
+
+    let dv = |e: agentless::cloud::CloudError| {
+        assert_eq!((e.kind(), e.code()), (ErrorKind::DependencyViolation, Some("DependencyViolation")), "{e}");
+        e.message().to_owned()
+    };
+    // The VPC names its first dependency in AWS's order: subnets, security groups, gateway, endpoints.
+    let m = dv(g.delete_vpc(&r, &DeleteVpcInput { vpc: vpc.clone() }).await.expect_err("subnets"));
+    assert!(m.contains("subnets"), "{m}");
+    dv(g.delete_subnet(&r, &DeleteSubnetInput { subnet: subnet.clone() }).await.expect_err("instance + endpoint ENIs"));
+    dv(g.delete_security_group(&r, &DeleteSecurityGroupInput { group: sg.clone() }).await.expect_err("in use"));
+    dv(g.delete_internet_gateway(&r, &DeleteInternetGatewayInput { internet_gateway: igw.clone() })
+        .await
+        .expect_err("attached"));
+
+    // The right order.
+    let scanner_t = Tagged::new(scanner.clone(), ours(Role::SCANNER));
+    g.terminate_instances(&r, &TerminateInstancesInput { instances: vec![scanner_t] }).await.expect("terminate");
+    // Shutting down still holds the subnet.
+    dv(g.delete_subnet(&r, &DeleteSubnetInput { subnet: subnet.clone() }).await.expect_err("shutting-down"));
+    wait_instance(&g, &r, &scanner, InstanceState::Terminated).await;
+    // The endpoint's ENI still holds subnet and group.
+    dv(g.delete_subnet(&r, &DeleteSubnetInput { subnet: subnet.clone() }).await.expect_err("endpoint ENI"));
+    let out = g
+        .delete_vpc_endpoints(
+            &r,
+            &DeleteVpcEndpointsInput { endpoints: vec![Tagged::new(endpoint, ours(Role::VPC_ENDPOINT))] },
+        )
+        .await
+        .expect("endpoints");
+    assert!(out.unsuccessful.is_empty());
+    g.delete_security_group(&r, &DeleteSecurityGroupInput { group: sg }).await.expect("sg");
+    g.delete_subnet(&r, &DeleteSubnetInput { subnet }).await.expect("subnet");
+    let m = dv(g.delete_vpc(&r, &DeleteVpcInput { vpc: vpc.clone() }).await.expect_err("gateway attached"));
+    assert!(m.contains("internet gateway"), "{m}");
+    g.detach_internet_gateway(&r, &DetachInternetGatewayInput { internet_gateway: igw.clone(), vpc: vpc.clone() })
+        .await
+        .expect("detach");
+    let err = g
+        .detach_internet_gateway(&r, &DetachInternetGatewayInput { internet_gateway: igw.clone(), vpc: vpc.clone() })
+        .await
+        .expect_err("already detached");
+    assert_eq!((err.kind(), err.code()), (ErrorKind::IncorrectState, Some("Gateway.NotAttached")));
+    g.delete_internet_gateway(&r, &DeleteInternetGatewayInput { internet_gateway: igw }).await.expect("igw");
+    g.delete_vpc(&r, &DeleteVpcInput { vpc: vpc.clone() }).await.expect("vpc");
+    let err = g.delete_vpc(&r, &DeleteVpcInput { vpc }).await.expect_err("gone");
+    assert_eq!((err.kind(), err.code()), (ErrorKind::NotFound, Some("InvalidVpcID.NotFound")));
+}
+
+/// `pending -> completed` after a time proportional to the used size, with progress, instantly
+/// under the paused clock.
+#[tokio::test(start_paused = true)]
+async fn snapshot_latency_follows_used_size_on_the_virtual_clock() {
+    let sim = SimCloud::in_memory(&fleet()).expect("sim");
+    let g = guard_over(&sim, policies(&[]));
+    // 40 GiB, half used by default: 10 s + 20 GiB × 6 s = 130 s (sim::limits).
+    let instance = sim.setup(|s| s.instance(&customer("customer-db", &[40]))).expect("instance");
+    let volume = root_volume(&sim, &instance);
+    let started = tokio::time::Instant::now();
+    let snap = g
+        .create_snapshot(
+            &east(),
+            &CreateSnapshotInput {
+                volume: Tagged::new(volume.clone(), Tags::new()),
+                description: "latency".into(),
+                tags: snap_tags(&instance, &volume),
+            },
+        )
+        .await
+        .expect("snapshot")
+        .snapshot_id;
+    let g = &g;
+    let state = |id: SnapshotId| async move {
+        let p = g
+            .describe_snapshots(
+                &east(),
+                &DescribeSnapshotsInput { owner: account(), describe: DescribeInput::ids(vec![id]) },
+            )
+            .await
+            .expect("describe");
+        (p.items[0].state.clone(), p.items[0].progress.clone())
+    };
+    assert_eq!(state(snap.clone()).await, (SnapshotState::Pending, "0%".to_owned()));
+    tokio::time::advance(Duration::from_secs(65)).await;
+    assert_eq!(state(snap.clone()).await, (SnapshotState::Pending, "50%".to_owned()));
+    tokio::time::advance(Duration::from_secs(64)).await;
+    assert_eq!(state(snap.clone()).await.0, SnapshotState::Pending);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(state(snap.clone()).await, (SnapshotState::Completed, "100%".to_owned()));
+    assert_eq!(started.elapsed(), Duration::from_secs(130), "virtual time only");
+}
+
+/// A scanner boots (`pending -> running`), terminates (`shutting-down -> terminated`), and its
+/// DeleteOnTermination volumes and ENI go with it; a repeat of the launch with the same
+/// ClientToken returns the same instance (moto.md 1: moto launches a second one).
+#[tokio::test(start_paused = true)]
+async fn scanner_lifecycle_and_delete_on_termination() {
+    let fx = SimFixture::new();
+    let g = guard_over(&fx.sim, policies(&[]));
+    let instance = fx.sim.setup(|s| s.instance(&customer("customer-web", &[8, 20]))).expect("instance");
+    let data = fx
+        .sim
+        .inspect(|w| w.accounts[&account()].regions[&east()].instances[&instance].attachments[1].volume_id.clone());
+    let snap = g
+        .create_snapshot(
+            &east(),
+            &CreateSnapshotInput {
+                volume: Tagged::new(data.clone(), Tags::new()),
+                description: "scan".into(),
+                tags: snap_tags(&instance, &data),
+            },
+        )
+        .await
+        .expect("snapshot")
+        .snapshot_id;
+    let subnet: SubnetId = fx
+        .sim
+        .inspect(|w| {
+            w.accounts[&account()].regions[&east()]
+                .subnets
+                .iter()
+                .find(|(_, s)| s.availability_zone == "us-east-1a")
+                .map(|(id, _)| id.clone())
+        })
+        .expect("default subnet");
+    let image = some_image(&fx, &g, &east()).await;
+    let mut input = RunScannerInput {
+        image: Tagged::new(image.id, image.tags),
+        instance_type: "m5.xlarge".into(),
+        subnet: Tagged::new(subnet, ours(Role::SUBNET)),
+        security_groups: Vec::new(),
+        volumes: vec![ScannerVolume {
+            device_name: "/dev/sdf".into(),
+            snapshot: Tagged::new(snap.clone(), snap_tags(&instance, &data)),
+            kms_key: None,
+        }],
+        user_data_base64: String::new(),
+        client_token: "lifecycle-1".into(),
+        instance_tags: ours(Role::SCANNER),
+        volume_tags: ours(Role::SCANNER),
+        network_interface_tags: ours(Role::SCANNER),
+    };
+    // A volume from a pending snapshot: IncorrectState.
+    let err = g.run_scanner(&east(), &input).await.expect_err("pending snapshot");
+    assert_eq!((err.kind(), err.code()), (ErrorKind::IncorrectState, Some("IncorrectState")), "{err}");
+    tokio::time::advance(Duration::from_secs(300)).await;
+    let launched = g.run_scanner(&east(), &input).await.expect("launch");
+    let again = g.run_scanner(&east(), &input).await.expect("same token");
+    assert_eq!(again, launched, "ClientToken idempotency");
+    input.client_token = "lifecycle-2".into();
+    let other = g.run_scanner(&east(), &input).await.expect("new token");
+    assert_ne!(other.instance_id, launched.instance_id);
+
+    let describe = |id: InstanceId| {
+        let g = &g;
+        async move { g.describe_instances(&east(), &DescribeInput::ids(vec![id])).await.expect("DI").items.remove(0) }
+    };
+    let info = describe(launched.instance_id.clone()).await;
+    assert_eq!(info.state, InstanceState::Pending);
+    let volumes: Vec<VolumeId> = info.volumes.iter().map(|v| v.volume_id.clone()).collect();
+    assert_eq!(volumes.len(), 2, "root + data");
+    assert!(info.volumes.iter().all(|v| v.delete_on_termination));
+    let err = g
+        .stop_instances(
+            &east(),
+            &StopInstancesInput { instances: vec![Tagged::new(launched.instance_id.clone(), ours(Role::SCANNER))] },
+        )
+        .await
+        .expect_err("pending cannot stop");
+    assert_eq!(err.code(), Some("IncorrectInstanceState"));
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(describe(launched.instance_id.clone()).await.state, InstanceState::Running);
+    let changes = g
+        .terminate_instances(
+            &east(),
+            &TerminateInstancesInput {
+                instances: vec![Tagged::new(launched.instance_id.clone(), ours(Role::SCANNER))],
+            },
+        )
+        .await
+        .expect("terminate");
+    assert_eq!(
+        (changes[0].previous.clone(), changes[0].current.clone()),
+        (InstanceState::Running, InstanceState::ShuttingDown)
+    );
+    let vols = g.describe_volumes(&east(), &DescribeInput::ids(volumes.clone())).await.expect("still there");
+    assert_eq!(vols.items.len(), 2);
+    tokio::time::advance(Duration::from_secs(45)).await;
+    assert_eq!(describe(launched.instance_id.clone()).await.state, InstanceState::Terminated);
+    let err = g.describe_volumes(&east(), &DescribeInput::ids(volumes)).await.expect_err("deleted on termination");
+    assert_eq!((err.kind(), err.code()), (ErrorKind::NotFound, Some("InvalidVolume.NotFound")));
+    assert!(fx.sim.inspect(|w| {
+        !w.accounts[&account()].regions[&east()].network_interfaces.contains_key(&launched.network_interfaces[0])
+    }));
+    // The customer's volumes are untouched, and terminated instances leave Describe after an hour.
+    assert!(fx.sim.inspect(|w| w.accounts[&account()].regions[&east()].volumes.contains_key(&data)));
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let err = g.describe_instances(&east(), &DescribeInput::ids(vec![launched.instance_id])).await.expect_err("gone");
+    assert_eq!(err.code(), Some("InvalidInstanceID.NotFound"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn describe_pages_and_filters() {
+    let sim = SimCloud::in_memory(&fleet()).expect("sim");
+    for i in 0..12 {
+        sim.setup(|s| s.instance(&customer(&format!("customer-{i:02}"), &[8]))).expect("instance");
+    }
+    let g = guard_over(&sim, policies(&[]));
+    let mut input = DescribeInput {
+        filters: vec![Filter::tag("Name", ["customer-*"])],
+        max_results: Some(5),
+        ..DescribeInput::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = g.describe_instances(&east(), &input).await.expect("page");
+        assert!(page.items.len() <= 5);
+        seen.extend(page.items.into_iter().map(|i| i.id));
+        match page.next_token {
+            Some(t) => input.next_token = Some(t),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 12);
+    let odd = g
+        .describe_instances(&east(), &DescribeInput::filters(vec![Filter::tag("Name", ["customer-?1"])]))
+        .await
+        .expect("? wildcard");
+    assert_eq!(odd.items.len(), 2, "customer-01, customer-11");
+    let err = g
+        .describe_instances(&east(), &DescribeInput::filters(vec![Filter::new("no-such-filter", ["x"])]))
+        .await
+        .expect_err("unknown filter");
+    assert_eq!(err.code(), Some("InvalidParameterValue"));
+    let err = g.describe_instances(&east(), &DescribeInput { max_results: Some(2), ..DescribeInput::default() }).await;
+    assert_eq!(err.expect_err("MaxResults < 5").code(), Some("InvalidParameterValue"));
+}
+
+/// A copy under a key that does not exist in the destination ends in `error` (moto accepts it,
+/// moto.md 1).
+#[tokio::test(start_paused = true)]
+async fn copy_under_a_missing_key_ends_in_error() {
+    let sim = SimCloud::in_memory(&fleet()).expect("sim");
+    let p = policies(&[crate::conformance::GAP_FILLER]);
+    let sim = sim.with_policies(p.clone());
+    let g = guard_over(&sim, p);
+    let instance = sim.setup(|s| s.instance(&customer("customer-db", &[8]))).expect("instance");
+    let volume = root_volume(&sim, &instance);
+    let snap = g
+        .create_snapshot(
+            &east(),
+            &CreateSnapshotInput {
+                volume: Tagged::new(volume.clone(), Tags::new()),
+                description: String::new(),
+                tags: snap_tags(&instance, &volume),
+            },
+        )
+        .await
+        .expect("snapshot")
+        .snapshot_id;
+    tokio::time::advance(Duration::from_secs(120)).await;
+    let west = crate::conformance::west();
+    let missing = format!("arn:aws:kms:us-west-2:{}:key/1234abcd-12ab-34cd-56ef-1234567890ab", account());
+    let copy = g
+        .copy_snapshot(
+            &west,
+            &CopySnapshotInput {
+                source_region: east(),
+                source: Tagged::new(snap, snap_tags(&instance, &volume)),
+                source_kms_key: None,
+                encrypted: true,
+                kms_key_id: Some(missing.parse().expect("arn")),
+                description: String::new(),
+                tags: snap_tags(&instance, &volume),
+            },
+        )
+        .await
+        .expect("accepted")
+        .snapshot_id;
+    let state = sim.inspect(|w| w.accounts[&account()].regions[&west].snapshots[&copy].state);
+    assert_eq!(state, SnapState::Error);
+}
+
+/// Two `open`s of one data directory see one account; a process that goes away leaves its
+/// resources behind, and a running one sees another's changes.
+#[tokio::test(start_paused = true)]
+async fn persistence_across_opens_of_the_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = SimCloud::open(dir.path(), &fleet()).expect("open");
+    let g1 = guard_over(&first, policies(&[]));
+    let vpc = g1
+        .create_vpc(&east(), &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: ours(Role::VPC) })
+        .await
+        .expect("vpc")
+        .vpc_id;
+    // A second process (another open of the same directory, with a fleet it ignores: the state
+    // is already there).
+    let other_fleet = Fleet { seed: 99, ..fleet() };
+    let second = SimCloud::open(dir.path(), &other_fleet).expect("reopen");
+    let g2 = guard_over(&second, policies(&[]));
+    let seen = g2.describe_vpcs(&east(), &DescribeInput::ids(vec![vpc.clone()])).await.expect("same account");
+    assert_eq!(seen.items[0].tags, ours(Role::VPC));
+    // The second changes it; the first sees that on its next call.
+    g2.delete_vpc(&east(), &DeleteVpcInput { vpc: Tagged::new(vpc.clone(), ours(Role::VPC)) }).await.expect("delete");
+    let err = g1.describe_vpcs(&east(), &DescribeInput::ids(vec![vpc])).await.expect_err("deleted by the other");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // "Killed": dropped without any teardown; a third open still has what it left.
+    let igw =
+        g1.create_internet_gateway(&east(), &CreateInternetGatewayInput { tags: ours(Role::INTERNET_GATEWAY) }).await;
+    let igw = igw.expect("igw").internet_gateway_id;
+    drop((g1, first, g2, second));
+    let third = SimCloud::open(dir.path(), &fleet()).expect("third");
+    assert!(third.inspect(|w| w.accounts[&account()].regions[&east()].internet_gateways.contains_key(&igw)));
+    assert!(dir.path().join("sim-state.json").is_file());
+}
+
+#[test]
+fn the_demo_fleet_loads_and_builds() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sim/demo-fleet.toml");
+    let fleet = Fleet::load(&path).expect("demo fleet");
+    let sim = SimCloud::in_memory(&fleet).expect("build");
+    let backed = sim.inspect(|w| {
+        w.accounts
+            .values()
+            .flat_map(|a| a.regions.values())
+            .flat_map(|r| r.volumes.values())
+            .filter_map(|v| v.backing.clone())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(backed.len(), 1, "one volume backed by the demo disk");
+    assert!(backed[0].ends_with("demo/demo-disk.img") && backed[0].is_file(), "{}", backed[0].display());
+    let encrypted = sim.inspect(|w| {
+        w.accounts
+            .values()
+            .flat_map(|a| a.regions.values())
+            .flat_map(|r| r.volumes.values())
+            .filter(|v| v.encrypted)
+            .count()
+    });
+    assert!(encrypted >= 1);
+}
+
+#[test]
+fn fleet_errors_name_the_key() {
+    let err =
+        Fleet::parse("seed = 1\n[[accounts]]\nid = \"111122223333\"\nregions = [\"us-east-1\"]\ncolour = \"red\"\n")
+            .expect_err("unknown key");
+    let text = err.to_string();
+    assert!(text.contains("colour") && text.contains("line 5"), "{text}");
+    let err = Fleet::parse("[[accounts]]\nid = \"1111\"\nregions = [\"us-east-1\"]\n").expect_err("bad account");
+    assert!(err.to_string().contains("12 digits"), "{err}");
+    let err = Fleet::parse("[quotas]\nvpcs_per_regoin = 3\n").expect_err("typo in quotas");
+    assert!(err.to_string().contains("vpcs_per_regoin"), "{err}");
+    let fleet = Fleet::parse(
+        "[[accounts]]\nid = \"111122223333\"\nregions = [\"us-east-1\"]\n[[accounts.instances]]\nregion = \"us-east-1\"\n\
+         [[accounts.instances.volumes]]\nsize_gib = 8\nencrypted = true\nkms_key = \"nope\"\n",
+    )
+    .expect("parses");
+    match SimCloud::in_memory(&fleet).expect_err("unknown key name") {
+        SimError::Fleet(FleetError::Invalid { key, message }) => {
+            assert_eq!(key, "accounts[0].instances[0].volumes[0].kms_key");
+            assert!(message.contains("nope"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    let fleet = Fleet::parse("throttling = \"off\"\n[[accounts]]\nid = \"111122223333\"\nregions = [\"eu-west-3\"]\n")
+        .expect("throttling off");
+    assert_eq!(fleet.throttling, Throttling::Off);
+}
