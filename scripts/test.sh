@@ -78,6 +78,14 @@ log "$(cargo --version) / $(rustc --version)"
 
 # 2-4. the checks
 run_step fmt cargo fmt --all -- --check
+# Advisories: offline against the RustSec snapshot in ../shared when cargo-audit is installed
+# (installing it costs ~4 min of compile, so CI does not; `cargo install cargo-audit --locked`).
+ADVISORY_DB="$AGENTLESS_REPO_ROOT/../shared/advisory-db"
+if cargo audit --version >/dev/null 2>&1 && [ -d "$ADVISORY_DB" ]; then
+    run_step audit cargo audit --db "$ADVISORY_DB" --no-fetch --deny warnings
+else
+    log "audit: skipped (cargo-audit not installed or no $ADVISORY_DB)"
+fi
 run_step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 # cargo_tests ARGS...: cargo test with its output kept in target/test-output.log, so the totals
 # over all test binaries can be printed as the closing line.
