@@ -9,4 +9,5 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod ledger;
 pub mod policy;

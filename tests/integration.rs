@@ -5,6 +5,7 @@ mod aws;
 mod cli;
 mod cloud;
 mod conformance;
+mod ledger;
 mod moto;
 mod policy;
 mod policy_plan;

@@ -9,6 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use agentless::cloud::aws::{AwsCloud, AwsConfig, StaticCredentials};
@@ -37,11 +38,19 @@ pub struct Moto {
     child: Child,
     pub url: String,
     _log: tempfile::NamedTempFile,
+    /// Released when the server is dropped (after it is killed: fields drop after `Drop::drop`).
+    _serial: tokio::sync::OwnedMutexGuard<()>,
 }
+
+/// Serialises the moto tests (held for a server's lifetime).
+static SERIAL: OnceLock<Arc<tokio::sync::Mutex<()>>> = OnceLock::new();
 
 impl Moto {
     /// Start a fresh server and wait until it accepts connections.
     pub async fn start() -> Moto {
+        // One moto server at a time: parallel servers on a loaded 2-core machine raced for ports
+        // and once refused a connection mid-test (seen in a full run); the suite takes seconds.
+        let serial = SERIAL.get_or_init(|| Arc::new(tokio::sync::Mutex::new(()))).clone().lock_owned().await;
         let python = python();
         let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
         let log = tempfile::NamedTempFile::new().expect("log file");
@@ -59,7 +68,7 @@ impl Moto {
                     python.display()
                 )
             });
-        let mut moto = Moto { child, url: format!("http://127.0.0.1:{port}"), _log: log };
+        let mut moto = Moto { child, url: format!("http://127.0.0.1:{port}"), _log: log, _serial: serial };
         let start = Instant::now();
         loop {
             if let Some(status) = moto.child.try_wait().expect("wait") {

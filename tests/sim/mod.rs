@@ -2,8 +2,10 @@
 //! on it (the same scenarios moto runs, under a paused tokio clock so its snapshot and boot
 //! latencies pass instantly), then what only the sim models: quotas ([`quotas`]), token buckets,
 //! IAM conditions on the sim's own state, dependency order, latencies, DeleteOnTermination,
-//! persistence and the fleet file ([`semantics`]).
+//! persistence and the fleet file ([`semantics`]), injected faults and eventual consistency
+//! ([`faults`]).
 
+mod faults;
 mod quotas;
 mod semantics;
 

@@ -20,7 +20,9 @@ use crate::cloud::tags::Tags;
 
 use super::Ctx;
 use super::authorize::real;
+use super::consistency::view;
 use super::describe::{Describable, describe};
+use super::faults::InstanceFault;
 use super::state::{
     Attachment, EniOwner, Image, Instance, Life, Manager, NetworkInterface, ShutdownBehavior, SnapState, Volume,
 };
@@ -137,8 +139,9 @@ pub fn describe_instances(
     input: &DescribeInput<InstanceId>,
 ) -> Result<Page<InstanceInfo>, CloudError> {
     ctx.authorize(Call::DescribeInstances(input))?;
+    let (now_ms, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
-    let out = describe(input, r.instances.iter(), |id, i| InstanceInfo {
+    let out = describe(input, view(r, |r| &r.instances, now_ms, lag_ms).into_iter(), |id, i| InstanceInfo {
         id: id.clone(),
         state: instance_state(i.life),
         instance_type: i.instance_type.clone(),
@@ -161,8 +164,9 @@ pub fn describe_instances(
 
 pub fn describe_volumes(ctx: &mut Ctx<'_>, input: &DescribeInput<VolumeId>) -> Result<Page<VolumeInfo>, CloudError> {
     ctx.authorize(Call::DescribeVolumes(input))?;
+    let (now_ms, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
-    let out = describe(input, r.volumes.iter(), |id, v| VolumeInfo {
+    let out = describe(input, view(r, |r| &r.volumes, now_ms, lag_ms).into_iter(), |id, v| VolumeInfo {
         id: id.clone(),
         state: if v.attached.is_some() { VolumeState::InUse } else { VolumeState::Available },
         size_gib: v.size_gib,
@@ -179,6 +183,7 @@ pub fn describe_volumes(ctx: &mut Ctx<'_>, input: &DescribeInput<VolumeId>) -> R
 pub fn describe_images(ctx: &mut Ctx<'_>, input: &DescribeImagesInput) -> Result<Page<ImageInfo>, CloudError> {
     ctx.authorize(Call::DescribeImages(input))?;
     let (account, now) = (ctx.account.clone(), ctx.now_ms);
+    let (_, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
     let owned = |i: &Image| {
         input.owners.is_empty()
@@ -188,8 +193,11 @@ pub fn describe_images(ctx: &mut Ctx<'_>, input: &DescribeImagesInput) -> Result
                 other => i.owner.as_str() == other,
             })
     };
-    let at: Vec<(&ImageId, ImageAt<'_>)> =
-        r.images.iter().filter(|(_, i)| owned(i)).map(|(id, i)| (id, ImageAt(i, now))).collect();
+    let at: Vec<(&ImageId, ImageAt<'_>)> = view(r, |r| &r.images, now, lag_ms)
+        .into_iter()
+        .filter(|(_, i)| owned(i))
+        .map(|(id, i)| (id, ImageAt(i, now)))
+        .collect();
     let out = describe(&input.describe, at.iter().map(|(id, i)| (*id, i)), |id, i| ImageInfo {
         id: id.clone(),
         name: i.0.name.clone(),
@@ -388,7 +396,11 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
             },
         ));
     }
-    let boot = ctx.world.settings.latencies.instance_boot_ms;
+    let fault = ctx.instance_fault();
+    let boot = match fault {
+        Some(InstanceFault::NeverBoots) => ctx.world.settings.faults.stuck_pending_ms,
+        Some(InstanceFault::NeverReports) | None => ctx.world.settings.latencies.instance_boot_ms,
+    };
     let instance = Instance {
         instance_type: input.instance_type.clone(),
         availability_zone: subnet.availability_zone.clone(),
@@ -407,6 +419,8 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
         shutdown_behavior: ShutdownBehavior::Terminate,
         client_token: Some(input.client_token.clone()),
         tags: input.instance_tags.clone(),
+        fault,
+        state_reason: None,
     };
     let r = ctx.reg()?;
     r.network_interfaces.insert(

@@ -1,6 +1,7 @@
 //! The fleet file: a TOML description of the simulated world — accounts, their Regions, KMS keys,
 //! instances with tags and volumes (size, used size, encryption, key, the disk image that backs
-//! it), and overrides of the quotas, latencies and throttling of [`super::limits`]. Unknown keys
+//! it), overrides of the quotas, latencies and throttling of [`super::limits`], and the faults to
+//! inject ([`super::faults`], `[faults]`). Unknown keys
 //! are refused, and every error names the key it is about (`accounts[0].instances[2].volumes[0].
 //! kms_key`), or the line and column for a syntax error.
 //!
@@ -8,6 +9,15 @@
 //! seed = 7
 //! [quotas]
 //! vpcs_per_region = 5
+//! [latencies]
+//! describe_lag_ms = 2000   # eventual consistency of Describe (consistency::REALISTIC_LAG_MS)
+//! [faults]
+//! seed = 42
+//! rates = { internal_error = 0.01 }
+//! [[faults.schedule]]
+//! action = "RunInstances"
+//! nth = 1
+//! fault = "never-boots"
 //! [[accounts]]
 //! id = "111122223333"
 //! regions = ["us-east-1"]
@@ -33,6 +43,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::SimError;
+use super::faults::Faults;
 use super::limits::{Latencies, Quotas, Settings, Throttling};
 use super::network::insert_vpc;
 use super::state::{
@@ -86,6 +97,8 @@ pub struct Fleet {
     pub latencies: Latencies,
     #[serde(default)]
     pub throttling: Throttling,
+    #[serde(default)]
+    pub faults: Faults,
     #[serde(default)]
     pub accounts: Vec<FleetAccount>,
     /// The directory relative image paths are read from (the fleet file's).
@@ -241,8 +254,10 @@ impl Fleet {
                 quotas: self.quotas.clone(),
                 latencies: self.latencies.clone(),
                 throttling: self.throttling,
+                faults: self.faults.clone(),
             },
         };
+        self.faults.check().map_err(|e| invalid(e.key, e.message))?;
         if self.accounts.is_empty() {
             return Err(FleetError::NoAccount.into());
         }
@@ -282,6 +297,8 @@ impl Fleet {
                 setup.instance_in(&a.id, inst, &key, &key_ids, &self.base_dir)?;
             }
         }
+        // What the build minted is not a call's creation (see `consistency`).
+        world.prng.take_minted();
         Ok(world)
     }
 }
@@ -569,6 +586,8 @@ impl<'a> Setup<'a> {
                 shutdown_behavior: ShutdownBehavior::Stop,
                 client_token: None,
                 tags,
+                fault: None,
+                state_reason: None,
             },
         );
         Ok(instance_id)

@@ -2,10 +2,15 @@
 //! running`, `stopping -> stopped`, `shutting-down -> terminated` (then leave Describe results
 //! after about an hour), applied lazily before every call from the deadlines the state stores.
 //!
+//! Injected faults ([`super::faults`]) end here: a failing snapshot goes `error` instead of
+//! `completed`, a `never-boots` instance goes from `pending` straight to `terminated` with its state
+//! reason. The eventual-consistency records past the lag are forgotten ([`super::consistency`]).
+//!
 //! Termination releases what the instance held (EC2 User Guide, "Terminate instances"): volumes
 //! with `DeleteOnTermination` are deleted, the others detached (`available`), and the instance's
 //! network interfaces deleted.
 
+use super::faults::{InstanceFault, LAUNCH_FAILURE_CODE, LAUNCH_FAILURE_MESSAGE};
 use super::limits::Latencies;
 use super::state::{Life, RegionState, SnapState, World};
 
@@ -25,13 +30,18 @@ fn advance_region(r: &mut RegionState, now_ms: u64, lat: &Latencies) -> bool {
     let mut changed = false;
     for s in r.snapshots.values_mut() {
         if s.state == SnapState::Pending && now_ms >= s.complete_ms {
-            s.state = SnapState::Completed;
+            s.state = if s.fails { SnapState::Error } else { SnapState::Completed };
             changed = true;
         }
     }
     let mut terminated = Vec::new();
     for (id, i) in &mut r.instances {
         let next = match i.life {
+            Life::Pending { until_ms } if now_ms >= until_ms && i.fault == Some(InstanceFault::NeverBoots) => {
+                i.state_reason = Some((LAUNCH_FAILURE_CODE.into(), LAUNCH_FAILURE_MESSAGE.into()));
+                terminated.push(id.clone());
+                Some(Life::Terminated { at_ms: until_ms })
+            }
             Life::Pending { until_ms } if now_ms >= until_ms => Some(Life::Running),
             Life::Stopping { until_ms } if now_ms >= until_ms => Some(Life::Stopped),
             Life::ShuttingDown { until_ms } if now_ms >= until_ms => {
@@ -60,6 +70,7 @@ fn advance_region(r: &mut RegionState, now_ms: u64, lat: &Latencies) -> bool {
             true
         }
     });
+    changed |= r.recent.prune(now_ms, lat.describe_lag_ms);
     changed | (r.instances.len() != before)
 }
 

@@ -42,15 +42,21 @@ pub const INSTANCE_STOP_MS: u64 = 30_000;
 /// Terminated instances "remain visible ... for approximately one hour" (EC2 User Guide,
 /// "Terminate Amazon EC2 instances").
 pub const TERMINATED_VISIBLE_MS: u64 = 3_600_000;
+/// How long Describe lags behind creates and deletes ([`super::consistency`]): 0, strongly
+/// consistent, so tests that do not study the lag need not wait; fleet files that want AWS's
+/// behaviour set it (e.g. [`super::consistency::REALISTIC_LAG_MS`]).
+pub const DESCRIBE_LAG_MS: u64 = 0;
 
-/// Quotas, latencies and whether the API token buckets apply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Quotas, latencies, whether the API token buckets apply, and the injected faults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub quotas: Quotas,
     pub latencies: Latencies,
     /// The EC2 API token buckets ([`super::throttle`]); on by default.
     pub throttling: Throttling,
+    /// None by default ([`super::faults`]).
+    pub faults: super::faults::Faults,
 }
 
 /// Per-Region quotas (see the constants for their sources).
@@ -88,6 +94,8 @@ pub struct Latencies {
     pub instance_shutdown_ms: u64,
     pub instance_stop_ms: u64,
     pub terminated_visible_ms: u64,
+    /// Eventual consistency of Describe ([`super::consistency`]).
+    pub describe_lag_ms: u64,
 }
 
 impl Default for Latencies {
@@ -99,6 +107,7 @@ impl Default for Latencies {
             instance_shutdown_ms: INSTANCE_SHUTDOWN_MS,
             instance_stop_ms: INSTANCE_STOP_MS,
             terminated_visible_ms: TERMINATED_VISIBLE_MS,
+            describe_lag_ms: DESCRIBE_LAG_MS,
         }
     }
 }

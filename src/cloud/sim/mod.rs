@@ -14,6 +14,11 @@
 //! - **Time**: snapshot latency from the used size, instance boot and shutdown, on a timeline that
 //!   follows tokio's clock ([`clock`], [`lifecycle`]), virtual when the clock is paused.
 //! - **Quotas and token buckets** of orchestrator-anchors 4 ([`limits`], [`throttle`]).
+//! - **Faults** from a seed: throttling beyond the buckets, 5xx, timeouts on the tokio clock,
+//!   lost responses, snapshots that end in `error`, scanners that never boot or never report
+//!   ([`faults`]).
+//! - **Eventual consistency**: Describe lags behind creates and deletes by a configurable time
+//!   ([`consistency`]).
 //! - **Persistence**: with a data directory the world is saved after every change and reloaded
 //!   when another process changed it ([`store`]); a killed process leaves its resources behind.
 //!
@@ -27,7 +32,9 @@
 pub mod authorize;
 pub mod clock;
 pub mod compute;
+pub mod consistency;
 pub mod describe;
+pub mod faults;
 pub mod fleet;
 pub mod identity;
 pub mod kms;
@@ -77,13 +84,16 @@ pub enum SimError {
     UnknownRegion { account: AccountId, region: Region },
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Faults(#[from] faults::FaultsError),
 }
 
-/// The world and the token buckets, under one lock.
+/// The world, the token buckets and the fault stream, under one lock.
 #[derive(Debug)]
 struct Inner {
     world: World,
     buckets: Buckets,
+    faults: faults::Engine,
     store: Option<Store>,
 }
 
@@ -128,8 +138,9 @@ impl SimCloud {
     fn with_world(world: World, store: Option<Store>) -> Result<SimCloud, SimError> {
         let account = world.accounts.keys().next().cloned().ok_or(FleetError::NoAccount)?;
         let clock = clock::Clock::resume(world.clock_ms);
+        let engine = faults::Engine::new(world.settings.faults.seed);
         let shared = Shared {
-            inner: Mutex::new(Inner { world, buckets: Buckets::default(), store }),
+            inner: Mutex::new(Inner { world, buckets: Buckets::default(), faults: engine, store }),
             clock,
             requests: AtomicU64::new(1),
         };
@@ -204,14 +215,64 @@ impl SimCloud {
         Ok(out)
     }
 
-    /// Run one call: reload if another process changed the state, apply due changes, take the
-    /// tokens, run `f` on the state, save if anything changed.
-    fn call<T>(
+    /// Replace the fault configuration (saved with the world) and restart the fault stream from
+    /// its seed, with call counts at zero and an empty log.
+    pub fn set_faults(&self, faults: faults::Faults) -> Result<(), SimError> {
+        faults.check()?;
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.faults = faults::Engine::new(faults.seed);
+        inner.world.settings.faults = faults;
+        if let Some(store) = &mut inner.store {
+            store.save(&inner.world)?;
+        }
+        Ok(())
+    }
+
+    /// Every fault injected since the world was opened or [`SimCloud::set_faults`] was called.
+    #[must_use]
+    pub fn fault_log(&self) -> Vec<faults::Injected> {
+        self.lock().faults.log().to_vec()
+    }
+
+    /// Run one call ([`SimCloud::call_now`]); a `timeout` fault then hangs on the tokio clock,
+    /// with no lock held, before its error is returned.
+    async fn call<T>(
         &self,
         auth: &Authorized,
         call: Call<'_>,
         f: impl FnOnce(&mut Ctx<'_>) -> Result<T, CloudError>,
     ) -> Result<T, CloudError> {
+        let (out, hang) = self.call_now(auth, call, f);
+        if let Some(d) = hang {
+            tokio::time::sleep(d).await;
+        }
+        out
+    }
+
+    /// Run one call: reload if another process changed the state, apply due changes, decide the
+    /// call's faults, take the tokens, hide what is within the consistency lag, run `f` on the
+    /// state, record what it created, save if anything changed. Also returns how long the caller
+    /// must hang first (a `timeout` fault).
+    fn call_now<T>(
+        &self,
+        auth: &Authorized,
+        call: Call<'_>,
+        f: impl FnOnce(&mut Ctx<'_>) -> Result<T, CloudError>,
+    ) -> (Result<T, CloudError>, Option<std::time::Duration>) {
+        match self.call_locked(auth, call, f) {
+            Ok(out) => (Ok(out), None),
+            Err(Failure::Now(e)) => (Err(e), None),
+            Err(Failure::After(e, d)) => (Err(e), Some(d)),
+        }
+    }
+
+    fn call_locked<T>(
+        &self,
+        auth: &Authorized,
+        call: Call<'_>,
+        f: impl FnOnce(&mut Ctx<'_>) -> Result<T, CloudError>,
+    ) -> Result<T, Failure> {
         let request_id = format!("sim-{:08}", self.shared.requests.fetch_add(1, Ordering::Relaxed));
         let region = auth.region().clone();
         let op = call.name();
@@ -224,6 +285,8 @@ impl SimCloud {
         }
         let now_ms = self.now_ms();
         let mut dirty = lifecycle::advance(&mut inner.world, now_ms);
+        let decision = inner.faults.decide(&inner.world.settings.faults, op);
+        let timeout = inner.world.settings.faults.timeout();
         let mut ctx = Ctx {
             world: &mut inner.world,
             account: self.account.clone(),
@@ -233,31 +296,98 @@ impl SimCloud {
             policies: &self.policies,
             request_id,
             dirty: false,
+            faults: &mut inner.faults,
+            decision,
         };
         let enabled = ctx.world.accounts.get(&self.account).is_some_and(|a| a.regions.contains_key(&region));
         if !enabled {
-            return Err(ctx.err(
-                "OptInRequired",
-                format!("The Region {region} is not enabled for account {} in the simulated world.", self.account),
-                Vec::new(),
-            ));
+            return Err(ctx
+                .err(
+                    "OptInRequired",
+                    format!("The Region {region} is not enabled for account {} in the simulated world.", self.account),
+                    Vec::new(),
+                )
+                .into());
+        }
+        let injected = match decision.call {
+            Some(faults::Fault::Throttle) => {
+                Some(ctx.err("RequestLimitExceeded", "Request limit exceeded (injected fault).", Vec::new()).into())
+            }
+            Some(faults::Fault::InternalError) => {
+                Some(ctx.status_err("InternalError", "An internal error has occurred (injected fault).", 500).into())
+            }
+            Some(faults::Fault::Unavailable) => Some(
+                ctx.status_err(
+                    "Unavailable",
+                    "The service is unavailable. Please try again shortly (injected fault).",
+                    503,
+                )
+                .into(),
+            ),
+            Some(faults::Fault::Timeout) => Some(Failure::After(
+                fail(
+                    ErrorKind::Transient,
+                    format!("no response within {} ms: the request timed out (injected fault)", timeout.as_millis()),
+                ),
+                timeout,
+            )),
+            Some(
+                faults::Fault::LostResponse
+                | faults::Fault::SnapshotError
+                | faults::Fault::NeverBoots
+                | faults::Fault::NeverReports,
+            )
+            | None => None,
+        };
+        if let Some(failure) = injected {
+            return Err(failure);
         }
         if ctx.world.settings.throttling == limits::Throttling::Aws
             && let Err(bucket) = inner.buckets.take(&self.account, &region, call, now_ms)
         {
-            return Err(ctx.err(
-                "RequestLimitExceeded",
-                format!("Request limit exceeded ({bucket} bucket)."),
-                Vec::new(),
-            ));
+            return Err(ctx
+                .err("RequestLimitExceeded", format!("Request limit exceeded ({bucket} bucket)."), Vec::new())
+                .into());
         }
+        let (_, lag_ms) = ctx.lag();
+        if lag_ms > 0
+            && let Some(e) = ctx.hidden_reference(call)
+        {
+            return Err(e.into());
+        }
+        ctx.world.prng.take_minted();
         let out = f(&mut ctx);
+        let minted = ctx.world.prng.take_minted();
+        if lag_ms > 0 && out.is_ok() && !minted.is_empty() {
+            ctx.reg().map_err(Failure::Now)?.recent.created(minted, now_ms);
+        }
         dirty |= ctx.dirty;
         inner.world.clock_ms = now_ms;
         if dirty && let Some(store) = &mut inner.store {
             store.save(&inner.world).map_err(|e| fail(ErrorKind::Transient, e.to_string()))?;
         }
-        out
+        match (out, decision.call) {
+            (Ok(_), Some(faults::Fault::LostResponse)) => Err(fail(
+                ErrorKind::Transient,
+                "the connection closed before the response arrived; the request may have been applied (injected \
+                 fault)"
+                    .into(),
+            )
+            .into()),
+            (out, _) => out.map_err(Failure::Now),
+        }
+    }
+}
+
+/// How a call failed: now, or after hanging (a timeout).
+enum Failure {
+    Now(CloudError),
+    After(CloudError, std::time::Duration),
+}
+
+impl From<CloudError> for Failure {
+    fn from(e: CloudError) -> Failure {
+        Failure::Now(e)
     }
 }
 
@@ -273,6 +403,8 @@ pub struct Ctx<'a> {
     request_id: String,
     /// Set by an operation that changed the state (then it is saved).
     pub dirty: bool,
+    faults: &'a mut faults::Engine,
+    decision: faults::Decision,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -294,6 +426,52 @@ impl Ctx<'_> {
             Some(self.request_id.clone()),
             ids,
         )
+    }
+
+    /// A server-side error response of this call with its HTTP status (5xx).
+    #[must_use]
+    pub fn status_err(&self, code: &str, message: &str, status: u16) -> CloudError {
+        CloudError::aws(
+            self.op,
+            Some(self.region.clone()),
+            code,
+            message,
+            Some(status),
+            Some(self.request_id.clone()),
+            Vec::new(),
+        )
+    }
+
+    /// (now, the consistency lag) in ms.
+    #[must_use]
+    pub fn lag(&self) -> (u64, u64) {
+        (self.now_ms, self.world.settings.latencies.describe_lag_ms)
+    }
+
+    /// Whether a snapshot this call creates ends in `error` (an injected fault).
+    pub fn snapshot_fails(&mut self) -> bool {
+        self.faults.snapshot_error(&self.world.settings.faults, &self.decision, self.op)
+    }
+
+    /// The injected fault of an instance this call launches.
+    pub fn instance_fault(&mut self) -> Option<faults::InstanceFault> {
+        self.faults.instance_fault(&self.world.settings.faults, &self.decision, self.op)
+    }
+
+    /// `Invalid*.NotFound` if `call` names by id a resource created within the consistency lag
+    /// (in any Region of the account: a copy's source).
+    fn hidden_reference(&self, call: Call<'_>) -> Option<CloudError> {
+        let (now_ms, lag_ms) = self.lag();
+        let requests = crate::policy::authz::requests(&self.scope(), &self.region, call).ok()?;
+        let regions = self.world.accounts.get(&self.account)?;
+        for r in requests {
+            let Some((_, id)) = r.request.resource().rsplit_once('/') else { continue };
+            let hidden = regions.regions.values().any(|reg| reg.recent.hidden(id, now_ms, lag_ms));
+            if let (true, Some(code)) = (hidden, consistency::not_found_code(id)) {
+                return Some(self.err(code, format!("The ID '{id}' does not exist"), vec![id.to_owned()]));
+            }
+        }
+        None
     }
 
     /// `Invalid<Kind>.NotFound` for one id, with EC2's message.
@@ -383,7 +561,7 @@ impl Ctx<'_> {
 /// Run `f` as one call of `self` (the body of every `Cloud` method).
 macro_rules! sim_call {
     ($self:ident, $auth:ident, $api:ident, $input:ident, $f:expr) => {
-        $self.call(&$auth, Call::$api($input), |ctx| $f(ctx, $input))
+        $self.call(&$auth, Call::$api($input), |ctx| $f(ctx, $input)).await
     };
 }
 

@@ -24,6 +24,7 @@ use crate::cloud::tags::Tags;
 
 use super::Ctx;
 use super::authorize::real;
+use super::consistency::{remove, view};
 use super::describe::{Describable, describe};
 use super::state::{
     EndpointType, EniOwner, InternetGateway, NetworkInterface, Prng, RegionState, RouteTable, Rule, SecurityGroup,
@@ -365,8 +366,9 @@ pub fn describe_route_tables(
     input: &DescribeInput<RouteTableId>,
 ) -> Result<Page<RouteTableInfo>, CloudError> {
     ctx.authorize(Call::DescribeRouteTables(input))?;
+    let (now_ms, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
-    let out = describe(input, r.route_tables.iter(), |id, t| RouteTableInfo {
+    let out = describe(input, view(r, |r| &r.route_tables, now_ms, lag_ms).into_iter(), |id, t| RouteTableInfo {
         id: id.clone(),
         vpc_id: t.vpc.clone(),
         main: t.main,
@@ -575,8 +577,9 @@ pub fn create_vpc_endpoint(
 
 pub fn describe_vpcs(ctx: &mut Ctx<'_>, input: &DescribeInput<VpcId>) -> Result<Page<VpcInfo>, CloudError> {
     ctx.authorize(Call::DescribeVpcs(input))?;
+    let (now_ms, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
-    let out = describe(input, r.vpcs.iter(), |id, v| VpcInfo {
+    let out = describe(input, view(r, |r| &r.vpcs, now_ms, lag_ms).into_iter(), |id, v| VpcInfo {
         id: id.clone(),
         state: "available".into(),
         cidr_block: v.cidr_block.clone(),
@@ -587,8 +590,9 @@ pub fn describe_vpcs(ctx: &mut Ctx<'_>, input: &DescribeInput<VpcId>) -> Result<
 
 pub fn describe_subnets(ctx: &mut Ctx<'_>, input: &DescribeInput<SubnetId>) -> Result<Page<SubnetInfo>, CloudError> {
     ctx.authorize(Call::DescribeSubnets(input))?;
+    let (now_ms, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
-    let out = describe(input, r.subnets.iter(), |id, s| SubnetInfo {
+    let out = describe(input, view(r, |r| &r.subnets, now_ms, lag_ms).into_iter(), |id, s| SubnetInfo {
         id: id.clone(),
         vpc_id: s.vpc.clone(),
         availability_zone: s.availability_zone.clone(),
@@ -603,8 +607,9 @@ pub fn describe_security_groups(
     input: &DescribeInput<SecurityGroupId>,
 ) -> Result<Page<SecurityGroupInfo>, CloudError> {
     ctx.authorize(Call::DescribeSecurityGroups(input))?;
+    let (now_ms, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
-    let out = describe(input, r.security_groups.iter(), |id, g| SecurityGroupInfo {
+    let out = describe(input, view(r, |r| &r.security_groups, now_ms, lag_ms).into_iter(), |id, g| SecurityGroupInfo {
         id: id.clone(),
         vpc_id: Some(g.vpc.clone()),
         group_name: g.group_name.clone(),
@@ -618,12 +623,14 @@ pub fn describe_internet_gateways(
     input: &DescribeInput<InternetGatewayId>,
 ) -> Result<Page<InternetGatewayInfo>, CloudError> {
     ctx.authorize(Call::DescribeInternetGateways(input))?;
+    let (now_ms, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
-    let out = describe(input, r.internet_gateways.iter(), |id, g| InternetGatewayInfo {
-        id: id.clone(),
-        attached_vpcs: g.attached.iter().cloned().collect(),
-        tags: g.tags.clone(),
-    });
+    let out =
+        describe(input, view(r, |r| &r.internet_gateways, now_ms, lag_ms).into_iter(), |id, g| InternetGatewayInfo {
+            id: id.clone(),
+            attached_vpcs: g.attached.iter().cloned().collect(),
+            tags: g.tags.clone(),
+        });
     out.map_err(|e| ctx.describe_err(e, "InvalidInternetGatewayID.NotFound"))
 }
 
@@ -632,8 +639,9 @@ pub fn describe_vpc_endpoints(
     input: &DescribeInput<VpcEndpointId>,
 ) -> Result<Page<VpcEndpointInfo>, CloudError> {
     ctx.authorize(Call::DescribeVpcEndpoints(input))?;
+    let (now_ms, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
-    let out = describe(input, r.vpc_endpoints.iter(), |id, e| VpcEndpointInfo {
+    let out = describe(input, view(r, |r| &r.vpc_endpoints, now_ms, lag_ms).into_iter(), |id, e| VpcEndpointInfo {
         id: id.clone(),
         vpc_id: e.vpc.clone(),
         state: "available".into(),
@@ -656,11 +664,12 @@ pub fn delete_vpc_endpoints(
         }
     }
     ctx.authorize(Call::DeleteVpcEndpoints(&DeleteVpcEndpointsInput { endpoints: found.clone() }))?;
+    let (now_ms, lag_ms) = ctx.lag();
     for e in found {
         let r = ctx.reg()?;
-        if let Some(ep) = r.vpc_endpoints.remove(&e.id) {
+        if let Some(ep) = remove(r, |r| &mut r.vpc_endpoints, &e.id, now_ms, lag_ms) {
             for eni in ep.network_interfaces {
-                r.network_interfaces.remove(&eni);
+                remove(r, |r| &mut r.network_interfaces, &eni, now_ms, lag_ms);
             }
         }
     }
@@ -686,7 +695,8 @@ pub fn delete_security_group(ctx: &mut Ctx<'_>, input: &DeleteSecurityGroupInput
             input.group.id.as_str(),
         ));
     }
-    ctx.reg()?.security_groups.remove(&input.group.id);
+    let (now_ms, lag_ms) = ctx.lag();
+    remove(ctx.reg()?, |r| &mut r.security_groups, &input.group.id, now_ms, lag_ms);
     ctx.dirty = true;
     Ok(Empty)
 }
@@ -704,7 +714,8 @@ pub fn delete_subnet(ctx: &mut Ctx<'_>, input: &DeleteSubnetInput) -> Result<Emp
             input.subnet.id.as_str(),
         ));
     }
-    ctx.reg()?.subnets.remove(&input.subnet.id);
+    let (now_ms, lag_ms) = ctx.lag();
+    remove(ctx.reg()?, |r| &mut r.subnets, &input.subnet.id, now_ms, lag_ms);
     ctx.dirty = true;
     Ok(Empty)
 }
@@ -719,7 +730,8 @@ pub fn delete_internet_gateway(ctx: &mut Ctx<'_>, input: &DeleteInternetGatewayI
             input.internet_gateway.id.as_str(),
         ));
     }
-    ctx.reg()?.internet_gateways.remove(&input.internet_gateway.id);
+    let (now_ms, lag_ms) = ctx.lag();
+    remove(ctx.reg()?, |r| &mut r.internet_gateways, &input.internet_gateway.id, now_ms, lag_ms);
     ctx.dirty = true;
     Ok(Empty)
 }
@@ -754,10 +766,19 @@ pub fn delete_vpc(ctx: &mut Ctx<'_>, input: &DeleteVpcInput) -> Result<Empty, Cl
             input.vpc.id.as_str(),
         ));
     }
+    let (now_ms, lag_ms) = ctx.lag();
     let r = ctx.reg()?;
-    r.vpcs.remove(&input.vpc.id);
-    r.route_tables.retain(|_, t| t.vpc != input.vpc.id);
-    r.security_groups.retain(|_, g| g.vpc != input.vpc.id);
+    remove(r, |r| &mut r.vpcs, &input.vpc.id, now_ms, lag_ms);
+    let tables: Vec<RouteTableId> =
+        r.route_tables.iter().filter(|(_, t)| t.vpc == input.vpc.id).map(|(id, _)| id.clone()).collect();
+    for t in &tables {
+        remove(r, |r| &mut r.route_tables, t, now_ms, lag_ms);
+    }
+    let groups: Vec<SecurityGroupId> =
+        r.security_groups.iter().filter(|(_, g)| g.vpc == input.vpc.id).map(|(id, _)| id.clone()).collect();
+    for g in &groups {
+        remove(r, |r| &mut r.security_groups, g, now_ms, lag_ms);
+    }
     ctx.dirty = true;
     Ok(Empty)
 }

@@ -24,6 +24,7 @@ use crate::cloud::tags::Tags;
 
 use super::Ctx;
 use super::authorize::real;
+use super::consistency::{remove, view};
 use super::describe::{Describable, describe};
 use super::state::{Life, Manager, SnapState, Snapshot, Volume};
 
@@ -145,6 +146,7 @@ fn snapshot_of(ctx: &Ctx<'_>, v: &VolumeId, vol: &Volume, description: &str, tag
         shared_with: Default::default(),
         backing: vol.backing.clone(),
         tags: tags.clone(),
+        fails: false,
     }
 }
 
@@ -180,7 +182,8 @@ pub fn create_snapshots(ctx: &mut Ctx<'_>, input: &CreateSnapshotsInput) -> Resu
     let mut out = Vec::new();
     for (vid, vol) in &volumes {
         let sid: SnapshotId = ctx.new_id("snap")?;
-        let snap = snapshot_of(ctx, vid, vol, &input.description, &input.tags);
+        let snap =
+            Snapshot { fails: ctx.snapshot_fails(), ..snapshot_of(ctx, vid, vol, &input.description, &input.tags) };
         ctx.reg()?.snapshots.insert(sid.clone(), snap);
         out.push(SnapshotStarted { snapshot_id: sid, volume_id: vid.clone() });
     }
@@ -196,7 +199,10 @@ pub fn create_snapshot(ctx: &mut Ctx<'_>, input: &CreateSnapshotInput) -> Result
     ctx.authorize(Call::CreateSnapshot(&checked))?;
     check_quotas(ctx, std::slice::from_ref(&input.volume.id), 0)?;
     let sid: SnapshotId = ctx.new_id("snap")?;
-    let snap = snapshot_of(ctx, &input.volume.id, &vol, &input.description, &input.tags);
+    let snap = Snapshot {
+        fails: ctx.snapshot_fails(),
+        ..snapshot_of(ctx, &input.volume.id, &vol, &input.description, &input.tags)
+    };
     ctx.reg()?.snapshots.insert(sid.clone(), snap);
     ctx.dirty = true;
     Ok(CreateSnapshotOutput { snapshot_id: sid })
@@ -205,11 +211,12 @@ pub fn create_snapshot(ctx: &mut Ctx<'_>, input: &CreateSnapshotInput) -> Result
 pub fn describe_snapshots(ctx: &mut Ctx<'_>, input: &DescribeSnapshotsInput) -> Result<Page<SnapshotInfo>, CloudError> {
     ctx.authorize(Call::DescribeSnapshots(input))?;
     let (me, region, now) = (ctx.account.clone(), ctx.region.clone(), ctx.now_ms);
+    let (_, lag_ms) = ctx.lag();
     let owner_region = ctx.world.accounts.get(&input.owner).and_then(|a| a.regions.get(&region));
     let visible: Vec<(&SnapshotId, SnapAt<'_>)> = owner_region
         .map(|r| {
-            r.snapshots
-                .iter()
+            view(r, |r| &r.snapshots, now, lag_ms)
+                .into_iter()
                 .filter(|(_, s)| s.owner == me || s.shared_with.contains(&me))
                 .map(|(id, s)| (id, SnapAt(s, now)))
                 .collect()
@@ -277,6 +284,7 @@ pub fn copy_snapshot(ctx: &mut Ctx<'_>, input: &CopySnapshotInput) -> Result<Cop
         copy: true,
         shared_with: Default::default(),
         tags: input.tags.clone(),
+        fails: key_ok && ctx.snapshot_fails(),
         ..source
     };
     let id: SnapshotId = ctx.new_id("snap")?;
@@ -310,7 +318,8 @@ pub fn delete_snapshot(ctx: &mut Ctx<'_>, input: &DeleteSnapshotInput) -> Result
         return Err(ctx.not_found("InvalidSnapshot.NotFound", "snapshot", input.snapshot.id.as_str()));
     };
     ctx.authorize(Call::DeleteSnapshot(&DeleteSnapshotInput { snapshot: real(&input.snapshot.id, &tags) }))?;
-    ctx.reg()?.snapshots.remove(&input.snapshot.id);
+    let (now_ms, lag_ms) = ctx.lag();
+    remove(ctx.reg()?, |r| &mut r.snapshots, &input.snapshot.id, now_ms, lag_ms);
     ctx.dirty = true;
     Ok(Empty)
 }

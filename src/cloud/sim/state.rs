@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::faults::InstanceFault;
 use crate::cloud::ids::{
     AccountId, GrantId, ImageId, InstanceId, InternetGatewayId, KmsKeyId, NetworkInterfaceId, Region, RouteTableId,
     SecurityGroupId, SnapshotId, SubnetId, VolumeId, VpcEndpointId, VpcId,
@@ -69,6 +70,9 @@ pub struct RegionState {
     pub images: BTreeMap<ImageId, Image>,
     /// KMS keys by key id (the UUID).
     pub keys: BTreeMap<String, Key>,
+    /// What Describe does not see yet, or still sees ([`super::consistency`]).
+    #[serde(default)]
+    pub recent: super::consistency::Recent,
 }
 
 /// Where an instance is in its life (EC2 User Guide, "Instance state changes"). The timed states
@@ -132,6 +136,13 @@ pub struct Instance {
     pub shutdown_behavior: ShutdownBehavior,
     pub client_token: Option<String>,
     pub tags: Tags,
+    /// An injected fault ([`super::faults`]): `never-boots`, or `never-reports`, which the
+    /// hypervisor reads (it must not run the agent for this instance).
+    #[serde(default)]
+    pub fault: Option<InstanceFault>,
+    /// Why the instance changed state, as `StateReason` (code, message): set when a launch fails.
+    #[serde(default)]
+    pub state_reason: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -181,6 +192,10 @@ pub struct Snapshot {
     pub shared_with: BTreeSet<AccountId>,
     pub backing: Option<PathBuf>,
     pub tags: Tags,
+    /// An injected `snapshot-error` ([`super::faults`]): at `complete_ms` it goes `error`, not
+    /// `completed`.
+    #[serde(default)]
+    pub fails: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -357,12 +372,16 @@ impl<'de> Deserialize<'de> for GrantOperation {
 #[serde(deny_unknown_fields)]
 pub struct Prng {
     state: u64,
+    /// EC2 ids and key ids drawn since the last [`Prng::take_minted`]: what a call created (for
+    /// [`super::consistency`]). Not saved.
+    #[serde(skip)]
+    minted: Vec<String>,
 }
 
 impl Prng {
     #[must_use]
     pub fn new(seed: u64) -> Prng {
-        Prng { state: seed }
+        Prng { state: seed, minted: Vec::new() }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -385,7 +404,14 @@ impl Prng {
 
     /// `<prefix>-` + 17 hex digits: an EC2 id.
     pub fn ec2_id(&mut self, prefix: &str) -> String {
-        format!("{prefix}-{}", self.hex(17))
+        let id = format!("{prefix}-{}", self.hex(17));
+        self.minted.push(id.clone());
+        id
+    }
+
+    /// The ids minted since the last call, and forget them.
+    pub fn take_minted(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.minted)
     }
 
     /// A UUID-shaped KMS key id.

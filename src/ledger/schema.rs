@@ -1,0 +1,108 @@
+//! The ledger's schema and its migrations, versioned by SQLite's `user_version` header field.
+//!
+//! `MIGRATIONS[n]` takes a database from version `n` to `n + 1`; a fresh file is version 0. A file
+//! with a version above [`SCHEMA_VERSION`] was written by a later agentless and is refused rather
+//! than read with a guess at its meaning.
+//!
+//! # Version 1
+//!
+//! - `jobs`: one row per job; `state` is a [`JobState`](super::JobState) name, `error` the last
+//!   error recorded for the job.
+//! - `targets`: one row per (job, instance) with its own status and error.
+//! - `resources`: one row per create, in creation order (`id`, the [`IntentId`](super::IntentId)).
+//!   `state` is `intent` (written before the create call, `resource_id` NULL), `created` (id known)
+//!   or `deleted` (gone, or never created; `resource_id` NULL in the latter case). An id is recorded
+//!   once per (kind, region), a client token once.
+//! - `events`: the job's log, `detail` a JSON value.
+//!
+//! Times are milliseconds since the Unix epoch (UTC). Tables are `STRICT` (a wrongly typed value is
+//! refused on write).
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::error::{Result, SqlContext};
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE jobs (
+    id          TEXT PRIMARY KEY NOT NULL,
+    account     TEXT NOT NULL,
+    region      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    error       TEXT
+) STRICT;
+CREATE INDEX jobs_by_state ON jobs (state);
+
+CREATE TABLE targets (
+    job_id      TEXT NOT NULL REFERENCES jobs (id),
+    instance_id TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    error       TEXT,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (job_id, instance_id)
+) STRICT;
+
+CREATE TABLE resources (
+    id           INTEGER PRIMARY KEY,
+    job_id       TEXT NOT NULL REFERENCES jobs (id),
+    kind         TEXT NOT NULL,
+    region       TEXT NOT NULL,
+    resource_id  TEXT,
+    client_token TEXT,
+    tags         TEXT NOT NULL CHECK (json_valid(tags)),
+    state        TEXT NOT NULL CHECK (state IN ('intent', 'created', 'deleted')),
+    created_at   INTEGER NOT NULL,
+    deleted_at   INTEGER,
+    CHECK ((state = 'intent') = (resource_id IS NULL) OR state = 'deleted'),
+    CHECK ((state = 'deleted') = (deleted_at IS NOT NULL))
+) STRICT;
+CREATE INDEX resources_by_job ON resources (job_id, state);
+CREATE INDEX resources_by_kind ON resources (kind, region);
+CREATE UNIQUE INDEX resources_by_id ON resources (kind, region, resource_id) WHERE resource_id IS NOT NULL;
+CREATE UNIQUE INDEX resources_by_token ON resources (client_token) WHERE client_token IS NOT NULL;
+
+CREATE TABLE events (
+    id          INTEGER PRIMARY KEY,
+    job_id      TEXT NOT NULL REFERENCES jobs (id),
+    at          INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    detail      TEXT NOT NULL CHECK (json_valid(detail))
+) STRICT;
+CREATE INDEX events_by_job ON events (job_id, id);
+";
+
+/// `MIGRATIONS[n]` upgrades version `n` to `n + 1`.
+const MIGRATIONS: [&str; 1] = [V1];
+
+/// The version found in the file, before any migration.
+pub(super) fn version(conn: &Connection) -> Result<i64> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0)).context(|| "reading user_version".into())
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`]. Returns `Err(found)` for a newer file.
+///
+/// The check and the upgrade run in one `IMMEDIATE` transaction, so two processes opening a fresh
+/// file at once migrate it once.
+pub(super) fn migrate(conn: &mut Connection) -> Result<std::result::Result<(), i64>> {
+    let tx =
+        conn.transaction_with_behavior(TransactionBehavior::Immediate).context(|| "starting the migration".into())?;
+    let found = version(&tx)?;
+    if found > SCHEMA_VERSION {
+        return Ok(Err(found));
+    }
+    // `found` is in 0..=SCHEMA_VERSION here (a negative user_version is also "older").
+    for (from, sql) in MIGRATIONS.iter().enumerate() {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        if from < found {
+            continue;
+        }
+        tx.execute_batch(sql).context(|| format!("migrating the schema from version {from}"))?;
+        tx.pragma_update(None, "user_version", from + 1).context(|| "writing user_version".into())?;
+    }
+    tx.commit().context(|| "committing the migration".into())?;
+    Ok(Ok(()))
+}
