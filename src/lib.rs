@@ -4,8 +4,9 @@
 //!
 //! So far: the command-line skeleton, the IAM policy evaluator and the authorization mapping
 //! ([`policy`]), and the cloud seam with its policy guard, the AWS backend and the simulated AWS
-//! account ([`cloud`], [`cloud::sim`]). The job state machine, ledger, collector, scheduler and
-//! auditor are described in the design (`../shared/DESIGN.md`) and land in later issues.
+//! account ([`cloud`], [`cloud::sim`]), and the durable ledger ([`ledger`]). The job state machine,
+//! collector, scheduler and auditor are described in the design (`../shared/DESIGN.md`) and land
+//! in later issues.
 
 pub mod cli;
 pub mod cloud;
