@@ -8,7 +8,7 @@
 use std::rc::Rc;
 
 use crate::baseline::Ctx;
-use crate::baseline::parse::sysctl::{MAX_SET_BYTES, drop_ins};
+use crate::baseline::parse::sysctl::{drop_ins, read_set};
 
 /// auditd's configuration file.
 pub const AUDITD_CONF: &str = "/etc/audit/auditd.conf";
@@ -271,22 +271,9 @@ pub fn load_rules(ctx: &Ctx<'_>) -> Rc<Rules> {
             out.source = format!("{RULES_D}/*.rules, as augenrules compiles them");
             set.files
         };
-        let mut bytes = 0u64;
-        for f in files {
-            match ctx.read_text(&f) {
-                Ok(Some(text)) => {
-                    bytes += text.len() as u64;
-                    if bytes > MAX_SET_BYTES {
-                        out.errors.push(format!("audit rules over {MAX_SET_BYTES} bytes in total"));
-                        break;
-                    }
-                    out.rules.extend(parse_rules(&text, &f));
-                    out.files.push(f);
-                }
-                Ok(None) => {}
-                Err(e) => out.errors.push(e),
-            }
-        }
+        let read = read_set(ctx, files, "audit rules", |text, f| out.rules.extend(parse_rules(text, f)));
+        out.files.extend(read.read);
+        out.errors.extend(read.errors);
         out
     })
 }

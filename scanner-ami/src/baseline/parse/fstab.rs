@@ -10,7 +10,7 @@
 use std::rc::Rc;
 
 use crate::baseline::Ctx;
-use crate::baseline::parse::sysctl::{MAX_SET_BYTES, drop_ins};
+use crate::baseline::parse::sysctl::{drop_ins, read_set};
 
 /// The fstab file.
 pub const FSTAB: &str = "/etc/fstab";
@@ -261,22 +261,9 @@ pub fn load_ini(ctx: &Ctx<'_>, main: &[&str], dropin_dirs: &[&str]) -> IniSet {
     let set = drop_ins(ctx, dropin_dirs, ".conf");
     out.errors.extend(set.errors);
     files.extend(set.files);
-    let mut bytes = 0u64;
-    for f in files {
-        match ctx.read_text(&f) {
-            Ok(Some(text)) => {
-                bytes += text.len() as u64;
-                if bytes > MAX_SET_BYTES {
-                    out.errors.push(format!("configuration over {MAX_SET_BYTES} bytes in total"));
-                    break;
-                }
-                out.entries.extend(parse_ini(&text, &f));
-                out.files.push(f);
-            }
-            Ok(None) => {}
-            Err(e) => out.errors.push(e),
-        }
-    }
+    let read = read_set(ctx, files, "configuration", |text, f| out.entries.extend(parse_ini(text, f)));
+    out.files.extend(read.read);
+    out.errors.extend(read.errors);
     out
 }
 

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use crate::baseline::Ctx;
 use crate::baseline::ctx::wildmatch;
-use crate::baseline::parse::sysctl::{MAX_SET_BYTES, drop_ins};
+use crate::baseline::parse::sysctl::{drop_ins, read_set};
 
 /// kmod's configuration directories, highest priority first (libkmod `default_config_paths`:
 /// SYSCONFDIR, `/run`, `/usr/local/lib`, DISTCONFDIR `/usr/lib`, then `/lib`).
@@ -134,22 +134,9 @@ pub fn load(ctx: &Ctx<'_>) -> Rc<Modprobe> {
     ctx.memo("modprobe", |ctx| {
         let set = drop_ins(ctx, &MODPROBE_DIRS, ".conf");
         let mut out = Modprobe { masked: set.masked, errors: set.errors, ..Modprobe::default() };
-        let mut bytes = 0u64;
-        for f in set.files {
-            match ctx.read_text(&f) {
-                Ok(Some(text)) => {
-                    bytes += text.len() as u64;
-                    if bytes > MAX_SET_BYTES {
-                        out.errors.push(format!("modprobe configuration over {MAX_SET_BYTES} bytes in total"));
-                        break;
-                    }
-                    parse(&text, &f, &mut out);
-                    out.files.push(f);
-                }
-                Ok(None) => {}
-                Err(e) => out.errors.push(e),
-            }
-        }
+        let read = read_set(ctx, set.files, "modprobe configuration", |text, f| parse(text, f, &mut out));
+        out.files.extend(read.read);
+        out.errors.extend(read.errors);
         out
     })
 }

@@ -46,6 +46,37 @@ pub struct DropIns {
     pub errors: Vec<String>,
 }
 
+/// What [`read_set`] read: the files parsed, the files that did not exist, and errors.
+#[derive(Debug, Default)]
+pub struct SetRead {
+    pub read: Vec<String>,
+    pub missing: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Read a configuration set's `files` in order and hand each present one to `parse`, stopping with
+/// an error once [`MAX_SET_BYTES`] have been read in total (`what` names the set in that error).
+pub fn read_set(ctx: &Ctx<'_>, files: Vec<String>, what: &str, mut parse: impl FnMut(&str, &str)) -> SetRead {
+    let mut out = SetRead::default();
+    let mut bytes = 0u64;
+    for f in files {
+        match ctx.read_text(&f) {
+            Ok(Some(text)) => {
+                bytes += text.len() as u64;
+                if bytes > MAX_SET_BYTES {
+                    out.errors.push(format!("{what} over {MAX_SET_BYTES} bytes in total"));
+                    break;
+                }
+                parse(&text, &f);
+                out.read.push(f);
+            }
+            Ok(None) => out.missing.push(f),
+            Err(e) => out.errors.push(e),
+        }
+    }
+    out
+}
+
 /// List the `*<suffix>` files of `dirs` (highest priority first) with `conf.d` semantics: sorted
 /// by file name regardless of directory; a name present in a higher-priority directory masks the
 /// same name elsewhere; a symlink to `/dev/null` masks the name and is not read; hidden files and
@@ -252,26 +283,10 @@ pub fn load(ctx: &Ctx<'_>) -> Rc<Sysctl> {
         // neither read twice nor reported at the wrong position.
         files.retain(|f| !links_to(ctx, f, SYSCTL_CONF));
         files.push(SYSCTL_CONF.to_owned());
-        let mut bytes = 0u64;
-        for f in files {
-            match ctx.read_text(&f) {
-                Ok(Some(text)) => {
-                    bytes += text.len() as u64;
-                    if bytes > MAX_SET_BYTES {
-                        out.errors.push(format!("sysctl configuration over {MAX_SET_BYTES} bytes in total"));
-                        break;
-                    }
-                    parse(&text, &f, &mut out);
-                    out.files.push(f);
-                }
-                Ok(None) => {
-                    if f != SYSCTL_CONF {
-                        out.dangling.push(f);
-                    }
-                }
-                Err(e) => out.errors.push(e),
-            }
-        }
+        let set = read_set(ctx, files, "sysctl configuration", |text, f| parse(text, f, &mut out));
+        out.files.extend(set.read);
+        out.dangling.extend(set.missing.into_iter().filter(|f| f != SYSCTL_CONF));
+        out.errors.extend(set.errors);
         out
     })
 }
