@@ -4,11 +4,15 @@
 //!
 //! So far: the command-line skeleton, the IAM policy evaluator and the authorization mapping
 //! ([`policy`]), and the cloud seam with its policy guard, the AWS backend and the simulated AWS
-//! account ([`cloud`], [`cloud::sim`]), and the durable ledger ([`ledger`]). The job state machine,
-//! collector, scheduler and auditor are described in the design (`../shared/DESIGN.md`) and land
-//! in later issues.
+//! account ([`cloud`], [`cloud::sim`]), the durable ledger ([`ledger`]), and the leak auditor
+//! ([`audit`]). The job state machine, collector and scheduler are described in the design
+//! (`../shared/DESIGN.md`) and land in later issues.
 
+pub mod audit;
 pub mod cli;
 pub mod cloud;
+pub mod collector;
+pub mod job;
 pub mod ledger;
 pub mod policy;
+pub mod report;

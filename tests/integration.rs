@@ -1,10 +1,12 @@
 //! Integration tests of the `agentless` orchestrator binary (one test binary, ripgrep style: one
 //! module per area). The guest agent's own tests live in `scanner-ami/tests/agent/`.
 
+mod audit;
 mod aws;
 mod cli;
 mod cloud;
 mod conformance;
+mod job;
 mod ledger;
 mod moto;
 mod policy;

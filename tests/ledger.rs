@@ -271,7 +271,7 @@ fn file_ledger_is_in_wal_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = Ledger::open(dir.path()).expect("open");
     assert_eq!(ledger.journal_mode().expect("mode"), "wal");
-    assert_eq!(ledger.schema_version().expect("version"), 1);
+    assert_eq!(ledger.schema_version().expect("version"), 2);
     assert_eq!(ledger.path(), Some(dir.path().join("ledger.sqlite3").as_path()));
     // WAL is persistent: another connection sees it too.
     let raw = rusqlite::Connection::open(dir.path().join("ledger.sqlite3")).expect("raw");

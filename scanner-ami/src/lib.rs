@@ -5,11 +5,17 @@
 //! databases ([`inventory`]), and reports them as a versioned inventory JSON ([`report`]) and a
 //! CycloneDX 1.6 SBOM ([`sbom`]). Every byte of the disk is treated as hostile: all sizes are
 //! bounded ([`limits`]) and a damaged part is reported as an error while the scan goes on.
+//!
+//! On a scanner instance, the `run` mode ([`agent`]) reads the job manifest ([`job`]) from
+//! IMDSv2, scans every attached device and uploads the signed result bundle ([`bundle`]).
 
+pub mod agent;
 pub mod baseline;
+pub mod bundle;
 pub mod disk;
 pub mod fs;
 pub mod inventory;
+pub mod job;
 pub mod limits;
 pub mod os;
 pub mod purl;

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use scanner_ami::agent::{self, PowerOff, RunConfig, ScanOutputs};
 use scanner_ami::baseline::Status;
 use scanner_ami::report::Report;
-use scanner_ami::{sbom, scan};
+use scanner_ami::scan;
 
 /// Exit status: the scan ran and everything was read.
 const EXIT_OK: u8 = 0;
@@ -27,12 +28,13 @@ const EXIT_FATAL: u8 = 2;
         dpkg, rpm (BerkeleyDB, NDB, SQLite, distroless manifest) and apk databases. Every byte is treated \
         as hostile: damaged parts are reported and the scan goes on.\n\n\
         Exit status: 0 complete, 1 scanned with errors (the report lists them), 2 nothing scanned.",
-    after_help = "Examples:\n  scanner-agent scan --image disk.img\n  scanner-agent scan --device /dev/nvme1n1 --format cyclonedx > sbom.cdx.json\n  scanner-agent scan --root /mnt/snapshot --format json --out results/"
+    after_help = "Examples:\n  scanner-agent scan --image disk.img\n  scanner-agent scan --device /dev/nvme1n1 --format cyclonedx > sbom.cdx.json\n  scanner-agent scan --root /mnt/snapshot --format json --out results/\n  scanner-agent run    (on a scanner instance: the job comes from IMDSv2 user data)"
 )]
 struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive). Logs go to stderr.
-    #[arg(long, global = true, default_value = "warn", env = "SCANNER_AGENT_LOG")]
-    log_level: String,
+    /// Default: warn for `scan`, info for `run`.
+    #[arg(long, global = true, env = "SCANNER_AGENT_LOG")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +43,49 @@ struct Cli {
 enum Command {
     /// Scan one disk or root tree and print its inventory.
     Scan(ScanArgs),
+    /// The scanner image's mode: scan the job's attached devices, upload the result bundle, power off.
+    #[command(
+        long_about = "The scanner image's mode (started by systemd at boot).\n\n\
+        1. Read the job manifest: from IMDSv2 user data (PUT /latest/api/token, then GET \
+        /latest/user-data with the token; retried for up to two minutes while the network comes up), \
+        or from --manifest FILE.\n\
+        2. Find each device of the manifest (/dev/sdf, its /dev/xvdf alias, or the udev symlink \
+        amazon-ec2-utils makes to the NVMe device on Nitro) under --dev-root, and scan it read-only; \
+        a device that is not there is reported as missing.\n\
+        3. Write the result bundle (a tar: manifest.json, then vN/inventory.json, vN/sbom.cdx.json, \
+        vN/baseline.json per scanned device), also into --out DIR if given.\n\
+        4. PUT it to <collector>/v1/jobs/<job>/bundles/<scanner> signed with the job's HMAC key, \
+        retrying connection errors, 5xx and 429 with backoff until the job's deadline.\n\
+        5. Power off (systemctl poweroff, or --poweroff-command), even when a step failed, unless \
+        --no-poweroff.\n\n\
+        Exit status: 0 uploaded and every device complete, 1 uploaded but a device is partial, failed \
+        or missing, 2 no manifest, or the bundle could not be written or uploaded.",
+        after_help = "Examples:\n  scanner-agent run\n  scanner-agent run --manifest job.json --dev-root /tmp/fake-root --out results/ --no-poweroff"
+    )]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Base URL of the instance metadata service.
+    #[arg(long, value_name = "URL", default_value = agent::DEFAULT_IMDS_ENDPOINT)]
+    imds_endpoint: String,
+    /// Read the job manifest (JSON) from FILE instead of IMDS user data.
+    #[arg(long = "manifest", value_name = "FILE")]
+    manifest_file: Option<PathBuf>,
+    /// Look the manifest's device names (/dev/sdf) up under DIR instead of /.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    dev_root: PathBuf,
+    /// Also write the bundle into DIR as <job>-<scanner>.tar (created if missing).
+    #[arg(long = "out", value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Do not power off at the end.
+    #[arg(long, conflicts_with = "poweroff_command")]
+    no_poweroff: bool,
+    /// Power off with this command and its arguments instead of `systemctl poweroff` (takes the rest
+    /// of the command line).
+    #[arg(long, value_name = "CMD", num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+    poweroff_command: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -82,8 +127,13 @@ struct ScanArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let default_level = match cli.command {
+        Command::Scan(_) => "warn",
+        Command::Run(_) => "info",
+    };
+    let level = cli.log_level.as_deref().unwrap_or(default_level);
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
     match cli.command {
         Command::Scan(args) => match run_scan(&args) {
@@ -93,7 +143,29 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FATAL)
             }
         },
+        Command::Run(args) => ExitCode::from(run_agent(args)),
     }
+}
+
+fn run_agent(args: RunArgs) -> u8 {
+    let poweroff = if args.no_poweroff {
+        PowerOff::None
+    } else {
+        args.poweroff_command.map_or_else(PowerOff::default, PowerOff::Command)
+    };
+    let config = RunConfig {
+        imds_endpoint: args.imds_endpoint,
+        manifest_file: args.manifest_file,
+        dev_root: args.dev_root,
+        out_dir: args.out_dir,
+        poweroff,
+        ..RunConfig::default()
+    };
+    let outcome = agent::run(&config);
+    for e in &outcome.errors {
+        eprintln!("scanner-agent: error: {}", sanitize(&e.to_string()));
+    }
+    outcome.exit_code
 }
 
 fn run_scan(args: &ScanArgs) -> Result<u8, String> {
@@ -105,14 +177,8 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
     } else {
         return Err("one of --image, --device or --root is required".into());
     };
-    let bom = sbom::build(report.os.as_ref(), &report.packages, &target);
-    let inventory_json =
-        serde_json::to_string_pretty(&report).map_err(|e| format!("cannot serialise the report: {e}"))?;
-    let bom_json = serde_json::to_string_pretty(&bom).map_err(|e| format!("cannot serialise the SBOM: {e}"))?;
-    let baseline_json = match &report.baseline {
-        Some(b) => Some(serde_json::to_string_pretty(b).map_err(|e| format!("cannot serialise the baseline: {e}"))?),
-        None => None,
-    };
+    let ScanOutputs { inventory: inventory_json, sbom: bom_json, baseline: baseline_json } =
+        ScanOutputs::render(&report, &target).map_err(|e| format!("cannot serialise the results: {e}"))?;
     if let Some(dir) = &args.out {
         let mut files = vec![("inventory.json", inventory_json.as_str()), ("sbom.cdx.json", bom_json.as_str())];
         if let Some(b) = &baseline_json {

@@ -1,6 +1,10 @@
 //! The `agentless` command line: global options and one module per subcommand.
 
+mod audit;
+pub mod common;
+mod jobs;
 mod policy;
+mod scan;
 mod scan_image;
 
 use std::process::ExitCode;
@@ -19,8 +23,7 @@ const EXIT_NOT_IMPLEMENTED: u8 = 2;
         agentless snapshots each target's volumes, attaches them to short-lived scanner instances in an \
         ephemeral VPC, collects each scanner's inventory, SBOM and baseline findings, and tears everything \
         down using only the tag-conditioned permissions of its custom IAM policy.\n\n\
-        In this build the cloud orchestration is not implemented yet; `scan-image` runs the guest agent's \
-        scan locally on a disk image."
+        Start with `agentless scan --all`: it runs on a simulated AWS account (no account needed)."
 )]
 pub struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive). Logs go to stderr.
@@ -34,12 +37,33 @@ pub struct Cli {
 pub enum Command {
     /// Scan a local disk image with the guest agent's reader (no cloud calls).
     ScanImage(scan_image::ScanImageArgs),
-    /// Scan EC2 instances (not implemented yet in this build).
-    Scan,
+    /// Scan EC2 instances: snapshot, scan on ephemeral scanners, tear down.
+    ///
+    /// One job per Region: discover the targets and their volumes, snapshot them, share them with
+    /// the scanners (KMS grants), build an ephemeral VPC, launch scanners from the scanner image
+    /// with the snapshots attached, collect their signed result bundles, and tear everything down
+    /// with the custom policy's tag-conditioned permissions. Every call is checked against that
+    /// policy first. With --cloud sim (the default) the simulated AWS account of the data
+    /// directory is used (created from the demo fleet the first time).
+    ///
+    /// Exit status: 0 every target scanned, 1 some target not (see the table), 2 usage or setup error.
+    Scan(Box<scan::ScanArgs>),
+    /// The ledger's jobs: list, show, resume after a crash.
+    Jobs(Box<jobs::JobsArgs>),
     /// Run the scheduled-scan daemon (not implemented yet in this build).
     Serve,
-    /// Find and remove leaked scan resources (not implemented yet in this build).
-    Audit,
+    /// Find (and with --delete remove) resources our scans left behind.
+    ///
+    /// Lists, in every Region asked (every enabled one by default), the snapshots, volumes,
+    /// instances, VPCs, subnets, gateways, security groups, endpoints and KMS grants named with our
+    /// prefixes, and classifies each: active (its job is running), leaked (its job is over, failed,
+    /// unknown, or past agentless:expires-at, and older than --grace), foreign (our prefix without
+    /// our job tag: reported, never deleted without --include-foreign) or stuck (ours but no longer
+    /// deletable under the policy: what a person must do is printed). Without --delete it only
+    /// reports.
+    ///
+    /// Exit status: 0 nothing leaked remains, 1 leaks remain, 2 error or an incomplete listing.
+    Audit(Box<audit::AuditCommand>),
     /// IAM policy tools: `explain` decides one request, `check` the full call plan of a scan and an audit.
     Policy(policy::PolicyArgs),
 }
@@ -53,8 +77,26 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::ScanImage(args) => scan_image::run(&args),
         Command::Policy(args) => policy::run(&args),
-        Command::Scan | Command::Serve | Command::Audit => {
+        Command::Scan(args) => runtime(|| scan::run(*args)),
+        Command::Jobs(args) => runtime(|| jobs::run(*args)),
+        Command::Audit(args) => runtime(|| audit::command(*args)),
+        Command::Serve => {
             eprintln!("agentless: this command is not implemented yet in this build; see README.md for what exists");
+            ExitCode::from(EXIT_NOT_IMPLEMENTED)
+        }
+    }
+}
+
+/// Run an async command on a multi-threaded tokio runtime.
+fn runtime<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f()),
+        Err(e) => {
+            eprintln!("agentless: cannot start the async runtime: {e}");
             ExitCode::from(EXIT_NOT_IMPLEMENTED)
         }
     }

@@ -342,12 +342,28 @@ pub struct Guard<C: Cloud> {
     inner: C,
     policy: GuardPolicy,
     trace: Mutex<Vec<TraceEntry>>,
+    pacer: Option<std::sync::Arc<super::pacer::Pacer>>,
 }
 
 impl<C: Cloud> Guard<C> {
     #[must_use]
     pub fn new(inner: C, policy: GuardPolicy) -> Guard<C> {
-        Guard { inner, policy, trace: Mutex::new(Vec::new()) }
+        Guard { inner, policy, trace: Mutex::new(Vec::new()), pacer: None }
+    }
+
+    /// Pace every allowed call through these client-side token buckets before it is sent
+    /// ([`super::pacer`]).
+    #[must_use]
+    pub fn with_pacer(mut self, pacer: std::sync::Arc<super::pacer::Pacer>) -> Guard<C> {
+        self.pacer = Some(pacer);
+        self
+    }
+
+    /// Wait for the call's client-side tokens (no-op without a pacer).
+    pub(super) async fn pace(&self, region: &Region, call: Call<'_>) {
+        if let Some(p) = &self.pacer {
+            p.pace(region, call).await;
+        }
     }
 
     #[must_use]

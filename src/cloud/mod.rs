@@ -25,6 +25,7 @@ pub mod error;
 pub mod guard;
 pub mod ids;
 pub mod ops;
+pub mod pacer;
 pub mod sim;
 pub mod tags;
 
@@ -110,6 +111,7 @@ macro_rules! operations {
                 /// reaching the backend when the policy or a guard rule denies it.
                 pub async fn $method(&self, region: &Region, input: &$input) -> Result<$output, CloudError> {
                     let auth = self.authorize(region, Call::$api(input))?;
+                    self.pace(region, Call::$api(input)).await;
                     self.backend().$method(auth, input).await
                 }
             )*

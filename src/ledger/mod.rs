@@ -25,6 +25,7 @@
 //! The data directory is on a local file system (WAL needs shared memory between the processes
 //! that open the file; SQLite documentation, "Write-Ahead Logging", section "Disadvantages").
 
+pub mod data;
 pub mod error;
 pub mod events;
 pub mod intents;
@@ -71,6 +72,13 @@ impl IntentId {
     pub fn get(self) -> i64 {
         self.0
     }
+
+    /// The id of a row number kept elsewhere (e.g. in a job's document); the ledger checks it
+    /// exists when it is used.
+    #[must_use]
+    pub fn from_raw(row: i64) -> IntentId {
+        IntentId(row)
+    }
 }
 
 impl fmt::Display for IntentId {
@@ -111,6 +119,12 @@ impl Ledger {
         let path = data_dir.join(FILE_NAME);
         let open_err = |source| LedgerError::Open { path: path.clone(), source };
         let conn = Connection::open(&path).map_err(open_err)?;
+        // Owner-only: the file holds each job's HMAC key (`job_data`).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|source| LedgerError::DataDir { path: path.clone(), source })?;
+        }
         // The timeout first: switching to WAL itself needs the lock a concurrent opener may hold.
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         let mode: String =

@@ -15,6 +15,12 @@
 //!   once per (kind, region), a client token once.
 //! - `events`: the job's log, `detail` a JSON value.
 //!
+//! # Version 2
+//!
+//! - `job_data`: named JSON documents of a job (`name` unique per job): the job's working document
+//!   (discovered targets, snapshot and scanner maps) that resume reads, and its HMAC key. The file
+//!   is created with mode 0600 for that reason ([`super::Ledger::open`]).
+//!
 //! Times are milliseconds since the Unix epoch (UTC). Tables are `STRICT` (a wrongly typed value is
 //! refused on write).
 
@@ -23,7 +29,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::error::{Result, SqlContext};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE jobs (
@@ -75,8 +81,18 @@ CREATE TABLE events (
 CREATE INDEX events_by_job ON events (job_id, id);
 ";
 
+const V2: &str = "
+CREATE TABLE job_data (
+    job_id      TEXT NOT NULL REFERENCES jobs (id),
+    name        TEXT NOT NULL,
+    value       TEXT NOT NULL CHECK (json_valid(value)),
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (job_id, name)
+) STRICT;
+";
+
 /// `MIGRATIONS[n]` upgrades version `n` to `n + 1`.
-const MIGRATIONS: [&str; 1] = [V1];
+const MIGRATIONS: [&str; 2] = [V1, V2];
 
 /// The version found in the file, before any migration.
 pub(super) fn version(conn: &Connection) -> Result<i64> {

@@ -3,8 +3,9 @@
 //! latencies pass instantly), then what only the sim models: quotas ([`quotas`]), token buckets,
 //! IAM conditions on the sim's own state, dependency order, latencies, DeleteOnTermination,
 //! persistence and the fleet file ([`semantics`]), injected faults and eventual consistency
-//! ([`faults`]).
+//! ([`faults`]), the demo fleet and its compressed disk images ([`demo`]).
 
+mod demo;
 mod faults;
 mod quotas;
 mod semantics;

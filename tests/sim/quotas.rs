@@ -1,10 +1,11 @@
-//! The simulated account's quotas and token buckets (orchestrator-anchors 4.1, 4.2, 4.4, 4.5):
-//! each is reached exactly at its number, with AWS's error code and the seam's error kind.
+//! The simulated account's quotas and token buckets (orchestrator-anchors 4.1, 4.2, 4.4, 4.5),
+//! the attachment limit of each instance type and the On-Demand vCPU quota: each is reached
+//! exactly at its number, with AWS's error code and the seam's error kind.
 
 use std::time::Duration;
 
 use agentless::cloud::ops::*;
-use agentless::cloud::sim::SimCloud;
+use agentless::cloud::sim::{Fleet, SimCloud};
 use agentless::cloud::tags::{self, Role, SnapshotSource};
 use agentless::cloud::{ErrorKind, Guard, InstanceId, SnapshotId, VolumeId};
 
@@ -210,4 +211,98 @@ async fn token_buckets_empty_then_refill_on_the_virtual_clock() {
     );
     tokio::time::advance(Duration::from_millis(3400)).await;
     g.create_vpc_endpoint(&east(), &endpoint).await.expect("one token after 3.4 s at 0.3/s");
+}
+
+/// A scanner launch of `instance_type` with `data` data volumes from a snapshot that does not
+/// exist: the limits are checked before the snapshots, so a launch within them fails with
+/// `InvalidSnapshot.NotFound` instead (none when `data` is 0).
+async fn launch_of(
+    fx: &SimFixture,
+    g: &Guard<SimCloud>,
+    instance_type: &str,
+    data: usize,
+    token: &str,
+) -> RunScannerInput {
+    let image = crate::conformance::some_image(fx, g, &east()).await;
+    let subnet =
+        fx.sim.inspect(|w| w.accounts[&account()].regions[&east()].subnets.keys().next().cloned()).expect("subnet");
+    let snap: SnapshotId = "snap-0123456789abcdef0".parse().expect("snap");
+    let snap_tags = tags::snapshot_tags(
+        &job(),
+        SnapshotSource::Instance { instance: &"i-0123456789abcdef0".parse().expect("i") },
+        expires(),
+    );
+    RunScannerInput {
+        image: Tagged::new(image.id, image.tags),
+        instance_type: instance_type.into(),
+        subnet: Tagged::new(subnet, ours(Role::SUBNET)),
+        security_groups: Vec::new(),
+        volumes: (0..data)
+            .map(|i| ScannerVolume {
+                device_name: format!("/dev/sd{i}"),
+                snapshot: Tagged::new(snap.clone(), snap_tags.clone()),
+                kms_key: None,
+            })
+            .collect(),
+        user_data_base64: String::new(),
+        client_token: token.into(),
+        instance_tags: ours(Role::SCANNER),
+        volume_tags: ours(Role::SCANNER),
+        network_interface_tags: ours(Role::SCANNER),
+    }
+}
+
+/// Shared limit (m5: 28 attachments for volumes and interfaces) and dedicated limit (m7i.large:
+/// 32 EBS volumes, interfaces apart), EC2 User Guide "Amazon EBS volume limits for Amazon EC2
+/// instances"; an instance type the sim does not know is refused.
+#[tokio::test(start_paused = true)]
+async fn attachment_limits_follow_the_instance_type() {
+    let fx = SimFixture::new();
+    let g = guard(&fx.sim);
+    let cases = [("m5.xlarge", 26, false), ("m5.xlarge", 27, true), ("m7i.large", 31, false), ("m7i.large", 32, true)];
+    for (i, (instance_type, data, exceeds)) in cases.into_iter().enumerate() {
+        let input = launch_of(&fx, &g, instance_type, data, &format!("limits-{i}")).await;
+        let err = g.run_scanner(&east(), &input).await.expect_err("over the limit or a missing snapshot");
+        let want = if exceeds {
+            (ErrorKind::QuotaExceeded, Some("AttachmentLimitExceeded"))
+        } else {
+            (ErrorKind::NotFound, Some("InvalidSnapshot.NotFound"))
+        };
+        assert_eq!((err.kind(), err.code()), want, "{instance_type} with {data} data volumes: {err}");
+    }
+    let input = launch_of(&fx, &g, "m5.metal", 1, "limits-metal").await;
+    let err = g.run_scanner(&east(), &input).await.expect_err("unknown type");
+    assert_eq!((err.kind(), err.code()), (ErrorKind::Other, Some("InvalidParameterValue")), "{err}");
+}
+
+/// The Region's running On-Demand vCPUs (the customer's instances included) against the quota
+/// the fleet sets: `VcpuLimitExceeded` (EC2 error codes), freed by terminations, per Region.
+#[tokio::test(start_paused = true)]
+async fn vcpu_quota_per_region() {
+    let fleet = Fleet::parse(
+        "[quotas]\nvcpus_per_region = 8\n[[accounts]]\nid = \"444455556666\"\nregions = [\"us-east-1\", \"us-west-2\"]\n\
+         [[accounts.instances]]\nregion = \"us-east-1\"\ninstance_type = \"t3.micro\"\n\
+         [[accounts.instances.volumes]]\nsize_gib = 8\n\
+         [[accounts.instances]]\nregion = \"us-east-1\"\ninstance_type = \"m5.2xlarge\"\nstate = \"stopped\"\n",
+    )
+    .expect("fleet");
+    let fx = SimFixture { sim: SimCloud::in_memory(&fleet).expect("sim") };
+    let g = guard(&fx.sim);
+    // 2 (the running t3.micro; the stopped m5.2xlarge holds none) + 4 = 6 <= 8.
+    let first = g.run_scanner(&east(), &launch_of(&fx, &g, "m5.xlarge", 0, "vcpu-1").await).await.expect("fits");
+    let second = launch_of(&fx, &g, "m5.xlarge", 0, "vcpu-2").await;
+    let err = g.run_scanner(&east(), &second).await.expect_err("6 + 4 > 8");
+    assert_eq!((err.kind(), err.code()), (ErrorKind::QuotaExceeded, Some("VcpuLimitExceeded")), "{err}");
+    assert!(err.message().contains("vCPU limit of 8"), "{err}");
+    // A smaller type fits; the other bucket (P) is not counted.
+    g.run_scanner(&east(), &launch_of(&fx, &g, "m5.large", 0, "vcpu-3").await).await.expect("6 + 2 = 8");
+    g.run_scanner(&east(), &launch_of(&fx, &g, "p5.48xlarge", 0, "vcpu-4").await).await.expect("not Standard");
+    // Terminating the first frees its 4 vCPUs.
+    g.terminate_instances(
+        &east(),
+        &TerminateInstancesInput { instances: vec![Tagged::new(first.instance_id, ours(Role::SCANNER))] },
+    )
+    .await
+    .expect("terminate");
+    g.run_scanner(&east(), &second).await.expect("freed");
 }

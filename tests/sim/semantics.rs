@@ -1,17 +1,19 @@
 //! What the simulated account does that moto does not (moto.md 1-3): IAM conditions evaluated on
 //! the sim's own state, dependency order on teardown, snapshot and instance latencies on the
-//! virtual clock, DeleteOnTermination, ClientToken idempotency, paging, persistence across
-//! processes, and the fleet file.
+//! virtual clock, DeleteOnTermination, ClientToken idempotency (and `IdempotentParameterMismatch`),
+//! KMS grants and key policies for volumes under a customer managed key, paging, persistence
+//! across processes, and the fleet file.
 
 use std::path::Path;
 use std::time::Duration;
 
 use agentless::cloud::ops::*;
+use agentless::cloud::sim::compute::{KMS_LAUNCH_FAILURE_CODE, KMS_LAUNCH_FAILURE_MESSAGE};
 use agentless::cloud::sim::limits::Throttling;
-use agentless::cloud::sim::state::SnapState;
+use agentless::cloud::sim::state::{Life, SnapState};
 use agentless::cloud::sim::{Fleet, FleetError, SimCloud, SimError};
 use agentless::cloud::tags::{self, Role, SnapshotSource};
-use agentless::cloud::{ErrorKind, InstanceId, SnapshotId, SubnetId, Tags, VolumeId};
+use agentless::cloud::{ErrorKind, Guard, InstanceId, KmsKeyId, SnapshotId, SubnetId, Tags, VolumeId};
 
 use super::{ALLOW_ALL, SimFixture, account, customer, fleet, guard_over, policies};
 use crate::conformance::{east, expires, job, ours, some_image, wait_instance};
@@ -507,8 +509,11 @@ fn the_demo_fleet_loads_and_builds() {
             .filter_map(|v| v.backing.clone())
             .collect::<Vec<_>>()
     });
-    assert_eq!(backed.len(), 1, "one volume backed by the demo disk");
-    assert!(backed[0].ends_with("demo/demo-disk.img") && backed[0].is_file(), "{}", backed[0].display());
+    // Six image-backed volumes (tests/sim/demo.rs checks each), decompressed into the default
+    // cache of an in-memory world.
+    assert_eq!(backed.len(), 6, "{backed:?}");
+    assert!(backed.iter().all(|p| p.is_absolute() && p.is_file()), "{backed:?}");
+    assert!(backed.iter().any(|p| p.ends_with("demo/demo-disk.img")), "{backed:?}");
     let encrypted = sim.inspect(|w| {
         w.accounts
             .values()
@@ -546,4 +551,268 @@ fn fleet_errors_name_the_key() {
     let fleet = Fleet::parse("throttling = \"off\"\n[[accounts]]\nid = \"111122223333\"\nregions = [\"eu-west-3\"]\n")
         .expect("throttling off");
     assert_eq!(fleet.throttling, Throttling::Off);
+}
+
+/// The default subnet of us-east-1a.
+fn subnet_a(sim: &SimCloud) -> SubnetId {
+    sim.inspect(|w| {
+        w.accounts[&account()].regions[&east()]
+            .subnets
+            .iter()
+            .find(|(_, s)| s.availability_zone == "us-east-1a")
+            .map(|(id, _)| id.clone())
+    })
+    .expect("default subnet")
+}
+
+/// A scanner launch from `snapshots` (device, snapshot, its key if customer managed).
+async fn scanner(
+    fx: &SimFixture,
+    g: &Guard<SimCloud>,
+    token: &str,
+    snapshots: &[(&str, &Tagged<SnapshotId>, Option<KmsKeyId>)],
+) -> RunScannerInput {
+    let image = some_image(fx, g, &east()).await;
+    RunScannerInput {
+        image: Tagged::new(image.id, image.tags),
+        instance_type: "m5.xlarge".into(),
+        subnet: Tagged::new(subnet_a(&fx.sim), ours(Role::SUBNET)),
+        security_groups: Vec::new(),
+        volumes: snapshots
+            .iter()
+            .map(|(device, snap, key)| ScannerVolume {
+                device_name: (*device).to_owned(),
+                snapshot: (*snap).clone(),
+                kms_key: key.clone(),
+            })
+            .collect(),
+        user_data_base64: String::new(),
+        client_token: token.into(),
+        instance_tags: ours(Role::SCANNER),
+        volume_tags: ours(Role::SCANNER),
+        network_interface_tags: ours(Role::SCANNER),
+    }
+}
+
+/// The instance's life and state reason, as the world has them.
+fn life(sim: &SimCloud, id: &InstanceId) -> (Life, Option<(String, String)>) {
+    sim.inspect(|w| {
+        let i = &w.accounts[&account()].regions[&east()].instances[id];
+        (i.life, i.state_reason.clone())
+    })
+}
+
+const CMK_FLEET: &str = r#"
+[[accounts]]
+id = "444455556666"
+regions = ["us-east-1", "us-west-2"]
+[[accounts.keys]]
+name = "db"
+region = "us-east-1"
+[[accounts.instances]]
+region = "us-east-1"
+tags = { Name = "customer-db" }
+[[accounts.instances.volumes]]
+size_gib = 8
+[[accounts.instances.volumes]]
+size_gib = 20
+encrypted = true
+kms_key = "db"
+[[accounts.instances.volumes]]
+size_gib = 20
+encrypted = true
+kms_key = "db"
+"#;
+
+/// A volume from a snapshot under a customer managed key: EC2 uses the key with the caller's
+/// credentials, which KMS allows through a grant to the caller whose `aws:ebs:id` constraint is
+/// the snapshot's source volume, or a key policy that defers to IAM policies that allow it.
+/// Without either, RunInstances succeeds and the launch fails: `terminated`, state reason
+/// `Client.InternalError` (AWS Knowledge Center, "kms-iam-ec2-permission").
+#[tokio::test(start_paused = true)]
+async fn a_customer_managed_key_needs_a_grant_for_the_caller() {
+    let sim = SimCloud::in_memory(&Fleet::parse(CMK_FLEET).expect("fleet")).expect("sim");
+    let fx = SimFixture { sim: sim.clone() };
+    // The sim's principal has the bundled policy, which lacks kms:GenerateDataKeyWithoutPlaintext
+    // (policies/README.md, Gaps); the guard lets everything through to it.
+    let g = guard_over(&sim, vec![agentless::policy::Policy::parse("allow-all", ALLOW_ALL).expect("p")]);
+    let (instance, vols, key) = sim.inspect(|w| {
+        let r = &w.accounts[&account()].regions[&east()];
+        let (id, i) = r.instances.iter().next().expect("the customer instance");
+        let vols: Vec<VolumeId> = i.attachments.iter().map(|a| a.volume_id.clone()).collect();
+        let key = r.volumes[&vols[1]].kms_key_id.clone().expect("under the key");
+        (id.clone(), vols, key)
+    });
+    let (a, b) = (vols[1].clone(), vols[2].clone());
+    let mut snaps = Vec::new();
+    for v in [&a, &b] {
+        let id = g
+            .create_snapshot(
+                &east(),
+                &CreateSnapshotInput {
+                    volume: Tagged::new(v.clone(), Tags::new()),
+                    description: "cmk".into(),
+                    tags: snap_tags(&instance, v),
+                },
+            )
+            .await
+            .expect("snapshot")
+            .snapshot_id;
+        snaps.push(Tagged::new(id, snap_tags(&instance, v)));
+    }
+    tokio::time::advance(Duration::from_secs(300)).await;
+    let caller = format!("arn:aws:iam::{}:user/{}", account(), super::USER);
+    let grant = |grantee: &str, ebs: &VolumeId| CreateGrantInput {
+        key: key.clone(),
+        grantee_principal: grantee.to_owned(),
+        operations: vec![
+            GrantOperation::Decrypt,
+            GrantOperation::DescribeKey,
+            GrantOperation::CreateGrant,
+            GrantOperation::GenerateDataKeyWithoutPlaintext,
+        ],
+        ebs_id: EbsId::Volume(ebs.clone()),
+        name: tags::grant_name(&job()),
+    };
+    let launch = |token: &'static str| {
+        let (fx, g, snap, key) = (&fx, &g, &snaps[0], key.clone());
+        async move {
+            let input = scanner(fx, g, token, &[("/dev/sdf", snap, Some(key))]).await;
+            g.run_scanner(&east(), &input).await.expect("RunInstances itself succeeds").instance_id
+        }
+    };
+    let boot = Duration::from_secs(31);
+
+    // No grant: the launch fails.
+    let denied = launch("cmk-no-grant").await;
+    let (state, reason) = life(&sim, &denied);
+    assert!(matches!(state, Life::ShuttingDown { .. }), "{state:?}");
+    tokio::time::advance(boot).await;
+    let (state, reason_after) = life(&sim, &denied);
+    assert!(matches!(state, Life::Terminated { .. }), "{state:?}");
+    let want = Some((KMS_LAUNCH_FAILURE_CODE.to_owned(), KMS_LAUNCH_FAILURE_MESSAGE.to_owned()));
+    assert_eq!((reason.clone(), reason_after), (want.clone(), want.clone()));
+    wait_instance(&g, &east(), &denied, InstanceState::Terminated).await;
+
+    // Grants that do not match: for the other volume, or to another principal.
+    g.create_grant(&east(), &grant(&caller, &b)).await.expect("grant for volume b");
+    g.create_grant(&east(), &grant(&format!("arn:aws:iam::{}:role/other", account()), &a))
+        .await
+        .expect("grant to another principal");
+    let other = launch("cmk-other-grants").await;
+    tokio::time::advance(boot).await;
+    assert_eq!(life(&sim, &other).1, want, "a grant for another volume or principal does not count");
+
+    // The grant for the snapshot's source volume, to the caller: the scanner boots.
+    g.create_grant(&east(), &grant(&caller, &a)).await.expect("grant for volume a");
+    let granted = launch("cmk-granted").await;
+    assert!(matches!(life(&sim, &granted).0, Life::Pending { .. }));
+    tokio::time::advance(boot).await;
+    assert_eq!(life(&sim, &granted), (Life::Running, None));
+}
+
+/// Without a grant, a key policy that defers to IAM lets the identity policies decide: the
+/// bundled policy alone cannot (no `kms:GenerateDataKeyWithoutPlaintext`), with the missing
+/// statement it can.
+#[tokio::test(start_paused = true)]
+async fn a_key_policy_that_defers_to_iam_needs_the_iam_permissions() {
+    let fleet = Fleet::parse(&CMK_FLEET.replace(
+        "region = \"us-east-1\"\n[[accounts.instances]]",
+        "region = \"us-east-1\"\nallow_account_use = true\n[[accounts.instances]]",
+    ))
+    .expect("fleet");
+    let sim = SimCloud::in_memory(&fleet).expect("sim");
+    assert_eq!(sim.inspect(|w| w.settings.keys_allowing_account_use.len()), 1, "the fleet sets it");
+    let fx = SimFixture { sim: sim.clone() };
+    let g = guard_over(&sim, vec![agentless::policy::Policy::parse("allow-all", ALLOW_ALL).expect("p")]);
+    let (instance, volume, key) = sim.inspect(|w| {
+        let r = &w.accounts[&account()].regions[&east()];
+        let (id, i) = r.instances.iter().next().expect("instance");
+        let v = i.attachments[1].volume_id.clone();
+        (id.clone(), v.clone(), r.volumes[&v].kms_key_id.clone().expect("key"))
+    });
+    let snap = g
+        .create_snapshot(
+            &east(),
+            &CreateSnapshotInput {
+                volume: Tagged::new(volume.clone(), Tags::new()),
+                description: String::new(),
+                tags: snap_tags(&instance, &volume),
+            },
+        )
+        .await
+        .expect("snapshot")
+        .snapshot_id;
+    let snap = Tagged::new(snap, snap_tags(&instance, &volume));
+    tokio::time::advance(Duration::from_secs(300)).await;
+    let input = scanner(&fx, &g, "policy-1", &[("/dev/sdf", &snap, Some(key.clone()))]).await;
+    let denied = g.run_scanner(&east(), &input).await.expect("call succeeds").instance_id;
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert!(matches!(life(&sim, &denied).0, Life::Terminated { .. }));
+
+    let filled = sim.with_policies(policies(&[crate::conformance::GAP_FILLER]));
+    let g2 = guard_over(&filled, vec![agentless::policy::Policy::parse("allow-all", ALLOW_ALL).expect("p")]);
+    let input = RunScannerInput { client_token: "policy-2".into(), ..input };
+    let allowed = g2.run_scanner(&east(), &input).await.expect("launch").instance_id;
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert_eq!(life(&sim, &allowed), (Life::Running, None));
+    // The customer takes the delegation back: only grants again.
+    sim.setup(|s| {
+        s.allow_account_use(&key, false);
+        Ok(())
+    })
+    .expect("setup");
+    let input = RunScannerInput { client_token: "policy-3".into(), ..input };
+    let again = g2.run_scanner(&east(), &input).await.expect("launch").instance_id;
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert!(matches!(life(&sim, &again).0, Life::Terminated { .. }));
+}
+
+/// A repeat of a launch with the same ClientToken and other parameters is refused (EC2 API
+/// Reference, "Ensuring idempotency"); with the same parameters it returns the first launch.
+#[tokio::test(start_paused = true)]
+async fn a_client_token_reused_with_other_parameters_is_a_mismatch() {
+    let fx = SimFixture::new();
+    let g = guard_over(&fx.sim, policies(&[]));
+    let instance = fx.sim.setup(|s| s.instance(&customer("customer-web", &[8, 20]))).expect("instance");
+    let data = fx
+        .sim
+        .inspect(|w| w.accounts[&account()].regions[&east()].instances[&instance].attachments[1].volume_id.clone());
+    let mut snaps = Vec::new();
+    for _ in 0..2 {
+        let id = g
+            .create_snapshot(
+                &east(),
+                &CreateSnapshotInput {
+                    volume: Tagged::new(data.clone(), Tags::new()),
+                    description: "idempotency".into(),
+                    tags: snap_tags(&instance, &data),
+                },
+            )
+            .await
+            .expect("snapshot")
+            .snapshot_id;
+        snaps.push(Tagged::new(id, snap_tags(&instance, &data)));
+    }
+    tokio::time::advance(Duration::from_secs(300)).await;
+    let input = scanner(&fx, &g, "idem-1", &[("/dev/sdf", &snaps[0], None)]).await;
+    let first = g.run_scanner(&east(), &input).await.expect("launch");
+    assert_eq!(g.run_scanner(&east(), &input).await.expect("same request"), first);
+    let variants = [
+        RunScannerInput { instance_type: "m5.large".into(), ..input.clone() },
+        RunScannerInput { user_data_base64: "Zm9v".into(), ..input.clone() },
+        scanner(&fx, &g, "idem-1", &[("/dev/sdf", &snaps[1], None)]).await,
+        scanner(&fx, &g, "idem-1", &[("/dev/sdf", &snaps[0], None), ("/dev/sdg", &snaps[1], None)]).await,
+    ];
+    for v in &variants {
+        // RunInstances' token bucket refills 2 per second (orchestrator-anchors 4.1).
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let err = g.run_scanner(&east(), v).await.expect_err("other parameters");
+        assert_eq!((err.kind(), err.code()), (ErrorKind::Other, Some("IdempotentParameterMismatch")), "{err}");
+        assert_eq!(err.ids(), [first.instance_id.to_string()]);
+    }
+    let count = fx.sim.inspect(|w| {
+        w.accounts[&account()].regions[&east()].instances.values().filter(|i| i.client_token.is_some()).count()
+    });
+    assert_eq!(count, 1, "no second scanner");
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the guest agent: fixture package databases in root trees, disk images
 //! built without mounting (sfdisk, mkfs.ext4 -E offset -d, mkfs.vfat/xfs/btrfs, mkswap), native
-//! oracles (dpkg-query, rpm), hostile inputs, the CLI and the CycloneDX schema.
+//! oracles (dpkg-query, rpm), hostile inputs, the CLI and the CycloneDX schema; the result bundle
+//! (hostile archives) and the `run` mode against a fake IMDSv2 and collector.
 //!
 //! Tools come from `scripts/setup-test-env.sh`; a missing tool fails the test with that hint.
 //! Tests needing the Python venv or the debootstrap tree are `#[ignore]`d so a bare `cargo test`
@@ -11,8 +12,10 @@ mod util;
 mod baseline_access;
 mod baseline_system;
 
+mod bundle;
 mod cli;
 mod debootstrap;
 mod fixtures;
 mod hostile;
 mod images;
+mod run_mode;

@@ -12,12 +12,19 @@
 //! Errors: EC2 `UnauthorizedOperation`, KMS `AccessDeniedException`, IAM `AccessDenied`, each
 //! with AWS's message shape ("User: ... is not authorized to perform: ... on resource: ...") and
 //! the evaluator's reason.
+//!
+//! The KMS requests EC2 makes with the caller's credentials while it creates volumes
+//! ([`Origin::OnBehalf`]) are not the caller's own: [`Ctx::authorize_caller`] checks only the
+//! caller's requests and hands those back with IAM's verdict, for the operation to settle with
+//! the key's policy and grants ([`super::kms::on_behalf`]). `RunInstances` does (a refused one
+//! fails the launch, not the call); the other operations use [`Ctx::authorize`], which refuses
+//! the call for any denied request.
 
 use crate::cloud::Call;
 use crate::cloud::error::CloudError;
 use crate::cloud::ops::Tagged;
 use crate::cloud::tags::Tags;
-use crate::policy::authz::{self, Scope};
+use crate::policy::authz::{self, Origin, Scope};
 use crate::policy::evaluate;
 
 use super::Ctx;
@@ -77,15 +84,41 @@ impl Ctx<'_> {
         Scope { caller_user: Some(self.user()), ..Scope::new(self.account.clone()) }
     }
 
+    /// The principal's ARN (`arn:aws:iam::<account>:user/<name>`, as `GetCallerIdentity` says).
+    #[must_use]
+    pub fn caller_arn(&self) -> String {
+        let scope = self.scope();
+        format!("arn:{}:iam::{}:user/{}", scope.partition, scope.account, self.user())
+    }
+
     /// Authorize `call`, which must carry the sim's real view of every resource it names.
     pub fn authorize(&self, call: Call<'_>) -> Result<(), CloudError> {
+        self.check(call, false).map(|_| ())
+    }
+
+    /// Authorize the caller's own requests of `call` (a denied one refuses the call); return the
+    /// requests made on its behalf, each with the identity policies' verdict.
+    pub fn authorize_caller(&self, call: Call<'_>) -> Result<Vec<OnBehalf>, CloudError> {
+        self.check(call, true)
+    }
+
+    fn check(&self, call: Call<'_>, defer_on_behalf: bool) -> Result<Vec<OnBehalf>, CloudError> {
         let scope = self.scope();
         let requests = authz::requests(&scope, &self.region, call)
             .map_err(|e| self.err("InvalidParameterValue", e.to_string(), Vec::new()))?;
+        let mut deferred = Vec::new();
         for r in requests {
             let decision = evaluate(self.policies(), &r.request);
+            if defer_on_behalf && r.origin == Origin::OnBehalf {
+                deferred.push(OnBehalf {
+                    action: r.request.action().to_owned(),
+                    resource: r.request.resource().to_owned(),
+                    iam_allowed: decision.is_allowed(),
+                });
+                continue;
+            }
             if !decision.is_allowed() {
-                let user_arn = format!("arn:{}:iam::{}:user/{}", scope.partition, scope.account, self.user());
+                let user_arn = self.caller_arn();
                 let resource = r.request.resource().to_owned();
                 let id = resource.rsplit_once('/').map(|(_, id)| id.to_owned()).filter(|id| id != "*");
                 return Err(self.err(
@@ -100,8 +133,19 @@ impl Ctx<'_> {
                 ));
             }
         }
-        Ok(())
+        Ok(deferred)
     }
+}
+
+/// A request made on the caller's behalf (a KMS call of EC2), with IAM's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnBehalf {
+    /// `kms:Decrypt`, `kms:GenerateDataKeyWithoutPlaintext`...
+    pub action: String,
+    /// The key's ARN.
+    pub resource: String,
+    /// Whether the caller's identity policies allow it.
+    pub iam_allowed: bool,
 }
 
 /// `id` with the sim's tags for it.

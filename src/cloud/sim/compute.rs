@@ -2,27 +2,42 @@
 //! `StopInstances`, `CopyImage`.
 //!
 //! AWS semantics kept (EC2 API Reference and User Guide):
-//! - `RunInstances` is idempotent on `ClientToken` (a repeat returns the first launch), checks its
-//!   image, subnet, security groups (same VPC as the subnet) and snapshots (`completed`), counts
-//!   attachments against the instance's limit (root + data volumes + ENI, orchestrator-anchors
-//!   4.4: `AttachmentLimitExceeded`), creates the root volume from the image and one volume per
-//!   snapshot, all tagged by the call's volume tags and `DeleteOnTermination`, the primary ENI with
-//!   the call's network-interface tags, and starts `pending`.
+//! - `RunInstances` is idempotent on `ClientToken` (a repeat returns the first launch; one with
+//!   other parameters is `IdempotentParameterMismatch`), checks its image, subnet, security groups
+//!   (same VPC as the subnet) and snapshots (`completed`), counts attachments against the instance
+//!   type's limit ([`super::limits::InstanceTypeSpec`]: root + data volumes + ENI for the shared
+//!   Nitro limit, EBS volumes only for a dedicated one, orchestrator-anchors 4.4), and the Region's
+//!   running On-Demand vCPUs against the quota when the fleet sets one (`VcpuLimitExceeded`),
+//!   creates the root volume from the image and one volume per snapshot, all tagged by the call's
+//!   volume tags and `DeleteOnTermination`, the primary ENI with the call's network-interface
+//!   tags, and starts `pending`. `AttachmentLimitExceeded` is the code `AttachVolume` returns past
+//!   the limit (EC2 API Reference, `AttachVolume`; EC2 error codes: "You've reached the limit on
+//!   the number of Amazon EBS volumes or network interfaces that can be attached to a single
+//!   instance"); that `RunInstances` returns the same code for too many block device mappings is
+//!   INFERENCE (AWS documents no other).
+//! - A volume from a snapshot under a customer managed key needs KMS to let EC2 use the key for
+//!   the caller: a grant to the caller whose `aws:ebs:id` constraint matches the snapshot's
+//!   context, or a key policy that defers to IAM policies that allow it ([`super::kms`]).
+//!   Otherwise the call succeeds and the launch fails: the instance ends `terminated` with state
+//!   reason `Client.InternalError` ([`KMS_LAUNCH_FAILURE_CODE`]), as AWS reports a launch whose
+//!   volume key the caller cannot use, not a synchronous error.
 //! - Terminate: `pending`/`running`/`stopping`/`stopped` go `shutting-down`, then `terminated`
 //!   ([`super::lifecycle`] releases volumes and ENIs). Stop: only `running` (or already
 //!   stopping/stopped) instances, else `IncorrectInstanceState`; an unknown id fails the whole call.
 
 use crate::cloud::Call;
 use crate::cloud::error::CloudError;
-use crate::cloud::ids::{ImageId, InstanceId, KmsKeyId, NetworkInterfaceId, VolumeId};
+use crate::cloud::ids::{ImageId, InstanceId, KmsKeyId, NetworkInterfaceId, SnapshotId, VolumeId};
 use crate::cloud::ops::*;
 use crate::cloud::tags::Tags;
 
 use super::Ctx;
-use super::authorize::real;
+use super::authorize::{OnBehalf, real};
 use super::consistency::view;
 use super::describe::{Describable, describe};
 use super::faults::InstanceFault;
+use super::kms;
+use super::limits::InstanceTypeSpec;
 use super::state::{
     Attachment, EniOwner, Image, Instance, Life, Manager, NetworkInterface, ShutdownBehavior, SnapState, Volume,
 };
@@ -255,28 +270,142 @@ fn customer_key(ctx: &mut Ctx<'_>, key: Option<&KmsKeyId>) -> Result<Option<KmsK
     })
 }
 
-pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScannerOutput, CloudError> {
-    // ClientToken: a repeat returns the first launch (EC2 API Reference, "Ensuring idempotency").
-    let earlier =
-        ctx.reg()?.instances.iter().find(|(_, i)| i.client_token.as_deref() == Some(input.client_token.as_str())).map(
-            |(id, i)| RunScannerOutput { instance_id: id.clone(), network_interfaces: i.network_interfaces.clone() },
-        );
-    if let Some(out) = earlier {
-        return Ok(out);
+/// A data volume of a launch whose snapshot is under a customer managed key: the key, and the
+/// `aws:ebs:id` of the snapshot's encryption context.
+struct KeyedVolume {
+    key: KmsKeyId,
+    ebs_id: String,
+}
+
+/// Why an earlier launch with the same `ClientToken` is not this one (the parameters AWS compares
+/// that the sim keeps), if it is not.
+fn mismatch(
+    ctx: &mut Ctx<'_>,
+    earlier: &Instance,
+    input: &RunScannerInput,
+) -> Result<Option<&'static str>, CloudError> {
+    let mut theirs: Vec<_> = earlier.security_groups.clone();
+    let mut ours: Vec<_> = input.security_groups.iter().map(|g| g.id.clone()).collect();
+    theirs.sort();
+    ours.sort();
+    let field = if earlier.image.as_ref() != Some(&input.image.id) {
+        Some("ImageId")
+    } else if earlier.instance_type != input.instance_type {
+        Some("InstanceType")
+    } else if earlier.subnet.as_ref() != Some(&input.subnet.id) {
+        Some("SubnetId")
+    } else if theirs != ours {
+        Some("SecurityGroupIds")
+    } else if earlier.user_data_base64.as_deref() != Some(input.user_data_base64.as_str()) {
+        Some("UserData")
+    } else if earlier.tags != input.instance_tags {
+        Some("TagSpecifications")
+    } else {
+        None
+    };
+    if field.is_some() || earlier.attachments.is_empty() {
+        // A terminated instance released its volumes: the mapping can no longer be compared.
+        return Ok(field);
     }
-    // Root volume + data volumes + the primary ENI share the Nitro limit.
-    let limit = ctx.world.settings.quotas.attachments_per_instance;
-    let wanted = u32::try_from(input.volumes.len()).unwrap_or(u32::MAX).saturating_add(2);
-    if wanted > limit {
+    let r = ctx.reg()?;
+    let mut mapped: Vec<(String, Option<SnapshotId>)> = earlier
+        .attachments
+        .iter()
+        .filter(|a| earlier.root_device_name.as_deref() != Some(a.device_name.as_str()))
+        .map(|a| (a.device_name.clone(), r.volumes.get(&a.volume_id).and_then(|v| v.snapshot_id.clone())))
+        .collect();
+    let mut asked: Vec<(String, Option<SnapshotId>)> =
+        input.volumes.iter().map(|v| (v.device_name.clone(), Some(v.snapshot.id.clone()))).collect();
+    mapped.sort();
+    asked.sort();
+    Ok((mapped != asked).then_some("BlockDeviceMappings"))
+}
+
+/// `RunInstances` of a scanner. Checked in this order: the `ClientToken` (a repeat with the same
+/// parameters returns the first launch, different ones are `IdempotentParameterMismatch`), the
+/// instance type (`InvalidParameterValue` if the sim does not know it), its attachment limit and
+/// the Region's On-Demand vCPU quota, the image, subnet, security groups and snapshots, then IAM
+/// on the caller's requests. The KMS requests EC2 makes for volumes from snapshots under a
+/// customer managed key are settled last, by the key policy and grants ([`super::kms::on_behalf`]):
+/// refused, the launch fails as on AWS — the call succeeds and the instance goes to `terminated`
+/// with state reason [`KMS_LAUNCH_FAILURE_CODE`] ([`KMS_LAUNCH_FAILURE_MESSAGE`]), releasing its
+/// volumes and interface.
+pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScannerOutput, CloudError> {
+    // ClientToken: a repeat returns the first launch, if it asked for the same (EC2 API Reference,
+    // "Ensuring idempotency": "If you repeat the request with the same client token but change
+    // another request parameter, Amazon EC2 returns an IdempotentParameterMismatch error").
+    let earlier = ctx
+        .reg()?
+        .instances
+        .iter()
+        .find(|(_, i)| i.client_token.as_deref() == Some(input.client_token.as_str()))
+        .map(|(id, i)| (id.clone(), i.clone()));
+    if let Some((id, i)) = earlier {
+        if let Some(field) = mismatch(ctx, &i, input)? {
+            return Err(ctx.err(
+                "IdempotentParameterMismatch",
+                format!(
+                    "Arguments on this idempotent request are inconsistent with arguments used in previous request(s) \
+                     (ClientToken {}, {field} differs from the launch of {id}).",
+                    input.client_token
+                ),
+                vec![id.to_string()],
+            ));
+        }
+        return Ok(RunScannerOutput { instance_id: id, network_interfaces: i.network_interfaces.clone() });
+    }
+    let Some(spec) = ctx.world.settings.instance_type(&input.instance_type) else {
         return Err(ctx.err(
-            "AttachmentLimitExceeded",
+            "InvalidParameterValue",
             format!(
-                "{} volumes and 1 network interface exceed the {limit} attachments of a {} instance",
-                wanted - 1,
+                "The instance type '{}' does not exist in the simulated world (add it to [instance_types] in the fleet \
+                 file).",
                 input.instance_type
             ),
             Vec::new(),
         ));
+    };
+    // The root volume and the data volumes; one network interface.
+    let volumes = u32::try_from(input.volumes.len()).unwrap_or(u32::MAX).saturating_add(1);
+    if let Some(limit) = spec.exceeded(volumes, 1, ctx.world.settings.quotas.attachments_per_instance) {
+        let what = if spec.dedicated_ebs_attachments.is_some() {
+            format!("{volumes} EBS volumes exceed the {limit} dedicated EBS attachments")
+        } else {
+            format!("{volumes} EBS volumes and 1 network interface exceed the {limit} attachments")
+        };
+        return Err(ctx.err(
+            "AttachmentLimitExceeded",
+            format!("{what} of a {} instance", input.instance_type),
+            Vec::new(),
+        ));
+    }
+    if let Some(limit) = ctx.world.settings.quotas.vcpus_per_region
+        && InstanceTypeSpec::standard_bucket(&input.instance_type)
+    {
+        // Pending and running instances hold vCPUs (INFERENCE: AWS counts "running" instances;
+        // a pending one is already placed).
+        let types: Vec<String> = ctx
+            .reg()?
+            .instances
+            .values()
+            .filter(|i| matches!(i.life, Life::Pending { .. } | Life::Running))
+            .filter(|i| InstanceTypeSpec::standard_bucket(&i.instance_type))
+            .map(|i| i.instance_type.clone())
+            .collect();
+        let settings = &ctx.world.settings;
+        let running =
+            types.iter().filter_map(|t| settings.instance_type(t)).fold(0u32, |n, t| n.saturating_add(t.vcpus));
+        if running.saturating_add(spec.vcpus) > limit {
+            return Err(ctx.err(
+                "VcpuLimitExceeded",
+                format!(
+                    "You have requested more vCPU capacity than your current vCPU limit of {limit} allows for the \
+                     instance bucket that the specified instance type belongs to ({running} running, {} requested).",
+                    spec.vcpus
+                ),
+                Vec::new(),
+            ));
+        }
     }
     let r = ctx.reg()?;
     let image = r.images.get(&input.image.id).cloned();
@@ -310,6 +439,7 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
     }
     let mut snaps = Vec::new();
     let mut volumes = Vec::new();
+    let mut keyed = Vec::new();
     for v in &input.volumes {
         let Some(snap) = ctx.reg()?.snapshots.get(&v.snapshot.id).cloned() else {
             return Err(ctx.not_found("InvalidSnapshot.NotFound", "snapshot", v.snapshot.id.as_str()));
@@ -334,6 +464,11 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
             ));
         }
         let kms_key = customer_key(ctx, snap.kms_key_id.as_ref())?;
+        if let Some(key) = &kms_key {
+            // The snapshot's encryption context: its volume's id, or its own for a copy.
+            let ebs_id = snap.volume_id.as_ref().map_or_else(|| v.snapshot.id.to_string(), |vol| vol.to_string());
+            keyed.push(KeyedVolume { key: key.clone(), ebs_id });
+        }
         volumes.push(ScannerVolume {
             device_name: v.device_name.clone(),
             snapshot: real(&v.snapshot.id, &snap.tags),
@@ -348,7 +483,8 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
         volumes,
         ..input.clone()
     };
-    ctx.authorize(Call::RunInstances(&checked))?;
+    let on_behalf = ctx.authorize_caller(Call::RunInstances(&checked))?;
+    let kms_refusal = kms_refusal(ctx, &keyed, &on_behalf)?;
 
     let instance_id: InstanceId = ctx.new_id("i")?;
     let eni: NetworkInterfaceId = ctx.new_id("eni")?;
@@ -401,6 +537,17 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
         Some(InstanceFault::NeverBoots) => ctx.world.settings.faults.stuck_pending_ms,
         Some(InstanceFault::NeverReports) | None => ctx.world.settings.latencies.instance_boot_ms,
     };
+    let until_ms = ctx.now_ms.saturating_add(boot);
+    // A refused KMS request ends the launch: `shutting-down` for the boot time (AWS shows
+    // `pending`; the lifecycle has no pending-then-terminated path but a fault's), then
+    // `terminated`, which releases the volumes and the interface.
+    let (life, state_reason) = match &kms_refusal {
+        Some(_) => (
+            Life::ShuttingDown { until_ms: ctx.now_ms.saturating_add(ctx.world.settings.latencies.instance_boot_ms) },
+            Some((KMS_LAUNCH_FAILURE_CODE.to_owned(), KMS_LAUNCH_FAILURE_MESSAGE.to_owned())),
+        ),
+        None => (Life::Pending { until_ms }, None),
+    };
     let instance = Instance {
         instance_type: input.instance_type.clone(),
         availability_zone: subnet.availability_zone.clone(),
@@ -411,7 +558,7 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
         root_device_name: Some(image.root_device_name.clone()),
         attachments,
         network_interfaces: vec![eni.clone()],
-        life: Life::Pending { until_ms: ctx.now_ms.saturating_add(boot) },
+        life,
         launched_ms: ctx.now_ms,
         public_ip: subnet.map_public_ip_on_launch,
         user_data_base64: Some(input.user_data_base64.clone()),
@@ -419,8 +566,8 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
         shutdown_behavior: ShutdownBehavior::Terminate,
         client_token: Some(input.client_token.clone()),
         tags: input.instance_tags.clone(),
-        fault,
-        state_reason: None,
+        fault: if kms_refusal.is_some() { None } else { fault },
+        state_reason,
     };
     let r = ctx.reg()?;
     r.network_interfaces.insert(
@@ -436,7 +583,37 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
     r.volumes.extend(new_volumes);
     r.instances.insert(instance_id.clone(), instance);
     ctx.dirty = true;
+    if let Some(why) = kms_refusal {
+        tracing::debug!(instance = %instance_id, "simulated launch fails: {why}");
+    }
     Ok(RunScannerOutput { instance_id, network_interfaces: vec![eni] })
+}
+
+/// The state reason of a launch that KMS refused (EC2 API Reference, `StateReason`:
+/// "Client.InternalError: A client error caused the instance to terminate during launch"; AWS
+/// Knowledge Center, "Why can't my IAM user or role with full Amazon EC2 permissions start an EC2
+/// instance?": `{"Code": "Client.InternalError", "Message": "Client.InternalError: Client error
+/// on launch"}` when the caller cannot use the KMS key of an attached volume).
+pub const KMS_LAUNCH_FAILURE_CODE: &str = "Client.InternalError";
+pub const KMS_LAUNCH_FAILURE_MESSAGE: &str = "Client.InternalError: Client error on launch";
+
+/// Why KMS refuses a request EC2 makes for one of `keyed`, if it refuses one: each on-behalf
+/// request on a key, for each volume under that key (each has its own encryption context).
+fn kms_refusal(ctx: &mut Ctx<'_>, keyed: &[KeyedVolume], on_behalf: &[OnBehalf]) -> Result<Option<String>, CloudError> {
+    let caller = ctx.caller_arn();
+    for v in keyed {
+        let key = ctx.reg()?.key(&v.key).cloned();
+        let Some(key) = key else {
+            return Ok(Some(format!("the key {} does not exist", v.key)));
+        };
+        let account_use = ctx.world.settings.keys_allowing_account_use.contains(&key.arn);
+        for r in on_behalf.iter().filter(|r| r.resource == key.arn) {
+            if let Err(why) = kms::on_behalf(&key, account_use, &caller, &r.action, &v.ebs_id, r.iam_allowed) {
+                return Ok(Some(why));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The instances of a terminate/stop call, each with its real tags; unknown ids fail the call.

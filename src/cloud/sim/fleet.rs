@@ -1,16 +1,22 @@
-//! The fleet file: a TOML description of the simulated world — accounts, their Regions, KMS keys,
-//! instances with tags and volumes (size, used size, encryption, key, the disk image that backs
-//! it), overrides of the quotas, latencies and throttling of [`super::limits`], and the faults to
+//! The fleet file: a TOML description of the simulated world — accounts, their Regions, KMS keys
+//! (and whether their key policy lets IAM policies use them, [`super::kms`]), instances with tags
+//! and volumes (size, used size, encryption, key, the disk image that backs it), overrides of the
+//! quotas, latencies, instance types and throttling of [`super::limits`], and the faults to
 //! inject ([`super::faults`], `[faults]`). Unknown keys
 //! are refused, and every error names the key it is about (`accounts[0].instances[2].volumes[0].
 //! kms_key`), or the line and column for a syntax error.
 //!
 //! ```toml
 //! seed = 7
+//! max_image_mib = 1024     # refuse a compressed image that expands beyond this
 //! [quotas]
 //! vpcs_per_region = 5
+//! vcpus_per_region = 64    # On-Demand vCPUs (VcpuLimitExceeded); unset: not enforced
 //! [latencies]
 //! describe_lag_ms = 2000   # eventual consistency of Describe (consistency::REALISTIC_LAG_MS)
+//! [instance_types]
+//! "m5.metal" = { vcpus = 96 }                           # shared attachment limit
+//! "x9.large" = { vcpus = 2, dedicated_ebs_attachments = 32 }
 //! [faults]
 //! seed = 42
 //! rates = { internal_error = 0.01 }
@@ -24,6 +30,7 @@
 //! [[accounts.keys]]
 //! name = "prod-db"
 //! region = "us-east-1"
+//! allow_account_use = false   # the default: only a grant lets EC2 use it for us
 //! [[accounts.instances]]
 //! region = "us-east-1"
 //! tags = { Name = "web-1" }
@@ -32,19 +39,34 @@
 //! image = "../demo/demo-disk.img"   # relative to the fleet file
 //! ```
 //!
+//! # Disk images
+//!
+//! A volume's `image` is read relative to the fleet file's directory. A gzip-compressed image
+//! (`*.gz`, e.g. the committed `tests/data/demo/*.img.gz`) is decompressed once into a cache
+//! directory, named by the compressed file's name and an FNV-1a hash of its bytes
+//! (`demo-rhel-<16 hex>.img`), and the world's volume is backed by that file. The cache is
+//! `<data dir>/images` for a world with a data directory ([`super::SimCloud::open`]), so the
+//! saved world and its disks stay together; for an in-memory world it is
+//! `$AGENTLESS_CACHE_DIR/images`, else `$XDG_CACHE_HOME/agentless/images`, else
+//! `~/.cache/agentless/images` (the cache of `scripts/lib.sh`), else the temporary directory. A
+//! decompressed image larger than `max_image_mib` (default [`MAX_IMAGE_MIB`]) or than its
+//! volume's `size_gib` is refused, whatever the gzip header claims, and nothing of it is kept.
+//!
 //! Every Region also gets what a new AWS account has there: three Availability Zones, a default
 //! VPC (`172.31.0.0/16`, a default subnet per zone, an attached internet gateway, which count
 //! against the quotas as on AWS, orchestrator-anchors 4.5), the AWS managed `aws/ebs` key, and two
 //! public Amazon images (x86_64 and arm64) to launch from.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
 use super::SimError;
 use super::faults::Faults;
-use super::limits::{Latencies, Quotas, Settings, Throttling};
+use super::limits::{InstanceTypeSpec, Latencies, Quotas, Settings, Throttling};
 use super::network::insert_vpc;
 use super::state::{
     AWS_EBS_ALIAS, Account, Attachment, EniOwner, Image, Instance, InternetGateway, Key, Life, Manager,
@@ -64,6 +86,10 @@ const ZONES: [char; 3] = ['a', 'b', 'c'];
 /// /20 per zone).
 const DEFAULT_VPC_CIDR: &str = "172.31.0.0/16";
 const DEFAULT_SUBNET_CIDRS: [&str; 3] = ["172.31.0.0/20", "172.31.16.0/20", "172.31.32.0/20"];
+/// The largest a decompressed disk image may be, in MiB (`max_image_mib`). A choice, not an AWS
+/// number: the demo images are a few MiB, and 1 GiB bounds what a fleet file (or a gzip bomb in
+/// one) can make the sim write to disk.
+pub const MAX_IMAGE_MIB: u64 = 1024;
 
 /// A fleet file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +125,12 @@ pub struct Fleet {
     pub throttling: Throttling,
     #[serde(default)]
     pub faults: Faults,
+    /// Instance types added to, or overriding, the built-in table ([`super::limits`]).
+    #[serde(default)]
+    pub instance_types: BTreeMap<String, InstanceTypeSpec>,
+    /// The largest a decompressed `*.gz` image may be ([`MAX_IMAGE_MIB`]).
+    #[serde(default = "default_max_image_mib")]
+    pub max_image_mib: u64,
     #[serde(default)]
     pub accounts: Vec<FleetAccount>,
     /// The directory relative image paths are read from (the fleet file's).
@@ -108,6 +140,10 @@ pub struct Fleet {
 
 fn default_seed() -> u64 {
     1
+}
+
+fn default_max_image_mib() -> u64 {
+    MAX_IMAGE_MIB
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +173,10 @@ pub struct FleetKey {
     pub region: Region,
     #[serde(default)]
     pub description: String,
+    /// Whether the key policy lets the account's IAM policies use the key (AWS's default key
+    /// policy); otherwise EC2 can use it for us only through a grant ([`super::kms`]).
+    #[serde(default)]
+    pub allow_account_use: bool,
 }
 
 /// The state a fleet instance starts in.
@@ -232,6 +272,7 @@ impl Fleet {
     pub fn empty(account: AccountId, regions: Vec<Region>) -> Fleet {
         Fleet {
             seed: default_seed(),
+            max_image_mib: MAX_IMAGE_MIB,
             accounts: vec![FleetAccount {
                 id: account,
                 user: default_user(),
@@ -243,8 +284,15 @@ impl Fleet {
         }
     }
 
-    /// The world this fleet describes.
+    /// The world this fleet describes, its compressed images decompressed into the default cache
+    /// (module documentation).
     pub fn build(&self) -> Result<World, SimError> {
+        self.build_in(None)
+    }
+
+    /// The world this fleet describes; compressed images go to `<data_dir>/images` when there is
+    /// a data directory, else to the default cache (module documentation).
+    pub fn build_in(&self, data_dir: Option<&Path>) -> Result<World, SimError> {
         let mut world = World {
             version: WORLD_VERSION,
             prng: Prng::new(self.seed),
@@ -255,9 +303,19 @@ impl Fleet {
                 latencies: self.latencies.clone(),
                 throttling: self.throttling,
                 faults: self.faults.clone(),
+                instance_types: self.instance_types.clone(),
+                keys_allowing_account_use: Default::default(),
             },
         };
         self.faults.check().map_err(|e| invalid(e.key, e.message))?;
+        for (name, t) in &self.instance_types {
+            if t.vcpus == 0 || t.dedicated_ebs_attachments == Some(0) {
+                return Err(
+                    invalid(format!("instance_types.\"{name}\""), "vcpus and attachments must be at least 1").into()
+                );
+            }
+        }
+        let images = Images::new(data_dir, self.max_image_mib);
         if self.accounts.is_empty() {
             return Err(FleetError::NoAccount.into());
         }
@@ -283,18 +341,20 @@ impl Fleet {
                 if key_ids.contains_key(k.name.as_str()) {
                     return Err(invalid(format!("{key}.name"), format!("key \"{}\" is defined twice", k.name)).into());
                 }
-                let id = setup.key_in(&a.id, &k.region, &k.description, Some(&k.name)).map_err(|e| match e {
-                    SimError::UnknownRegion { region, .. } => SimError::Fleet(invalid(
-                        format!("{key}.region"),
-                        format!("{region} is not in the account's regions"),
-                    )),
-                    other => other,
-                })?;
+                let id = setup.key_in(&a.id, &k.region, &k.description, Some(&k.name), k.allow_account_use).map_err(
+                    |e| match e {
+                        SimError::UnknownRegion { region, .. } => SimError::Fleet(invalid(
+                            format!("{key}.region"),
+                            format!("{region} is not in the account's regions"),
+                        )),
+                        other => other,
+                    },
+                )?;
                 key_ids.insert(k.name.as_str(), id);
             }
             for (ii, inst) in a.instances.iter().enumerate() {
                 let key = format!("{at}.instances[{ii}]");
-                setup.instance_in(&a.id, inst, &key, &key_ids, &self.base_dir)?;
+                setup.instance_in(&a.id, inst, &key, &key_ids, &self.base_dir, &images)?;
             }
         }
         // What the build minted is not a call's creation (see `consistency`).
@@ -408,7 +468,18 @@ impl<'a> Setup<'a> {
     /// A customer managed key in the first account; its ARN.
     pub fn key(&mut self, region: &Region, description: &str) -> Result<KmsKeyId, SimError> {
         let account = self.first_account()?;
-        self.key_in(&account, region, description, None)
+        self.key_in(&account, region, description, None, false)
+    }
+
+    /// Let (or stop letting) the account's IAM policies use a customer managed key, as its key
+    /// policy would ([`super::kms`]); without it only grants do.
+    pub fn allow_account_use(&mut self, key: &KmsKeyId, allowed: bool) {
+        let set = &mut self.world.settings.keys_allowing_account_use;
+        if allowed {
+            set.insert(key.as_str().to_owned());
+        } else {
+            set.remove(key.as_str());
+        }
     }
 
     fn first_account(&self) -> Result<AccountId, SimError> {
@@ -421,6 +492,7 @@ impl<'a> Setup<'a> {
         region: &Region,
         description: &str,
         alias: Option<&str>,
+        allow_account_use: bool,
     ) -> Result<KmsKeyId, SimError> {
         let key_id = self.world.prng.uuid();
         let arn = format!("arn:aws:kms:{region}:{account}:key/{key_id}");
@@ -436,6 +508,7 @@ impl<'a> Setup<'a> {
                 grants: Vec::new(),
             },
         );
+        self.allow_account_use(&id, allow_account_use);
         Ok(id)
     }
 
@@ -443,7 +516,8 @@ impl<'a> Setup<'a> {
     /// names); its id.
     pub fn instance(&mut self, spec: &FleetInstance) -> Result<InstanceId, SimError> {
         let account = self.first_account()?;
-        self.instance_in(&account, spec, "instance", &BTreeMap::new(), Path::new("."))
+        let images = Images::new(None, MAX_IMAGE_MIB);
+        self.instance_in(&account, spec, "instance", &BTreeMap::new(), Path::new("."), &images)
     }
 
     fn instance_in(
@@ -453,8 +527,16 @@ impl<'a> Setup<'a> {
         at: &str,
         keys: &BTreeMap<&str, KmsKeyId>,
         base_dir: &Path,
+        images: &Images,
     ) -> Result<InstanceId, SimError> {
         let id_err = |source| SimError::Fleet(FleetError::Id { key: at.to_owned(), source });
+        if self.world.settings.instance_type(&spec.instance_type).is_none() {
+            return Err(invalid(
+                format!("{at}.instance_type"),
+                format!("unknown instance type \"{}\" (add it to [instance_types])", spec.instance_type),
+            )
+            .into());
+        }
         let tags = Tags::from_pairs(spec.tags.iter())
             .map_err(|e: TagError| SimError::Fleet(invalid(format!("{at}.tags"), e.to_string())))?;
         let instance_id: InstanceId = self.world.prng.ec2_id("i").parse().map_err(id_err)?;
@@ -496,7 +578,14 @@ impl<'a> Setup<'a> {
             if attachments.iter().any(|a: &Attachment| a.device_name == device) {
                 return Err(invalid(format!("{vat}.device"), format!("{device} is used twice")).into());
             }
-            let backing = v.image.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base_dir.join(p) });
+            let backing = match &v.image {
+                Some(p) => {
+                    let given = if p.is_absolute() { p.clone() } else { base_dir.join(p) };
+                    let volume_bytes = u64::from(v.size_gib).saturating_mul(GIB);
+                    Some(images.resolve(&given, volume_bytes).map_err(|m| invalid(format!("{vat}.image"), m))?)
+                }
+                None => None,
+            };
             let image_gib = match &backing {
                 Some(p) => {
                     let len = std::fs::metadata(p)
@@ -592,4 +681,126 @@ impl<'a> Setup<'a> {
         );
         Ok(instance_id)
     }
+}
+
+/// Where compressed images are decompressed, and how large one may become (module documentation).
+#[derive(Debug, Clone)]
+pub struct Images {
+    dir: PathBuf,
+    limit_bytes: u64,
+}
+
+/// Distinguishes the temporary files of concurrent decompressions in one process.
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// FNV-1a 64-bit (Fowler, Noll, Vo; offset basis and prime of the published 64-bit variant): the
+/// cache key of a compressed image, which must change with its bytes, not resist an adversary.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+impl Images {
+    /// The cache of a world with `data_dir` (or of an in-memory one), refusing images that expand
+    /// beyond `limit_mib`.
+    #[must_use]
+    pub fn new(data_dir: Option<&Path>, limit_mib: u64) -> Images {
+        let dir = match data_dir {
+            Some(d) => d.join("images"),
+            None => default_cache_dir(),
+        };
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        Images { dir, limit_bytes: limit_mib.saturating_mul(1 << 20) }
+    }
+
+    /// The directory decompressed images go to.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file that backs a volume whose image is `path`, decompressing a `*.gz` into the cache
+    /// unless it is there already; `volume_bytes` also bounds the decompressed size.
+    pub fn resolve(&self, path: &Path, volume_bytes: u64) -> Result<PathBuf, String> {
+        // The canonical path (no `..`, no symbolic link): what a saved world and the hypervisor
+        // read, whatever the current directory.
+        let path = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let shown = path.display();
+        if path.extension().is_none_or(|e| e != "gz") {
+            return Ok(path);
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("image");
+        let stem = name.strip_suffix(".gz").unwrap_or(name);
+        let stem = stem.strip_suffix(".img").unwrap_or(stem);
+        let hash = fnv1a(&path).map_err(|e| format!("{shown}: {e}"))?;
+        let out = self.dir.join(format!("{stem}-{hash:016x}.img"));
+        if out.is_file() {
+            return Ok(out);
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let tmp = self.dir.join(format!(
+            ".{stem}-{hash:016x}.{}.{}.tmp",
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let cap = self.limit_bytes.min(volume_bytes);
+        let result = decompress(&path, &tmp, cap).and_then(|written| {
+            if written > cap {
+                let why = if cap == self.limit_bytes {
+                    format!("max_image_mib = {}", self.limit_bytes >> 20)
+                } else {
+                    format!("its volume's size_gib = {}", volume_bytes / GIB)
+                };
+                return Err(format!("{shown} decompresses to more than {cap} bytes, the limit of {why}; refused"));
+            }
+            std::fs::rename(&tmp, &out).map_err(|e| format!("{}: {e}", out.display()))
+        });
+        if result.is_err() {
+            // Best effort: a leftover temporary file is hidden and never used.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map(|()| out)
+    }
+}
+
+/// The default cache of decompressed images for an in-memory world (module documentation).
+fn default_cache_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(d) = var("AGENTLESS_CACHE_DIR") {
+        return d.join("images");
+    }
+    if let Some(d) = var("XDG_CACHE_HOME") {
+        return d.join("agentless").join("images");
+    }
+    if let Some(d) = var("HOME") {
+        return d.join(".cache").join("agentless").join("images");
+    }
+    std::env::temp_dir().join("agentless").join("images")
+}
+
+/// FNV-1a of a file's bytes.
+fn fnv1a(path: &Path) -> std::io::Result<u64> {
+    let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut h = FNV_OFFSET;
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h);
+        }
+        for b in buf.iter().take(n) {
+            h = (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
+        }
+    }
+}
+
+/// Decompress the gzip file `from` (every member) into `to`, stopping one byte past `cap`: the
+/// bytes written (more than `cap` means too large).
+fn decompress(from: &Path, to: &Path, cap: u64) -> Result<u64, String> {
+    let input = std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(input)).take(cap.saturating_add(1));
+    let file = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let written = std::io::copy(&mut decoder, &mut out)
+        .map_err(|e| format!("{}: not a readable gzip file: {e}", from.display()))?;
+    out.flush().map_err(|e| format!("{}: {e}", to.display()))?;
+    Ok(written)
 }

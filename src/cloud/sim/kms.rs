@@ -5,6 +5,28 @@
 //!
 //! Keys are Regional: each Region has its AWS managed `aws/ebs` key and the customer keys of the
 //! fleet file or of [`super::fleet::Setup::key`].
+//!
+//! # Who may use a customer managed key ([`on_behalf`])
+//!
+//! When EC2 creates a volume from a snapshot under a customer managed key it calls KMS with the
+//! caller's credentials (`kms:ViaService`, [`crate::policy::authz`]), and KMS authorizes those
+//! requests as it authorizes any: by the key policy, by IAM policies if the key policy lets the
+//! account's IAM policies decide, or by a grant (KMS Developer Guide, "Authentication and access
+//! control for AWS KMS", "Grants in AWS KMS"). The sim's key policy of a customer key:
+//!
+//! - managing the key (`DescribeKey`, `CreateGrant` by the caller, `ListGrants`, `RevokeGrant`)
+//!   is left to IAM, as the onboarding asks customers to allow it;
+//! - using it (`Decrypt`, `GenerateDataKeyWithoutPlaintext`, `ReEncrypt*`, and the `CreateGrant`
+//!   EC2 makes for the volume) is left to IAM only when the fleet says `allow_account_use = true`
+//!   (AWS's default key policy, "Enable IAM User Permissions"); otherwise only a grant allows it.
+//!
+//! A grant allows an operation when its grantee is the caller's ARN, its operations include it,
+//! and its `EncryptionContextSubset` constraint (`aws:ebs:id`) matches the context of the request:
+//! for a volume created from a snapshot under the same key that is the id in the snapshot's
+//! context, the *volume* the snapshot was taken of for a `CreateSnapshot(s)` snapshot, the
+//! snapshot's own id for a copy (DESIGN.md; Datadog terraform module PR #139). KMS ignores the
+//! constraint for `DescribeKey` ("Grant constraints": constraints apply only to operations that
+//! take an encryption context).
 
 use crate::cloud::Call;
 use crate::cloud::error::CloudError;
@@ -107,4 +129,57 @@ pub fn revoke_grant(ctx: &mut Ctx<'_>, input: &RevokeGrantInput) -> Result<Empty
     }
     ctx.dirty = true;
     Ok(Empty)
+}
+
+/// The grant operation an on-behalf KMS action (`kms:Decrypt`...) needs.
+fn grant_operation(action: &str) -> Option<GrantOperation> {
+    let name = action.strip_prefix("kms:").unwrap_or(action);
+    [
+        GrantOperation::Decrypt,
+        GrantOperation::DescribeKey,
+        GrantOperation::CreateGrant,
+        GrantOperation::GenerateDataKeyWithoutPlaintext,
+        GrantOperation::ReEncryptFrom,
+        GrantOperation::ReEncryptTo,
+    ]
+    .into_iter()
+    .find(|o| o.as_str().eq_ignore_ascii_case(name))
+}
+
+/// Whether KMS allows `action` (`kms:Decrypt`...) on `key`, requested by EC2 with the credentials
+/// of `caller_arn` under the encryption context `aws:ebs:id = ebs_id` (module documentation):
+/// the grant or policy that allows it, or why nothing does. `iam_allowed` is the identity
+/// policies' verdict on the request; `account_use` whether the key policy defers to them.
+pub fn on_behalf(
+    key: &Key,
+    account_use: bool,
+    caller_arn: &str,
+    action: &str,
+    ebs_id: &str,
+    iam_allowed: bool,
+) -> Result<String, String> {
+    if key.manager == Manager::Aws {
+        // AWS managed keys: usable by every principal of the account through the AWS service.
+        return Ok("AWS managed key".into());
+    }
+    let op = grant_operation(action);
+    let grant = key.grants.iter().find(|g| {
+        g.grantee_principal == caller_arn
+            && op.is_some_and(|o| g.operations.contains(&o))
+            && (op == Some(GrantOperation::DescribeKey) || g.ebs_id.as_deref().is_none_or(|e| e == ebs_id))
+    });
+    if let Some(g) = grant {
+        return Ok(format!("grant {}", g.id));
+    }
+    let management = action.eq_ignore_ascii_case("kms:DescribeKey");
+    match (management || account_use, iam_allowed) {
+        (true, true) => Ok("key policy and IAM policy".into()),
+        (true, false) => {
+            Err(format!("{caller_arn} has no grant for {action} on {} and its IAM policies do not allow it", key.arn))
+        }
+        (false, _) => Err(format!(
+            "{caller_arn} has no grant for {action} with aws:ebs:id = {ebs_id} on {}, whose key policy does not let IAM policies use the key",
+            key.arn
+        )),
+    }
 }

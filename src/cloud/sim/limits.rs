@@ -6,6 +6,17 @@
 //! cites the AWS pages (EBS quotas with their quota codes, VPC quotas, EBS volume limits). Where
 //! AWS publishes no number (how long a snapshot or a boot takes), the value is marked INFERENCE
 //! and chosen to be of the order the anchors report.
+//!
+//! These defaults are AWS's numbers: the benchmarks and the quota tests run with them. A fleet
+//! meant for a demo on the real clock (`tests/data/sim/demo-fleet.toml`) shortens the latencies.
+//!
+//! Instance types ([`InstanceTypeSpec`]): how many vCPUs a type has (the On-Demand vCPU quota,
+//! `VcpuLimitExceeded`) and whether its EBS attachment limit is shared with the network
+//! interfaces or dedicated (`AttachmentLimitExceeded`), from a small built-in table
+//! ([`INSTANCE_TYPES`]), the naming rule for the types it lacks ([`spec_from_name`]) and the
+//! fleet file's `[instance_types]` overrides.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +35,14 @@ pub const VPCS_PER_REGION: u32 = 5;
 pub const INTERNET_GATEWAYS_PER_REGION: u32 = 5;
 /// Attachments per Nitro instance, shared between ENIs, EBS volumes and NVMe instance store:
 /// "Most Nitro instances support a maximum of 28 attachments" (EC2 User Guide, "Amazon EBS volume
-/// limits", orchestrator-anchors 4.4). Types with a dedicated EBS limit are not modelled yet.
+/// limits", orchestrator-anchors 4.4). Types with a dedicated EBS limit: [`spec_from_name`].
 pub const ATTACHMENTS_PER_INSTANCE: u32 = 28;
+/// Running On-Demand vCPUs per Region (the Standard A, C, D, H, I, M, R, T, Z instance bucket,
+/// quota `L-1216C47A`, error `VcpuLimitExceeded`): `None`, not enforced. AWS's applied value
+/// differs from one account to the next (it grows with use and by request; INFERENCE: no single
+/// default is right), and a large simulated fleet of running customer instances would exhaust
+/// any fixed one. A fleet sets `[quotas] vcpus_per_region` to study the limit.
+pub const VCPUS_PER_REGION: Option<u32> = None;
 
 /// INFERENCE: AWS publishes no snapshot rate. The anchors (4.3) say a large first snapshot "can
 /// take several hours" and that Datadog's 15-minute pending timeout is hit in practice; 6 s per
@@ -57,6 +74,26 @@ pub struct Settings {
     pub throttling: Throttling,
     /// None by default ([`super::faults`]).
     pub faults: super::faults::Faults,
+    /// Instance types added to, or overriding, the built-in table ([`INSTANCE_TYPES`]).
+    pub instance_types: BTreeMap<String, InstanceTypeSpec>,
+    /// The customer managed keys (ARNs) whose key policy lets the account's IAM policies use them
+    /// (fleet `allow_account_use = true`, [`super::kms`]); the other customer keys are usable for
+    /// cryptography only through a grant. Kept here, with the world's other settings, because the
+    /// key records of [`super::state`] have no field for it.
+    pub keys_allowing_account_use: BTreeSet<String>,
+}
+
+impl Settings {
+    /// What the sim knows of `instance_type`: the fleet's override, else the built-in table, else
+    /// the naming rule; `None` for a name it cannot read.
+    #[must_use]
+    pub fn instance_type(&self, instance_type: &str) -> Option<InstanceTypeSpec> {
+        self.instance_types
+            .get(instance_type)
+            .copied()
+            .or_else(|| builtin(instance_type))
+            .or_else(|| spec_from_name(instance_type))
+    }
 }
 
 /// Per-Region quotas (see the constants for their sources).
@@ -68,7 +105,10 @@ pub struct Quotas {
     pub concurrent_copies_per_region: u32,
     pub vpcs_per_region: u32,
     pub internet_gateways_per_region: u32,
+    /// Attachments of a type with the shared (Nitro) limit: volumes, root included, plus ENIs.
     pub attachments_per_instance: u32,
+    /// Running On-Demand vCPUs per Region ([`VCPUS_PER_REGION`]); unset: not enforced.
+    pub vcpus_per_region: Option<u32>,
 }
 
 impl Default for Quotas {
@@ -80,6 +120,7 @@ impl Default for Quotas {
             vpcs_per_region: VPCS_PER_REGION,
             internet_gateways_per_region: INTERNET_GATEWAYS_PER_REGION,
             attachments_per_instance: ATTACHMENTS_PER_INSTANCE,
+            vcpus_per_region: VCPUS_PER_REGION,
         }
     }
 }
@@ -129,4 +170,150 @@ pub enum Throttling {
     Aws,
     /// No throttling (e.g. to measure a fleet without the API's rate limits).
     Off,
+}
+
+/// What the sim models of an instance type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceTypeSpec {
+    /// vCPUs (what the On-Demand vCPU quota counts).
+    pub vcpus: u32,
+    /// The EBS volume limit of a type with a dedicated limit (root volume included, network
+    /// interfaces not counted); `None`: the shared limit ([`Quotas::attachments_per_instance`]).
+    #[serde(default)]
+    pub dedicated_ebs_attachments: Option<u32>,
+}
+
+impl InstanceTypeSpec {
+    /// Whether `volumes` EBS volumes (root included) and `interfaces` network interfaces fit,
+    /// with `shared` the shared limit: the limit that was exceeded, if one was.
+    #[must_use]
+    pub fn exceeded(&self, volumes: u32, interfaces: u32, shared: u32) -> Option<u32> {
+        match self.dedicated_ebs_attachments {
+            Some(limit) => (volumes > limit).then_some(limit),
+            None => (volumes.saturating_add(interfaces) > shared).then_some(shared),
+        }
+    }
+
+    /// Whether the type counts against the Standard On-Demand bucket (A, C, D, H, I, M, R, T,
+    /// Z families, quota `L-1216C47A`), the only vCPU bucket the sim enforces.
+    #[must_use]
+    pub fn standard_bucket(instance_type: &str) -> bool {
+        instance_type.chars().next().is_some_and(|c| "acdhimrtz".contains(c.to_ascii_lowercase()))
+    }
+}
+
+/// The built-in instance types: (name, vCPUs, dedicated EBS limit). vCPUs from the EC2 instance
+/// type pages (General purpose, Compute optimized, Memory optimized: "Instance specifications");
+/// the dedicated limits from the EC2 User Guide, "Amazon EBS volume limits for Amazon EC2
+/// instances" (M7i, C7i, R7i...: 32 volumes from medium to 12xlarge). The types of the demo
+/// fleet, the scanner's (`m5.xlarge`, [`crate::policy::plan::SCANNER_INSTANCE_TYPE`]) and a few
+/// common ones; others follow [`spec_from_name`].
+pub const INSTANCE_TYPES: &[(&str, u32, Option<u32>)] = &[
+    ("t3.nano", 2, None),
+    ("t3.micro", 2, None),
+    ("t3.small", 2, None),
+    ("t3.medium", 2, None),
+    ("t3.large", 2, None),
+    ("t3.xlarge", 4, None),
+    ("t3.2xlarge", 8, None),
+    ("m5.large", 2, None),
+    ("m5.xlarge", 4, None),
+    ("m5.2xlarge", 8, None),
+    ("m5.4xlarge", 16, None),
+    ("m6i.large", 2, None),
+    ("m6i.xlarge", 4, None),
+    ("m6i.2xlarge", 8, None),
+    ("c5.large", 2, None),
+    ("c5.xlarge", 4, None),
+    ("c6i.large", 2, None),
+    ("c6i.xlarge", 4, None),
+    ("r5.large", 2, None),
+    ("r6i.large", 2, None),
+    ("r6i.xlarge", 4, None),
+    ("m7i.large", 2, Some(32)),
+    ("m7i.xlarge", 4, Some(32)),
+    ("m7i.2xlarge", 8, Some(32)),
+    ("c7i.large", 2, Some(32)),
+    ("c7i.xlarge", 4, Some(32)),
+    ("r7i.large", 2, Some(32)),
+    ("r7i.xlarge", 4, Some(32)),
+];
+
+fn builtin(instance_type: &str) -> Option<InstanceTypeSpec> {
+    INSTANCE_TYPES
+        .iter()
+        .find(|(name, _, _)| *name == instance_type)
+        .map(|&(_, vcpus, dedicated)| InstanceTypeSpec { vcpus, dedicated_ebs_attachments: dedicated })
+}
+
+/// Families with a dedicated EBS volume limit (EC2 User Guide, "Amazon EBS volume limits for
+/// Amazon EC2 instances", "Dedicated EBS volume limit").
+const DEDICATED_FAMILIES: &[&str] = &[
+    "m7a", "m7i", "m7i-flex", "m8g", "c7a", "c7i", "c7i-flex", "c8g", "r7a", "r7i", "r7iz", "r8g", "x8g", "i7ie",
+    "i8g", "g6", "g6e", "gr6", "p5", "p5e", "p5en", "trn2", "hpc7a",
+];
+
+/// The dedicated EBS limit of a size (same page: 32 from medium to 12xlarge, 48 for 16xlarge, 64
+/// for 24xlarge, 88 for 32xlarge, 128 for 48xlarge).
+fn dedicated_ebs_limit(multiple: u32) -> u32 {
+    match multiple {
+        0..=12 => 32,
+        13..=16 => 48,
+        17..=24 => 64,
+        25..=32 => 88,
+        _ => 128,
+    }
+}
+
+/// INFERENCE from AWS's naming convention (EC2 User Guide, "Amazon EC2 instance type naming
+/// conventions"), for types the table lacks: `<family>.<size>` where `large` has 2 vCPUs,
+/// `xlarge` 4 and `<n>xlarge` 4n; `nano` to `medium` have 2 in the burstable `t` families and 1
+/// otherwise. `metal` sizes and malformed names give `None`.
+#[must_use]
+pub fn spec_from_name(instance_type: &str) -> Option<InstanceTypeSpec> {
+    let (family, size) = instance_type.split_once('.')?;
+    if family.is_empty() || !family.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return None;
+    }
+    let burstable = family.starts_with('t');
+    let (vcpus, multiple) = match size {
+        "nano" | "micro" | "small" | "medium" => (if burstable { 2 } else { 1 }, 0),
+        "large" => (2, 0),
+        "xlarge" => (4, 1),
+        _ => {
+            let n: u32 = size.strip_suffix("xlarge")?.parse().ok()?;
+            (n.checked_mul(4)?, n)
+        }
+    };
+    let dedicated = DEDICATED_FAMILIES.contains(&family).then(|| dedicated_ebs_limit(multiple));
+    Some(InstanceTypeSpec { vcpus, dedicated_ebs_attachments: dedicated })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_types_from_the_table_the_rule_and_the_fleet() {
+        let mut s = Settings::default();
+        assert_eq!(s.instance_type("m5.xlarge"), Some(InstanceTypeSpec { vcpus: 4, dedicated_ebs_attachments: None }));
+        assert_eq!(s.instance_type("m7i.large").and_then(|t| t.dedicated_ebs_attachments), Some(32));
+        assert_eq!(
+            s.instance_type("m7i.48xlarge"),
+            Some(InstanceTypeSpec { vcpus: 192, dedicated_ebs_attachments: Some(128) })
+        );
+        assert_eq!(s.instance_type("c6g.medium").map(|t| t.vcpus), Some(1));
+        assert_eq!(s.instance_type("t4g.small").map(|t| t.vcpus), Some(2));
+        for bad in ["m5", "m5.metal", "m5.hugexlarge", ".large", "m5.0x"] {
+            assert_eq!(s.instance_type(bad), None, "{bad}");
+        }
+        s.instance_types.insert("m5.metal".into(), InstanceTypeSpec { vcpus: 96, dedicated_ebs_attachments: None });
+        assert_eq!(s.instance_type("m5.metal").map(|t| t.vcpus), Some(96));
+        let t = InstanceTypeSpec { vcpus: 2, dedicated_ebs_attachments: None };
+        assert_eq!((t.exceeded(27, 1, 28), t.exceeded(28, 1, 28)), (None, Some(28)));
+        let t = InstanceTypeSpec { vcpus: 2, dedicated_ebs_attachments: Some(32) };
+        assert_eq!((t.exceeded(32, 1, 28), t.exceeded(33, 0, 28)), (None, Some(32)));
+        assert!(InstanceTypeSpec::standard_bucket("m5.xlarge") && !InstanceTypeSpec::standard_bucket("p5.48xlarge"));
+    }
 }

@@ -36,6 +36,7 @@ pub mod consistency;
 pub mod describe;
 pub mod faults;
 pub mod fleet;
+pub mod hypervisor;
 pub mod identity;
 pub mod kms;
 pub mod lifecycle;
@@ -127,7 +128,7 @@ impl SimCloud {
         let world = match store.load()? {
             Some(w) => w,
             None => {
-                let w = fleet.build()?;
+                let w = fleet.build_in(Some(data_dir))?;
                 store.save(&w)?;
                 w
             }

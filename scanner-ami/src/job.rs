@@ -1,0 +1,260 @@
+//! The job manifest: what the orchestrator tells a scanner instance, as its EC2 user data
+//! (DESIGN.md, "A scan job"): the job, the scanner's name in the job, where to upload the result
+//! bundle, the per-job HMAC key that signs it, and which attached device holds which target volume.
+//!
+//! It is JSON (the user data is its base64, as `RunInstances` takes it). It is shared by the
+//! orchestrator (which writes it) and the agent's `run` mode (which reads it from IMDSv2), so both
+//! sides agree on one type. Parsing is strict (`deny_unknown_fields`, a known [`JOB_MANIFEST_VERSION`],
+//! bounded sizes): the user data is input like any other.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The job manifest format version this build writes and reads.
+pub const JOB_MANIFEST_VERSION: u32 = 1;
+
+/// EC2 user data is at most 16 KiB before base64 (EC2 User Guide, "Run commands when you launch an
+/// EC2 instance with user data input"); a manifest larger than that cannot have come from us.
+pub const MAX_USER_DATA_BYTES: usize = 16 * 1024;
+
+/// Devices one scanner can be handed: the attachment limit of the scanner type (26 on the
+/// shared-limit Nitro types, orchestrator-anchors 1) with room for larger configured limits.
+pub const MAX_DEVICES: usize = 128;
+
+/// The per-job HMAC key: secret. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HmacKey(String);
+
+impl HmacKey {
+    /// A key from its lower-case hex form (32 bytes = 64 hex digits are what the orchestrator makes).
+    ///
+    /// # Errors
+    ///
+    /// Not 32 to 128 hex digits.
+    pub fn from_hex(hex: &str) -> Result<HmacKey, ManifestError> {
+        let ok = (64..=256).contains(&hex.len())
+            && hex.len().is_multiple_of(2)
+            && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        if ok { Ok(HmacKey(hex.to_ascii_lowercase())) } else { Err(ManifestError::BadKey) }
+    }
+
+    /// A fresh random key (two v4 UUIDs: 244 random bits from the OS generator).
+    #[must_use]
+    pub fn generate() -> HmacKey {
+        let a = uuid::Uuid::new_v4();
+        let b = uuid::Uuid::new_v4();
+        HmacKey(format!("{}{}", a.simple(), b.simple()))
+    }
+
+    /// The key bytes.
+    #[must_use]
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0
+            .as_bytes()
+            .chunks(2)
+            .filter_map(|pair| std::str::from_utf8(pair).ok().and_then(|s| u8::from_str_radix(s, 16).ok()))
+            .collect()
+    }
+
+    /// The hex form, for storing it (never for logging).
+    #[must_use]
+    pub fn expose_hex(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacKey(<redacted>)")
+    }
+}
+
+/// One attached device and the target volume it is a snapshot of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceTarget {
+    /// The block device mapping name given to `RunInstances`, e.g. `/dev/sdf`. On Nitro the
+    /// kernel names it `/dev/nvmeXn1`; the agent resolves it (see `agent`).
+    pub device_name: String,
+    /// The target instance the volume belongs to (`i-...`).
+    pub instance_id: String,
+    /// The target's volume (`vol-...`) the snapshot was taken of.
+    pub volume_id: String,
+    /// Our snapshot (`snap-...`) the device was created from.
+    pub snapshot_id: String,
+}
+
+/// What a scanner is told to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobManifest {
+    /// [`JOB_MANIFEST_VERSION`].
+    pub version: u32,
+    /// The job id (`agentless:job` tag value).
+    pub job: String,
+    /// The scanner's name within the job (`s0`, `s1`...): the bundle upload path's last part.
+    pub scanner: String,
+    /// Base URL of the collector, e.g. `http://10.0.0.5:8443`; the agent PUTs to
+    /// `<collector_url>/v1/jobs/<job>/bundles/<scanner>`.
+    pub collector_url: String,
+    /// The per-job key of the bundle's `X-Agentless-Signature`.
+    pub hmac_key: HmacKey,
+    /// Evaluate the baseline rules too.
+    pub baseline: bool,
+    /// Upload deadline, Unix seconds: after it the orchestrator no longer waits, so the agent stops
+    /// retrying and powers off.
+    pub deadline_unix: i64,
+    pub devices: Vec<DeviceTarget>,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("job manifest is {0} bytes, more than EC2 user data can hold ({MAX_USER_DATA_BYTES})")]
+    TooLarge(usize),
+    #[error("job manifest is not valid JSON of the expected shape: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("job manifest version {0} is not supported (this agent reads version {JOB_MANIFEST_VERSION})")]
+    Version(u32),
+    #[error("job manifest lists {0} devices, more than {MAX_DEVICES}")]
+    TooManyDevices(usize),
+    #[error("job manifest names device {0:?} twice")]
+    DuplicateDevice(String),
+    #[error("job manifest field {field} is not valid: {value:?}")]
+    BadField { field: &'static str, value: String },
+    #[error("the job's HMAC key is not 64 to 256 hex digits")]
+    BadKey,
+}
+
+/// A job/scanner name as it may appear in a URL path: 1-128 of `[A-Za-z0-9._-]`, not starting
+/// with `.`.
+#[must_use]
+pub fn is_path_safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+impl JobManifest {
+    /// Parse and check a manifest (the decoded user data).
+    ///
+    /// # Errors
+    ///
+    /// See [`ManifestError`].
+    pub fn parse(bytes: &[u8]) -> Result<JobManifest, ManifestError> {
+        if bytes.len() > MAX_USER_DATA_BYTES {
+            return Err(ManifestError::TooLarge(bytes.len()));
+        }
+        let m: JobManifest = serde_json::from_slice(bytes)?;
+        m.check()?;
+        Ok(m)
+    }
+
+    /// The checks [`JobManifest::parse`] makes, for a manifest built in code.
+    ///
+    /// # Errors
+    ///
+    /// See [`ManifestError`].
+    pub fn check(&self) -> Result<(), ManifestError> {
+        if self.version != JOB_MANIFEST_VERSION {
+            return Err(ManifestError::Version(self.version));
+        }
+        HmacKey::from_hex(self.hmac_key.expose_hex())?;
+        if !is_path_safe_name(&self.job) {
+            return Err(ManifestError::BadField { field: "job", value: self.job.clone() });
+        }
+        if !is_path_safe_name(&self.scanner) {
+            return Err(ManifestError::BadField { field: "scanner", value: self.scanner.clone() });
+        }
+        if !(self.collector_url.starts_with("http://") || self.collector_url.starts_with("https://")) {
+            return Err(ManifestError::BadField { field: "collector_url", value: self.collector_url.clone() });
+        }
+        if self.devices.len() > MAX_DEVICES {
+            return Err(ManifestError::TooManyDevices(self.devices.len()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for d in &self.devices {
+            if !seen.insert(d.device_name.as_str()) {
+                return Err(ManifestError::DuplicateDevice(d.device_name.clone()));
+            }
+            let checks: [(&'static str, &str, &str); 4] = [
+                ("devices.device_name", &d.device_name, "/dev/"),
+                ("devices.instance_id", &d.instance_id, "i-"),
+                ("devices.volume_id", &d.volume_id, "vol-"),
+                ("devices.snapshot_id", &d.snapshot_id, "snap-"),
+            ];
+            for (field, value, prefix) in checks {
+                let rest = value.strip_prefix(prefix).unwrap_or("");
+                if rest.is_empty() || rest.len() > 64 || !is_path_safe_name(rest) {
+                    return Err(ManifestError::BadField { field, value: value.to_owned() });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The JSON text (what goes, base64-encoded, into the user data).
+    ///
+    /// # Errors
+    ///
+    /// Never in practice (plain data); kept as a `Result` so no `unwrap` is needed.
+    pub fn to_json(&self) -> Result<Vec<u8>, ManifestError> {
+        Ok(serde_json::to_vec(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> JobManifest {
+        JobManifest {
+            version: JOB_MANIFEST_VERSION,
+            job: "j-20261129-abcdef".into(),
+            scanner: "s0".into(),
+            collector_url: "http://127.0.0.1:9000".into(),
+            hmac_key: HmacKey::generate(),
+            baseline: true,
+            deadline_unix: 1_800_000_000,
+            devices: vec![DeviceTarget {
+                device_name: "/dev/sdf".into(),
+                instance_id: "i-0123456789abcdef0".into(),
+                volume_id: "vol-0123456789abcdef0".into(),
+                snapshot_id: "snap-0123456789abcdef0".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_never_shows_the_key() {
+        let m = manifest();
+        let bytes = m.to_json().expect("json");
+        let back = JobManifest::parse(&bytes).expect("parse");
+        assert_eq!(back, m);
+        assert_eq!(m.hmac_key.bytes().len(), 32);
+        assert!(!format!("{m:?}").contains(m.hmac_key.expose_hex()));
+    }
+
+    #[test]
+    fn refuses_bad_manifests() {
+        let mut m = manifest();
+        m.version = 2;
+        assert!(matches!(m.check(), Err(ManifestError::Version(2))));
+        let mut m = manifest();
+        m.job = "../etc".into();
+        assert!(matches!(m.check(), Err(ManifestError::BadField { field: "job", .. })));
+        let mut m = manifest();
+        m.devices.push(m.devices[0].clone());
+        assert!(matches!(m.check(), Err(ManifestError::DuplicateDevice(_))));
+        let mut m = manifest();
+        m.devices[0].volume_id = "vol-../x".into();
+        assert!(matches!(m.check(), Err(ManifestError::BadField { field: "devices.volume_id", .. })));
+        let big = vec![b' '; MAX_USER_DATA_BYTES + 1];
+        assert!(matches!(JobManifest::parse(&big), Err(ManifestError::TooLarge(_))));
+        assert!(JobManifest::parse(b"{\"version\":1,\"extra\":true}").is_err());
+        assert!(HmacKey::from_hex("abc").is_err());
+    }
+}

@@ -1,0 +1,484 @@
+//! `agentless scan`: run scan jobs (one per Region) on the simulated account or AWS, print the
+//! results, exit 0 when every target was scanned in full, 1 when some were not, 2 on a usage or
+//! setup error. Shared with `agentless jobs resume` ([`Engine`]).
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+
+use super::common::{self, CloudArgs, CloudKind, Opened, SetupError};
+use crate::cloud::sim::SimCloud;
+use crate::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
+use crate::cloud::tags;
+use crate::cloud::{Cloud, InstanceId, JobId};
+use crate::collector::Collector;
+use crate::collector::server::Server;
+use crate::job::runner::{NowMs, wall_clock};
+use crate::job::{JobError, JobOutcome, JobSettings, Progress, Runner, ScannerImage, Selector};
+use crate::ledger::{JobState, Ledger};
+use crate::report::Summary;
+
+pub(super) const EXIT_OK: u8 = 0;
+pub(super) const EXIT_INCOMPLETE: u8 = 1;
+pub(super) const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line per volume: OS, packages, baseline failures, status.
+    Table,
+    /// The summary as JSON.
+    Json,
+}
+
+/// Options of how jobs run (shared by `scan` and `jobs resume`).
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Write `<instance>/sbom.cdx.json`, `inventory.json`, `baseline.json` (and per volume under
+    /// `<instance>/<volume>/`) and `summary.json` into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Address the collector listens on [default: 127.0.0.1:0 with --cloud sim; 0.0.0.0:8443 with aws].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// URL scanners upload to (required with --cloud aws: an address scanners can reach).
+    #[arg(long, value_name = "URL")]
+    pub collector_url: Option<String>,
+    /// The scanner AMI [default: our image tagged agentless:image-version=<this version>].
+    #[arg(long, value_name = "AMI")]
+    pub scanner_ami: Option<crate::cloud::ImageId>,
+    /// Scanner instance type.
+    #[arg(long, default_value = crate::job::DEFAULT_INSTANCE_TYPE)]
+    pub instance_type: String,
+    /// Skip the baseline (CIS-style) checks.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// With --cloud sim: the scanner-agent binary the simulated hypervisor runs [default:
+    /// scanner-agent next to this program if it exists, else the agent's code in process].
+    #[arg(long, value_name = "PATH", env = "AGENTLESS_SCANNER_AGENT")]
+    pub agent_binary: Option<PathBuf>,
+    /// Between two polls of snapshots, instances and bundles, in milliseconds [default: 5000 on
+    /// AWS, 500 on the simulated account, whose demo latencies are seconds].
+    #[arg(long, value_name = "MS")]
+    pub poll_ms: Option<u64>,
+    /// Debug: SIGKILL this process once the job has done the work of STATE (crash-safety tests).
+    #[arg(long, value_name = "STATE", hide = true)]
+    pub crash_at: Option<JobState>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("targets").required(true).multiple(false).args(["all", "instance", "tag"])))]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// Scan every running instance of each Region (our own scanners excluded).
+    #[arg(long)]
+    pub all: bool,
+    /// Scan this instance (repeat for several).
+    #[arg(long, value_name = "ID")]
+    pub instance: Vec<InstanceId>,
+    /// Scan running instances with this tag (KEY=VALUE; repeat: all must match).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tag: Vec<(String, String)>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+    if k.is_empty() {
+        return Err("the tag key is empty".into());
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// Progress on stderr: a spinner per job on a terminal, a line per state change otherwise.
+pub(super) struct CliProgress {
+    bars: Option<(indicatif::MultiProgress, Mutex<HashMap<String, indicatif::ProgressBar>>)>,
+    regions: Mutex<HashMap<String, String>>,
+}
+
+impl CliProgress {
+    pub(super) fn new() -> CliProgress {
+        let bars =
+            std::io::stderr().is_terminal().then(|| (indicatif::MultiProgress::new(), Mutex::new(HashMap::new())));
+        CliProgress { bars, regions: Mutex::new(HashMap::new()) }
+    }
+
+    pub(super) fn set_region(&self, job: &JobId, region: &str) {
+        self.regions.lock().unwrap_or_else(PoisonError::into_inner).insert(job.to_string(), region.to_owned());
+    }
+
+    fn bar(&self, job: &JobId) -> Option<indicatif::ProgressBar> {
+        let (multi, bars) = self.bars.as_ref()?;
+        let mut bars = bars.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(
+            bars.entry(job.to_string())
+                .or_insert_with(|| {
+                    let b = multi.add(indicatif::ProgressBar::new_spinner());
+                    b.enable_steady_tick(std::time::Duration::from_millis(120));
+                    b
+                })
+                .clone(),
+        )
+    }
+
+    fn label(&self, job: &JobId) -> String {
+        let regions = self.regions.lock().unwrap_or_else(PoisonError::into_inner);
+        format!("{job} {}", regions.get(job.as_str()).map_or("", String::as_str))
+    }
+}
+
+impl Progress for CliProgress {
+    fn state(&self, job: &JobId, state: JobState) {
+        match self.bar(job) {
+            Some(b) => {
+                b.set_message(format!("{}: {}", self.label(job), state.as_str()));
+                if state.is_terminal() {
+                    b.finish();
+                }
+            }
+            None => eprintln!("agentless: job {}: {}", self.label(job), state.as_str()),
+        }
+    }
+
+    fn step(&self, job: &JobId, what: &str, done: usize, total: usize) {
+        match self.bar(job) {
+            Some(b) => b.set_message(format!("{}: {what} {done}/{total}", self.label(job))),
+            None => {
+                if done == total {
+                    eprintln!("agentless: job {}: {what} {done}/{total}", self.label(job));
+                }
+            }
+        }
+    }
+}
+
+/// Everything a run of jobs needs beside the backend.
+pub(super) struct Engine {
+    pub data_dir: PathBuf,
+    pub ledger: Arc<Mutex<Ledger>>,
+    pub collector: Collector,
+    pub server: Server,
+    pub hypervisor: Option<Hypervisor>,
+    pub now_ms: NowMs,
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+    pub started: Instant,
+    pub sim: bool,
+}
+
+impl Engine {
+    pub(super) async fn start(cloud: &CloudArgs, run: &RunArgs) -> Result<Engine, SetupError> {
+        let data_dir = cloud.data_dir();
+        let ledger = common::open_ledger(&data_dir)?;
+        // Scanners of unfinished jobs upload to the URL in their manifest: listen there again.
+        let earlier = earlier_collector(&ledger);
+        let collector = Collector::new(&data_dir, scanner_ami::bundle::BundleLimits::default());
+        let listen = match (run.listen, cloud.cloud) {
+            (Some(a), _) => a,
+            (None, CloudKind::Sim) if earlier.is_some() => earlier.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+            (None, CloudKind::Sim) => SocketAddr::from(([127, 0, 0, 1], 0)),
+            (None, CloudKind::Aws) => SocketAddr::from(([0, 0, 0, 0], 8443)),
+        };
+        let server = Server::start(collector.clone(), listen)
+            .await
+            .map_err(|e| SetupError::Message(format!("the collector cannot listen on {listen}: {e}")))?;
+        let (tx, cancel) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "agentless: interrupted: stopping new work and tearing down (interrupt again to abandon; `agentless jobs resume` finishes later)"
+                );
+                let _ = tx.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("agentless: abandoned; run `agentless jobs resume` to finish the teardown");
+                    std::process::exit(i32::from(EXIT_ERROR));
+                }
+            }
+        });
+        Ok(Engine {
+            data_dir,
+            ledger,
+            collector,
+            server,
+            hypervisor: None,
+            now_ms: wall_clock(),
+            cancel,
+            started: Instant::now(),
+            sim: cloud.cloud == CloudKind::Sim,
+        })
+    }
+
+    /// Prepare the simulated account: our scanner image, the hypervisor, its clock.
+    pub(super) fn attach_sim(&mut self, opened: &Opened<SimCloud>, run: &RunArgs) -> Result<String, SetupError> {
+        let sim = opened.guard.backend().clone();
+        common::sim_install_scanner_image(&sim, &opened.regions)?;
+        let binary = run.agent_binary.clone().or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            let sibling = exe.parent()?.join("scanner-agent");
+            sibling.is_file().then_some(sibling)
+        });
+        let (runner, label) = match binary {
+            Some(b) => {
+                let label = format!("scanner-agent process {}", b.display());
+                (AgentRunner::Process { binary: b }, label)
+            }
+            None => (
+                AgentRunner::InProcess { sink: Arc::new(self.collector.clone()) },
+                "scanner-agent code in process (build the scanner-agent binary to run it as a process)".to_owned(),
+            ),
+        };
+        let s = sim.clone();
+        self.now_ms = Arc::new(move || i64::try_from(s.now_ms()).unwrap_or(i64::MAX));
+        self.hypervisor = Some(Hypervisor::start(sim, runner, self.data_dir.join("hypervisor")));
+        Ok(label)
+    }
+
+    pub(super) fn settings(&self, run: &RunArgs) -> JobSettings {
+        let image = match &run.scanner_ami {
+            Some(id) => ScannerImage::Id(id.clone()),
+            None => ScannerImage::Version(common::image_version()),
+        };
+        let mut s = JobSettings::new(image);
+        s.instance_type = run.instance_type.clone();
+        s.baseline = !run.no_baseline;
+        s.crash_at = run.crash_at;
+        let poll_ms = run.poll_ms.unwrap_or(if self.sim { SIM_POLL_MS } else { 5000 });
+        s.poll = std::time::Duration::from_millis(poll_ms.max(10));
+        s
+    }
+
+    pub(super) fn runner<C: Cloud>(
+        &self,
+        opened: &Opened<C>,
+        settings: JobSettings,
+        progress: Arc<dyn Progress>,
+    ) -> Runner<C> {
+        Runner::new(
+            Arc::clone(&opened.guard),
+            Arc::clone(&self.ledger),
+            self.collector.clone(),
+            settings,
+            opened.account.clone(),
+            opened.caller_arn.clone(),
+            progress,
+            Arc::clone(&self.now_ms),
+            self.cancel.clone(),
+        )
+        .with_lock_dir(self.data_dir.clone())
+    }
+}
+
+/// The simulated account's default poll interval: its demo latencies are a few seconds.
+const SIM_POLL_MS: u64 = 500;
+
+/// The loopback address an unfinished job's scanners upload to, if any.
+fn earlier_collector(ledger: &Arc<Mutex<Ledger>>) -> Option<SocketAddr> {
+    let l = ledger.lock().unwrap_or_else(PoisonError::into_inner);
+    let jobs = l.unfinished_jobs().ok()?;
+    jobs.iter().find_map(|j| {
+        let doc: crate::job::JobDoc = l.job_data(&j.id, crate::job::doc::DOC).ok()??;
+        let addr: SocketAddr = doc.collector_url.strip_prefix("http://")?.parse().ok()?;
+        addr.ip().is_loopback().then_some(addr)
+    })
+}
+
+/// Drive these jobs concurrently.
+pub(super) async fn drive_all<C: Cloud + 'static>(
+    runner: Arc<Runner<C>>,
+    jobs: Vec<JobId>,
+) -> Vec<Result<JobOutcome, JobError>> {
+    let mut set = tokio::task::JoinSet::new();
+    for job in jobs {
+        let r = Arc::clone(&runner);
+        set.spawn(async move { r.drive(&job).await });
+    }
+    let mut out = Vec::new();
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::error!(error = %e, "a job task panicked"),
+        }
+    }
+    out
+}
+
+/// Print the outcome; the exit status.
+pub(super) fn report<C: Cloud>(
+    engine: &Engine,
+    run: &RunArgs,
+    results: Vec<Result<JobOutcome, JobError>>,
+    guard: &crate::cloud::Guard<C>,
+    leftovers: Option<usize>,
+    agent: Option<&str>,
+) -> ExitCode {
+    let mut errors = Vec::new();
+    let mut outcomes = Vec::new();
+    for r in results {
+        match r {
+            Ok(o) => outcomes.push(o),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    outcomes.sort_by(|a, b| a.region.as_str().cmp(b.region.as_str()));
+    let summary = Summary::gather(&outcomes, engine.collector.store());
+    let mut stdout = std::io::stdout().lock();
+    let printed = match run.format {
+        Format::Table => summary.render_table(&mut stdout),
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &summary).map_err(std::io::Error::other).and_then(|()| {
+                use std::io::Write;
+                writeln!(stdout)
+            })
+        }
+    };
+    if let Err(e) = printed {
+        eprintln!("agentless: cannot write the results: {e}");
+        return ExitCode::from(EXIT_ERROR);
+    }
+    if let Some(dir) = &run.out
+        && let Err(e) = summary.write_out_dir(engine.collector.store(), dir)
+    {
+        eprintln!("agentless: cannot write results into {}: {e}", dir.display());
+        return ExitCode::from(EXIT_ERROR);
+    }
+    let trace = guard.trace();
+    let refused = trace.iter().filter(|t| !t.allowed).count();
+    let volumes = summary.volumes_scanned();
+    let per_volume = if volumes > 0 { format!("{:.1}", trace.len() as f64 / volumes as f64) } else { "-".into() };
+    eprintln!(
+        "agentless: {} AWS calls ({refused} refused by the policy guard), {volumes} volumes scanned ({per_volume} calls per volume), {:.1} s",
+        trace.len(),
+        engine.started.elapsed().as_secs_f64()
+    );
+    if let Some(a) = agent {
+        eprintln!("agentless: simulated account; scanners ran the {a}");
+    }
+    if let Some(n) = leftovers {
+        eprintln!("agentless: resources with our name prefixes left in the simulated account: {n}");
+    }
+    for e in &errors {
+        eprintln!("agentless: {e}");
+    }
+    if !errors.is_empty() {
+        return ExitCode::from(EXIT_ERROR);
+    }
+    if summary.all_scanned() { ExitCode::from(EXIT_OK) } else { ExitCode::from(EXIT_INCOMPLETE) }
+}
+
+/// Resources of ours still in the simulated account (not terminated, not deleted).
+pub(super) fn sim_leftovers(sim: &SimCloud) -> usize {
+    use crate::cloud::sim::state::Life;
+    let ours = |t: &crate::cloud::Tags| {
+        t.name().is_some_and(|n| n.starts_with(tags::RESOURCE_NAME_PREFIX) || n.starts_with(tags::SNAPSHOT_NAME_PREFIX))
+            && t.get(tags::IMAGE_VERSION).is_none()
+    };
+    sim.inspect(|w| {
+        let mut n = 0;
+        for a in w.accounts.values() {
+            for r in a.regions.values() {
+                n += r
+                    .instances
+                    .values()
+                    .filter(|i| ours(&i.tags) && !matches!(i.life, Life::Terminated { .. }))
+                    .count();
+                n += r.volumes.values().filter(|v| ours(&v.tags)).count();
+                n += r.snapshots.values().filter(|s| ours(&s.tags)).count();
+                n += r.vpcs.values().filter(|v| ours(&v.tags)).count();
+                n += r.subnets.values().filter(|v| ours(&v.tags)).count();
+                n += r.internet_gateways.values().filter(|v| ours(&v.tags)).count();
+                n += r.security_groups.values().filter(|v| ours(&v.tags)).count();
+                n += r.vpc_endpoints.values().filter(|v| ours(&v.tags)).count();
+                n += r
+                    .keys
+                    .values()
+                    .flat_map(|k| &k.grants)
+                    .filter(|g| g.name.as_deref().is_some_and(|n| n.starts_with(tags::RESOURCE_NAME_PREFIX)))
+                    .count();
+            }
+        }
+        n
+    })
+}
+
+async fn scan_on<C: Cloud + 'static>(
+    engine: &Engine,
+    opened: &Opened<C>,
+    args: &ScanArgs,
+    selector: Selector,
+    url: &str,
+) -> Result<Vec<Result<JobOutcome, JobError>>, SetupError> {
+    let progress = Arc::new(CliProgress::new());
+    let runner = Arc::new(engine.runner(opened, engine.settings(&args.run), progress.clone() as Arc<dyn Progress>));
+    let mut jobs = Vec::new();
+    for region in &opened.regions {
+        let job = runner.create(region, selector.clone(), url).map_err(|e| SetupError::Message(e.to_string()))?;
+        progress.set_region(&job, region.as_str());
+        jobs.push(job);
+    }
+    Ok(drive_all(runner, jobs).await)
+}
+
+/// Run `agentless scan`.
+pub async fn run(args: ScanArgs) -> ExitCode {
+    let selector = if args.all {
+        Selector::All
+    } else if !args.instance.is_empty() {
+        Selector::Instances(args.instance.clone())
+    } else {
+        Selector::Tags(args.tag.clone())
+    };
+    let mut engine = match Engine::start(&args.cloud, &args.run).await {
+        Ok(e) => e,
+        Err(e) => return setup_failed(&e),
+    };
+    match args.cloud.cloud {
+        CloudKind::Sim => {
+            let opened = match common::open_sim(&args.cloud).await {
+                Ok(o) => o,
+                Err(e) => return setup_failed(&e),
+            };
+            let agent = match engine.attach_sim(&opened, &args.run) {
+                Ok(a) => a,
+                Err(e) => return setup_failed(&e),
+            };
+            let url = args.run.collector_url.clone().unwrap_or_else(|| engine.server.url());
+            let results = match scan_on(&engine, &opened, &args, selector, &url).await {
+                Ok(r) => r,
+                Err(e) => return setup_failed(&e),
+            };
+            let left = sim_leftovers(opened.guard.backend());
+            report(&engine, &args.run, results, &opened.guard, Some(left), Some(&agent))
+        }
+        CloudKind::Aws => {
+            let Some(url) = args.run.collector_url.clone() else {
+                eprintln!(
+                    "agentless: --cloud aws needs --collector-url: an address the scanners can reach this collector at"
+                );
+                return ExitCode::from(EXIT_ERROR);
+            };
+            let opened = match common::open_aws(&args.cloud).await {
+                Ok(o) => o,
+                Err(e) => return setup_failed(&e),
+            };
+            let results = match scan_on(&engine, &opened, &args, selector, &url).await {
+                Ok(r) => r,
+                Err(e) => return setup_failed(&e),
+            };
+            report(&engine, &args.run, results, &opened.guard, None, None)
+        }
+    }
+}
+
+pub(super) fn setup_failed(e: &SetupError) -> ExitCode {
+    eprintln!("agentless: {e}");
+    ExitCode::from(EXIT_ERROR)
+}

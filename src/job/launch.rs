@@ -1,0 +1,253 @@
+//! `Launching`: scanners from the scanner AMI, each with up to
+//! [`JobSettings::max_devices`](super::JobSettings) of the job's snapshots as gp3 data volumes
+//! (`DeleteOnTermination`), IMDSv2 required, shutdown behaviour terminate, no ingress, and the job
+//! manifest as user data (job, scanner name, collector URL, the job's HMAC key, device map).
+//!
+//! Each scanner has a deterministic `ClientToken` (`<job>-<scanner>`) written in its intent row
+//! before the call, so a retried or resumed launch returns the same instance (EC2 API Reference,
+//! "Ensuring idempotency"). The collector is told which devices each scanner scans *before* the
+//! launch, so even a fast scanner's bundle is expected.
+
+use base64::Engine as _;
+use scanner_ami::job::{DeviceTarget, JOB_MANIFEST_VERSION, JobManifest};
+
+use super::doc::ScannerDoc;
+use super::retry::{Retry, retry};
+use super::runner::Job;
+use super::{JobError, ScannerImage};
+use crate::cloud::ops::{DescribeImagesInput, DescribeInput, Filter, RunScannerInput, ScannerVolume, Tagged};
+use crate::cloud::tags::{self, Role};
+use crate::cloud::{Cloud, ErrorKind, ImageId};
+use crate::ledger::{ResourceId, ResourceKind, TargetStatus};
+
+/// Data volume device names, in the order they are handed out: `/dev/sdf`-`/dev/sdz` first (the
+/// range the EC2 User Guide recommends for EBS, "Device names on Linux instances"), then
+/// `/dev/sdb`-`/dev/sde`, then `/dev/sdaa`... for configured limits above 25.
+#[must_use]
+pub fn device_name(n: usize) -> String {
+    const FIRST: &[u8] = b"fghijklmnopqrstuvwxyzbcde";
+    match FIRST.get(n) {
+        Some(c) => format!("/dev/sd{}", char::from(*c)),
+        None => {
+            let k = n - FIRST.len();
+            let a = char::from(b'a' + u8::try_from((k / 26) % 26).unwrap_or(0));
+            let b = char::from(b'a' + u8::try_from(k % 26).unwrap_or(0));
+            format!("/dev/sd{a}{b}")
+        }
+    }
+}
+
+impl<C: Cloud> Job<'_, C> {
+    /// The device targets of a scanner, for the manifest and the collector.
+    pub(super) fn device_targets(&self, s: &ScannerDoc) -> Vec<DeviceTarget> {
+        s.devices
+            .iter()
+            .map(|(dev, instance, volume)| DeviceTarget {
+                device_name: dev.clone(),
+                instance_id: instance.to_string(),
+                volume_id: volume.to_string(),
+                snapshot_id: self
+                    .doc
+                    .targets
+                    .get(instance)
+                    .and_then(|t| t.volumes.iter().find(|v| &v.volume == volume))
+                    .and_then(|v| v.snapshot.as_ref())
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    async fn resolve_image(&mut self) -> Result<ImageId, JobError> {
+        if let Some(i) = &self.doc.image {
+            return Ok(i.clone());
+        }
+        let image = match &self.r.settings.image {
+            ScannerImage::Id(id) => id.clone(),
+            ScannerImage::Version(version) => {
+                let input = DescribeImagesInput {
+                    owners: vec!["self".into()],
+                    describe: DescribeInput::filters(vec![
+                        Filter::tag(tags::IMAGE_VERSION, [version.as_str()]),
+                        Filter::new("state", ["available"]),
+                    ]),
+                };
+                let page =
+                    retry(Retry::Transient, "DescribeImages", || self.r.guard.describe_images(&self.region, &input))
+                        .await
+                        .map_err(self.cerr("finding the scanner image"))?;
+                let Some(img) = page.items.into_iter().next() else {
+                    return Err(JobError::Setup {
+                        job: self.id.clone(),
+                        region: self.region.clone(),
+                        message: format!(
+                            "no scanner image tagged {}={version} owned by this account here; build one (scanner-ami/image) or pass --scanner-ami",
+                            tags::IMAGE_VERSION
+                        ),
+                    });
+                };
+                img.id
+            }
+        };
+        self.doc.image = Some(image.clone());
+        self.save()?;
+        Ok(image)
+    }
+
+    /// Group the volumes that are ready into scanners (once; the plan is saved).
+    fn plan_scanners(&mut self) {
+        if !self.doc.scanners.is_empty() {
+            return;
+        }
+        let ready: Vec<_> = self
+            .doc
+            .volumes()
+            .filter(|(_, v)| v.in_play() && v.snapshot_ready && (!v.customer_key || v.grant.is_some()))
+            .map(|(i, v)| (i.clone(), v.volume.clone()))
+            .collect();
+        let per = self.r.settings.max_devices.max(1);
+        for (n, chunk) in ready.chunks(per).enumerate() {
+            let name = format!("s{n}");
+            let devices: Vec<_> =
+                chunk.iter().enumerate().map(|(k, (i, v))| (device_name(k), i.clone(), v.clone())).collect();
+            for (_, i, v) in &devices {
+                if let Some(d) = self.doc.volume_mut(i, v) {
+                    d.scanner = Some(name.clone());
+                }
+            }
+            self.doc.scanners.push(ScannerDoc {
+                client_token: format!("{}-{name}", self.id),
+                name,
+                devices,
+                instance: None,
+                launched_ms: None,
+                reported: false,
+                error: None,
+            });
+        }
+    }
+
+    /// `Launching`.
+    pub(super) async fn launch(&mut self) -> Result<(), JobError> {
+        let image = self.resolve_image().await?;
+        self.plan_scanners();
+        self.save()?;
+        let (Some(subnet), Some(sg)) = (self.doc.network.subnet.clone(), self.doc.network.security_group.clone())
+        else {
+            return Err(JobError::Setup {
+                job: self.id.clone(),
+                region: self.region.clone(),
+                message: "the network is not complete (no subnet or security group)".into(),
+            });
+        };
+        let tscanner = self.role_tags(Role::SCANNER);
+        let deadline_unix = (self.now_ms() / 1000)
+            .saturating_add(i64::try_from(self.r.settings.scan_timeout.as_secs()).unwrap_or(i64::MAX / 2));
+        for idx in 0..self.doc.scanners.len() {
+            if self.cancelled() {
+                return Ok(());
+            }
+            let s = self.doc.scanners[idx].clone();
+            if s.instance.is_some() || s.error.is_some() {
+                continue;
+            }
+            let devices = self.device_targets(&s);
+            self.r.collector.register_scanner(self.id.as_str(), &s.name, devices.clone());
+            let manifest = JobManifest {
+                version: JOB_MANIFEST_VERSION,
+                job: self.id.to_string(),
+                scanner: s.name.clone(),
+                collector_url: self.doc.collector_url.clone(),
+                hmac_key: self.key.clone(),
+                baseline: self.doc.baseline,
+                deadline_unix,
+                devices,
+            };
+            let user_data = match manifest.check().and_then(|()| manifest.to_json()) {
+                Ok(j) => base64::engine::general_purpose::STANDARD.encode(j),
+                Err(e) => {
+                    self.scanner_failed(idx, &format!("cannot build its job manifest: {e}"));
+                    self.save()?;
+                    continue;
+                }
+            };
+            let volumes: Vec<ScannerVolume> = s
+                .devices
+                .iter()
+                .filter_map(|(dev, i, v)| {
+                    let d = self.doc.targets.get(i)?.volumes.iter().find(|x| &x.volume == v)?;
+                    Some(ScannerVolume {
+                        device_name: dev.clone(),
+                        snapshot: Tagged::new(d.snapshot.clone()?, self.snapshot_tags_of(d.snapshot_tags.as_ref())),
+                        kms_key: if d.customer_key { d.kms_key.clone() } else { None },
+                    })
+                })
+                .collect();
+            let input = RunScannerInput {
+                image: Tagged::new(image.clone(), crate::cloud::Tags::new()),
+                instance_type: self.r.settings.instance_type.clone(),
+                subnet: Tagged::new(subnet.clone(), self.role_tags(Role::SUBNET)),
+                security_groups: vec![Tagged::new(sg.clone(), self.role_tags(Role::SECURITY_GROUP))],
+                volumes,
+                user_data_base64: user_data,
+                client_token: s.client_token.clone(),
+                instance_tags: tscanner.clone(),
+                volume_tags: tscanner.clone(),
+                network_interface_tags: tscanner.clone(),
+            };
+            // The Name of every scanner is the same; the row is told apart by its token.
+            let mut row_tags = tscanner.clone();
+            let _ = row_tags
+                .insert(tags::NAME, format!("{}-{}", tags::resource_name(&self.id, Some(Role::SCANNER)), s.name));
+            let g = &self.r.guard;
+            let region = self.region.clone();
+            let got = self
+                .tracked(
+                    ResourceKind::Instance,
+                    &row_tags,
+                    Some(&s.client_token),
+                    || async { Ok(ResourceId::Instance(g.run_scanner(&region, &input).await?.instance_id)) },
+                    || async { Ok(None) },
+                )
+                .await?;
+            match got {
+                Ok(ResourceId::Instance(id)) => {
+                    tracing::info!(job = %self.id, scanner = %s.name, instance = %id, devices = s.devices.len(), "scanner launched");
+                    let now = self.now_ms();
+                    let sd = &mut self.doc.scanners[idx];
+                    sd.instance = Some(id);
+                    sd.launched_ms = Some(now);
+                    for (_, i, _) in &s.devices {
+                        self.set_target(i, TargetStatus::Scanning, None);
+                    }
+                }
+                Ok(other) => tracing::error!(job = %self.id, id = %other, "RunInstances returned another kind of id"),
+                Err(e) => {
+                    let quota = e.kind() == ErrorKind::QuotaExceeded;
+                    self.scanner_failed(
+                        idx,
+                        &format!("RunInstances failed{}: {e}", if quota { " (quota)" } else { "" }),
+                    );
+                }
+            }
+            self.save()?;
+            self.r.progress.step(&self.id, "scanners launched", idx + 1, self.doc.scanners.len());
+        }
+        Ok(())
+    }
+
+    /// A scanner produced nothing: its volumes fail with `why`.
+    pub(super) fn scanner_failed(&mut self, idx: usize, why: &str) {
+        let Some(s) = self.doc.scanners.get_mut(idx) else { return };
+        tracing::warn!(job = %self.id, scanner = %s.name, reason = why, "scanner failed");
+        s.error = Some(why.to_owned());
+        let devices = s.devices.clone();
+        for (_, i, v) in devices {
+            if let Some(d) = self.doc.volume_mut(&i, &v)
+                && !d.scanned
+            {
+                d.error = Some(why.to_owned());
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! `Snapshotting`: one `CreateSnapshots` per target instance (crash-consistent across its volumes)
+//! when every volume of it is to be scanned, else one `CreateSnapshot` per volume; tagged in the
+//! create call (DESIGN.md, "Tags"); within the Region's pending-snapshot budget
+//! ([`super::MAX_PENDING_SNAPSHOTS`]) and the per-volume rate (wait [`super::PER_VOLUME_RATE_WAIT`]
+//! on `SnapshotCreationPerVolumeRateExceeded`); then completion polled in batches.
+//!
+//! Intents: one row per volume before the call (the call has no `ClientToken`); after a crash or a
+//! lost response, the snapshots are looked up by `agentless:job` + `agentless:source-instance`
+//! (or `-volume`) tags before anything is created again.
+
+use std::collections::BTreeMap;
+
+use super::JobError;
+use super::retry::{Retry, backoff, retry};
+use super::runner::Job;
+use crate::cloud::ops::{
+    CreateSnapshotInput, CreateSnapshotsInput, DescribeInput, DescribeSnapshotsInput, Filter, SnapshotInfo,
+    SnapshotState, Tagged,
+};
+use crate::cloud::tags::{self, SnapshotSource, Tags};
+use crate::cloud::{Cloud, CloudError, ErrorKind, InstanceId, SnapshotId, VolumeId};
+use crate::ledger::{IntentId, ResourceId, ResourceKind, TargetStatus};
+
+/// Snapshot ids per DescribeSnapshots poll.
+const IDS_PER_POLL: usize = 200;
+
+impl<C: Cloud> Job<'_, C> {
+    fn expires(&self) -> jiff::Timestamp {
+        self.doc.expires_at.parse().unwrap_or(jiff::Timestamp::MAX)
+    }
+
+    /// Our snapshots matching `filters` (plus the job tag), all pages.
+    pub(super) async fn find_snapshots(&self, mut filters: Vec<Filter>) -> Result<Vec<SnapshotInfo>, CloudError> {
+        filters.push(Filter::tag(tags::JOB, [self.id.as_str()]));
+        let mut input =
+            DescribeSnapshotsInput { owner: self.r.account.clone(), describe: DescribeInput::filters(filters) };
+        let mut out = Vec::new();
+        loop {
+            let page =
+                retry(Retry::Transient, "DescribeSnapshots", || self.r.guard.describe_snapshots(&self.region, &input))
+                    .await?;
+            out.extend(page.items);
+            match page.next_token {
+                Some(t) => input.describe.next_token = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Adopt snapshots found by tag for volumes of `instance` that have an open intent; close the
+    /// intents of the others. Returns how many were adopted.
+    async fn resolve_snapshot_intents(&mut self, instance: &InstanceId) -> Result<usize, JobError> {
+        let open: Vec<(VolumeId, i64)> = self
+            .doc
+            .targets
+            .get(instance)
+            .map(|t| {
+                t.volumes
+                    .iter()
+                    .filter(|v| v.snapshot.is_none())
+                    .filter_map(|v| v.snapshot_intent.map(|i| (v.volume.clone(), i)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let found = self
+            .find_snapshots(vec![Filter::tag(tags::SOURCE_INSTANCE, [instance.as_str()])])
+            .await
+            .map_err(self.cerr("looking up snapshots by tag"))?;
+        let mut adopted = 0;
+        for (volume, intent) in open {
+            let hit = found.iter().find(|s| s.volume_id.as_ref() == Some(&volume) && s.state != SnapshotState::Error);
+            let intent_id = IntentId::from_raw(intent);
+            match hit {
+                Some(s) => {
+                    self.r
+                        .lock()
+                        .record_created(intent_id, &ResourceId::Snapshot(s.id.clone()))
+                        .map_err(self.lerr())?;
+                    if let Some(v) = self.doc.volume_mut(instance, &volume) {
+                        v.snapshot = Some(s.id.clone());
+                        v.snapshot_tags = Some(s.tags.clone());
+                    }
+                    adopted += 1;
+                }
+                None => {
+                    self.r.lock().record_not_created(intent_id).map_err(self.lerr())?;
+                    if let Some(v) = self.doc.volume_mut(instance, &volume) {
+                        v.snapshot_intent = None;
+                    }
+                }
+            }
+        }
+        self.save()?;
+        Ok(adopted)
+    }
+
+    fn pending_snapshots(&self) -> usize {
+        self.doc.volumes().filter(|(_, v)| v.in_play() && v.snapshot.is_some() && !v.snapshot_ready).count()
+    }
+
+    /// `Snapshotting`.
+    pub(super) async fn snapshot(&mut self) -> Result<(), JobError> {
+        let instances: Vec<InstanceId> =
+            self.doc.targets.iter().filter(|(_, t)| t.error.is_none()).map(|(i, _)| i.clone()).collect();
+        for instance in &instances {
+            self.resolve_snapshot_intents(instance).await?;
+        }
+        let started = self.now_ms();
+        for instance in &instances {
+            if self.cancelled() {
+                return Ok(());
+            }
+            let Some(t) = self.doc.targets.get(instance) else { continue };
+            let wanted: Vec<VolumeId> =
+                t.volumes.iter().filter(|v| v.in_play() && v.snapshot.is_none()).map(|v| v.volume.clone()).collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let whole = t.volumes.iter().all(|v| v.in_play());
+            while self.pending_snapshots() + wanted.len() > super::MAX_PENDING_SNAPSHOTS && self.pending_snapshots() > 0
+            {
+                self.poll_snapshots(started).await?;
+                if self.sleep(self.r.settings.poll).await {
+                    return Ok(());
+                }
+            }
+            if whole {
+                self.create_snapshots(instance, &wanted).await?;
+            } else {
+                for v in &wanted {
+                    self.create_snapshot(instance, v).await?;
+                }
+            }
+        }
+        loop {
+            self.poll_snapshots(started).await?;
+            let total = self.doc.volumes().filter(|(_, v)| v.snapshot.is_some()).count();
+            let pending = self.pending_snapshots();
+            self.r.progress.step(&self.id, "snapshots", total - pending, total);
+            if pending == 0 || self.cancelled() {
+                break;
+            }
+            if self.sleep(self.r.settings.poll).await {
+                break;
+            }
+        }
+        for instance in &instances {
+            let Some(t) = self.doc.targets.get(instance) else { continue };
+            if t.volumes.iter().any(|v| v.in_play() && v.snapshot_ready) {
+                self.set_target(instance, TargetStatus::Snapshotted, None);
+            } else {
+                let why = t
+                    .volumes
+                    .iter()
+                    .filter_map(|v| v.error.as_deref().or(v.unscannable.as_deref()))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.set_target(instance, TargetStatus::Failed, Some(&why));
+                if let Some(t) = self.doc.targets.get_mut(instance) {
+                    t.error = Some(why);
+                }
+            }
+        }
+        self.save()
+    }
+
+    /// Mark every in-play volume of `instance` in `volumes` failed.
+    fn fail_volumes(&mut self, instance: &InstanceId, volumes: &[VolumeId], why: &str) {
+        for v in volumes {
+            if let Some(d) = self.doc.volume_mut(instance, v) {
+                d.error = Some(why.to_owned());
+            }
+        }
+    }
+
+    async fn create_snapshots(&mut self, instance: &InstanceId, volumes: &[VolumeId]) -> Result<(), JobError> {
+        let Some(t) = self.doc.targets.get(instance) else { return Ok(()) };
+        let tags = tags::snapshot_tags(&self.id, SnapshotSource::Instance { instance }, self.expires());
+        let input = CreateSnapshotsInput {
+            instance: Tagged::new(instance.clone(), t.tags.clone()),
+            volumes: t.volumes.iter().map(|v| Tagged::new(v.volume.clone(), v.tags.clone())).collect(),
+            exclude_boot_volume: false,
+            description: format!("agentless scan {} of {instance}", self.id),
+            tags: tags.clone(),
+        };
+        let mut intents = BTreeMap::new();
+        for v in volumes {
+            let i = self
+                .r
+                .lock()
+                .record_intent(&self.id, ResourceKind::Snapshot, &self.region, None, &tags)
+                .map_err(self.lerr())?;
+            intents.insert(v.clone(), i);
+            if let Some(d) = self.doc.volume_mut(instance, v) {
+                d.snapshot_intent = Some(i.get());
+            }
+        }
+        self.save()?;
+        let out = self.call_snapshot_create(|| self.r.guard.create_snapshots(&self.region, &input)).await;
+        match out {
+            Ok(out) => {
+                for s in out.snapshots {
+                    if let Some(i) = intents.get(&s.volume_id) {
+                        self.r
+                            .lock()
+                            .record_created(*i, &ResourceId::Snapshot(s.snapshot_id.clone()))
+                            .map_err(self.lerr())?;
+                    }
+                    if let Some(d) = self.doc.volume_mut(instance, &s.volume_id) {
+                        d.snapshot = Some(s.snapshot_id);
+                        d.snapshot_tags = Some(tags.clone());
+                    }
+                }
+                self.save()
+            }
+            Err(e) if e.kind() == ErrorKind::Transient => {
+                // Maybe applied: look by tag now; what is not found stays an open intent that the
+                // poll loop and the teardown sweep settle.
+                self.resolve_snapshot_intents(instance).await?;
+                let left: Vec<VolumeId> = self
+                    .doc
+                    .targets
+                    .get(instance)
+                    .map(|t| {
+                        t.volumes
+                            .iter()
+                            .filter(|v| v.in_play() && v.snapshot.is_none())
+                            .map(|v| v.volume.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.fail_volumes(instance, &left, &format!("CreateSnapshots failed: {e}"));
+                self.save()
+            }
+            Err(e) => {
+                for i in intents.values() {
+                    self.r.lock().record_not_created(*i).map_err(self.lerr())?;
+                }
+                tracing::warn!(job = %self.id, %instance, error = %e, "snapshot failed");
+                self.fail_volumes(instance, volumes, &format!("CreateSnapshots failed: {e}"));
+                self.save()
+            }
+        }
+    }
+
+    async fn create_snapshot(&mut self, instance: &InstanceId, volume: &VolumeId) -> Result<(), JobError> {
+        let Some(v) = self.doc.targets.get(instance).and_then(|t| t.volumes.iter().find(|v| &v.volume == volume))
+        else {
+            return Ok(());
+        };
+        let tags = tags::snapshot_tags(&self.id, SnapshotSource::Volume { instance, volume }, self.expires());
+        let input = CreateSnapshotInput {
+            volume: Tagged::new(volume.clone(), v.tags.clone()),
+            description: format!("agentless scan {} of {instance} {volume}", self.id),
+            tags: tags.clone(),
+        };
+        let intent = self
+            .r
+            .lock()
+            .record_intent(&self.id, ResourceKind::Snapshot, &self.region, None, &tags)
+            .map_err(self.lerr())?;
+        if let Some(d) = self.doc.volume_mut(instance, volume) {
+            d.snapshot_intent = Some(intent.get());
+        }
+        self.save()?;
+        match self.call_snapshot_create(|| self.r.guard.create_snapshot(&self.region, &input)).await {
+            Ok(out) => {
+                self.r
+                    .lock()
+                    .record_created(intent, &ResourceId::Snapshot(out.snapshot_id.clone()))
+                    .map_err(self.lerr())?;
+                if let Some(d) = self.doc.volume_mut(instance, volume) {
+                    d.snapshot = Some(out.snapshot_id);
+                    d.snapshot_tags = Some(tags);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Transient => {
+                self.resolve_snapshot_intents(instance).await?;
+                let done = self.doc.volume_mut(instance, volume).is_some_and(|d| d.snapshot.is_some());
+                if !done {
+                    self.fail_volumes(instance, std::slice::from_ref(volume), &format!("CreateSnapshot failed: {e}"));
+                }
+            }
+            Err(e) => {
+                self.r.lock().record_not_created(intent).map_err(self.lerr())?;
+                self.fail_volumes(instance, std::slice::from_ref(volume), &format!("CreateSnapshot failed: {e}"));
+            }
+        }
+        self.save()
+    }
+
+    /// A snapshot create with its retries: throttling (backoff), the per-volume rate (15 s), and
+    /// nothing else (a transient error may have been applied: the caller looks by tag).
+    async fn call_snapshot_create<T, F, Fut>(&self, mut f: F) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CloudError>>,
+    {
+        let mut delays = backon::BackoffBuilder::build(backoff());
+        loop {
+            let e = match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let wait = match e.kind() {
+                ErrorKind::Throttled => delays.next(),
+                ErrorKind::SnapshotRatePerVolume => delays.next().map(|_| super::PER_VOLUME_RATE_WAIT),
+                ErrorKind::Transient
+                | ErrorKind::NotFound
+                | ErrorKind::DependencyViolation
+                | ErrorKind::IncorrectState
+                | ErrorKind::QuotaExceeded
+                | ErrorKind::AccessDenied
+                | ErrorKind::PolicyDenied
+                | ErrorKind::Other => None,
+            };
+            match wait {
+                Some(d) => {
+                    if self.sleep(d).await {
+                        return Err(e);
+                    }
+                }
+                None => return Err(e),
+            }
+        }
+    }
+
+    /// One poll of every pending snapshot of the job.
+    async fn poll_snapshots(&mut self, started_ms: i64) -> Result<(), JobError> {
+        let pending: Vec<(InstanceId, VolumeId, SnapshotId)> = self
+            .doc
+            .volumes()
+            .filter(|(_, v)| v.in_play() && !v.snapshot_ready)
+            .filter_map(|(i, v)| v.snapshot.clone().map(|s| (i.clone(), v.volume.clone(), s)))
+            .collect();
+        let timed_out = self.now_ms().saturating_sub(started_ms)
+            > i64::try_from(self.r.settings.snapshot_timeout.as_millis()).unwrap_or(i64::MAX);
+        for chunk in pending.chunks(IDS_PER_POLL) {
+            let ids: Vec<SnapshotId> = chunk.iter().map(|(_, _, s)| s.clone()).collect();
+            let input = DescribeSnapshotsInput { owner: self.r.account.clone(), describe: DescribeInput::ids(ids) };
+            let page = match retry(Retry::Transient, "DescribeSnapshots", || {
+                self.r.guard.describe_snapshots(&self.region, &input)
+            })
+            .await
+            {
+                Ok(p) => p,
+                // A snapshot Describe does not know yet (eventual consistency): next poll.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.cerr("polling snapshots")(e)),
+            };
+            let states: BTreeMap<SnapshotId, SnapshotInfo> =
+                page.items.into_iter().map(|s| (s.id.clone(), s)).collect();
+            for (instance, volume, snap) in chunk {
+                let Some(d) = self.doc.volume_mut(instance, volume) else { continue };
+                match states.get(snap).map(|s| &s.state) {
+                    Some(SnapshotState::Completed) => d.snapshot_ready = true,
+                    Some(SnapshotState::Error) => d.error = Some(format!("snapshot {snap} ended in state error")),
+                    Some(
+                        SnapshotState::Pending
+                        | SnapshotState::Recoverable
+                        | SnapshotState::Recovering
+                        | SnapshotState::Unknown(_),
+                    )
+                    | None => {
+                        if timed_out {
+                            d.error = Some(format!(
+                                "snapshot {snap} still pending after {} s",
+                                self.r.settings.snapshot_timeout.as_secs()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        self.save()
+    }
+
+    /// Tags of the snapshot of a volume, as created (for the guard).
+    pub(super) fn snapshot_tags_of(&self, tags: Option<&Tags>) -> Tags {
+        tags.cloned().unwrap_or_default()
+    }
+}

@@ -1,0 +1,250 @@
+//! What a scan run reports: per target and volume, the OS, package count, baseline failures and
+//! status, gathered from the jobs' documents and the stored results ([`Summary`]); rendered as a
+//! table or JSON, and copied into an output directory (`--out`): `<instance>/` holds the
+//! `sbom.cdx.json`, `inventory.json` and `baseline.json` of the instance's OS volume (and
+//! `<instance>/<volume>/` those of every volume), plus `summary.json` at the top.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::collector::ResultStore;
+use crate::job::JobOutcome;
+use crate::ledger::JobState;
+
+/// One volume's line.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VolumeLine {
+    pub volume: String,
+    pub device: String,
+    pub size_gib: u32,
+    pub encrypted: bool,
+    pub os: Option<String>,
+    pub packages: usize,
+    pub baseline_failed: usize,
+    /// `scanned`, `partial`, `failed`, `unscannable`.
+    pub status: String,
+    pub error: Option<String>,
+    /// A stand-in result of the simulated account (no disk bytes read).
+    pub synthetic: bool,
+}
+
+/// One target's lines.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TargetLine {
+    pub job: String,
+    pub region: String,
+    pub instance: String,
+    pub name: Option<String>,
+    /// `scanned` (every volume), `partial` (some), `failed`.
+    pub status: String,
+    pub error: Option<String>,
+    pub volumes: Vec<VolumeLine>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub jobs: Vec<JobLine>,
+    pub targets: Vec<TargetLine>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct JobLine {
+    pub job: String,
+    pub region: String,
+    pub state: String,
+    pub failure: Option<String>,
+    pub leaked: Vec<String>,
+}
+
+impl Summary {
+    /// Gather the summary of `outcomes` from their documents and the result store.
+    #[must_use]
+    pub fn gather(outcomes: &[JobOutcome], store: &ResultStore) -> Summary {
+        let mut jobs = Vec::new();
+        let mut targets = Vec::new();
+        for o in outcomes {
+            jobs.push(JobLine {
+                job: o.job.to_string(),
+                region: o.region.to_string(),
+                state: o.state.as_str().to_owned(),
+                failure: o.doc.failure.clone(),
+                leaked: o.doc.leaked.clone(),
+            });
+            for (instance, t) in &o.doc.targets {
+                let mut volumes = Vec::new();
+                for v in &t.volumes {
+                    let stored = store.volume(o.job.as_str(), instance.as_str(), v.volume.as_str());
+                    let (os, packages, baseline_failed, synthetic, stored_status) = stored
+                        .as_ref()
+                        .map(|s| {
+                            (
+                                s.entry.os.clone(),
+                                s.entry.packages,
+                                s.entry.baseline_failed,
+                                s.entry.synthetic,
+                                Some(s.entry.status),
+                            )
+                        })
+                        .unwrap_or((None, 0, 0, false, None));
+                    let status = if v.unscannable.is_some() {
+                        "unscannable"
+                    } else if v.scanned {
+                        match stored_status {
+                            Some(scanner_ami::bundle::DeviceStatus::Partial) => "partial",
+                            Some(_) | None => "scanned",
+                        }
+                    } else {
+                        "failed"
+                    };
+                    let error = v
+                        .unscannable
+                        .clone()
+                        .or_else(|| v.error.clone())
+                        .or_else(|| stored.as_ref().and_then(|s| s.entry.error.clone()));
+                    volumes.push(VolumeLine {
+                        volume: v.volume.to_string(),
+                        device: v.device.clone(),
+                        size_gib: v.size_gib,
+                        encrypted: v.encrypted,
+                        os,
+                        packages,
+                        baseline_failed,
+                        status: status.to_owned(),
+                        error,
+                        synthetic,
+                    });
+                }
+                let scanned = volumes.iter().filter(|v| v.status == "scanned" || v.status == "partial").count();
+                let status = if t.error.is_some() || scanned == 0 {
+                    "failed"
+                } else if scanned == volumes.len() {
+                    "scanned"
+                } else {
+                    "partial"
+                };
+                targets.push(TargetLine {
+                    job: o.job.to_string(),
+                    region: o.region.to_string(),
+                    instance: instance.to_string(),
+                    name: t.tags.name().map(str::to_owned),
+                    status: status.to_owned(),
+                    error: t.error.clone(),
+                    volumes,
+                });
+            }
+        }
+        Summary { jobs, targets }
+    }
+
+    /// Every target scanned in full (all its volumes), and every job ended `Done`.
+    #[must_use]
+    pub fn all_scanned(&self) -> bool {
+        self.targets.iter().all(|t| t.status == "scanned")
+            && self.jobs.iter().all(|j| j.state == JobState::Done.as_str())
+    }
+
+    /// Volumes with a result.
+    #[must_use]
+    pub fn volumes_scanned(&self) -> usize {
+        self.targets.iter().flat_map(|t| &t.volumes).filter(|v| v.status == "scanned" || v.status == "partial").count()
+    }
+
+    /// The table: one line per volume.
+    pub fn render_table(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  STATUS",
+            "REGION", "INSTANCE", "NAME", "VOLUME", "DEVICE", "OS", "PACKAGES", "BASELINE"
+        )?;
+        for t in &self.targets {
+            if t.volumes.is_empty() {
+                writeln!(
+                    out,
+                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  failed: {}",
+                    t.region,
+                    t.instance,
+                    clip(t.name.as_deref().unwrap_or("-"), 14),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    t.error.as_deref().unwrap_or("")
+                )?;
+            }
+            for v in &t.volumes {
+                let status = match (&v.error, v.status.as_str()) {
+                    (_, "scanned") if v.synthetic => "scanned (synthetic: no disk bytes)".to_owned(),
+                    (_, "scanned") => "scanned".to_owned(),
+                    (Some(e), s) => format!("{s}: {}", clip(e, 160)),
+                    (None, s) => s.to_owned(),
+                };
+                writeln!(
+                    out,
+                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {}",
+                    t.region,
+                    t.instance,
+                    clip(t.name.as_deref().unwrap_or("-"), 14),
+                    v.volume,
+                    v.device,
+                    clip(v.os.as_deref().unwrap_or("-"), 30),
+                    v.packages,
+                    format!("{} fail", v.baseline_failed),
+                    status
+                )?;
+            }
+        }
+        for j in &self.jobs {
+            if let Some(f) = &j.failure {
+                writeln!(out, "job {} ({}): {}: {f}", j.job, j.region, j.state)?;
+            }
+            for l in &j.leaked {
+                writeln!(out, "job {} ({}): NOT REMOVED (left for `agentless audit`): {l}", j.job, j.region)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy results into `dir` (see the module documentation).
+    ///
+    /// # Errors
+    ///
+    /// A file cannot be written.
+    pub fn write_out_dir(&self, store: &ResultStore, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for t in &self.targets {
+            let tdir = dir.join(&t.instance);
+            let mut os_volume_done = false;
+            for v in &t.volumes {
+                let Some(stored) = store.volume(&t.job, &t.instance, &v.volume) else { continue };
+                let vdir = tdir.join(&v.volume);
+                std::fs::create_dir_all(&vdir)?;
+                for f in ["inventory.json", "sbom.cdx.json", "baseline.json", "device.json"] {
+                    let src = stored.dir.join(f);
+                    if src.is_file() {
+                        std::fs::copy(&src, vdir.join(f))?;
+                        if !os_volume_done && v.os.is_some() && f != "device.json" {
+                            std::fs::copy(&src, tdir.join(f))?;
+                        }
+                    }
+                }
+                os_volume_done |= v.os.is_some();
+            }
+        }
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("summary.json"), json)
+    }
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut c: String = s.chars().take(n.saturating_sub(1)).collect();
+        c.push('…');
+        c
+    }
+}

@@ -1,0 +1,136 @@
+//! The orchestrator as a library on the simulated account under tokio's paused clock (virtual
+//! time, the mode of fleet runs and chaos tests), the hypervisor running the agent's code in
+//! process: the job ends `Done`, nothing is left, and the guard's trace — every call the job made
+//! — was allowed by `policies/agentless-scan.json` alone. Then the same with faults injected from
+//! a seed (throttling, 5xx, lost responses).
+
+use std::sync::{Arc, Mutex};
+
+use agentless::cloud::pacer::Pacer;
+use agentless::cloud::sim::faults::{Faults, Rates};
+use agentless::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
+use agentless::cloud::sim::{Fleet, SimCloud};
+use agentless::cloud::{Guard, GuardPolicy, GuardRules, Region};
+use agentless::collector::Collector;
+use agentless::job::runner::LogProgress;
+use agentless::job::{JobSettings, Runner, ScannerImage, Selector};
+use agentless::ledger::{JobState, Ledger};
+use agentless::policy::agentless_scan_policy;
+
+use super::demo_fleet;
+
+struct Setup {
+    sim: SimCloud,
+    runner: Runner<SimCloud>,
+    _hypervisor: Hypervisor,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(faults: Option<Faults>) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fleet = Fleet::load(&demo_fleet()).expect("fleet");
+    let sim = SimCloud::in_memory(&fleet).expect("sim");
+    if let Some(f) = faults {
+        sim.set_faults(f).expect("faults");
+    }
+    let region: Region = "us-east-1".parse().expect("region");
+    agentless::cli::common::sim_install_scanner_image(&sim, std::slice::from_ref(&region)).expect("image");
+    let policy = GuardPolicy::new(vec![agentless_scan_policy().expect("policy")], sim.scope(), GuardRules::default());
+    let guard = Arc::new(Guard::new(sim.clone(), policy).with_pacer(Arc::new(Pacer::new())));
+    let collector = Collector::new(dir.path(), scanner_ami::bundle::BundleLimits::default());
+    let hypervisor = Hypervisor::start(
+        sim.clone(),
+        AgentRunner::InProcess { sink: Arc::new(collector.clone()) },
+        dir.path().join("hv"),
+    );
+    let ledger = Arc::new(Mutex::new(Ledger::open(dir.path()).expect("ledger")));
+    let s = sim.clone();
+    let now: agentless::job::runner::NowMs = Arc::new(move || i64::try_from(s.now_ms()).unwrap_or(i64::MAX));
+    let (_tx, cancel) = tokio::sync::watch::channel(false);
+    std::mem::forget(_tx);
+    let account = sim.account().clone();
+    let settings = JobSettings::new(ScannerImage::Version(agentless::cli::common::image_version()));
+    let runner = Runner::new(
+        guard,
+        ledger,
+        collector,
+        settings,
+        account.clone(),
+        format!("arn:aws:iam::{account}:user/agentless-scanner"),
+        Arc::new(LogProgress),
+        now,
+        cancel,
+    );
+    Setup { sim, runner, _hypervisor: hypervisor, _dir: dir }
+}
+
+fn ours_left(sim: &SimCloud) -> usize {
+    use agentless::cloud::sim::state::Life;
+    let ours = |t: &agentless::cloud::Tags| {
+        t.name().is_some_and(|n| n.starts_with("SAS_Agentless") || n.starts_with("alibaba-cloud-security-scan"))
+            && t.get("agentless:image-version").is_none()
+    };
+    sim.inspect(|w| {
+        w.accounts
+            .values()
+            .flat_map(|a| a.regions.values())
+            .map(|r| {
+                r.instances.values().filter(|i| ours(&i.tags) && !matches!(i.life, Life::Terminated { .. })).count()
+                    + r.snapshots.values().filter(|s| ours(&s.tags)).count()
+                    + r.vpcs.values().filter(|v| ours(&v.tags)).count()
+                    + r.subnets.values().filter(|v| ours(&v.tags)).count()
+                    + r.security_groups.values().filter(|v| ours(&v.tags)).count()
+                    + r.internet_gateways.values().filter(|v| ours(&v.tags)).count()
+                    + r.volumes.values().filter(|v| ours(&v.tags)).count()
+            })
+            .sum()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_on_virtual_time_stays_within_the_custom_policy() {
+    let s = setup(None);
+    let region: Region = "us-east-1".parse().expect("region");
+    let job = s.runner.create(&region, Selector::All, "http://127.0.0.1:9").expect("create");
+    let started = tokio::time::Instant::now();
+    let outcome = s.runner.drive(&job).await.expect("drive");
+    assert_eq!(outcome.state, JobState::Done, "{:?}", outcome.doc.failure);
+    let scanned = outcome.doc.volumes().filter(|(_, v)| v.scanned).count();
+    assert_eq!(scanned, 5, "{:#?}", outcome.doc);
+    // Virtual time: minutes of simulated snapshot and boot latency passed.
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    let trace = s.runner.guard().trace();
+    assert!(!trace.is_empty());
+    assert!(trace.iter().all(|t| t.allowed), "refused: {:?}", trace.iter().filter(|t| !t.allowed).collect::<Vec<_>>());
+    let policies = s.runner.guard().policy().policies();
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].name(), "agentless-scan.json");
+    for op in ["CreateSnapshots", "CreateVpc", "RunInstances", "TerminateInstances", "DeleteVpc", "DeleteSnapshot"] {
+        assert!(trace.iter().any(|t| t.op == op), "{op} not in the trace");
+    }
+    assert_eq!(ours_left(&s.sim), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn faults_from_a_seed_do_not_leak_or_lose_results() {
+    for seed in [3, 17, 2026] {
+        let faults = Faults {
+            seed,
+            rates: Rates { throttle: 0.05, internal_error: 0.03, unavailable: 0.02, timeout: 0.0, lost_response: 0.03 },
+            ..Faults::default()
+        };
+        let s = setup(Some(faults));
+        let region: Region = "us-east-1".parse().expect("region");
+        let job = s.runner.create(&region, Selector::All, "http://127.0.0.1:9").expect("create");
+        let outcome = s.runner.drive(&job).await.expect("drive");
+        let injected = s.sim.fault_log().len();
+        assert!(injected > 0, "seed {seed}: no fault injected");
+        assert!(matches!(outcome.state, JobState::Done | JobState::Failed), "seed {seed}: {:?}", outcome.state);
+        assert_eq!(ours_left(&s.sim), 0, "seed {seed}: leaked ({injected} faults): {:?}", outcome.doc.leaked);
+        assert!(s.runner.guard().trace().iter().all(|t| t.allowed), "seed {seed}");
+        // Every volume either has a result or says why not.
+        for (i, v) in outcome.doc.volumes() {
+            assert!(v.scanned || v.error.is_some() || v.unscannable.is_some(), "seed {seed}: {i} {v:?}");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The demo fleet (`tests/data/sim/demo-fleet.toml`) and its committed, compressed disk images
+//! (`tests/data/demo/*.img.gz`, `scripts/make-demo-fleet.sh`): the fleet loads; every
+//! image-backed volume is backed by an existing, decompressed disk whose first bytes are a GPT
+//! header or an ext4 superblock; the decompression cache is the data directory's and is used
+//! once; an image that expands beyond the limit (a gzip bomb, whatever its header claims) or is
+//! not gzip at all is refused with the key it is about.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use agentless::cloud::sim::state::{Life, Manager, World};
+use agentless::cloud::sim::{Fleet, FleetError, SimError};
+
+fn demo_fleet() -> Fleet {
+    Fleet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sim/demo-fleet.toml")).expect("demo fleet")
+}
+
+/// What the first bytes of a disk say it is.
+#[derive(Debug, PartialEq, Eq)]
+enum Layout {
+    /// "EFI PART" at LBA 1 (UEFI specification, "GPT Header").
+    Gpt,
+    /// The ext2/3/4 magic 0xEF53 at byte 1080 (superblock at 1024, `s_magic` at +0x38).
+    Ext4,
+    Other,
+}
+
+fn layout(path: &Path) -> Layout {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if bytes.get(512..520) == Some(b"EFI PART".as_slice()) {
+        Layout::Gpt
+    } else if bytes.get(1080..1082) == Some([0x53, 0xEF].as_slice()) {
+        Layout::Ext4
+    } else {
+        Layout::Other
+    }
+}
+
+/// One volume of the built world: (instance Name, device) -> (backing, encrypted, key manager,
+/// volume type, delete on termination, used GiB).
+type Volumes = BTreeMap<(String, String), (Option<PathBuf>, bool, Option<Manager>, String, bool, u32)>;
+
+fn volumes(world: &World) -> Volumes {
+    let mut out = BTreeMap::new();
+    for a in world.accounts.values() {
+        for r in a.regions.values() {
+            for i in r.instances.values() {
+                let name = i.tags.name().unwrap_or_default().to_owned();
+                for att in &i.attachments {
+                    let v = &r.volumes[&att.volume_id];
+                    let manager = v.kms_key_id.as_ref().and_then(|k| r.key(k)).map(|k| k.manager);
+                    out.insert(
+                        (name.clone(), att.device_name.clone()),
+                        (
+                            v.backing.clone(),
+                            v.encrypted,
+                            manager,
+                            v.volume_type.clone(),
+                            att.delete_on_termination,
+                            v.used_gib,
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_demo_fleet_is_backed_by_decompressed_images_in_the_data_directory() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let world = demo_fleet().build_in(Some(data.path())).expect("build");
+    let vols = volumes(&world);
+    let images = std::path::absolute(data.path().join("images")).expect("absolute");
+    let expect = [
+        ("demo-web-1", "/dev/xvda", Some("demo-disk.img"), Layout::Gpt),
+        ("demo-db-1", "/dev/xvda", Some("demo-rhel"), Layout::Gpt),
+        ("demo-db-1", "/dev/sdf", Some("demo-pgdata"), Layout::Ext4),
+        ("demo-app-1", "/dev/xvda", Some("demo-alpine"), Layout::Ext4),
+        ("demo-app-1", "/dev/sdf", Some("demo-appdata"), Layout::Ext4),
+        ("demo-app-1", "/dev/sdg", Some("demo-logs"), Layout::Gpt),
+        ("demo-batch-1", "/dev/xvda", None, Layout::Other),
+    ];
+    assert_eq!(vols.len(), expect.len(), "{vols:#?}");
+    for (name, device, image, want) in expect {
+        let (backing, _, _, _, _, used) = &vols[&(name.to_owned(), device.to_owned())];
+        match (image, backing) {
+            (None, None) => {}
+            (Some(image), Some(path)) => {
+                assert!(path.is_absolute() && path.is_file(), "{name} {device}: {}", path.display());
+                let file = path.file_name().and_then(|f| f.to_str()).expect("file name");
+                if image.ends_with(".img") {
+                    // Uncompressed: the committed file itself.
+                    assert!(path.ends_with(format!("tests/data/demo/{image}")), "{}", path.display());
+                } else {
+                    assert!(path.starts_with(&images), "{} not in {}", path.display(), images.display());
+                    assert!(file.starts_with(&format!("{image}-")) && file.ends_with(".img"), "{file}");
+                }
+                assert_eq!(layout(path), want, "{name} {device}: {}", path.display());
+                assert_eq!(*used, 1, "{name} {device}: small used size, short demo snapshots");
+            }
+            other => panic!("{name} {device}: {other:?}"),
+        }
+    }
+    // The database's data volume is under the customer managed key, whose key policy leaves its
+    // use to grants; the application's data volume under aws/ebs; the log volume is st1 and kept.
+    let db = &vols[&("demo-db-1".to_owned(), "/dev/sdf".to_owned())];
+    assert_eq!((db.1, db.2), (true, Some(Manager::Customer)));
+    assert!(world.settings.keys_allowing_account_use.is_empty());
+    let app = &vols[&("demo-app-1".to_owned(), "/dev/sdf".to_owned())];
+    assert_eq!((app.1, app.2), (true, Some(Manager::Aws)));
+    let logs = &vols[&("demo-app-1".to_owned(), "/dev/sdg".to_owned())];
+    assert_eq!((logs.3.as_str(), logs.4), ("st1", false));
+    let stopped = world
+        .accounts
+        .values()
+        .flat_map(|a| a.regions.values())
+        .flat_map(|r| r.instances.values())
+        .filter(|i| i.life == Life::Stopped)
+        .count();
+    assert_eq!(stopped, 1);
+    // Demo-friendly latencies and a vCPU quota.
+    assert_eq!(world.settings.latencies.instance_boot_ms, 2000);
+    assert_eq!(world.settings.quotas.vcpus_per_region, Some(64));
+}
+
+#[test]
+fn images_are_decompressed_once() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let fleet = demo_fleet();
+    let backing = |w: &World| {
+        let mut v: Vec<PathBuf> = volumes(w).into_values().filter_map(|v| v.0).collect();
+        v.sort();
+        v
+    };
+    let first = backing(&fleet.build_in(Some(data.path())).expect("first"));
+    let stamps = |paths: &[PathBuf]| {
+        paths.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).expect("mtime")).collect::<Vec<_>>()
+    };
+    let before = stamps(&first);
+    let second = backing(&fleet.build_in(Some(data.path())).expect("second"));
+    assert_eq!(first, second, "same cache files");
+    assert_eq!(stamps(&second), before, "not written again");
+    let cached = std::fs::read_dir(data.path().join("images")).expect("cache").count();
+    assert_eq!(cached, 5, "one file per compressed image, no temporary file left");
+}
+
+/// A gzip of `len` zero bytes whose trailer claims `claimed` bytes (RFC 1952: ISIZE, the last 4
+/// bytes, little-endian).
+fn gz_of_zeros(path: &Path, len: usize, claimed: u32) {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let chunk = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        enc.write_all(&chunk[..n]).expect("compress");
+        left -= n;
+    }
+    let mut gz = enc.finish().expect("finish");
+    let at = gz.len() - 4;
+    gz[at..].copy_from_slice(&claimed.to_le_bytes());
+    std::fs::write(path, gz).expect("write gz");
+}
+
+fn one_volume_fleet(image: &Path, size_gib: u32, max_image_mib: u64) -> Fleet {
+    Fleet::parse(&format!(
+        "max_image_mib = {max_image_mib}\n[[accounts]]\nid = \"111122223333\"\nregions = [\"us-east-1\"]\n\
+         [[accounts.instances]]\nregion = \"us-east-1\"\n[[accounts.instances.volumes]]\nsize_gib = {size_gib}\n\
+         image = \"{}\"\n",
+        image.display()
+    ))
+    .expect("fleet")
+}
+
+#[test]
+fn an_image_that_expands_beyond_the_limit_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("data dir");
+    // 3 MiB of zeros (a few KiB compressed) whose header claims 1 KiB, under a 1 MiB limit.
+    let bomb = dir.path().join("bomb.img.gz");
+    gz_of_zeros(&bomb, 3 << 20, 1024);
+    match one_volume_fleet(&bomb, 8, 1).build_in(Some(data.path())).expect_err("refused") {
+        SimError::Fleet(FleetError::Invalid { key, message }) => {
+            assert_eq!(key, "accounts[0].instances[0].volumes[0].image");
+            assert!(message.contains("max_image_mib = 1") && message.contains("bomb.img.gz"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    let left: Vec<_> = std::fs::read_dir(data.path().join("images")).expect("cache dir").collect();
+    assert!(left.is_empty(), "nothing kept: {left:?}");
+    // Exactly at the limit it is accepted, and backs the volume.
+    let fits = dir.path().join("fits.img.gz");
+    gz_of_zeros(&fits, 1 << 20, 1 << 20);
+    let world = one_volume_fleet(&fits, 8, 1).build_in(Some(data.path())).expect("within the limit");
+    let backing: Vec<PathBuf> = volumes(&world).into_values().filter_map(|v| v.0).collect();
+    assert_eq!(backing.len(), 1);
+    assert_eq!(std::fs::metadata(&backing[0]).expect("decompressed").len(), 1 << 20);
+    // Not gzip at all.
+    let junk = dir.path().join("junk.img.gz");
+    std::fs::write(&junk, b"this is not gzip").expect("write");
+    match one_volume_fleet(&junk, 8, 1).build_in(Some(data.path())).expect_err("not gzip") {
+        SimError::Fleet(FleetError::Invalid { key, message }) => {
+            assert_eq!(key, "accounts[0].instances[0].volumes[0].image");
+            assert!(message.contains("not a readable gzip file"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+}
