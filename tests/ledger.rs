@@ -271,7 +271,7 @@ fn file_ledger_is_in_wal_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = Ledger::open(dir.path()).expect("open");
     assert_eq!(ledger.journal_mode().expect("mode"), "wal");
-    assert_eq!(ledger.schema_version().expect("version"), 2);
+    assert_eq!(ledger.schema_version().expect("version"), agentless::ledger::schema::SCHEMA_VERSION);
     assert_eq!(ledger.path(), Some(dir.path().join("ledger.sqlite3").as_path()));
     // WAL is persistent: another connection sees it too.
     let raw = rusqlite::Connection::open(dir.path().join("ledger.sqlite3")).expect("raw");
@@ -285,14 +285,22 @@ fn raw(dir: &Path) -> rusqlite::Connection {
 
 #[test]
 fn a_newer_schema_is_refused_and_left_alone() {
+    use agentless::ledger::schema::SCHEMA_VERSION;
+    let newer = SCHEMA_VERSION + 1;
     let dir = tempfile::tempdir().expect("tempdir");
-    raw(dir.path()).pragma_update(None, "user_version", 2).expect("version 2");
+    raw(dir.path()).pragma_update(None, "user_version", newer).expect("newer version");
     let e = Ledger::open(dir.path()).expect_err("newer");
-    assert!(matches!(e, LedgerError::NewerSchema { found: 2, supported: 1, .. }), "{e}");
-    assert!(e.to_string().contains("schema version 2, newer than the 1 this agentless knows"), "{e}");
+    assert!(
+        matches!(e, LedgerError::NewerSchema { found, supported, .. } if found == newer && supported == SCHEMA_VERSION),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(&format!("schema version {newer}, newer than the {SCHEMA_VERSION} this agentless knows")),
+        "{e}"
+    );
     let version: i64 = raw(dir.path()).pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-    assert_eq!(version, 2);
-    // And an existing version-1 file is opened as is.
+    assert_eq!(version, newer);
+    // And an existing file of this version is opened as is.
     let dir = tempfile::tempdir().expect("tempdir");
     Ledger::open(dir.path()).expect("create").create_job(&job("keep"), &account(), &region(), &[]).expect("job");
     assert_eq!(Ledger::open(dir.path()).expect("reopen").job_state(&job("keep")).expect("s"), Some(JobState::Planned));
