@@ -8,6 +8,7 @@
 //! ([`audit`]). The job state machine, collector and scheduler are described in the design
 //! (`../shared/DESIGN.md`) and land in later issues.
 
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod cloud;
@@ -16,3 +17,4 @@ pub mod job;
 pub mod ledger;
 pub mod policy;
 pub mod report;
+pub mod schedule;

@@ -1,5 +1,5 @@
 //! The `agentless` command line: help, the local `scan-image` command on the bundled demo disk,
-//! and honest exit codes for commands that do not exist yet.
+//! and exit code 2 for usage and setup errors.
 
 use std::path::Path;
 use std::process::Command;
@@ -38,13 +38,17 @@ fn scan_image_reads_the_bundled_demo_disk() {
 }
 
 #[test]
-fn missing_image_and_unimplemented_commands_exit_2() {
+fn missing_image_and_usage_errors_exit_2() {
     let out = agentless().arg("scan-image").arg("/nonexistent.img").output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent.img read-only"));
+    // `serve` needs its configuration; a missing file is a setup error naming it.
     let out = agentless().arg("serve").output().expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+    let out = agentless().args(["serve", "--config", "/nonexistent/agentless.toml"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/agentless.toml"));
     // `scan` without a target selection is a usage error naming the choices.
     let out = agentless().arg("scan").output().expect("run");
     assert_eq!(out.status.code(), Some(2));

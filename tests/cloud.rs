@@ -98,6 +98,7 @@ fn authz_of_run_instances_covers_every_resource_type() {
             device_name: "/dev/sdf".into(),
             snapshot: snapshot(Some("SAS_Agentless-x"), true),
             kms_key: Some(key),
+            grant_operations: Vec::new(),
         }],
         user_data_base64: String::new(),
         client_token: "t".into(),

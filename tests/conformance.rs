@@ -579,8 +579,18 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
                 subnet: subnet.clone(),
                 security_groups: vec![sg.clone()],
                 volumes: vec![
-                    ScannerVolume { device_name: "/dev/sdf".into(), snapshot: single.clone(), kms_key: None },
-                    ScannerVolume { device_name: "/dev/sdg".into(), snapshot: multi_snap.clone(), kms_key: None },
+                    ScannerVolume {
+                        device_name: "/dev/sdf".into(),
+                        snapshot: single.clone(),
+                        kms_key: None,
+                        grant_operations: Vec::new(),
+                    },
+                    ScannerVolume {
+                        device_name: "/dev/sdg".into(),
+                        snapshot: multi_snap.clone(),
+                        kms_key: None,
+                        grant_operations: Vec::new(),
+                    },
                 ],
                 user_data_base64: "eyJqb2IiOiIyMDI2MDMxNS03azJxIn0=".into(),
                 client_token: "20260315-7k2q-scanner-0".into(),

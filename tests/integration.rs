@@ -3,6 +3,7 @@
 
 mod audit;
 mod aws;
+mod chaos;
 mod cli;
 mod cloud;
 mod conformance;
@@ -11,4 +12,5 @@ mod ledger;
 mod moto;
 mod policy;
 mod policy_plan;
+mod serve;
 mod sim;

@@ -295,7 +295,8 @@ fn a_newer_schema_is_refused_and_left_alone() {
         "{e}"
     );
     assert!(
-        e.to_string().contains(&format!("schema version {newer}, newer than the {SCHEMA_VERSION} this agentless knows")),
+        e.to_string()
+            .contains(&format!("schema version {newer}, newer than the {SCHEMA_VERSION} this agentless knows")),
         "{e}"
     );
     let version: i64 = raw(dir.path()).pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");

@@ -30,15 +30,17 @@ fn the_full_plan_passes_with_the_custom_policy() {
     let report = check(custom());
     let denied: Vec<String> = report.denied().map(|c| c.line()).collect();
     assert!(denied.is_empty(), "{}", denied.join("\n"));
-    // The two known gaps, and nothing else refused.
+    // The one known gap (a re-encrypting copy: no grant can name a copy before it exists), and
+    // nothing else refused: the scanner launch from snapshots under customer managed keys is
+    // covered by the job's own grants (ScannerVolume::grant_operations).
     let gaps: Vec<(&str, &str)> = report.gaps().map(|c| (c.entry.op, c.step.region.as_str())).collect();
-    assert_eq!(gaps, [("CopySnapshot", "us-east-1"), ("RunInstances", "us-east-1")]);
+    assert_eq!(gaps, [("CopySnapshot", "us-east-1")]);
     for g in report.gaps() {
         let refused: BTreeSet<&str> =
             g.entry.requests.iter().filter(|e| !e.allowed()).map(|e| e.request.action()).collect();
         assert_eq!(refused, BTreeSet::from(["kms:GenerateDataKeyWithoutPlaintext"]), "{}", g.line());
     }
-    assert_eq!(report.to_string(), "78 calls, 137 requests: 76 allowed, 2 known gaps, 0 denied");
+    assert_eq!(report.to_string(), "78 calls, 129 requests: 77 allowed, 1 known gaps, 0 denied");
 
     // The plan covers every operation of the seam but two (not used by a single-account scan).
     let used: BTreeSet<&str> = report.calls.iter().map(|c| c.entry.op).collect();
@@ -136,7 +138,7 @@ fn every_action_is_needed_except_the_documented_unused_ones() {
     }
     let documented: BTreeSet<String> = UNUSED_ACTIONS.iter().map(|a| (*a).to_owned()).collect();
     assert_eq!(unused, documented, "the actions the plan does not need");
-    assert_eq!(unused.len(), 8);
+    assert_eq!(unused.len(), 9);
 
     // policies/README.md says so, each on a line marking it unused.
     let readme = std::fs::read_to_string(repo().join("policies/README.md")).expect("README");
@@ -192,9 +194,10 @@ fn policy_check_exit_codes() {
     let (code, out, err) = policy_check(&[]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("ALLOW DeleteSnapshot ec2:DeleteSnapshot arn:aws:ec2:us-east-1::snapshot/snap-0a1b2c3d4e5f60101 (agentless-scan.json Statement[1])"), "{out}");
-    assert!(out.contains("GAP RunInstances kms:GenerateDataKeyWithoutPlaintext"), "{out}");
-    assert!(out.trim_end().ends_with("78 calls, 137 requests: 76 allowed, 2 known gaps, 0 denied"), "{out}");
-    assert!(err.contains("2 call(s) need permissions the policy lacks"), "{err}");
+    assert!(out.contains("GAP CopySnapshot kms:GenerateDataKeyWithoutPlaintext"), "{out}");
+    assert!(!out.contains("GAP RunInstances"), "the job's grants cover the scanner launch: {out}");
+    assert!(out.trim_end().ends_with("78 calls, 129 requests: 77 allowed, 1 known gaps, 0 denied"), "{out}");
+    assert!(err.contains("1 call(s) need permissions the policy lacks"), "{err}");
     let file = repo().join("policies/agentless-scan.json");
     let (code, out, _) = policy_check(&["--policy", file.to_str().expect("utf-8")]);
     assert_eq!(code, Some(0), "{out}");

@@ -107,7 +107,8 @@ pub fn open_ledger(data_dir: &Path) -> Result<Arc<Mutex<Ledger>>, SetupError> {
     Ok(Arc::new(Mutex::new(Ledger::open(data_dir)?)))
 }
 
-fn guard_for<C: Cloud>(backend: C, scope: Scope, rules: GuardRules) -> Result<Guard<C>, SetupError> {
+/// `backend` behind a guard with the bundled custom policy and a pacer of its own.
+pub(crate) fn guard_for<C: Cloud>(backend: C, scope: Scope, rules: GuardRules) -> Result<Guard<C>, SetupError> {
     let policy = GuardPolicy::new(vec![agentless_scan_policy()?], scope, rules);
     Ok(Guard::new(backend, policy).with_pacer(Arc::new(Pacer::new())))
 }

@@ -6,13 +6,14 @@ mod jobs;
 mod policy;
 mod scan;
 mod scan_image;
+mod serve;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit status for a command that is not implemented yet in this build.
-const EXIT_NOT_IMPLEMENTED: u8 = 2;
+/// Exit status when the command cannot even start (usage or setup error).
+const EXIT_SETUP: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,8 +51,19 @@ pub enum Command {
     Scan(Box<scan::ScanArgs>),
     /// The ledger's jobs: list, show, resume after a crash.
     Jobs(Box<jobs::JobsArgs>),
-    /// Run the scheduled-scan daemon (not implemented yet in this build).
-    Serve,
+    /// Run the scheduled-scan daemon: scans on cron schedules, an HTTP API and metrics.
+    ///
+    /// Reads a TOML configuration (accounts, Regions, schedules with time zones and target
+    /// selectors, limits, the listen address and the URL scanners upload to, retention, the audit
+    /// schedule; scripts/deploy/agentless.toml is an annotated sample). Jobs of all schedules share
+    /// each account's quotas through one dispatcher. The API (bearer token from server.token or
+    /// $AGENTLESS_API_TOKEN) serves /v1/jobs, /v1/jobs/{id}, /v1/instances/{id}/latest,
+    /// POST /v1/scans, /healthz and /metrics next to the collector. SIGTERM/SIGINT: stop starting
+    /// work, finish or tear down what is in flight within the deadline, exit; unfinished jobs
+    /// resume on the next start.
+    ///
+    /// Exit status: 0 after a stop, 2 on a configuration or setup error.
+    Serve(Box<serve::ServeArgs>),
     /// Find (and with --delete remove) resources our scans left behind.
     ///
     /// Lists, in every Region asked (every enabled one by default), the snapshots, volumes,
@@ -80,10 +92,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Scan(args) => runtime(|| scan::run(*args)),
         Command::Jobs(args) => runtime(|| jobs::run(*args)),
         Command::Audit(args) => runtime(|| audit::command(*args)),
-        Command::Serve => {
-            eprintln!("agentless: this command is not implemented yet in this build; see README.md for what exists");
-            ExitCode::from(EXIT_NOT_IMPLEMENTED)
-        }
+        Command::Serve(args) => runtime(|| serve::run(*args)),
     }
 }
 
@@ -97,7 +106,7 @@ where
         Ok(rt) => rt.block_on(f()),
         Err(e) => {
             eprintln!("agentless: cannot start the async runtime: {e}");
-            ExitCode::from(EXIT_NOT_IMPLEMENTED)
+            ExitCode::from(EXIT_SETUP)
         }
     }
 }

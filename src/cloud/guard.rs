@@ -335,20 +335,65 @@ fn ownership_violations(call: Call<'_>, rules: GuardRules) -> Vec<String> {
     mine.iter().filter_map(|m| m.check(rules)).collect()
 }
 
+/// Told the outcome of every call the guard handled (the daemon's metrics: calls by action and
+/// outcome, throttling): the operation name, its Region, and `Ok` or the error (a refusal by the
+/// guard included).
+pub type CallObserver = std::sync::Arc<dyn Fn(&'static str, &Region, Result<(), &CloudError>) + Send + Sync>;
+
 /// Any backend, behind the policy guard. Its methods (generated in `cloud/mod.rs`, one per
 /// operation) authorize, record and forward.
-#[derive(Debug)]
 pub struct Guard<C: Cloud> {
     inner: C,
     policy: GuardPolicy,
     trace: Mutex<Vec<TraceEntry>>,
+    /// Record the trace (off in the daemon, which runs for months: its metrics count calls).
+    keep_trace: bool,
     pacer: Option<std::sync::Arc<super::pacer::Pacer>>,
+    observer: Option<CallObserver>,
+}
+
+impl<C: Cloud + std::fmt::Debug> std::fmt::Debug for Guard<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("inner", &self.inner)
+            .field("policy", &self.policy)
+            .field("keep_trace", &self.keep_trace)
+            .field("pacer", &self.pacer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<C: Cloud> Guard<C> {
     #[must_use]
     pub fn new(inner: C, policy: GuardPolicy) -> Guard<C> {
-        Guard { inner, policy, trace: Mutex::new(Vec::new()), pacer: None }
+        Guard { inner, policy, trace: Mutex::new(Vec::new()), keep_trace: true, pacer: None, observer: None }
+    }
+
+    /// Do not keep the trace of calls ([`Guard::trace`] stays empty): for a long-running process.
+    #[must_use]
+    pub fn without_trace(mut self) -> Guard<C> {
+        self.keep_trace = false;
+        self
+    }
+
+    /// Tell `observer` the outcome of every call.
+    #[must_use]
+    pub fn with_observer(mut self, observer: CallObserver) -> Guard<C> {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Report a call's outcome to the observer (no-op without one).
+    pub(super) fn observe(&self, op: &'static str, region: &Region, outcome: Result<(), &CloudError>) {
+        if let Some(o) = &self.observer {
+            o(op, region, outcome);
+        }
+    }
+
+    /// The client-side token buckets, if any.
+    #[must_use]
+    pub fn pacer(&self) -> Option<&std::sync::Arc<super::pacer::Pacer>> {
+        self.pacer.as_ref()
     }
 
     /// Pace every allowed call through these client-side token buckets before it is sent
@@ -391,7 +436,9 @@ impl<C: Cloud> Guard<C> {
             .filter_map(|d| d.resource.rsplit_once('/').map(|(_, id)| id.to_owned()))
             .filter(|id| id != "*")
             .collect();
-        self.trace.lock().unwrap_or_else(PoisonError::into_inner).push(entry);
+        if self.keep_trace {
+            self.trace.lock().unwrap_or_else(PoisonError::into_inner).push(entry);
+        }
         match refusal {
             Some(denial) => Err(CloudError::policy_denied(call.name(), region.clone(), ids, denial)),
             None => Ok(Authorized { operation: call.name(), region: region.clone() }),

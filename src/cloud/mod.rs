@@ -30,7 +30,7 @@ pub mod sim;
 pub mod tags;
 
 pub use error::{CloudError, ErrorKind, PolicyDenial, classify};
-pub use guard::{Authorized, Evaluated, Guard, GuardPolicy, GuardRules, TraceEntry};
+pub use guard::{Authorized, CallObserver, Evaluated, Guard, GuardPolicy, GuardRules, TraceEntry};
 pub use ids::{
     AccountId, GrantId, IdError, ImageId, InstanceId, InternetGatewayId, JobId, KmsKeyId, NetworkInterfaceId, Region,
     RouteTableId, SecurityGroupId, SnapshotId, SubnetId, VolumeId, VpcEndpointId, VpcId,
@@ -110,9 +110,17 @@ macro_rules! operations {
                 /// Authorized by the guard first; refused with [`ErrorKind::PolicyDenied`] without
                 /// reaching the backend when the policy or a guard rule denies it.
                 pub async fn $method(&self, region: &Region, input: &$input) -> Result<$output, CloudError> {
-                    let auth = self.authorize(region, Call::$api(input))?;
+                    let auth = match self.authorize(region, Call::$api(input)) {
+                        Ok(auth) => auth,
+                        Err(e) => {
+                            self.observe(stringify!($api), region, Err(&e));
+                            return Err(e);
+                        }
+                    };
                     self.pace(region, Call::$api(input)).await;
-                    self.backend().$method(auth, input).await
+                    let out = self.backend().$method(auth, input).await;
+                    self.observe(stringify!($api), region, out.as_ref().map(|_| ()));
+                    out
                 }
             )*
         }

@@ -551,6 +551,11 @@ pub struct ScannerVolume {
     /// The snapshot's key when it is encrypted under a customer managed key: EC2 then calls KMS
     /// on our behalf while creating the volume.
     pub kms_key: Option<KmsKeyId>,
+    /// The operations a KMS grant of ours on `kms_key` allows for this volume (grantee: the
+    /// caller; constraint `aws:ebs:id` = the snapshot's source volume). KMS authorizes a request
+    /// a grant covers whatever the IAM policy says (KMS Developer Guide, "Grants in AWS KMS"), so
+    /// EC2's calls on our behalf for these operations need no IAM permission. Empty: no grant.
+    pub grant_operations: Vec<GrantOperation>,
 }
 
 /// `RunInstances` of one scanner, with fixed settings the backend must apply: IMDSv2 required

@@ -9,8 +9,8 @@ use super::JobError;
 use super::doc::{Selector, TargetDoc, VolumeDoc};
 use super::runner::Job;
 use crate::cloud::ops::{
-    DescribeInput, DescribeKeyInput, Filter, InstanceInfo, InstanceState, KeyManager, RunScannerInput, ScannerVolume,
-    Tagged, VolumeInfo,
+    CreateGrantInput, DescribeInput, DescribeKeyInput, EbsId, Filter, InstanceInfo, InstanceState, KeyManager,
+    RunScannerInput, ScannerVolume, Tagged, VolumeInfo,
 };
 use crate::cloud::tags::{self, Tags};
 use crate::cloud::{Call, Cloud, ErrorKind, InstanceId, KmsKeyId, VolumeId};
@@ -229,14 +229,27 @@ impl<C: Cloud> Job<'_, C> {
         self.save()
     }
 
-    /// Would the guard let a scanner be launched from a snapshot under customer managed key `key`?
-    /// The reason it would not, if so.
+    /// Would the guard let us grant ourselves the use of customer managed key `key` for one
+    /// volume, and then launch a scanner from a snapshot under it with that grant? The reason it
+    /// would not, if so.
     fn policy_gap(&self, key: &KmsKeyId) -> Option<String> {
+        let grant = CreateGrantInput {
+            key: key.clone(),
+            grantee_principal: self.r.caller_arn.clone(),
+            operations: super::share::GRANT_OPERATIONS.to_vec(),
+            ebs_id: EbsId::Volume("vol-00000000".parse().ok()?),
+            name: tags::grant_name(&self.id),
+        };
         let probe = probe_launch(key)?;
-        let entry = self.r.guard.policy().evaluate(&self.region, Call::RunInstances(&probe));
-        entry.refusal().map(|d| {
+        let refusal = [
+            self.r.guard.policy().evaluate(&self.region, Call::CreateGrant(&grant)),
+            self.r.guard.policy().evaluate(&self.region, Call::RunInstances(&probe)),
+        ]
+        .into_iter()
+        .find_map(|entry| entry.refusal().map(|d| (entry.op, d)));
+        refusal.map(|(op, d)| {
             format!(
-                "encrypted with customer managed key {key}, which the IAM policy does not let EBS use for a scanner volume ({} on {}: {}); see policies/README.md, \"Gaps\"",
+                "encrypted with customer managed key {key}, which the IAM policy does not let us use for a scanner volume ({op}: {} on {}: {}); see policies/README.md, \"Gaps\"",
                 d.action, d.resource, d.reason
             )
         })
@@ -261,6 +274,7 @@ fn probe_launch(key: &KmsKeyId) -> Option<RunScannerInput> {
             device_name: "/dev/sdf".into(),
             snapshot: Tagged::new("snap-00000000".parse().ok()?, snap_tags),
             kms_key: Some(key.clone()),
+            grant_operations: super::share::GRANT_OPERATIONS.to_vec(),
         }],
         user_data_base64: String::new(),
         client_token: "probe".into(),

@@ -109,6 +109,12 @@ pub struct ScannerDoc {
     pub instance: Option<InstanceId>,
     /// Unix ms when it was launched (its deadline counts from there).
     pub launched_ms: Option<i64>,
+    /// The upload deadline written in its manifest (Unix s), fixed and saved before its first
+    /// launch attempt: a retried or resumed launch must send the same user data with the same
+    /// `ClientToken`, or EC2 refuses it (`IdempotentParameterMismatch`) while the first launch's
+    /// instance runs on. Absent in documents written before it existed.
+    #[serde(default)]
+    pub deadline_unix: Option<i64>,
     /// The bundle arrived.
     pub reported: bool,
     /// Why it produced nothing, if so.

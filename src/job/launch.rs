@@ -15,7 +15,9 @@ use super::doc::ScannerDoc;
 use super::retry::{Retry, retry};
 use super::runner::Job;
 use super::{JobError, ScannerImage};
-use crate::cloud::ops::{DescribeImagesInput, DescribeInput, Filter, RunScannerInput, ScannerVolume, Tagged};
+use crate::cloud::ops::{
+    DescribeImagesInput, DescribeInput, Filter, InstanceState, RunScannerInput, ScannerVolume, Tagged,
+};
 use crate::cloud::tags::{self, Role};
 use crate::cloud::{Cloud, ErrorKind, ImageId};
 use crate::ledger::{ResourceId, ResourceKind, TargetStatus};
@@ -121,6 +123,7 @@ impl<C: Cloud> Job<'_, C> {
                 devices,
                 instance: None,
                 launched_ms: None,
+                deadline_unix: None,
                 reported: false,
                 error: None,
             });
@@ -151,6 +154,17 @@ impl<C: Cloud> Job<'_, C> {
             if s.instance.is_some() || s.error.is_some() {
                 continue;
             }
+            if !self.wait_for_scanner_budget(&s.name).await {
+                return Ok(());
+            }
+            let deadline_unix = match s.deadline_unix {
+                Some(d) => d,
+                None => {
+                    self.doc.scanners[idx].deadline_unix = Some(deadline_unix);
+                    self.save()?;
+                    deadline_unix
+                }
+            };
             let devices = self.device_targets(&s);
             self.r.collector.register_scanner(self.id.as_str(), &s.name, devices.clone());
             let manifest = JobManifest {
@@ -180,6 +194,11 @@ impl<C: Cloud> Job<'_, C> {
                         device_name: dev.clone(),
                         snapshot: Tagged::new(d.snapshot.clone()?, self.snapshot_tags_of(d.snapshot_tags.as_ref())),
                         kms_key: if d.customer_key { d.kms_key.clone() } else { None },
+                        grant_operations: if d.customer_key && d.grant.is_some() {
+                            super::share::GRANT_OPERATIONS.to_vec()
+                        } else {
+                            Vec::new()
+                        },
                     })
                 })
                 .collect();
@@ -234,6 +253,49 @@ impl<C: Cloud> Job<'_, C> {
             self.r.progress.step(&self.id, "scanners launched", idx + 1, self.doc.scanners.len());
         }
         Ok(())
+    }
+
+    /// Wait until the dispatcher grants the vCPUs of scanner `name` ([`super::budget`]); meanwhile
+    /// tell it which of the job's launched scanners still hold theirs (a scanner powers itself off
+    /// after its upload). `false`: cancelled while waiting.
+    async fn wait_for_scanner_budget(&self, name: &str) -> bool {
+        let Some(b) = self.r.budget.clone() else { return true };
+        let (account, instance_type) = (&self.r.account, &self.r.settings.instance_type);
+        while !b.take_scanner(&self.id, account, &self.region, name, instance_type) {
+            let launched: Vec<(String, crate::cloud::InstanceId)> =
+                self.doc.scanners.iter().filter_map(|s| s.instance.clone().map(|i| (s.name.clone(), i))).collect();
+            if !launched.is_empty() {
+                let input = DescribeInput::ids(launched.iter().map(|(_, i)| i.clone()).collect());
+                let described = retry(Retry::Transient, "DescribeInstances", || {
+                    self.r.guard.describe_instances(&self.region, &input)
+                })
+                .await;
+                match described {
+                    Ok(page) => {
+                        // Not described (yet: eventual consistency) counts as alive.
+                        let gone = |id: &crate::cloud::InstanceId| {
+                            page.items.iter().any(|i| {
+                                &i.id == id
+                                    && matches!(
+                                        i.state,
+                                        InstanceState::ShuttingDown
+                                            | InstanceState::Terminated
+                                            | InstanceState::Stopped
+                                    )
+                            })
+                        };
+                        let alive: Vec<String> =
+                            launched.iter().filter(|(_, id)| !gone(id)).map(|(n, _)| n.clone()).collect();
+                        b.scanners_alive(&self.id, account, &self.region, &alive);
+                    }
+                    Err(e) => tracing::info!(job = %self.id, error = %e, "cannot check on the scanners; waiting"),
+                }
+            }
+            if self.sleep(self.r.settings.poll).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// A scanner produced nothing: its volumes fail with `why`.

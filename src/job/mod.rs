@@ -8,7 +8,9 @@
 //! loop, crash hook, failure and cancellation handling), the steps [`discover`], [`snapshot`],
 //! [`share`], [`network`], [`launch`], [`scan`] (waiting for bundles and collecting), [`teardown`],
 //! and [`retry`] (jittered backoff) and [`track`] (the intent protocol around a create call).
+//! [`budget`] is the hook through which the daemon's dispatcher shares quotas between jobs.
 
+pub mod budget;
 pub mod discover;
 pub mod doc;
 pub mod launch;
@@ -28,6 +30,7 @@ use crate::cloud::CloudError;
 use crate::cloud::ids::{ImageId, JobId, Region};
 use crate::ledger::{JobState, LedgerError};
 
+pub use budget::Budget;
 pub use doc::{JobDoc, Selector};
 pub use runner::{JobOutcome, Progress, Runner};
 

@@ -76,6 +76,12 @@ impl<C: Cloud> Job<'_, C> {
         // VPC.
         let tvpc = self.role_tags(Role::VPC);
         if self.doc.network.vpc.is_none() {
+            // The VPC and internet gateway quota shared with other jobs ([`super::budget`]).
+            while !self.r.budget.as_ref().is_none_or(|b| b.take_network(&self.id, &self.r.account, &region)) {
+                if self.sleep(self.r.settings.poll).await {
+                    return Ok(());
+                }
+            }
             let input = CreateVpcInput { cidr_block: self.r.settings.vpc_cidr.clone(), tags: tvpc.clone() };
             let filters = self.by_name(Role::VPC);
             let id = self
@@ -130,7 +136,7 @@ impl<C: Cloud> Job<'_, C> {
         let Some(subnet) = self.doc.network.subnet.clone() else { return Ok(()) };
         if !self.doc.network.subnet_public_ips {
             let input = ModifySubnetAttributeInput { subnet: Tagged::new(subnet, tsub), map_public_ip_on_launch: true };
-            retry(Retry::Transient, "ModifySubnetAttribute", || g.modify_subnet_attribute(&region, &input))
+            retry(Retry::Fresh, "ModifySubnetAttribute", || g.modify_subnet_attribute(&region, &input))
                 .await
                 .map_err(self.cerr("turning on public IPs in the subnet"))?;
             self.doc.network.subnet_public_ips = true;
@@ -172,7 +178,7 @@ impl<C: Cloud> Job<'_, C> {
                 vpc: vpc_t.clone(),
             };
             done_already(
-                retry(Retry::Transient, "AttachInternetGateway", || g.attach_internet_gateway(&region, &input)).await,
+                retry(Retry::Fresh, "AttachInternetGateway", || g.attach_internet_gateway(&region, &input)).await,
             )
             .map_err(self.cerr("attaching the internet gateway"))?;
             self.doc.network.gateway_attached = true;
@@ -183,15 +189,27 @@ impl<C: Cloud> Job<'_, C> {
                 Filter::new("vpc-id", [vpc.as_str()]),
                 Filter::new("association.main", ["true"]),
             ]);
-            let tables = retry(Retry::Transient, "DescribeRouteTables", || g.describe_route_tables(&region, &input))
-                .await
-                .map_err(self.cerr("finding the VPC's main route table"))?;
-            let Some(table) = tables.items.into_iter().next() else {
-                return Err(JobError::Setup {
-                    job: self.id.clone(),
-                    region,
-                    message: format!("VPC {vpc} has no main route table (yet?)"),
-                });
+            // A VPC just created may not list its main route table yet (eventual consistency):
+            // look again a few times before giving up.
+            let mut delays =
+                backon::BackoffBuilder::build(super::retry::backoff()).take(super::retry::NOT_YET_VISIBLE_RETRIES);
+            let table = loop {
+                let tables = retry(Retry::Fresh, "DescribeRouteTables", || g.describe_route_tables(&region, &input))
+                    .await
+                    .map_err(self.cerr("finding the VPC's main route table"))?;
+                if let Some(t) = tables.items.into_iter().next() {
+                    break t;
+                }
+                let Some(d) = delays.next() else {
+                    return Err(JobError::Setup {
+                        job: self.id.clone(),
+                        region,
+                        message: format!("VPC {vpc} has no main route table (yet?)"),
+                    });
+                };
+                if self.sleep(d).await {
+                    return Ok(());
+                }
             };
             let input = CreateRouteInput {
                 route_table: Tagged::new(table.id.clone(), table.tags.clone()),
@@ -199,7 +217,7 @@ impl<C: Cloud> Job<'_, C> {
                 destination_cidr: "0.0.0.0/0".into(),
                 gateway: igw.clone(),
             };
-            done_already(retry(Retry::Transient, "CreateRoute", || g.create_route(&region, &input)).await)
+            done_already(retry(Retry::Fresh, "CreateRoute", || g.create_route(&region, &input)).await)
                 .map_err(self.cerr("adding the default route"))?;
             self.doc.network.route_table = Some(table.id);
             self.doc.network.route = true;
@@ -249,7 +267,7 @@ impl<C: Cloud> Job<'_, C> {
                 }],
             };
             done_already(
-                retry(Retry::Transient, "AuthorizeSecurityGroupEgress", || {
+                retry(Retry::Fresh, "AuthorizeSecurityGroupEgress", || {
                     g.authorize_security_group_egress(&region, &input)
                 })
                 .await,

@@ -71,6 +71,8 @@ pub struct Runner<C: Cloud> {
     pub(super) cancel: tokio::sync::watch::Receiver<bool>,
     /// Where job locks live (the data directory); `None`: no locking (in-memory tests).
     pub(super) lock_dir: Option<std::path::PathBuf>,
+    /// Quotas shared with other jobs (the daemon's dispatcher); `None`: the job's own limits only.
+    pub(super) budget: Option<Arc<dyn super::Budget>>,
 }
 
 impl<C: Cloud> std::fmt::Debug for Runner<C> {
@@ -103,7 +105,32 @@ impl<C: Cloud> Runner<C> {
         now_ms: NowMs,
         cancel: tokio::sync::watch::Receiver<bool>,
     ) -> Runner<C> {
-        Runner { guard, ledger, collector, settings, account, caller_arn, progress, now_ms, cancel, lock_dir: None }
+        Runner {
+            guard,
+            ledger,
+            collector,
+            settings,
+            account,
+            caller_arn,
+            progress,
+            now_ms,
+            cancel,
+            lock_dir: None,
+            budget: None,
+        }
+    }
+
+    /// Share quotas with the other jobs of the process through `budget` ([`super::budget`]).
+    #[must_use]
+    pub fn with_budget(mut self, budget: Arc<dyn super::Budget>) -> Runner<C> {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// The settings jobs run with.
+    #[must_use]
+    pub fn settings(&self) -> &JobSettings {
+        &self.settings
     }
 
     /// Hold `<dir>/locks/<job>.lock` while driving a job ([`super::lock`]).
@@ -189,6 +216,9 @@ impl<C: Cloud> Runner<C> {
         j.register_with_collector();
         let outcome = j.run().await;
         self.collector.forget_job(job.as_str());
+        if let Some(b) = &self.budget {
+            b.release_all(job);
+        }
         outcome
     }
 }

@@ -24,6 +24,14 @@ use crate::ledger::{IntentId, ResourceId, ResourceKind, TargetStatus};
 /// Snapshot ids per DescribeSnapshots poll.
 const IDS_PER_POLL: usize = 200;
 
+/// Attempts of a snapshot create that fails with a transient error (5xx, timeout, lost response)
+/// and whose snapshots are then not found by tag. The AWS SDK's standard retry mode already makes
+/// 3 attempts of one call; these rounds around it (each after a backoff delay and a lookup by tag,
+/// as the call has no `ClientToken`) keep one bad minute of the API from failing a target. A
+/// lookup that misses a snapshot still hidden by eventual consistency makes a second snapshot of
+/// the volume: the job uses one, the teardown's sweep by the job tag deletes both.
+const SNAPSHOT_CREATE_ATTEMPTS: usize = 4;
+
 impl<C: Cloud> Job<'_, C> {
     fn expires(&self) -> jiff::Timestamp {
         self.doc.expires_at.parse().unwrap_or(jiff::Timestamp::MAX)
@@ -103,8 +111,13 @@ impl<C: Cloud> Job<'_, C> {
 
     /// `Snapshotting`.
     pub(super) async fn snapshot(&mut self) -> Result<(), JobError> {
-        let instances: Vec<InstanceId> =
+        let mut instances: Vec<InstanceId> =
             self.doc.targets.iter().filter(|(_, t)| t.error.is_none()).map(|(i, _)| i.clone()).collect();
+        // Largest volumes first: a snapshot's time grows with the data it copies, so starting the
+        // longest ones first keeps the last to finish short (longest-processing-time-first
+        // scheduling; the size is the best estimate known before the snapshot).
+        let largest = |i: &InstanceId| self.doc.targets.get(i).and_then(|t| t.volumes.iter().map(|v| v.size_gib).max());
+        instances.sort_by_key(|i| std::cmp::Reverse(largest(i)));
         for instance in &instances {
             self.resolve_snapshot_intents(instance).await?;
         }
@@ -120,9 +133,20 @@ impl<C: Cloud> Job<'_, C> {
                 continue;
             }
             let whole = t.volumes.iter().all(|v| v.in_play());
-            while self.pending_snapshots() + wanted.len() > super::MAX_PENDING_SNAPSHOTS && self.pending_snapshots() > 0
-            {
-                self.poll_snapshots(started).await?;
+            // Within the job's own limit, and the dispatcher's shared budget when there is one
+            // ([`super::budget`]); polling our own snapshots meanwhile is what frees our share.
+            loop {
+                let pending = self.pending_snapshots();
+                let own_limit = pending + wanted.len() > super::MAX_PENDING_SNAPSHOTS && pending > 0;
+                let shared = |b: &std::sync::Arc<dyn super::Budget>| {
+                    b.take_snapshots(&self.id, &self.r.account, &self.region, &wanted)
+                };
+                if !own_limit && self.r.budget.as_ref().is_none_or(shared) {
+                    break;
+                }
+                if pending > 0 {
+                    self.poll_snapshots(started).await?;
+                }
                 if self.sleep(self.r.settings.poll).await {
                     return Ok(());
                 }
@@ -176,120 +200,160 @@ impl<C: Cloud> Job<'_, C> {
         }
     }
 
-    async fn create_snapshots(&mut self, instance: &InstanceId, volumes: &[VolumeId]) -> Result<(), JobError> {
-        let Some(t) = self.doc.targets.get(instance) else { return Ok(()) };
-        let tags = tags::snapshot_tags(&self.id, SnapshotSource::Instance { instance }, self.expires());
-        let input = CreateSnapshotsInput {
-            instance: Tagged::new(instance.clone(), t.tags.clone()),
-            volumes: t.volumes.iter().map(|v| Tagged::new(v.volume.clone(), v.tags.clone())).collect(),
-            exclude_boot_volume: false,
-            description: format!("agentless scan {} of {instance}", self.id),
-            tags: tags.clone(),
+    /// The volumes of `instance` among `volumes` still in play without a snapshot.
+    fn without_snapshot(&self, instance: &InstanceId, volumes: &[VolumeId]) -> Vec<VolumeId> {
+        self.doc
+            .targets
+            .get(instance)
+            .map(|t| {
+                t.volumes
+                    .iter()
+                    .filter(|v| volumes.contains(&v.volume) && v.in_play() && v.snapshot.is_none())
+                    .map(|v| v.volume.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// After a transient failure of a snapshot create (a 5xx or timeout, or a lost response
+    /// whose call was applied): wait a backoff delay (Describe lags behind creates), adopt what
+    /// the call made by its tags, and say which volumes are still without a snapshot and whether
+    /// to create those again (`None`: no attempt left, or cancelled).
+    async fn after_transient(
+        &mut self,
+        instance: &InstanceId,
+        volumes: &[VolumeId],
+        delays: &mut impl Iterator<Item = std::time::Duration>,
+    ) -> Result<(Vec<VolumeId>, bool), JobError> {
+        let again = match delays.next() {
+            Some(d) => !self.sleep(d).await,
+            None => false,
         };
-        let mut intents = BTreeMap::new();
-        for v in volumes {
-            let i = self
-                .r
-                .lock()
-                .record_intent(&self.id, ResourceKind::Snapshot, &self.region, None, &tags)
-                .map_err(self.lerr())?;
-            intents.insert(v.clone(), i);
-            if let Some(d) = self.doc.volume_mut(instance, v) {
-                d.snapshot_intent = Some(i.get());
-            }
-        }
-        self.save()?;
-        let out = self.call_snapshot_create(|| self.r.guard.create_snapshots(&self.region, &input)).await;
-        match out {
-            Ok(out) => {
-                for s in out.snapshots {
-                    if let Some(i) = intents.get(&s.volume_id) {
-                        self.r
-                            .lock()
-                            .record_created(*i, &ResourceId::Snapshot(s.snapshot_id.clone()))
-                            .map_err(self.lerr())?;
-                    }
-                    if let Some(d) = self.doc.volume_mut(instance, &s.volume_id) {
-                        d.snapshot = Some(s.snapshot_id);
-                        d.snapshot_tags = Some(tags.clone());
-                    }
+        self.resolve_snapshot_intents(instance).await?;
+        Ok((self.without_snapshot(instance, volumes), again))
+    }
+
+    async fn create_snapshots(&mut self, instance: &InstanceId, volumes: &[VolumeId]) -> Result<(), JobError> {
+        let mut volumes = volumes.to_vec();
+        let mut delays = backon::BackoffBuilder::build(backoff()).take(SNAPSHOT_CREATE_ATTEMPTS - 1);
+        loop {
+            let Some(t) = self.doc.targets.get(instance) else { return Ok(()) };
+            let tags = tags::snapshot_tags(&self.id, SnapshotSource::Instance { instance }, self.expires());
+            let input = CreateSnapshotsInput {
+                instance: Tagged::new(instance.clone(), t.tags.clone()),
+                volumes: t.volumes.iter().map(|v| Tagged::new(v.volume.clone(), v.tags.clone())).collect(),
+                exclude_boot_volume: false,
+                description: format!("agentless scan {} of {instance}", self.id),
+                tags: tags.clone(),
+            };
+            let mut intents = BTreeMap::new();
+            for v in &volumes {
+                let i = self
+                    .r
+                    .lock()
+                    .record_intent(&self.id, ResourceKind::Snapshot, &self.region, None, &tags)
+                    .map_err(self.lerr())?;
+                intents.insert(v.clone(), i);
+                if let Some(d) = self.doc.volume_mut(instance, v) {
+                    d.snapshot_intent = Some(i.get());
                 }
-                self.save()
             }
-            Err(e) if e.kind() == ErrorKind::Transient => {
-                // Maybe applied: look by tag now; what is not found stays an open intent that the
-                // poll loop and the teardown sweep settle.
-                self.resolve_snapshot_intents(instance).await?;
-                let left: Vec<VolumeId> = self
-                    .doc
-                    .targets
-                    .get(instance)
-                    .map(|t| {
-                        t.volumes
-                            .iter()
-                            .filter(|v| v.in_play() && v.snapshot.is_none())
-                            .map(|v| v.volume.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                self.fail_volumes(instance, &left, &format!("CreateSnapshots failed: {e}"));
-                self.save()
-            }
-            Err(e) => {
-                for i in intents.values() {
-                    self.r.lock().record_not_created(*i).map_err(self.lerr())?;
+            self.save()?;
+            let out = self.call_snapshot_create(|| self.r.guard.create_snapshots(&self.region, &input)).await;
+            match out {
+                Ok(out) => {
+                    for s in out.snapshots {
+                        if let Some(i) = intents.get(&s.volume_id) {
+                            self.r
+                                .lock()
+                                .record_created(*i, &ResourceId::Snapshot(s.snapshot_id.clone()))
+                                .map_err(self.lerr())?;
+                        }
+                        if let Some(d) = self.doc.volume_mut(instance, &s.volume_id) {
+                            d.snapshot = Some(s.snapshot_id);
+                            d.snapshot_tags = Some(tags.clone());
+                        }
+                    }
+                    return self.save();
                 }
-                tracing::warn!(job = %self.id, %instance, error = %e, "snapshot failed");
-                self.fail_volumes(instance, volumes, &format!("CreateSnapshots failed: {e}"));
-                self.save()
+                Err(e) if e.kind() == ErrorKind::Transient => {
+                    // Maybe applied: look by tag (what is not found stays an open intent that the
+                    // poll loop and the teardown sweep settle), then create the rest again.
+                    let (left, again) = self.after_transient(instance, &volumes, &mut delays).await?;
+                    if left.is_empty() {
+                        return self.save();
+                    }
+                    if again {
+                        tracing::info!(job = %self.id, %instance, error = %e, "snapshot create failed; trying again");
+                        volumes = left;
+                        continue;
+                    }
+                    self.fail_volumes(instance, &left, &format!("CreateSnapshots failed: {e}"));
+                    return self.save();
+                }
+                Err(e) => {
+                    for i in intents.values() {
+                        self.r.lock().record_not_created(*i).map_err(self.lerr())?;
+                    }
+                    tracing::warn!(job = %self.id, %instance, error = %e, "snapshot failed");
+                    self.fail_volumes(instance, &volumes, &format!("CreateSnapshots failed: {e}"));
+                    return self.save();
+                }
             }
         }
     }
 
     async fn create_snapshot(&mut self, instance: &InstanceId, volume: &VolumeId) -> Result<(), JobError> {
-        let Some(v) = self.doc.targets.get(instance).and_then(|t| t.volumes.iter().find(|v| &v.volume == volume))
-        else {
-            return Ok(());
-        };
-        let tags = tags::snapshot_tags(&self.id, SnapshotSource::Volume { instance, volume }, self.expires());
-        let input = CreateSnapshotInput {
-            volume: Tagged::new(volume.clone(), v.tags.clone()),
-            description: format!("agentless scan {} of {instance} {volume}", self.id),
-            tags: tags.clone(),
-        };
-        let intent = self
-            .r
-            .lock()
-            .record_intent(&self.id, ResourceKind::Snapshot, &self.region, None, &tags)
-            .map_err(self.lerr())?;
-        if let Some(d) = self.doc.volume_mut(instance, volume) {
-            d.snapshot_intent = Some(intent.get());
-        }
-        self.save()?;
-        match self.call_snapshot_create(|| self.r.guard.create_snapshot(&self.region, &input)).await {
-            Ok(out) => {
-                self.r
-                    .lock()
-                    .record_created(intent, &ResourceId::Snapshot(out.snapshot_id.clone()))
-                    .map_err(self.lerr())?;
-                if let Some(d) = self.doc.volume_mut(instance, volume) {
-                    d.snapshot = Some(out.snapshot_id);
-                    d.snapshot_tags = Some(tags);
+        let one = std::slice::from_ref(volume);
+        let mut delays = backon::BackoffBuilder::build(backoff()).take(SNAPSHOT_CREATE_ATTEMPTS - 1);
+        loop {
+            let Some(v) = self.doc.targets.get(instance).and_then(|t| t.volumes.iter().find(|v| &v.volume == volume))
+            else {
+                return Ok(());
+            };
+            let tags = tags::snapshot_tags(&self.id, SnapshotSource::Volume { instance, volume }, self.expires());
+            let input = CreateSnapshotInput {
+                volume: Tagged::new(volume.clone(), v.tags.clone()),
+                description: format!("agentless scan {} of {instance} {volume}", self.id),
+                tags: tags.clone(),
+            };
+            let intent = self
+                .r
+                .lock()
+                .record_intent(&self.id, ResourceKind::Snapshot, &self.region, None, &tags)
+                .map_err(self.lerr())?;
+            if let Some(d) = self.doc.volume_mut(instance, volume) {
+                d.snapshot_intent = Some(intent.get());
+            }
+            self.save()?;
+            match self.call_snapshot_create(|| self.r.guard.create_snapshot(&self.region, &input)).await {
+                Ok(out) => {
+                    self.r
+                        .lock()
+                        .record_created(intent, &ResourceId::Snapshot(out.snapshot_id.clone()))
+                        .map_err(self.lerr())?;
+                    if let Some(d) = self.doc.volume_mut(instance, volume) {
+                        d.snapshot = Some(out.snapshot_id);
+                        d.snapshot_tags = Some(tags);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Transient => {
+                    let (left, again) = self.after_transient(instance, one, &mut delays).await?;
+                    if !left.is_empty() {
+                        if again {
+                            tracing::info!(job = %self.id, %instance, %volume, error = %e, "snapshot create failed; trying again");
+                            continue;
+                        }
+                        self.fail_volumes(instance, one, &format!("CreateSnapshot failed: {e}"));
+                    }
+                }
+                Err(e) => {
+                    self.r.lock().record_not_created(intent).map_err(self.lerr())?;
+                    self.fail_volumes(instance, one, &format!("CreateSnapshot failed: {e}"));
                 }
             }
-            Err(e) if e.kind() == ErrorKind::Transient => {
-                self.resolve_snapshot_intents(instance).await?;
-                let done = self.doc.volume_mut(instance, volume).is_some_and(|d| d.snapshot.is_some());
-                if !done {
-                    self.fail_volumes(instance, std::slice::from_ref(volume), &format!("CreateSnapshot failed: {e}"));
-                }
-            }
-            Err(e) => {
-                self.r.lock().record_not_created(intent).map_err(self.lerr())?;
-                self.fail_volumes(instance, std::slice::from_ref(volume), &format!("CreateSnapshot failed: {e}"));
-            }
+            return self.save();
         }
-        self.save()
     }
 
     /// A snapshot create with its retries: throttling (backoff), the per-volume rate (15 s), and
@@ -374,6 +438,15 @@ impl<C: Cloud> Job<'_, C> {
                     }
                 }
             }
+        }
+        if let Some(b) = &self.r.budget {
+            let still: Vec<VolumeId> = self
+                .doc
+                .volumes()
+                .filter(|(_, v)| v.in_play() && v.snapshot.is_some() && !v.snapshot_ready)
+                .map(|(_, v)| v.volume.clone())
+                .collect();
+            b.pending_snapshots(&self.id, &self.r.account, &self.region, &still);
         }
         self.save()
     }

@@ -152,26 +152,26 @@ impl<C: Cloud> Job<'_, C> {
             .await
             {
                 Ok(_) => waiting.extend(batch.iter().map(|(i, _)| i.clone())),
-                // One unknown id fails the batch: one by one.
-                Err(e) if e.kind() == ErrorKind::NotFound && batch.len() > 1 => {
+                // One unknown id fails the batch: one by one. An id unknown on its own is either
+                // a scanner launched a moment ago whose id has not propagated yet (eventual
+                // consistency: retried, `Retry::Fresh`) or one terminated over an hour ago and
+                // purged (gone).
+                Err(e) if e.kind() == ErrorKind::NotFound => {
                     for (i, t) in batch {
                         let one = TerminateInstancesInput { instances: vec![Tagged::new(i.clone(), t.clone())] };
-                        match gone(
-                            retry(Retry::Teardown, "TerminateInstances", || {
-                                self.r.guard.terminate_instances(&self.region, &one)
-                            })
-                            .await,
-                        ) {
-                            Ok(()) => {
+                        match retry(Retry::Fresh, "TerminateInstances", || {
+                            self.r.guard.terminate_instances(&self.region, &one)
+                        })
+                        .await
+                        {
+                            Ok(_) => {
                                 waiting.insert(i.clone());
+                            }
+                            Err(e) if e.kind() == ErrorKind::NotFound => {
+                                self.deleted(&ResourceId::Instance(i.clone()))?;
                             }
                             Err(e) => self.leak(format!("scanner instance {i}"), &e),
                         }
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    for (i, _) in batch {
-                        self.deleted(&ResourceId::Instance(i.clone()))?;
                     }
                 }
                 Err(e) => {

@@ -9,11 +9,21 @@
 use std::future::Future;
 
 use super::JobError;
-use super::retry::backoff;
+use super::retry::{NOT_YET_VISIBLE_RETRIES, Retry, backoff, retry};
 use super::runner::Job;
 use crate::cloud::tags::{self, Tags};
 use crate::cloud::{Cloud, CloudError, ErrorKind};
 use crate::ledger::{IntentId, ResourceId, ResourceKind, ResourceState};
+
+/// Lookups by tag after a create that may have been applied: the first at once, then after 1 s
+/// and 2 s (jittered) — the "couple of seconds" Describe may lag behind a create ("Eventual
+/// consistency in the Amazon EC2 API") — before creating again.
+const LOOKUP_TRIES: usize = 3;
+
+/// Error codes of a create that mean an earlier attempt of the same create, whose response was
+/// lost, went through: the subnet's CIDR or the security group's name is taken in the job's own
+/// VPC, which only the job creates in.
+const MADE_ALREADY: [&str; 2] = ["InvalidSubnet.Conflict", "InvalidGroup.Duplicate"];
 
 /// What to do about an intent left by an earlier run.
 enum Earlier {
@@ -39,6 +49,26 @@ impl<C: Cloud> Job<'_, C> {
         Ok(found)
     }
 
+    /// Look the resource up by its tags, each Describe retried on throttling and 5xx; when it is
+    /// not there, look again after a backoff delay, `tries` times in all (a resource just created
+    /// may not be listed yet: eventual consistency).
+    async fn look_up<L, LFut>(&self, lookup: &L, tries: usize) -> Result<Option<ResourceId>, CloudError>
+    where
+        L: Fn() -> LFut,
+        LFut: Future<Output = Result<Option<ResourceId>, CloudError>>,
+    {
+        let mut delays = backon::BackoffBuilder::build(backoff()).take(tries.saturating_sub(1));
+        loop {
+            if let Some(id) = retry(Retry::Transient, "looking up by tags", lookup).await? {
+                return Ok(Some(id));
+            }
+            match delays.next() {
+                Some(d) if !self.sleep(d).await => {}
+                Some(_) | None => return Ok(None),
+            }
+        }
+    }
+
     /// Create one resource named by its `Name` tag in `tags`, with the intent protocol. `token` is
     /// the `ClientToken` if the API takes one; `lookup` finds the resource by its tags. The outer
     /// error is the ledger's; the inner the cloud's (the intent is then closed as not created).
@@ -58,6 +88,8 @@ impl<C: Cloud> Job<'_, C> {
     {
         let name = tags.get(tags::NAME).unwrap_or_default().to_owned();
         let mut intent = None;
+        // An earlier call of this create may have been applied without our knowing its id.
+        let mut maybe_applied = false;
         match self.earlier(kind, &name)? {
             Earlier::Created(id) => return Ok(Ok(id)),
             Earlier::Pending(i) => {
@@ -65,13 +97,16 @@ impl<C: Cloud> Job<'_, C> {
                     // Calling again with the same token returns what the first call made.
                     intent = Some(i);
                 } else {
-                    match lookup().await {
+                    match self.look_up(&lookup, LOOKUP_TRIES).await {
                         Ok(Some(id)) => {
                             self.r.lock().record_created(i, &id).map_err(self.lerr())?;
                             tracing::info!(job = %self.id, %id, "resumed: found the resource of an unfinished create by its tags");
                             return Ok(Ok(id));
                         }
-                        Ok(None) => self.r.lock().record_not_created(i).map_err(self.lerr())?,
+                        Ok(None) => {
+                            self.r.lock().record_not_created(i).map_err(self.lerr())?;
+                            maybe_applied = true;
+                        }
                         Err(e) => return Ok(Err(e)),
                     }
                 }
@@ -83,6 +118,7 @@ impl<C: Cloud> Job<'_, C> {
             None => self.r.lock().record_intent(&self.id, kind, &self.region, token, tags).map_err(self.lerr())?,
         };
         let mut delays = backon::BackoffBuilder::build(backoff());
+        let mut not_found = 0usize;
         loop {
             let err = match create().await {
                 Ok(id) => {
@@ -95,15 +131,36 @@ impl<C: Cloud> Job<'_, C> {
                 ErrorKind::Throttled => true,
                 ErrorKind::Transient if token.is_some() => true,
                 // The call may have been applied with its response lost: look before creating again.
-                ErrorKind::Transient => match lookup().await {
-                    Ok(Some(id)) => {
-                        self.r.lock().record_created(intent, &id).map_err(self.lerr())?;
-                        return Ok(Ok(id));
+                ErrorKind::Transient => {
+                    maybe_applied = true;
+                    match self.look_up(&lookup, LOOKUP_TRIES).await {
+                        Ok(Some(id)) => {
+                            self.r.lock().record_created(intent, &id).map_err(self.lerr())?;
+                            return Ok(Ok(id));
+                        }
+                        Ok(None) | Err(_) => true,
                     }
-                    Ok(None) | Err(_) => true,
-                },
-                ErrorKind::NotFound
-                | ErrorKind::DependencyViolation
+                }
+                // The call names a resource the job just created (the subnet's VPC, the scanner's
+                // subnet...) whose id has not propagated yet: nothing was applied, call again.
+                ErrorKind::NotFound => {
+                    not_found += 1;
+                    not_found <= NOT_YET_VISIBLE_RETRIES
+                }
+                // An earlier attempt whose response was lost made it, and Describe did not show it
+                // yet: wait until it does.
+                ErrorKind::Other if maybe_applied && err.code().is_some_and(|c| MADE_ALREADY.contains(&c)) => {
+                    match self.look_up(&lookup, NOT_YET_VISIBLE_RETRIES + 1).await {
+                        Ok(Some(id)) => {
+                            self.r.lock().record_created(intent, &id).map_err(self.lerr())?;
+                            tracing::info!(job = %self.id, %id, "found the resource of a create whose response was lost");
+                            return Ok(Ok(id));
+                        }
+                        // It exists: the intent stays open for the teardown sweep.
+                        Ok(None) | Err(_) => return Ok(Err(err)),
+                    }
+                }
+                ErrorKind::DependencyViolation
                 | ErrorKind::IncorrectState
                 | ErrorKind::SnapshotRatePerVolume
                 | ErrorKind::QuotaExceeded

@@ -6,7 +6,8 @@
 //!
 //! One concept per file: [`state`] (job states and the transition rule), [`resource`] (kinds, typed
 //! ids, the intent protocol's states), [`schema`] (tables and migrations), [`jobs`], [`targets`],
-//! [`intents`] (the resource protocol) and [`events`] (the `impl Ledger` blocks), [`error`].
+//! [`intents`] (the resource protocol), [`events`] and [`runs`] (the daemon's schedule runs, and
+//! the counts its metrics and API read) (the `impl Ledger` blocks), [`error`].
 //!
 //! # Guarantees
 //!
@@ -31,6 +32,7 @@ pub mod events;
 pub mod intents;
 pub mod jobs;
 pub mod resource;
+pub mod runs;
 pub mod schema;
 pub mod state;
 pub mod targets;
@@ -48,6 +50,7 @@ pub use events::{EventKind, EventRecord};
 pub use intents::{DeleteOutcome, ResourceRecord};
 pub use jobs::JobRecord;
 pub use resource::{ResourceId, ResourceKind, ResourceState};
+pub use runs::{RunId, RunKind, RunRecord};
 pub use state::{JobState, UnknownJobState, can_transition};
 pub use targets::{TargetRecord, TargetStatus};
 

@@ -21,6 +21,16 @@
 //!   (discovered targets, snapshot and scanner maps) that resume reads, and its HMAC key. The file
 //!   is created with mode 0600 for that reason ([`super::Ledger::open`]).
 //!
+//! # Version 3
+//!
+//! - `schedules`: each schedule of the daemon's configuration, by name, with the time the daemon
+//!   first saw it (`added_at`: a new schedule has no missed run before it).
+//! - `runs`: one row per run of a schedule (or on-demand scan) the daemon started: `due_at` the
+//!   cron time it is for, `kind` `scheduled`, `missed` (run on start for a time the daemon was
+//!   down) or `on-demand`, `finished_at` set when every job of the run is over. One run per
+//!   (schedule, due time).
+//! - `run_jobs`: the jobs of each run.
+//!
 //! Times are milliseconds since the Unix epoch (UTC). Tables are `STRICT` (a wrongly typed value is
 //! refused on write).
 
@@ -29,7 +39,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::error::{Result, SqlContext};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE jobs (
@@ -91,8 +101,34 @@ CREATE TABLE job_data (
 ) STRICT;
 ";
 
+const V3: &str = "
+CREATE TABLE schedules (
+    name        TEXT PRIMARY KEY NOT NULL,
+    added_at    INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    schedule    TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('scheduled', 'missed', 'on-demand')),
+    due_at      INTEGER NOT NULL,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER
+) STRICT;
+CREATE UNIQUE INDEX runs_by_due ON runs (schedule, due_at);
+CREATE INDEX runs_unfinished ON runs (finished_at) WHERE finished_at IS NULL;
+
+CREATE TABLE run_jobs (
+    run_id      INTEGER NOT NULL REFERENCES runs (id),
+    job_id      TEXT NOT NULL REFERENCES jobs (id),
+    PRIMARY KEY (run_id, job_id)
+) STRICT;
+CREATE INDEX run_jobs_by_job ON run_jobs (job_id);
+CREATE INDEX targets_by_instance ON targets (instance_id, status);
+";
+
 /// `MIGRATIONS[n]` upgrades version `n` to `n + 1`.
-const MIGRATIONS: [&str; 2] = [V1, V2];
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The version found in the file, before any migration.
 pub(super) fn version(conn: &Connection) -> Result<i64> {

@@ -49,7 +49,7 @@
 
 use crate::cloud::Call;
 use crate::cloud::ids::{AccountId, KmsKeyId, Region};
-use crate::cloud::ops::{EndpointKind, PermissionChange};
+use crate::cloud::ops::{EndpointKind, GrantOperation, PermissionChange};
 use crate::cloud::tags::Tags;
 use crate::policy::context::{Request, RequestError};
 
@@ -154,7 +154,7 @@ pub fn requests(scope: &Scope, region: &Region, call: Call<'_>) -> Result<Vec<Au
                 if i.source_kms_key.is_some() {
                     b.on_behalf("kms:ReEncryptTo", dest_key, region)?;
                 }
-                b.new_volume_key(dest_key, region)?;
+                b.new_volume_key(dest_key, region, &[])?;
             }
         }
         Call::ModifySnapshotAttribute(i) => {
@@ -247,19 +247,24 @@ pub fn requests(scope: &Scope, region: &Region, call: Call<'_>) -> Result<Vec<Au
             for g in &i.security_groups {
                 b.existing(A, b.ec2("security-group", g.id.as_str()), &g.tags)?;
             }
-            let mut keys: Vec<&KmsKeyId> = Vec::new();
+            // Per key: the grant operations every volume under it holds (each volume's own grant).
+            let mut keys: Vec<(&KmsKeyId, Vec<GrantOperation>)> = Vec::new();
             for v in &i.volumes {
                 b.existing(A, b.ownerless(region, "snapshot", v.snapshot.id.as_str()), &v.snapshot.tags)?;
-                if let Some(k) = &v.kms_key
-                    && !keys.contains(&k)
-                {
-                    keys.push(k);
+                if let Some(k) = &v.kms_key {
+                    match keys.iter_mut().find(|(key, _)| *key == k) {
+                        Some((_, ops)) => ops.retain(|o| v.grant_operations.contains(o)),
+                        None => keys.push((k, v.grant_operations.clone())),
+                    }
                 }
             }
-            // INFERENCE (1): a volume from a snapshot under a customer managed key, same key.
-            for k in keys {
-                b.new_volume_key(k, region)?;
-                b.on_behalf("kms:Decrypt", k, region)?;
+            // INFERENCE (1): a volume from a snapshot under a customer managed key, same key. What
+            // our grant covers is authorized by KMS without the IAM policy (ops.rs ScannerVolume).
+            for (k, granted) in keys {
+                b.new_volume_key(k, region, &granted)?;
+                if !granted.contains(&GrantOperation::Decrypt) {
+                    b.on_behalf("kms:Decrypt", k, region)?;
+                }
             }
         }
         Call::DescribeImages(_) => b.anywhere("ec2:DescribeImages")?,
@@ -271,7 +276,7 @@ pub fn requests(scope: &Scope, region: &Region, call: Call<'_>) -> Result<Vec<Au
             // INFERENCE (2): the source image too.
             b.existing(A, b.ownerless(&i.source_region, "image", i.source.id.as_str()), &i.source.tags)?;
             if let (true, Some(k)) = (i.encrypted, &i.kms_key_id) {
-                b.new_volume_key(k, region)?;
+                b.new_volume_key(k, region, &[])?;
             }
         }
         Call::TerminateInstances(i) => {
@@ -404,14 +409,27 @@ impl Builder<'_> {
     /// encryption works when the snapshot is encrypted", and the permission list): the key
     /// checked, a data key generated, and a grant EC2 creates for itself
     /// (`kms:GrantIsForAWSResource`).
-    fn new_volume_key(&mut self, key: &KmsKeyId, region: &Region) -> Result<(), AuthzError> {
-        self.on_behalf("kms:DescribeKey", key, region)?;
-        self.on_behalf("kms:GenerateDataKeyWithoutPlaintext", key, region)?;
-        let grant = self
-            .kms("kms:CreateGrant", key, region)?
-            .with("kms:ViaService", format!("ec2.{region}.amazonaws.com"))
-            .with("kms:GrantIsForAWSResource", "true");
-        self.push(Origin::OnBehalf, grant);
+    ///
+    /// `granted`: operations a grant of ours covers (no IAM request for those).
+    fn new_volume_key(
+        &mut self,
+        key: &KmsKeyId,
+        region: &Region,
+        granted: &[GrantOperation],
+    ) -> Result<(), AuthzError> {
+        if !granted.contains(&GrantOperation::DescribeKey) {
+            self.on_behalf("kms:DescribeKey", key, region)?;
+        }
+        if !granted.contains(&GrantOperation::GenerateDataKeyWithoutPlaintext) {
+            self.on_behalf("kms:GenerateDataKeyWithoutPlaintext", key, region)?;
+        }
+        if !granted.contains(&GrantOperation::CreateGrant) {
+            let grant = self
+                .kms("kms:CreateGrant", key, region)?
+                .with("kms:ViaService", format!("ec2.{region}.amazonaws.com"))
+                .with("kms:GrantIsForAWSResource", "true");
+            self.push(Origin::OnBehalf, grant);
+        }
         Ok(())
     }
 }

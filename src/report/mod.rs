@@ -178,6 +178,9 @@ impl Summary {
             for v in &t.volumes {
                 let status = match (&v.error, v.status.as_str()) {
                     (_, "scanned") if v.synthetic => "scanned (synthetic: no disk bytes)".to_owned(),
+                    (_, "partial") if v.os.is_none() && v.packages == 0 => {
+                        "scanned: no OS on this volume (a data volume?)".to_owned()
+                    }
                     (_, "scanned") => "scanned".to_owned(),
                     (Some(e), s) => format!("{s}: {}", clip(e, 160)),
                     (None, s) => s.to_owned(),

@@ -5,6 +5,7 @@
 mod collector;
 mod crash;
 mod e2e;
+mod moto;
 mod virtual_time;
 
 use std::path::{Path, PathBuf};

@@ -96,7 +96,7 @@ async fn a_job_on_virtual_time_stays_within_the_custom_policy() {
     let outcome = s.runner.drive(&job).await.expect("drive");
     assert_eq!(outcome.state, JobState::Done, "{:?}", outcome.doc.failure);
     let scanned = outcome.doc.volumes().filter(|(_, v)| v.scanned).count();
-    assert_eq!(scanned, 5, "{:#?}", outcome.doc);
+    assert_eq!(scanned, 6, "{:#?}", outcome.doc);
     // Virtual time: minutes of simulated snapshot and boot latency passed.
     assert!(started.elapsed() >= std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     let trace = s.runner.guard().trace();
@@ -105,7 +105,16 @@ async fn a_job_on_virtual_time_stays_within_the_custom_policy() {
     let policies = s.runner.guard().policy().policies();
     assert_eq!(policies.len(), 1);
     assert_eq!(policies[0].name(), "agentless-scan.json");
-    for op in ["CreateSnapshots", "CreateVpc", "RunInstances", "TerminateInstances", "DeleteVpc", "DeleteSnapshot"] {
+    for op in [
+        "CreateSnapshots",
+        "CreateGrant",
+        "CreateVpc",
+        "RunInstances",
+        "TerminateInstances",
+        "DeleteVpc",
+        "DeleteSnapshot",
+        "RevokeGrant",
+    ] {
         assert!(trace.iter().any(|t| t.op == op), "{op} not in the trace");
     }
     assert_eq!(ours_left(&s.sim), 0);

@@ -3,10 +3,12 @@
 //! latencies pass instantly), then what only the sim models: quotas ([`quotas`]), token buckets,
 //! IAM conditions on the sim's own state, dependency order, latencies, DeleteOnTermination,
 //! persistence and the fleet file ([`semantics`]), injected faults and eventual consistency
-//! ([`faults`]), the demo fleet and its compressed disk images ([`demo`]).
+//! ([`faults`]), the demo fleet and its compressed disk images ([`demo`]), and the lifecycle index
+//! across reloads of the data directory ([`index`]).
 
 mod demo;
 mod faults;
+mod index;
 mod quotas;
 mod semantics;
 

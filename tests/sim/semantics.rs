@@ -313,6 +313,7 @@ async fn scanner_lifecycle_and_delete_on_termination() {
             device_name: "/dev/sdf".into(),
             snapshot: Tagged::new(snap.clone(), snap_tags(&instance, &data)),
             kms_key: None,
+            grant_operations: Vec::new(),
         }],
         user_data_base64: String::new(),
         client_token: "lifecycle-1".into(),
@@ -584,6 +585,7 @@ async fn scanner(
                 device_name: (*device).to_owned(),
                 snapshot: (*snap).clone(),
                 kms_key: key.clone(),
+                grant_operations: Vec::new(),
             })
             .collect(),
         user_data_base64: String::new(),

@@ -34,7 +34,7 @@ use crate::cloud::tags::Tags;
 use super::Ctx;
 use super::authorize::{OnBehalf, real};
 use super::consistency::view;
-use super::describe::{Describable, describe};
+use super::describe::{Describable, describe, describe_with};
 use super::faults::InstanceFault;
 use super::kms;
 use super::limits::InstanceTypeSpec;
@@ -208,19 +208,20 @@ pub fn describe_images(ctx: &mut Ctx<'_>, input: &DescribeImagesInput) -> Result
                 other => i.owner.as_str() == other,
             })
     };
-    let at: Vec<(&ImageId, ImageAt<'_>)> = view(r, |r| &r.images, now, lag_ms)
-        .into_iter()
-        .filter(|(_, i)| owned(i))
-        .map(|(id, i)| (id, ImageAt(i, now)))
-        .collect();
-    let out = describe(&input.describe, at.iter().map(|(id, i)| (*id, i)), |id, i| ImageInfo {
-        id: id.clone(),
-        name: i.0.name.clone(),
-        state: i.state().to_owned(),
-        owner: i.0.owner.clone(),
-        root_device_name: Some(i.0.root_device_name.clone()),
-        tags: i.0.tags.clone(),
-    });
+    let images = view(r, |r| &r.images, now, lag_ms).into_iter();
+    let out = describe_with(
+        &input.describe,
+        images,
+        |i| owned(i).then_some(ImageAt(i, now)),
+        |id, i| ImageInfo {
+            id: id.clone(),
+            name: i.0.name.clone(),
+            state: i.state().to_owned(),
+            owner: i.0.owner.clone(),
+            root_device_name: Some(i.0.root_device_name.clone()),
+            tags: i.0.tags.clone(),
+        },
+    );
     out.map_err(|e| ctx.describe_err(e, "InvalidAMIID.NotFound"))
 }
 
@@ -334,12 +335,7 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
     // ClientToken: a repeat returns the first launch, if it asked for the same (EC2 API Reference,
     // "Ensuring idempotency": "If you repeat the request with the same client token but change
     // another request parameter, Amazon EC2 returns an IdempotentParameterMismatch error").
-    let earlier = ctx
-        .reg()?
-        .instances
-        .iter()
-        .find(|(_, i)| i.client_token.as_deref() == Some(input.client_token.as_str()))
-        .map(|(id, i)| (id.clone(), i.clone()));
+    let earlier = ctx.reg()?.instance_by_client_token(&input.client_token).map(|(id, i)| (id.clone(), i.clone()));
     if let Some((id, i)) = earlier {
         if let Some(field) = mismatch(ctx, &i, input)? {
             return Err(ctx.err(
@@ -473,6 +469,7 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
             device_name: v.device_name.clone(),
             snapshot: real(&v.snapshot.id, &snap.tags),
             kms_key,
+            grant_operations: Vec::new(),
         });
         snaps.push(snap);
     }

@@ -20,7 +20,8 @@
 //! The AWS guide gives no figure; it advises retrying "starting with a couple of seconds of wait
 //! time", so the example fleet file uses [`REALISTIC_LAG_MS`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
+use std::iter::Peekable;
 
 use serde::{Deserialize, Serialize};
 
@@ -88,17 +89,115 @@ pub type Pick<Id, T> = for<'r> fn(&'r RegionState) -> &'r BTreeMap<Id, T>;
 pub type PickMut<Id, T> = for<'r> fn(&'r mut RegionState) -> &'r mut BTreeMap<Id, T>;
 
 /// What Describe sees of one kind at `now_ms`: the live resources not created within the lag,
-/// and those deleted within it, in id order.
+/// and those deleted within it, in id order ([`View`]).
 #[must_use]
-pub fn view<Id: Ord + AsRef<str>, T>(r: &RegionState, pick: Pick<Id, T>, now_ms: u64, lag_ms: u64) -> Vec<(&Id, &T)> {
-    let live = pick(r).iter().filter(|(id, _)| !r.recent.hidden(id.as_ref(), now_ms, lag_ms));
-    let mut all: Vec<(&Id, &T)> = live.collect();
-    if let Some(g) = &r.recent.ghosts {
-        let ghosts = pick(g).iter().filter(|(id, _)| r.recent.lingering(id.as_ref(), now_ms, lag_ms));
-        all.extend(ghosts);
-        all.sort_by(|a, b| a.0.cmp(b.0));
+pub fn view<Id: Ord + AsRef<str>, T>(r: &RegionState, pick: Pick<Id, T>, now_ms: u64, lag_ms: u64) -> View<'_, Id, T> {
+    view_of(Some(r), pick, now_ms, lag_ms)
+}
+
+/// [`view`] of a Region that may not exist (nothing to see then).
+#[must_use]
+pub fn view_of<Id: Ord + AsRef<str>, T>(
+    r: Option<&RegionState>,
+    pick: Pick<Id, T>,
+    now_ms: u64,
+    lag_ms: u64,
+) -> View<'_, Id, T> {
+    View { r, pick, now_ms, lag_ms }
+}
+
+/// What Describe sees of one kind of a Region: its items in id order ([`View::into_iter`]),
+/// merging the live map (less what was created within the lag) and the ghosts (what was deleted
+/// within it) lazily, with no copy; and a lookup by id ([`View::get`]) that costs a map lookup,
+/// so a Describe by ids does not walk the Region.
+pub struct View<'a, Id, T> {
+    r: Option<&'a RegionState>,
+    pick: Pick<Id, T>,
+    now_ms: u64,
+    lag_ms: u64,
+}
+
+impl<Id, T> std::fmt::Debug for View<'_, Id, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View").field("now_ms", &self.now_ms).field("lag_ms", &self.lag_ms).finish_non_exhaustive()
     }
-    all
+}
+
+impl<'a, Id: Ord + AsRef<str>, T> View<'a, Id, T> {
+    /// The resource `id` if Describe sees it.
+    #[must_use]
+    pub fn get(&self, id: &Id) -> Option<(&'a Id, &'a T)> {
+        let r = self.r?;
+        let (now, lag) = (self.now_ms, self.lag_ms);
+        if let Some(kv) = (self.pick)(r).get_key_value(id)
+            && !r.recent.hidden(id.as_ref(), now, lag)
+        {
+            return Some(kv);
+        }
+        let ghosts = r.recent.ghosts.as_deref()?;
+        (self.pick)(ghosts).get_key_value(id).filter(|_| r.recent.lingering(id.as_ref(), now, lag))
+    }
+}
+
+impl<'a, Id: Ord + AsRef<str> + 'a, T: 'a> IntoIterator for View<'a, Id, T> {
+    type Item = (&'a Id, &'a T);
+    type IntoIter = ViewIter<'a, Id, T>;
+
+    fn into_iter(self) -> ViewIter<'a, Id, T> {
+        let live = self.r.map(|r| (self.pick)(r).iter()).unwrap_or_default().peekable();
+        let ghosts = self.r.and_then(|r| r.recent.ghosts.as_deref()).map(|g| (self.pick)(g).iter().peekable());
+        ViewIter { view: self, live, ghosts }
+    }
+}
+
+/// The iterator of a [`View`], which can still look ids up ([`ViewIter::get`]).
+pub struct ViewIter<'a, Id: 'a, T: 'a> {
+    view: View<'a, Id, T>,
+    live: Peekable<btree_map::Iter<'a, Id, T>>,
+    ghosts: Option<Peekable<btree_map::Iter<'a, Id, T>>>,
+}
+
+impl<Id, T> std::fmt::Debug for ViewIter<'_, Id, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewIter").field("view", &self.view).finish_non_exhaustive()
+    }
+}
+
+impl<'a, Id: Ord + AsRef<str>, T> ViewIter<'a, Id, T> {
+    /// [`View::get`].
+    #[must_use]
+    pub fn get(&self, id: &Id) -> Option<(&'a Id, &'a T)> {
+        self.view.get(id)
+    }
+}
+
+impl<'a, Id: Ord + AsRef<str>, T> Iterator for ViewIter<'a, Id, T> {
+    type Item = (&'a Id, &'a T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let recent = &self.view.r?.recent;
+        let (now, lag) = (self.view.now_ms, self.view.lag_ms);
+        loop {
+            let ghost_first = match (self.live.peek(), self.ghosts.as_mut().and_then(Peekable::peek)) {
+                (None, None) => return None,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                // Equal ids (never expected): the live one first, as a stable sort had it.
+                (Some(l), Some(g)) => g.0 < l.0,
+            };
+            if ghost_first {
+                let item = self.ghosts.as_mut()?.next()?;
+                if recent.lingering(item.0.as_ref(), now, lag) {
+                    return Some(item);
+                }
+            } else {
+                let item = self.live.next()?;
+                if !recent.hidden(item.0.as_ref(), now, lag) {
+                    return Some(item);
+                }
+            }
+        }
+    }
 }
 
 /// Delete `id` from its map; with a lag, Describe keeps seeing it until `now_ms + lag_ms`.

@@ -290,7 +290,7 @@ impl SimCloud {
         let mut out = Vec::new();
         for (account, a) in &inner.world.accounts {
             for (region, r) in &a.regions {
-                for (id, i) in &r.instances {
+                for (id, i) in r.running_scanners() {
                     if i.life != Life::Running || i.user_data_base64.is_none() {
                         continue;
                     }
@@ -355,6 +355,7 @@ impl SimCloud {
             }
             ShutdownBehavior::Stop => Life::Stopping { until_ms: now.saturating_add(lat.instance_stop_ms) },
         };
+        lifecycle::reindex_instance(&mut inner.world, account, region, instance);
         inner.world.clock_ms = now;
         if let Some(store) = &mut inner.store {
             store.save(&inner.world)?;

@@ -24,8 +24,8 @@ use crate::cloud::tags::Tags;
 
 use super::Ctx;
 use super::authorize::real;
-use super::consistency::{remove, view};
-use super::describe::{Describable, describe};
+use super::consistency::{remove, view_of};
+use super::describe::{Describable, describe_with};
 use super::state::{Life, Manager, SnapState, Snapshot, Volume};
 
 /// A snapshot with the timeline's now, for its progress.
@@ -85,17 +85,7 @@ fn check_quotas(ctx: &mut Ctx<'_>, volumes: &[VolumeId], copies: usize) -> Resul
     let q = ctx.world.settings.quotas.clone();
     let r = ctx.reg()?;
     let (pending, pending_copies) = r.pending_snapshots();
-    let per_volume: Vec<(VolumeId, usize)> = volumes
-        .iter()
-        .map(|v| {
-            let n = r
-                .snapshots
-                .values()
-                .filter(|s| s.state == SnapState::Pending && s.volume_id.as_ref() == Some(v))
-                .count();
-            (v.clone(), n)
-        })
-        .collect();
+    let per_volume: Vec<(VolumeId, usize)> = volumes.iter().map(|v| (v.clone(), r.pending_snapshots_of(v))).collect();
     let limit = |q: u32| usize::try_from(q).unwrap_or(usize::MAX);
     if pending + volumes.len() + copies > limit(q.pending_snapshots_per_region) {
         return Err(ctx.err(
@@ -213,25 +203,23 @@ pub fn describe_snapshots(ctx: &mut Ctx<'_>, input: &DescribeSnapshotsInput) -> 
     let (me, region, now) = (ctx.account.clone(), ctx.region.clone(), ctx.now_ms);
     let (_, lag_ms) = ctx.lag();
     let owner_region = ctx.world.accounts.get(&input.owner).and_then(|a| a.regions.get(&region));
-    let visible: Vec<(&SnapshotId, SnapAt<'_>)> = owner_region
-        .map(|r| {
-            view(r, |r| &r.snapshots, now, lag_ms)
-                .into_iter()
-                .filter(|(_, s)| s.owner == me || s.shared_with.contains(&me))
-                .map(|(id, s)| (id, SnapAt(s, now)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let out = describe(&input.describe, visible.iter().map(|(id, s)| (*id, s)), |id, s| SnapshotInfo {
-        id: id.clone(),
-        volume_id: s.0.volume_id.clone(),
-        state: s.state(),
-        progress: s.progress(),
-        encrypted: s.0.encrypted,
-        kms_key_id: s.0.kms_key_id.clone(),
-        owner: s.0.owner.clone(),
-        tags: s.0.tags.clone(),
-    });
+    let snapshots = view_of(owner_region, |r| &r.snapshots, now, lag_ms).into_iter();
+    let visible = |s: &Snapshot| s.owner == me || s.shared_with.contains(&me);
+    let out = describe_with(
+        &input.describe,
+        snapshots,
+        |s| visible(s).then_some(SnapAt(s, now)),
+        |id, s| SnapshotInfo {
+            id: id.clone(),
+            volume_id: s.0.volume_id.clone(),
+            state: s.state(),
+            progress: s.progress(),
+            encrypted: s.0.encrypted,
+            kms_key_id: s.0.kms_key_id.clone(),
+            owner: s.0.owner.clone(),
+            tags: s.0.tags.clone(),
+        },
+    );
     out.map_err(|e| ctx.describe_err(e, "InvalidSnapshot.NotFound"))
 }
 

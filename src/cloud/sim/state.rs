@@ -73,6 +73,10 @@ pub struct RegionState {
     /// What Describe does not see yet, or still sees ([`super::consistency`]).
     #[serde(default)]
     pub recent: super::consistency::Recent,
+    /// Due times, pending snapshots, client tokens, running scanners: derived from the rest,
+    /// never saved, rebuilt when `None` ([`super::lifecycle`], "The index").
+    #[serde(skip)]
+    pub index: Option<Box<super::lifecycle::Index>>,
 }
 
 /// Where an instance is in its life (EC2 User Guide, "Instance state changes"). The timed states
@@ -430,8 +434,42 @@ impl RegionState {
     /// Snapshots still `pending`, and of those the copies.
     #[must_use]
     pub fn pending_snapshots(&self) -> (usize, usize) {
+        if let Some(ix) = &self.index {
+            return ix.pending();
+        }
         let pending: Vec<&Snapshot> = self.snapshots.values().filter(|s| s.state == SnapState::Pending).collect();
         (pending.len(), pending.iter().filter(|s| s.copy).count())
+    }
+
+    /// Snapshots of `volume` still `pending`.
+    #[must_use]
+    pub fn pending_snapshots_of(&self, volume: &VolumeId) -> usize {
+        if let Some(ix) = &self.index {
+            return ix.pending_of(volume);
+        }
+        self.snapshots
+            .values()
+            .filter(|s| s.state == SnapState::Pending && s.volume_id.as_ref() == Some(volume))
+            .count()
+    }
+
+    /// The instance launched with `ClientToken` `token` (the first by id).
+    #[must_use]
+    pub fn instance_by_client_token(&self, token: &str) -> Option<(&InstanceId, &Instance)> {
+        if let Some(ix) = &self.index {
+            return ix.client_token(token).and_then(|id| self.instances.get_key_value(id));
+        }
+        self.instances.iter().find(|(_, i)| i.client_token.as_deref() == Some(token))
+    }
+
+    /// Scanners (instances with user data) that are `running`, in id order.
+    pub fn running_scanners(&self) -> Box<dyn Iterator<Item = (&InstanceId, &Instance)> + '_> {
+        match &self.index {
+            Some(ix) => Box::new(ix.running_scanners().filter_map(|id| self.instances.get_key_value(id))),
+            None => {
+                Box::new(self.instances.iter().filter(|(_, i)| i.life == Life::Running && i.user_data_base64.is_some()))
+            }
+        }
     }
 
     /// The key with this id or ARN.

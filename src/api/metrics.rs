@@ -1,0 +1,298 @@
+//! The daemon's metrics and their Prometheus text exposition (format 0.0.4, "Exposition
+//! formats" in the Prometheus documentation), written by hand: a few counters, gauges and one
+//! histogram do not need a metrics crate.
+//!
+//! Counters live here and are bumped by the daemon (AWS calls by action and outcome through the
+//! guard's observer, throttling errors, runs, leaks, scan durations); the gauges that describe
+//! the ledger (jobs by state, targets by status, live resources by kind) and the dispatcher are
+//! read at scrape time and passed in as a [`Gauges`] snapshot, so they are never stale.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::cloud::{CallObserver, CloudError, ErrorKind, Region};
+use crate::schedule::dispatch::Usage;
+
+/// Upper bounds of the scan-duration histogram, in seconds: a demo job takes seconds, a Region of
+/// a large account an hour or more (snapshots of large volumes take minutes to hours,
+/// orchestrator-anchors 4.3).
+pub const DURATION_BUCKETS: [f64; 10] = [10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14_400.0, 43_200.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; DURATION_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Counters of the daemon (shared; cheap to clone through `Arc`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    calls: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    throttles: AtomicU64,
+    leaks_found: AtomicU64,
+    leaks_deleted: AtomicU64,
+    audits: Mutex<BTreeMap<&'static str, u64>>,
+    runs: Mutex<BTreeMap<(String, &'static str), u64>>,
+    skipped: Mutex<BTreeMap<(String, &'static str), u64>>,
+    durations: Mutex<BTreeMap<&'static str, Histogram>>,
+}
+
+/// What the ledger and the dispatcher say at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// (state, count).
+    pub jobs: Vec<(String, u64)>,
+    /// (status, count).
+    pub targets: Vec<(String, u64)>,
+    /// (kind, count) of resources recorded and not deleted.
+    pub resources: Vec<(String, u64)>,
+    /// Per (account, Region).
+    pub budgets: Vec<(String, String, Usage)>,
+    pub job_slots_in_use: usize,
+    pub job_slots_waiting: usize,
+    /// Jobs being driven by this process now.
+    pub jobs_in_flight: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A label value escaped for the text format (backslash, double quote, line feed).
+#[must_use]
+pub fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+impl Metrics {
+    #[must_use]
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// Count one AWS call's outcome.
+    pub fn record_call(&self, action: &'static str, outcome: Result<(), &CloudError>) {
+        let label = match outcome {
+            Ok(()) => "ok",
+            Err(e) => {
+                if e.kind() == ErrorKind::Throttled {
+                    self.throttles.fetch_add(1, Ordering::Relaxed);
+                }
+                e.kind().as_str()
+            }
+        };
+        *lock(&self.calls).entry((action, label)).or_default() += 1;
+    }
+
+    /// The guard observer that feeds [`Metrics::record_call`].
+    #[must_use]
+    pub fn observer(self: &Arc<Self>) -> CallObserver {
+        let m = Arc::clone(self);
+        Arc::new(move |action: &'static str, _region: &Region, outcome: Result<(), &CloudError>| {
+            m.record_call(action, outcome);
+        })
+    }
+
+    /// Calls so far by (action, outcome).
+    #[must_use]
+    pub fn calls(&self) -> BTreeMap<(&'static str, &'static str), u64> {
+        lock(&self.calls).clone()
+    }
+
+    /// Throttling errors seen (all accounts).
+    #[must_use]
+    pub fn throttles(&self) -> u64 {
+        self.throttles.load(Ordering::Relaxed)
+    }
+
+    /// Calls seen with this outcome label (`ok`, `throttled`, `quota_exceeded`...), all actions.
+    #[must_use]
+    pub fn calls_with_outcome(&self, outcome: &str) -> u64 {
+        lock(&self.calls).iter().filter(|((_, o), _)| *o == outcome).map(|(_, n)| n).sum()
+    }
+
+    /// One audit pass: how many leaks it found and deleted, and whether it completed.
+    pub fn record_audit(&self, found: u64, deleted: u64, outcome: &'static str) {
+        self.leaks_found.fetch_add(found, Ordering::Relaxed);
+        self.leaks_deleted.fetch_add(deleted, Ordering::Relaxed);
+        *lock(&self.audits).entry(outcome).or_default() += 1;
+    }
+
+    /// A run started.
+    pub fn record_run(&self, schedule: &str, kind: &'static str) {
+        *lock(&self.runs).entry((schedule.to_owned(), kind)).or_default() += 1;
+    }
+
+    /// A due time did not start a run.
+    pub fn record_skip(&self, schedule: &str, why: &'static str) {
+        *lock(&self.skipped).entry((schedule.to_owned(), why)).or_default() += 1;
+    }
+
+    /// A job ended in `state` after `seconds`.
+    pub fn record_job(&self, state: &'static str, seconds: f64) {
+        let mut d = lock(&self.durations);
+        let h = d.entry(state).or_default();
+        for (i, le) in DURATION_BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    /// The exposition of everything, with the scrape-time `gauges`.
+    #[must_use]
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::new();
+        header(&mut out, "agentless_up", "gauge", "1 while the daemon runs.");
+        let _ = writeln!(out, "agentless_up 1");
+        header(&mut out, "agentless_build_info", "gauge", "The agentless version.");
+        let _ = writeln!(out, "agentless_build_info{{version=\"{}\"}} 1", escape(env!("CARGO_PKG_VERSION")));
+
+        header(&mut out, "agentless_jobs", "gauge", "Jobs in the ledger by state.");
+        for (state, n) in &gauges.jobs {
+            let _ = writeln!(out, "agentless_jobs{{state=\"{}\"}} {n}", escape(state));
+        }
+        header(&mut out, "agentless_jobs_in_flight", "gauge", "Jobs this process is driving now.");
+        let _ = writeln!(out, "agentless_jobs_in_flight {}", gauges.jobs_in_flight);
+        header(&mut out, "agentless_job_slots_in_use", "gauge", "Job slots (limits.max_concurrent_jobs) in use.");
+        let _ = writeln!(out, "agentless_job_slots_in_use {}", gauges.job_slots_in_use);
+        header(&mut out, "agentless_job_slots_waiting", "gauge", "Jobs waiting for a job slot.");
+        let _ = writeln!(out, "agentless_job_slots_waiting {}", gauges.job_slots_waiting);
+
+        header(&mut out, "agentless_targets", "gauge", "Targets of all jobs by status (scanned, failed, ...).");
+        for (status, n) in &gauges.targets {
+            let _ = writeln!(out, "agentless_targets{{status=\"{}\"}} {n}", escape(status));
+        }
+        header(&mut out, "agentless_targets_scanned_total", "counter", "Targets whose results are stored.");
+        let count = |s: &str| gauges.targets.iter().filter(|(k, _)| k == s).map(|(_, n)| n).sum::<u64>();
+        let _ = writeln!(out, "agentless_targets_scanned_total {}", count("scanned"));
+        header(&mut out, "agentless_targets_failed_total", "counter", "Targets that could not be scanned.");
+        let _ = writeln!(out, "agentless_targets_failed_total {}", count("failed"));
+
+        header(
+            &mut out,
+            "agentless_aws_calls_total",
+            "counter",
+            "AWS calls by action and outcome (ok or the error kind).",
+        );
+        for ((action, outcome), n) in lock(&self.calls).iter() {
+            let _ = writeln!(out, "agentless_aws_calls_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}");
+        }
+        header(&mut out, "agentless_aws_throttles_total", "counter", "Throttling errors returned by AWS.");
+        let _ = writeln!(out, "agentless_aws_throttles_total {}", self.throttles());
+
+        header(
+            &mut out,
+            "agentless_resources_alive",
+            "gauge",
+            "Resources our jobs created and have not deleted, by kind.",
+        );
+        for (kind, n) in &gauges.resources {
+            let _ = writeln!(out, "agentless_resources_alive{{kind=\"{}\"}} {n}", escape(kind));
+        }
+
+        header(&mut out, "agentless_leaks_found_total", "counter", "Leaked resources found by the scheduled audit.");
+        let _ = writeln!(out, "agentless_leaks_found_total {}", self.leaks_found.load(Ordering::Relaxed));
+        header(&mut out, "agentless_leaks_deleted_total", "counter", "Leaked resources the scheduled audit deleted.");
+        let _ = writeln!(out, "agentless_leaks_deleted_total {}", self.leaks_deleted.load(Ordering::Relaxed));
+        header(&mut out, "agentless_audits_total", "counter", "Scheduled audit passes by outcome.");
+        for (outcome, n) in lock(&self.audits).iter() {
+            let _ = writeln!(out, "agentless_audits_total{{outcome=\"{outcome}\"}} {n}");
+        }
+
+        header(&mut out, "agentless_runs_total", "counter", "Runs started, by schedule and kind.");
+        for ((schedule, kind), n) in lock(&self.runs).iter() {
+            let _ = writeln!(out, "agentless_runs_total{{schedule=\"{}\",kind=\"{kind}\"}} {n}", escape(schedule));
+        }
+        header(
+            &mut out,
+            "agentless_runs_skipped_total",
+            "counter",
+            "Due times that started no run, by schedule and reason.",
+        );
+        for ((schedule, why), n) in lock(&self.skipped).iter() {
+            let _ =
+                writeln!(out, "agentless_runs_skipped_total{{schedule=\"{}\",reason=\"{why}\"}} {n}", escape(schedule));
+        }
+
+        let labels =
+            |account: &str, region: &str| format!("account=\"{}\",region=\"{}\"", escape(account), escape(region));
+        header(
+            &mut out,
+            "agentless_budget_in_use",
+            "gauge",
+            "What the dispatcher has handed out, per account, Region and budget.",
+        );
+        for (account, region, u) in &gauges.budgets {
+            let l = labels(account, region);
+            for (budget, v) in [
+                ("pending_snapshots", u.pending_snapshots as u64),
+                ("max_per_volume", u.max_per_volume as u64),
+                ("copies", u.copies as u64),
+                ("networks", u.networks as u64),
+                ("vcpus", u64::from(u.vcpus)),
+            ] {
+                let _ = writeln!(out, "agentless_budget_in_use{{{l},budget=\"{budget}\"}} {v}");
+            }
+        }
+        header(&mut out, "agentless_budget_refusals_total", "counter", "Times a job was told to wait for a budget.");
+        for (account, region, u) in &gauges.budgets {
+            let _ = writeln!(out, "agentless_budget_refusals_total{{{}}} {}", labels(account, region), u.refusals);
+        }
+
+        header(&mut out, "agentless_scan_duration_seconds", "histogram", "Duration of finished jobs, by end state.");
+        for (state, h) in lock(&self.durations).iter() {
+            for (le, n) in DURATION_BUCKETS.iter().zip(h.counts.iter()) {
+                let _ = writeln!(out, "agentless_scan_duration_seconds_bucket{{state=\"{state}\",le=\"{le}\"}} {n}");
+            }
+            let _ =
+                writeln!(out, "agentless_scan_duration_seconds_bucket{{state=\"{state}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "agentless_scan_duration_seconds_sum{{state=\"{state}\"}} {}", h.sum);
+            let _ = writeln!(out, "agentless_scan_duration_seconds_count{{state=\"{state}\"}} {}", h.count);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_types_and_escaped_labels() {
+        let m = Metrics::new();
+        m.record_run("night\"ly", "scheduled");
+        m.record_job("Done", 42.0);
+        let text = m.render(&Gauges { jobs: vec![("Done".into(), 3)], ..Gauges::default() });
+        assert!(text.contains("# TYPE agentless_jobs gauge\nagentless_jobs{state=\"Done\"} 3\n"), "{text}");
+        assert!(text.contains("agentless_runs_total{schedule=\"night\\\"ly\",kind=\"scheduled\"} 1"), "{text}");
+        assert!(text.contains("agentless_scan_duration_seconds_bucket{state=\"Done\",le=\"30\"} 0"), "{text}");
+        assert!(text.contains("agentless_scan_duration_seconds_bucket{state=\"Done\",le=\"60\"} 1"), "{text}");
+        assert!(text.contains("agentless_scan_duration_seconds_count{state=\"Done\"} 1"), "{text}");
+        // Every sample line's metric has a TYPE line before it.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            let base = name.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
+            assert!(text.contains(&format!("# TYPE {base} ")), "{line}");
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! `agentless serve --config FILE [--data-dir DIR]`: the scheduled-scan daemon (issue 9). Reads
+//! the configuration ([`crate::schedule::config`]), opens one principal per account (the
+//! simulated account's, or AWS through a profile or an assumed role, each checked against its
+//! configured id), binds the collector and the API on one listener ([`crate::api`]), starts the
+//! daemon ([`crate::schedule::daemon`]) and waits for SIGTERM or SIGINT: then it stops starting
+//! work, lets the jobs in flight finish (or tears them down, `daemon.shutdown = "tear-down"`)
+//! within `daemon.shutdown_deadline`, and exits 0; a second signal exits at once. Unfinished jobs
+//! resume on the next start.
+//!
+//! Exit status: 0 after a stop, 2 when the configuration or the setup is wrong.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::common::{self, SetupError, guard_for};
+use super::scan::EXIT_ERROR;
+use crate::api::metrics::Metrics;
+use crate::cloud::aws::{AssumeRole, AwsCloud, AwsConfig};
+use crate::cloud::ops::Empty;
+use crate::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
+use crate::cloud::sim::{Fleet, SimCloud};
+use crate::cloud::{AccountId, Cloud, GuardRules};
+use crate::collector::Collector;
+use crate::policy::authz::Scope;
+use crate::schedule::config::{CloudKind, Config, MIN_TOKEN_LEN};
+use crate::schedule::daemon::{Account, Daemon, Parts};
+use crate::schedule::timer::wall_clock;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML; the annotated sample is scripts/deploy/agentless.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Where the ledger, results and job locks (and the simulated account) live [default: the
+    /// configuration's data_dir, else $AGENTLESS_DATA_DIR, else $XDG_STATE_HOME/agentless, else
+    /// ~/.local/state/agentless].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("agentless: {e}");
+    ExitCode::from(EXIT_ERROR)
+}
+
+/// The same default as the other commands (`--data-dir`, `AGENTLESS_DATA_DIR`, XDG).
+fn default_data_dir() -> PathBuf {
+    common::CloudArgs {
+        cloud: common::CloudKind::Sim,
+        fleet: None,
+        data_dir: std::env::var_os("AGENTLESS_DATA_DIR").filter(|s| !s.is_empty()).map(PathBuf::from),
+        regions: Vec::new(),
+        profile: None,
+        endpoint_url: None,
+    }
+    .data_dir()
+}
+
+/// Run `agentless serve`.
+pub async fn run(args: ServeArgs) -> ExitCode {
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let Some(token) = config.api_token() else {
+        let var = config.server.token_env.as_deref().unwrap_or(crate::schedule::config::DEFAULT_TOKEN_ENV);
+        return fail(&format!("no API token: set {var} (or server.token in the configuration)"));
+    };
+    if token.len() < MIN_TOKEN_LEN {
+        return fail(&format!("the API token is shorter than {MIN_TOKEN_LEN} characters"));
+    }
+    let data_dir = args.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(default_data_dir);
+    let ledger = match common::open_ledger(&data_dir) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let collector = Collector::new(&data_dir, scanner_ami::bundle::BundleLimits::default());
+    let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(&format!("cannot listen on {}: {e}", config.server.listen)),
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return fail(&format!("cannot read the listening address: {e}")),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let env = Env { config, data_dir, ledger, collector, listener, addr, metrics, token };
+    match env.config.cloud {
+        CloudKind::Sim => serve_sim(env).await,
+        CloudKind::Aws => serve_aws(env).await,
+    }
+}
+
+/// What both backends share.
+struct Env {
+    config: Config,
+    data_dir: PathBuf,
+    ledger: Arc<std::sync::Mutex<crate::ledger::Ledger>>,
+    collector: Collector,
+    listener: tokio::net::TcpListener,
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    token: String,
+}
+
+async fn serve_sim(env: Env) -> ExitCode {
+    let fleet_path = env.config.sim.fleet.clone().unwrap_or_else(|| PathBuf::from(common::DEMO_FLEET));
+    let world = match Fleet::load(&fleet_path).map_err(SetupError::from).and_then(|fleet| {
+        std::fs::create_dir_all(&env.data_dir).map_err(|e| {
+            SetupError::Message(format!("cannot create the data directory {}: {e}", env.data_dir.display()))
+        })?;
+        Ok(SimCloud::open(&env.data_dir, &fleet)?)
+    }) {
+        Ok(w) => w,
+        Err(e) => return fail(&e),
+    };
+    let mut accounts = Vec::new();
+    for a in &env.config.accounts {
+        let Some(id) = a.id.clone() else {
+            return fail(&format!("account \"{}\" has no id (required with cloud = \"sim\")", a.name));
+        };
+        let sim = match world.as_account(&id) {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+        let missing: Vec<String> = sim.inspect(|w| {
+            let known = w.accounts.get(&id).map(|x| x.regions.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+            a.regions.iter().filter(|r| !known.contains(r)).map(ToString::to_string).collect()
+        });
+        if !missing.is_empty() {
+            return fail(&format!(
+                "account \"{}\": Regions not in the simulated account: {}",
+                a.name,
+                missing.join(", ")
+            ));
+        }
+        if let Err(e) = common::sim_install_scanner_image(&sim, &a.regions) {
+            return fail(&e);
+        }
+        let scope = sim.scope();
+        let user = scope.caller_user.clone().unwrap_or_else(|| "agentless-scanner".into());
+        let caller_arn = format!("arn:aws:iam::{id}:user/{user}");
+        let guard = match guard_for(sim, scope, GuardRules::default()) {
+            Ok(g) => g.without_trace().with_observer(env.metrics.observer()),
+            Err(e) => return fail(&e),
+        };
+        accounts.push(Account {
+            name: a.name.clone(),
+            id,
+            guard: Arc::new(guard),
+            caller_arn,
+            regions: a.regions.clone(),
+        });
+    }
+    let binary = env.config.sim.agent_binary.clone().or_else(|| {
+        let exe = std::env::current_exe().ok()?;
+        let sibling = exe.parent()?.join("scanner-agent");
+        sibling.is_file().then_some(sibling)
+    });
+    let runner = match binary {
+        Some(binary) => AgentRunner::Process { binary },
+        None => AgentRunner::InProcess { sink: Arc::new(env.collector.clone()) },
+    };
+    let _hypervisor = Hypervisor::start(world.clone(), runner, env.data_dir.join("hypervisor"));
+    let collector_url = env.config.server.collector_url.clone().unwrap_or_else(|| format!("http://{}", env.addr));
+    let w = world.clone();
+    let now_ms: crate::job::runner::NowMs = Arc::new(move || i64::try_from(w.now_ms()).unwrap_or(i64::MAX));
+    serve(env, accounts, now_ms, collector_url, true).await
+}
+
+async fn open_aws_account(a: &crate::schedule::config::AccountConfig) -> Result<(AwsCloud, Scope, String), SetupError> {
+    let config = AwsConfig {
+        profile: a.profile.clone(),
+        regions: a.regions.clone(),
+        endpoint_url: a.endpoint_url.clone(),
+        assume_role: a.role_arn.clone().map(|role_arn| AssumeRole {
+            role_arn,
+            external_id: a.external_id.clone(),
+            session_name: None,
+        }),
+        ..AwsConfig::default()
+    };
+    let home = a
+        .regions
+        .first()
+        .cloned()
+        .ok_or_else(|| SetupError::Message(format!("account \"{}\" has no Region", a.name)))?;
+    let aws = AwsCloud::new(&config)
+        .await
+        .map_err(|e| SetupError::Message(format!("account \"{}\": AWS configuration: {e}", a.name)))?;
+    // GetCallerIdentity needs no permission; ask it through a guard with a provisional scope.
+    let provisional: AccountId = "000000000000".parse().map_err(|e| SetupError::Message(format!("{e}")))?;
+    let probe = guard_for(aws, Scope::new(provisional), GuardRules::default())?;
+    let who = probe.get_caller_identity(&home, &Empty).await?;
+    if let Some(id) = &a.id
+        && *id != who.account
+    {
+        return Err(SetupError::Message(format!(
+            "account \"{}\": the credentials belong to account {}, not {id}",
+            a.name, who.account
+        )));
+    }
+    let user = who.arn.rsplit_once(":user/").map(|(_, u)| u.to_owned());
+    let scope = Scope { caller_user: user, ..Scope::new(who.account.clone()) };
+    let aws = AwsCloud::new(&config)
+        .await
+        .map_err(|e| SetupError::Message(format!("account \"{}\": AWS configuration: {e}", a.name)))?;
+    Ok((aws, scope, who.arn))
+}
+
+async fn serve_aws(env: Env) -> ExitCode {
+    let Some(collector_url) = env.config.server.collector_url.clone() else {
+        return fail(
+            &"cloud = \"aws\" needs server.collector_url: an address the scanners can reach this collector at",
+        );
+    };
+    let mut accounts = Vec::new();
+    for a in &env.config.accounts {
+        let (aws, scope, caller_arn) = match open_aws_account(a).await {
+            Ok(x) => x,
+            Err(e) => return fail(&e),
+        };
+        let id = scope.account.clone();
+        let guard = match guard_for(aws, scope, GuardRules::default()) {
+            Ok(g) => g.without_trace().with_observer(env.metrics.observer()),
+            Err(e) => return fail(&e),
+        };
+        accounts.push(Account {
+            name: a.name.clone(),
+            id,
+            guard: Arc::new(guard),
+            caller_arn,
+            regions: a.regions.clone(),
+        });
+    }
+    serve(env, accounts, crate::job::runner::wall_clock(), collector_url, false).await
+}
+
+async fn serve<C: Cloud + 'static>(
+    env: Env,
+    accounts: Vec<Account<C>>,
+    now_ms: crate::job::runner::NowMs,
+    collector_url: String,
+    sim: bool,
+) -> ExitCode {
+    let mode = env.config.daemon.shutdown;
+    let deadline = env.config.daemon.shutdown_deadline;
+    let Env { config, data_dir, ledger, collector, listener, addr, metrics, token } = env;
+    let daemon = Daemon::new(Parts {
+        config,
+        data_dir,
+        ledger,
+        collector: collector.clone(),
+        accounts,
+        now_ms,
+        clock: wall_clock(),
+        collector_url: collector_url.clone(),
+        sim,
+        metrics,
+    });
+    let app = crate::api::router(daemon.api_state(&token), collector);
+    let _server = ServerTask(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    }));
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot watch SIGTERM: {e}")),
+    };
+    if let Err(e) = daemon.start() {
+        return fail(&e);
+    }
+    tracing::info!(%addr, collector_url = %collector_url, "agentless serve: listening");
+    eprintln!("agentless: serving on http://{addr} (scanners upload to {collector_url})");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    eprintln!(
+        "agentless: stopping: no new work; waiting up to {} s for the jobs in flight (signal again to exit now)",
+        deadline.as_secs()
+    );
+    let again = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    let stopped = daemon.stop(mode, deadline, again).await;
+    if stopped.unfinished > 0 {
+        eprintln!("agentless: stopped with {} unfinished jobs; they resume on the next start", stopped.unfinished);
+    } else {
+        eprintln!("agentless: stopped; every job is finished");
+    }
+    ExitCode::SUCCESS
+}
+
+/// The HTTP server's task, aborted when the daemon returns.
+struct ServerTask(tokio::task::JoinHandle<()>);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

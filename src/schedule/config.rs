@@ -1,0 +1,679 @@
+//! The daemon's configuration file (TOML; `scripts/deploy/agentless.toml` is the annotated
+//! sample): the backend, the accounts and Regions to scan, the schedules with their target
+//! selectors, the scanner's instance type and AMI per Region, the shared limits, the HTTP server
+//! (collector and API, its bearer token), result retention, the leak-audit schedule and what to do
+//! on shutdown.
+//!
+//! # Guarantees
+//!
+//! - Every table refuses keys it does not know: the error names the key and its line and column
+//!   (a misspelt `exclude_tag` must not silently scan what it meant to exclude).
+//! - Values are checked while parsing, so a bad cron expression, time zone, duration, Region or
+//!   address is reported at its line too. Cross-references (a schedule naming an account that does
+//!   not exist, two schedules with one name) are checked after parsing and name the entry.
+//! - The API token may come from the file or, better, from the environment variable named by
+//!   `server.token_env` (default `AGENTLESS_API_TOKEN`); it is never printed (`Debug` redacts it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::cron::{self, CronSchedule};
+use crate::cloud::ids::{AccountId, ImageId, InstanceId, Region};
+
+/// The environment variable the API token is read from unless `server.token_env` names another.
+pub const DEFAULT_TOKEN_ENV: &str = "AGENTLESS_API_TOKEN";
+
+/// The shortest API token accepted: 16 bytes (128 bits) of a random token written as hex or
+/// base64 is at least 22 characters; 16 keeps an accidental `"changeme"` out.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Which backend the daemon scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CloudKind {
+    /// The simulated account of the data directory.
+    #[default]
+    Sim,
+    /// AWS with the standard credential chain, a profile or an assumed role per account.
+    Aws,
+}
+
+/// What a run missed while the daemon was down does on start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissedRuns {
+    /// Run it once (however many due times passed), at start.
+    #[default]
+    RunOnce,
+    /// Wait for the next due time.
+    Skip,
+}
+
+/// What SIGTERM / SIGINT does to jobs in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShutdownMode {
+    /// Let them go on until the deadline; what is unfinished then resumes on the next start.
+    #[default]
+    Finish,
+    /// Cancel them at once: each tears down (ends `Cancelled`) within the deadline.
+    TearDown,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub cloud: CloudKind,
+    /// Ledger, results, job locks (and the simulated account); `--data-dir` overrides it.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub sim: SimConfig,
+    pub server: ServerConfig,
+    pub accounts: Vec<AccountConfig>,
+    #[serde(default)]
+    pub schedules: Vec<ScheduleConfig>,
+    #[serde(default)]
+    pub scanner: ScannerConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+}
+
+/// `[sim]`: the simulated account (with `cloud = "sim"`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    /// The fleet file the data directory's account is created from the first time [default: the
+    /// bundled demo fleet]. Relative to the configuration file.
+    pub fleet: Option<PathBuf>,
+    /// The `scanner-agent` binary the simulated hypervisor runs [default: next to `agentless`,
+    /// else the agent's code in process].
+    pub agent_binary: Option<PathBuf>,
+}
+
+/// `[server]`: the HTTP server (collector uploads and the API on one listener).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the collector and the API listen.
+    #[serde(deserialize_with = "de_socket_addr")]
+    pub listen: SocketAddr,
+    /// The URL scanners upload to (an address they can reach) [default, sim only:
+    /// `http://<listen>`].
+    #[serde(default)]
+    pub collector_url: Option<String>,
+    /// The API's bearer token (prefer `token_env`).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The environment variable holding the token [default: `AGENTLESS_API_TOKEN`].
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("collector_url", &self.collector_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_env", &self.token_env)
+            .finish()
+    }
+}
+
+/// `[[accounts]]`: one AWS account (one principal).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// How schedules and the API name the account.
+    pub name: String,
+    /// The account id: the credentials must belong to it (required with `cloud = "sim"`, where it
+    /// picks the simulated account).
+    #[serde(default)]
+    pub id: Option<AccountId>,
+    /// A named profile of `~/.aws/config`.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// A role to assume in the account with the base credentials.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy requires.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Send every call to this endpoint (e.g. a test server).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// The Regions to scan.
+    pub regions: Vec<Region>,
+}
+
+/// `[[schedules]]`: scans that run on a cron schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub name: String,
+    /// Five fields (minute hour day-of-month month day-of-week) or six with seconds first.
+    #[serde(deserialize_with = "de_cron")]
+    pub cron: String,
+    /// IANA time zone the expression is read in [default: UTC].
+    #[serde(default = "utc", deserialize_with = "de_time_zone")]
+    pub timezone: String,
+    /// The accounts (by name) [default: all].
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// The Regions [default: each account's]; a Region an account does not list is skipped for it.
+    #[serde(default)]
+    pub regions: Vec<Region>,
+    #[serde(default)]
+    pub targets: TargetSelector,
+    /// Overrides `daemon.missed_runs` for this schedule.
+    #[serde(default)]
+    pub missed_runs: Option<MissedRuns>,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
+}
+
+/// Which instances a run scans.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSelector {
+    /// Only instances carrying all these tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Instance states to scan [default: running].
+    #[serde(default)]
+    pub states: Vec<InstanceStateName>,
+    /// Leave out instances carrying any of these tags (key = value).
+    #[serde(default)]
+    pub exclude_tags: BTreeMap<String, String>,
+    /// Only these instances.
+    #[serde(default)]
+    pub instances: Vec<InstanceId>,
+}
+
+impl TargetSelector {
+    /// Whether the selector is exactly what a job's own discovery does (running instances,
+    /// maybe filtered by tags), so no up-front resolution is needed.
+    #[must_use]
+    pub fn is_plain(&self) -> bool {
+        self.exclude_tags.is_empty()
+            && self.instances.is_empty()
+            && (self.states.is_empty() || self.states == [InstanceStateName::Running])
+    }
+
+    /// The states to scan (running when none is given).
+    #[must_use]
+    pub fn states(&self) -> Vec<InstanceStateName> {
+        if self.states.is_empty() { vec![InstanceStateName::Running] } else { self.states.clone() }
+    }
+}
+
+/// An instance state a selector may name (EC2's `instance-state-name` filter values; terminated
+/// instances have nothing to scan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceStateName {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+}
+
+impl InstanceStateName {
+    /// The filter value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStateName::Pending => "pending",
+            InstanceStateName::Running => "running",
+            InstanceStateName::Stopping => "stopping",
+            InstanceStateName::Stopped => "stopped",
+        }
+    }
+}
+
+/// `[scanner]`: how scanners are launched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScannerConfig {
+    /// Instance type [default: m5.xlarge].
+    #[serde(default = "default_instance_type")]
+    pub instance_type: String,
+    /// Data volumes per scanner [default: 26].
+    #[serde(default = "default_max_devices")]
+    pub max_devices: usize,
+    /// Evaluate the baseline rules.
+    #[serde(default = "yes")]
+    pub baseline: bool,
+    /// Resources carry `agentless:expires-at` = start + ttl [default: 6h].
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub ttl: Option<Duration>,
+    /// Between two polls of snapshot, instance and bundle states [default: 5s on AWS, 500ms sim].
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub poll: Option<Duration>,
+    /// Per Region: the AMI and instance type there.
+    #[serde(default)]
+    pub regions: BTreeMap<Region, ScannerRegionConfig>,
+}
+
+impl Default for ScannerConfig {
+    fn default() -> Self {
+        ScannerConfig {
+            instance_type: default_instance_type(),
+            max_devices: default_max_devices(),
+            baseline: true,
+            ttl: None,
+            poll: None,
+            regions: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_instance_type() -> String {
+    crate::job::DEFAULT_INSTANCE_TYPE.to_owned()
+}
+
+fn default_max_devices() -> usize {
+    crate::job::DEFAULT_MAX_DEVICES
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[scanner.regions.<region>]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScannerRegionConfig {
+    /// The scanner AMI [default: our image tagged `agentless:image-version=<version>`].
+    #[serde(default)]
+    pub ami: Option<ImageId>,
+    #[serde(default)]
+    pub instance_type: Option<String>,
+}
+
+/// `[limits]`: the shared budgets per (account, Region) and the job slots.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Jobs driven at once, all accounts together.
+    #[serde(default = "default_max_jobs")]
+    pub max_concurrent_jobs: usize,
+    /// Pending snapshots per (account, Region).
+    #[serde(default = "default_pending")]
+    pub pending_snapshots: usize,
+    /// Pending snapshots per volume.
+    #[serde(default = "default_per_volume")]
+    pub snapshots_per_volume: usize,
+    /// Concurrent snapshot copies per (account, Region).
+    #[serde(default = "default_copies")]
+    pub concurrent_copies: usize,
+    /// VPCs our jobs may hold per (account, Region).
+    #[serde(default = "default_vpcs")]
+    pub vpcs: usize,
+    /// Internet gateways our jobs may hold per (account, Region).
+    #[serde(default = "default_vpcs")]
+    pub internet_gateways: usize,
+    /// On-Demand vCPUs our scanners may hold per (account, Region) [default: not limited].
+    #[serde(default)]
+    pub vcpus: Option<u32>,
+}
+
+/// Jobs at once: every (account, Region) of a mid-size organisation (3 accounts x 4 Regions)
+/// plus on-demand scans; each job is a handful of tasks and polls, so the process is not the
+/// bottleneck (our choice).
+fn default_max_jobs() -> usize {
+    16
+}
+/// AWS's 100 pending snapshots per Region (quota `L-94D7AB7D`, orchestrator-anchors 4.2) less
+/// the 10 the job runner leaves for the customer's own backups ([`crate::job::MAX_PENDING_SNAPSHOTS`]).
+fn default_pending() -> usize {
+    crate::job::MAX_PENDING_SNAPSHOTS
+}
+/// AWS: 5 concurrent snapshots per volume (orchestrator-anchors 4.2).
+fn default_per_volume() -> usize {
+    crate::cloud::sim::limits::CONCURRENT_SNAPSHOTS_PER_VOLUME as usize
+}
+/// AWS: 20 concurrent snapshot copies per destination Region (orchestrator-anchors 4.2).
+fn default_copies() -> usize {
+    crate::cloud::sim::limits::CONCURRENT_COPIES_PER_REGION as usize
+}
+/// AWS: 5 VPCs and 5 internet gateways per Region (quota `L-F678F1CE`, orchestrator-anchors 4.5),
+/// one of which is the default VPC with its gateway in most accounts.
+fn default_vpcs() -> usize {
+    crate::cloud::sim::limits::VPCS_PER_REGION as usize - 1
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_concurrent_jobs: default_max_jobs(),
+            pending_snapshots: default_pending(),
+            snapshots_per_volume: default_per_volume(),
+            concurrent_copies: default_copies(),
+            vpcs: default_vpcs(),
+            internet_gateways: default_vpcs(),
+            vcpus: None,
+        }
+    }
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Delete the stored results of jobs finished longer ago than this [default: keep them].
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub results: Option<Duration>,
+}
+
+/// `[audit]`: the leak auditor on a schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    #[serde(deserialize_with = "de_cron")]
+    pub cron: String,
+    #[serde(default = "utc", deserialize_with = "de_time_zone")]
+    pub timezone: String,
+    /// Delete what is leaked (otherwise only count and log it).
+    #[serde(default)]
+    pub delete: bool,
+    /// Never treat a resource younger than this as leaked [default: 1h].
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub grace: Option<Duration>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    #[serde(default)]
+    pub missed_runs: MissedRuns,
+    #[serde(default)]
+    pub shutdown: ShutdownMode,
+    /// How long SIGTERM waits for jobs in flight [default: 10m].
+    #[serde(default = "default_deadline", deserialize_with = "de_duration")]
+    pub shutdown_deadline: Duration,
+}
+
+/// Ten minutes: a teardown's retries give up after about that long ([`crate::job::retry`]), and
+/// systemd's stop timeout in `scripts/deploy/agentless.service` is set just above it.
+fn default_deadline() -> Duration {
+    Duration::from_secs(600)
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            missed_runs: MissedRuns::default(),
+            shutdown: ShutdownMode::default(),
+            shutdown_deadline: default_deadline(),
+        }
+    }
+}
+
+fn de_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|e| serde::de::Error::custom(format!("\"{s}\" is not an address (e.g. 127.0.0.1:8443): {e}")))
+}
+
+fn de_cron<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    cron::parse_expression(&s).map_err(serde::de::Error::custom)?;
+    Ok(s)
+}
+
+fn de_time_zone<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    cron::time_zone(&s).map_err(serde::de::Error::custom)?;
+    Ok(s)
+}
+
+fn parse_duration<E: serde::de::Error>(s: &str) -> Result<Duration, E> {
+    let d = crate::audit::parse_duration(s).map_err(E::custom)?;
+    d.try_into().map_err(|e| E::custom(format!("\"{s}\": {e}")))
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s)
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map(Some)
+}
+
+/// Line and column (1-based) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Config {
+    /// Read and check the file at `path` (relative paths in it are taken from its directory).
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, is not valid TOML for this format, or fails a check.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut config = Config::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(f) = &config.sim.fleet
+            && f.is_relative()
+        {
+            config.sim.fleet = Some(base.join(f));
+        }
+        if let Some(d) = &config.data_dir
+            && d.is_relative()
+        {
+            config.data_dir = Some(base.join(d));
+        }
+        Ok(config)
+    }
+
+    /// Parse and check `text` (`path` only names it in errors).
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::load`].
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
+            ConfigError::Syntax { path: path.to_owned(), line, column, message: e.message().trim().to_owned() }
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.accounts.is_empty() {
+            return Err("no [[accounts]]: name at least one account to scan".into());
+        }
+        let mut names = BTreeSet::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            if !names.insert(a.name.as_str()) {
+                return Err(format!("accounts[{i}]: a second account named \"{}\"", a.name));
+            }
+            if a.regions.is_empty() {
+                return Err(format!("accounts[{i}] (\"{}\"): regions is empty", a.name));
+            }
+            if self.cloud == CloudKind::Sim && a.id.is_none() {
+                return Err(format!("accounts[{i}] (\"{}\"): id is required with cloud = \"sim\"", a.name));
+            }
+            if a.external_id.is_some() && a.role_arn.is_none() {
+                return Err(format!("accounts[{i}] (\"{}\"): external_id without role_arn", a.name));
+            }
+        }
+        let mut schedules = BTreeSet::new();
+        for (i, s) in self.schedules.iter().enumerate() {
+            if s.name.is_empty() || s.name == ON_DEMAND {
+                return Err(format!("schedules[{i}]: the name \"{}\" is reserved or empty", s.name));
+            }
+            if !schedules.insert(s.name.as_str()) {
+                return Err(format!("schedules[{i}]: a second schedule named \"{}\"", s.name));
+            }
+            for a in &s.accounts {
+                if !names.contains(a.as_str()) {
+                    return Err(format!("schedules[{i}] (\"{}\"): no account named \"{a}\"", s.name));
+                }
+            }
+        }
+        if self.limits.max_concurrent_jobs == 0 {
+            return Err("limits.max_concurrent_jobs must be at least 1".into());
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("pending_snapshots", l.pending_snapshots),
+            ("snapshots_per_volume", l.snapshots_per_volume),
+            ("concurrent_copies", l.concurrent_copies),
+            ("vpcs", l.vpcs),
+            ("internet_gateways", l.internet_gateways),
+        ] {
+            if v == 0 {
+                return Err(format!("limits.{key} must be at least 1 (a job needs one)"));
+            }
+        }
+        if self.scanner.max_devices == 0 {
+            return Err("scanner.max_devices must be at least 1".into());
+        }
+        if let Some(t) = &self.server.token
+            && t.len() < MIN_TOKEN_LEN
+        {
+            return Err(format!("server.token is shorter than {MIN_TOKEN_LEN} characters"));
+        }
+        Ok(())
+    }
+
+    /// The schedules with their cron expressions compiled.
+    ///
+    /// # Errors
+    ///
+    /// Never for a checked configuration (expressions and zones were checked while parsing).
+    pub fn cron_schedules(&self) -> Result<Vec<(ScheduleConfig, CronSchedule)>, cron::CronError> {
+        self.schedules.iter().map(|s| Ok((s.clone(), CronSchedule::new(&s.cron, &s.timezone)?))).collect()
+    }
+
+    /// The API token: `server.token`, else the environment variable (`server.token_env`).
+    #[must_use]
+    pub fn api_token(&self) -> Option<String> {
+        if let Some(t) = &self.server.token {
+            return Some(t.clone());
+        }
+        let var = self.server.token_env.as_deref().unwrap_or(DEFAULT_TOKEN_ENV);
+        std::env::var(var).ok().filter(|t| !t.is_empty())
+    }
+
+    /// The account named `name`.
+    #[must_use]
+    pub fn account(&self, name: &str) -> Option<&AccountConfig> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+}
+
+/// The schedule name of runs asked through the API.
+pub const ON_DEMAND: &str = "on-demand";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[[accounts]]
+name = "demo"
+id = "111122223333"
+regions = ["us-east-1"]
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn minimal_config_gets_the_defaults() {
+        let c = parse(MINIMAL).expect("parse");
+        assert_eq!(c.cloud, CloudKind::Sim);
+        assert_eq!(c.limits.pending_snapshots, 90);
+        assert_eq!(c.limits.vpcs, 4);
+        assert_eq!(c.daemon.missed_runs, MissedRuns::RunOnce);
+        assert_eq!(c.scanner.instance_type, "m5.xlarge");
+        assert!(c.schedules.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_line() {
+        let text = format!(
+            "{MINIMAL}\n[[schedules]]\nname = \"n\"\ncron = \"0 2 * * *\"\n[schedules.targets]\nexclude_tag = {{ a = \"b\" }}\n"
+        );
+        let e = parse(&text).expect_err("unknown key");
+        let msg = e.to_string();
+        assert!(msg.contains("exclude_tag"), "{msg}");
+        assert!(msg.starts_with("test.toml:14:"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_reported_at_their_line() {
+        let text = format!("{MINIMAL}\n[[schedules]]\nname = \"n\"\ncron = \"0 25 * * *\"\n");
+        let msg = parse(&text).expect_err("hour 25").to_string();
+        assert!(msg.starts_with("test.toml:12:") && msg.contains("0 25 * * *"), "{msg}");
+        let text =
+            format!("{MINIMAL}\n[[schedules]]\nname = \"n\"\ncron = \"0 2 * * *\"\ntimezone = \"Europe/Pariss\"\n");
+        let msg = parse(&text).expect_err("zone").to_string();
+        assert!(msg.starts_with("test.toml:13:") && msg.contains("Europe/Pariss"), "{msg}");
+        let text = format!("{MINIMAL}\n[retention]\nresults = \"forever\"\n");
+        let msg = parse(&text).expect_err("duration").to_string();
+        assert!(msg.starts_with("test.toml:11:"), "{msg}");
+    }
+
+    #[test]
+    fn the_shipped_configurations_parse() {
+        let sample = Config::parse(include_str!("../../scripts/deploy/agentless.toml"), Path::new("agentless.toml"))
+            .expect("scripts/deploy/agentless.toml");
+        assert_eq!(sample.cloud, CloudKind::Aws);
+        assert_eq!(sample.schedules.len(), 2);
+        assert_eq!(sample.schedules[0].targets.states(), [InstanceStateName::Running, InstanceStateName::Stopped]);
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve/demo.toml");
+        let demo = Config::load(&demo).expect("tests/data/serve/demo.toml");
+        assert!(demo.sim.fleet.as_ref().is_some_and(|f| f.is_file()), "{:?}", demo.sim.fleet);
+    }
+
+    #[test]
+    fn cross_references_are_checked() {
+        let text = format!("{MINIMAL}\n[[schedules]]\nname = \"n\"\ncron = \"0 2 * * *\"\naccounts = [\"prod\"]\n");
+        let msg = parse(&text).expect_err("unknown account").to_string();
+        assert!(msg.contains("no account named \"prod\""), "{msg}");
+    }
+}
