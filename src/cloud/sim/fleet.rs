@@ -443,26 +443,40 @@ fn new_region(prng: &mut Prng, account: &AccountId, region: &Region) -> Result<R
 pub struct Setup<'a> {
     world: &'a mut World,
     now_ms: u64,
+    /// [`Setup::world`] was called: anything may have changed.
+    raw: bool,
 }
 
 impl<'a> Setup<'a> {
     pub(super) fn new(world: &'a mut World, now_ms: u64) -> Setup<'a> {
-        Setup { world, now_ms }
+        Setup { world, now_ms, raw: false }
     }
 
     /// The world being changed.
     pub fn world(&mut self) -> &mut World {
+        self.raw = true;
         self.world
     }
 
+    /// Whether the world was handed out by [`Setup::world`]: then every Region's index must be
+    /// dropped ([`super::lifecycle::invalidate`]). The other changes drop their own Region's.
+    pub(super) fn raw(&self) -> bool {
+        self.raw
+    }
+
+    /// A Region to change; its lifecycle index is dropped, rebuilt on next use
+    /// ([`super::lifecycle`], "The index").
     fn region(&mut self, account: &AccountId, region: &Region) -> Result<&mut RegionState, SimError> {
-        self.world
+        let r = self
+            .world
             .accounts
             .get_mut(account)
             .ok_or_else(|| SimError::UnknownAccount(account.clone()))?
             .regions
             .get_mut(region)
-            .ok_or_else(|| SimError::UnknownRegion { account: account.clone(), region: region.clone() })
+            .ok_or_else(|| SimError::UnknownRegion { account: account.clone(), region: region.clone() })?;
+        r.index = None;
+        Ok(r)
     }
 
     /// A customer managed key in the first account; its ARN.

@@ -14,8 +14,9 @@
 //!
 //! So that a call costs what it touches, not the size of the world, each Region keeps an [`Index`]
 //! next to its state ([`RegionState::index`]): derived data, never saved, rebuilt from the state
-//! whenever it is missing (a world just built, loaded or reloaded from the data directory, or
-//! changed by [`super::SimCloud::setup`], which drops it: [`invalidate`]). It holds
+//! whenever it is missing: a world just built, loaded or reloaded from the data directory, or
+//! changed by [`super::SimCloud::setup`], which drops the index of each Region it changes (of
+//! every Region when it hands out the whole world: [`invalidate`]). It holds
 //!
 //! - the **due queue**: `(due ms, item)` for every snapshot still `pending` (due at its
 //!   `complete_ms`) and every instance in a timed state (`pending`, `stopping`, `shutting-down`:

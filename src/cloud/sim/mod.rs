@@ -214,9 +214,13 @@ impl SimCloud {
             store.refresh(&mut inner.world)?;
         }
         lifecycle::advance(&mut inner.world, now);
-        let out = f(&mut fleet::Setup::new(&mut inner.world, now));
-        // The customer may have changed anything: the index is rebuilt on next use.
-        lifecycle::invalidate(&mut inner.world);
+        let mut setup = fleet::Setup::new(&mut inner.world, now);
+        let out = f(&mut setup);
+        // Given the world itself, the customer may have changed anything: every index is rebuilt
+        // on next use (the other changes drop their Region's, `fleet::Setup`).
+        if setup.raw() {
+            lifecycle::invalidate(&mut inner.world);
+        }
         let out = out?;
         inner.world.clock_ms = now;
         if let Some(store) = &mut inner.store {
