@@ -35,14 +35,18 @@
 //! ([`MAX_SCANNERS`]): a single job does not pace its launches on that quota (the daemon's
 //! dispatcher does), so past it volumes would fail for a reason no fault injected.
 //!
+//! [`a_launch_killed_after_a_lost_response_resumes_with_the_same_parameters`] replays, without
+//! randomness, a bug the long run found.
+//!
 //! CI runs [`CI_SEEDS`] (`cargo test --test integration chaos::ci`). The long run:
 //!
 //! ```text
 //! AGENTLESS_CHAOS_SEEDS=2000 cargo test --release --test integration chaos::long -- --ignored --nocapture
 //! ```
 //!
-//! (`AGENTLESS_CHAOS_SEEDS` defaults to 1000, `AGENTLESS_CHAOS_FIRST_SEED` to 1; it prints the
-//! totals, and every seed that broke an invariant with its plan; `AGENTLESS_CHAOS_VERBOSE=1` prints
+//! (`AGENTLESS_CHAOS_SEEDS`: how many seeds, 1000 if it is not a number; unset, the test only
+//! says how to run it, so that `--include-ignored` stays short. `AGENTLESS_CHAOS_FIRST_SEED`
+//! defaults to 1. It prints the totals, and every seed that broke an invariant with its plan; `AGENTLESS_CHAOS_VERBOSE=1` prints
 //! a line per seed, `=2` also why each volume without a result has none.)
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -825,12 +829,22 @@ async fn ci_seeds_leave_nothing_and_stay_within_the_policy() {
     assert!(totals.scanned > totals.volumes / 2, "{totals}");
 }
 
-/// The long run: `AGENTLESS_CHAOS_SEEDS` seeds (default 1000) from `AGENTLESS_CHAOS_FIRST_SEED`
-/// (default 1). See the module documentation for the command.
+/// The long run: `AGENTLESS_CHAOS_SEEDS` seeds (a number; any other value: 1000) from
+/// `AGENTLESS_CHAOS_FIRST_SEED` (default 1). See the module documentation for the command.
+/// Without `AGENTLESS_CHAOS_SEEDS` it only says how to run it: the README's test command runs
+/// every ignored test (`--include-ignored`), and a thousand seeds of a debug build would add a
+/// quarter of an hour to it.
 #[tokio::test(start_paused = true)]
 #[ignore = "long: AGENTLESS_CHAOS_SEEDS=2000 cargo test --release --test integration chaos::long -- --ignored --nocapture"]
 async fn long() {
-    let n: u64 = std::env::var("AGENTLESS_CHAOS_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let Some(seeds) = std::env::var_os("AGENTLESS_CHAOS_SEEDS") else {
+        println!(
+            "chaos::long: set AGENTLESS_CHAOS_SEEDS to run it, e.g. AGENTLESS_CHAOS_SEEDS=2000 cargo test --release \
+             --test integration chaos::long -- --ignored --nocapture"
+        );
+        return;
+    };
+    let n: u64 = seeds.to_str().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let first: u64 = std::env::var("AGENTLESS_CHAOS_FIRST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let wall = std::time::Instant::now();
     let totals = run_seeds(first..first + n).await;
