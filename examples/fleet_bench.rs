@@ -87,6 +87,10 @@ struct Args {
     /// The jobs' poll interval in seconds (the daemon's AWS default: 5).
     #[arg(long, default_value_t = 5)]
     poll_secs: u64,
+    /// Where the ledger and results go [default: a temporary directory in /dev/shm when there is
+    /// one (the benchmark measures orchestration, not the disk's fsync), else the system's].
+    #[arg(long)]
+    tmp: Option<std::path::PathBuf>,
 }
 
 /// splitmix64 step (deterministic sizes from the seed).
@@ -216,7 +220,13 @@ async fn run(args: Args) -> Result<(), BoxError> {
             ));
         }
     }
-    let dir = tempfile::tempdir()?;
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = match &args.tmp {
+        Some(t) => tempfile::tempdir_in(t)?,
+        None if shm.is_dir() => tempfile::tempdir_in(shm)?,
+        None => tempfile::tempdir()?,
+    };
+    eprintln!("fleet_bench: data in {}", dir.path().display());
     let mut config_text = String::from(
         "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"bench-token-0123456789\"\n[limits]\nmax_concurrent_jobs = 64\n",
     );

@@ -37,7 +37,8 @@ use crate::ledger::{JobRecord, JobState, Ledger};
 use crate::schedule::config::TargetSelector;
 use metrics::{Gauges, Metrics};
 
-/// Jobs listed when no `limit` is given.
+/// Jobs listed when no `limit` is given: a few days of a daemon scanning a dozen (account,
+/// Region)s a few times a day (our choice; `?limit=` asks for more).
 pub const DEFAULT_LIST_LIMIT: usize = 100;
 
 /// Largest result file returned inline by `/v1/instances/{id}/latest`: the collector's own cap on

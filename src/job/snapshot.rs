@@ -144,7 +144,10 @@ impl<C: Cloud> Job<'_, C> {
                 if !own_limit && self.r.budget.as_ref().is_none_or(shared) {
                     break;
                 }
-                if pending > 0 {
+                // With a shared budget, poll even with nothing pending: the poll tells the budget
+                // what the job really holds (a create that failed after its slots were taken
+                // holds them until then).
+                if pending > 0 || self.r.budget.is_some() {
                     self.poll_snapshots(started).await?;
                 }
                 if self.sleep(self.r.settings.poll).await {

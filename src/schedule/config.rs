@@ -277,6 +277,11 @@ pub struct ScannerConfig {
     /// Between two polls of snapshot, instance and bundle states [default: 5s on AWS, 500ms sim].
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub poll: Option<Duration>,
+    /// Snapshots still pending this long after a job started snapshotting fail [default: 12h].
+    /// The job runner counts it from the start of its Snapshotting step, not per snapshot, so it
+    /// must cover a whole Region's snapshots at the pending-snapshot quota.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub snapshot_timeout: Option<Duration>,
     /// Per Region: the AMI and instance type there.
     #[serde(default)]
     pub regions: BTreeMap<Region, ScannerRegionConfig>,
@@ -290,6 +295,7 @@ impl Default for ScannerConfig {
             baseline: true,
             ttl: None,
             poll: None,
+            snapshot_timeout: None,
             regions: BTreeMap::new(),
         }
     }

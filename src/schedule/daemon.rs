@@ -49,6 +49,12 @@ use crate::ledger::{Clock, JobRecord, Ledger, LedgerError, RunId, RunKind, RunRe
 /// counted in days).
 pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
+/// The daemon's default `scanner.snapshot_timeout`: the job runner's own default (2 h) counts
+/// from the start of a job's Snapshotting step, which a Region of a few thousand volumes at the
+/// 100-pending quota outlasts (about 3.5 h for 2,000 half-used volumes of 8-500 GiB in
+/// `examples/fleet_bench.rs`); 12 h covers several times that.
+pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+
 /// The schedule name slots are keyed by for jobs resumed without a run.
 pub const RESUMED: &str = "resumed";
 
@@ -250,6 +256,7 @@ impl<C: Cloud + 'static> Daemon<C> {
             s.ttl = ttl;
         }
         s.poll = scanner.poll.unwrap_or(if self.sim { SIM_POLL } else { AWS_POLL });
+        s.snapshot_timeout = scanner.snapshot_timeout.unwrap_or(SNAPSHOT_TIMEOUT);
         s
     }
 
