@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use clap::{Args, ValueEnum};
 
 use crate::cloud::aws::{AwsCloud, config::AwsConfig};
-use crate::cloud::ops::{Empty, ImageInfo};
+use crate::cloud::ops::Empty;
 use crate::cloud::pacer::Pacer;
 use crate::cloud::sim::{Fleet, SimCloud};
 use crate::cloud::tags::{self, Role};
@@ -248,10 +248,4 @@ pub fn sim_install_scanner_image(sim: &SimCloud, regions: &[Region]) -> Result<(
         Ok(())
     })?;
     Ok(())
-}
-
-/// For display: an image's name.
-#[must_use]
-pub fn image_label(i: &ImageInfo) -> String {
-    format!("{} ({})", i.id, i.name)
 }

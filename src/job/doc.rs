@@ -13,7 +13,6 @@ use crate::cloud::ids::{
     VolumeId, VpcEndpointId, VpcId,
 };
 use crate::cloud::tags::Tags;
-use crate::ledger::IntentId;
 
 /// The ledger `job_data` name of the document.
 pub const DOC: &str = "doc";
@@ -152,10 +151,4 @@ impl JobDoc {
     pub fn volume_mut(&mut self, instance: &InstanceId, volume: &VolumeId) -> Option<&mut VolumeDoc> {
         self.targets.get_mut(instance)?.volumes.iter_mut().find(|v| &v.volume == volume)
     }
-}
-
-/// The intent id stored in the document.
-#[must_use]
-pub fn intent_of(doc_value: Option<i64>) -> Option<IntentId> {
-    doc_value.map(IntentId::from_raw)
 }

@@ -192,7 +192,7 @@ impl<C: Cloud> Job<'_, C> {
                     let d = self.doc.targets.get(i)?.volumes.iter().find(|x| &x.volume == v)?;
                     Some(ScannerVolume {
                         device_name: dev.clone(),
-                        snapshot: Tagged::new(d.snapshot.clone()?, self.snapshot_tags_of(d.snapshot_tags.as_ref())),
+                        snapshot: Tagged::new(d.snapshot.clone()?, d.snapshot_tags.clone().unwrap_or_default()),
                         kms_key: if d.customer_key { d.kms_key.clone() } else { None },
                         grant_operations: if d.customer_key && d.grant.is_some() {
                             super::share::GRANT_OPERATIONS.to_vec()

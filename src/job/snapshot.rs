@@ -17,7 +17,7 @@ use crate::cloud::ops::{
     CreateSnapshotInput, CreateSnapshotsInput, DescribeInput, DescribeSnapshotsInput, Filter, SnapshotInfo,
     SnapshotState, Tagged,
 };
-use crate::cloud::tags::{self, SnapshotSource, Tags};
+use crate::cloud::tags::{self, SnapshotSource};
 use crate::cloud::{Cloud, CloudError, ErrorKind, InstanceId, SnapshotId, VolumeId};
 use crate::ledger::{IntentId, ResourceId, ResourceKind, TargetStatus};
 
@@ -452,10 +452,5 @@ impl<C: Cloud> Job<'_, C> {
             b.pending_snapshots(&self.id, &self.r.account, &self.region, &still);
         }
         self.save()
-    }
-
-    /// Tags of the snapshot of a volume, as created (for the guard).
-    pub(super) fn snapshot_tags_of(&self, tags: Option<&Tags>) -> Tags {
-        tags.cloned().unwrap_or_default()
     }
 }
