@@ -313,7 +313,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             if l.job_state(job)? == Some(JobState::Done) {
                 done += 1;
             }
-            let doc: Option<agentless::job::JobDoc> = l.job_data(job, agentless::job::doc::DOC)?;
+            let doc: Option<agentless::job::JobDoc> = agentless::job::doc::load(&l, job)?;
             scanned += doc.map_or(0, |d| d.volumes().filter(|(_, v)| v.scanned).count());
         }
     }

@@ -218,7 +218,7 @@ async fn show_job(State(state): State<ApiState>, Path(id): Path<String>) -> Resp
         .collect();
     let resources = l.resources(&id).unwrap_or_default();
     let live = resources.iter().filter(|r| r.state != crate::ledger::ResourceState::Deleted).count();
-    let doc: Option<crate::job::JobDoc> = l.job_data(&id, crate::job::doc::DOC).ok().flatten();
+    let doc: Option<crate::job::JobDoc> = crate::job::doc::load(&l, &id).ok().flatten();
     if let Value::Object(m) = &mut v {
         m.insert("targets".into(), Value::Array(targets));
         m.insert("resources".into(), json!({ "total": resources.len(), "live": live }));

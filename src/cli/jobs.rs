@@ -11,7 +11,7 @@ use super::common::{self, CloudArgs, CloudKind, Opened};
 use super::scan::{CliProgress, EXIT_ERROR, EXIT_OK, Engine, RunArgs, drive_all, report, setup_failed, sim_leftovers};
 use crate::cloud::{Cloud, JobId};
 use crate::job::Progress;
-use crate::job::doc::{self, JobDoc};
+use crate::job::doc;
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -144,7 +144,7 @@ fn show(a: &ShowArgs) -> ExitCode {
         let id = r.id.as_ref().map_or_else(|| "(intent)".to_owned(), ToString::to_string);
         println!("  {:<15} {:<12} {:<40} {}", r.kind.as_str(), r.region.as_str(), id, r.state.as_str());
     }
-    if let Ok(Some(doc)) = ledger.job_data::<JobDoc>(&a.job, doc::DOC) {
+    if let Ok(Some(doc)) = doc::load(&ledger, &a.job) {
         for l in &doc.leaked {
             println!("NOT REMOVED: {l}");
         }

@@ -285,7 +285,7 @@ fn earlier_collector(ledger: &Arc<Mutex<Ledger>>) -> Option<SocketAddr> {
     let l = ledger.lock().unwrap_or_else(PoisonError::into_inner);
     let jobs = l.unfinished_jobs().ok()?;
     jobs.iter().find_map(|j| {
-        let doc: crate::job::JobDoc = l.job_data(&j.id, crate::job::doc::DOC).ok()??;
+        let doc: crate::job::JobDoc = crate::job::doc::load(&l, &j.id).ok()??;
         let addr: SocketAddr = doc.collector_url.strip_prefix("http://")?.parse().ok()?;
         addr.ip().is_loopback().then_some(addr)
     })

@@ -225,7 +225,7 @@ impl<C: Cloud> Job<'_, C> {
         }
         self.r.progress.step(&self.id, "targets", targets.len(), targets.len());
         tracing::info!(job = %self.id, region = %self.region, targets = targets.len(), volumes = volume_ids.len(), "discovered");
-        self.doc.targets = targets;
+        self.doc.set_targets(targets);
         self.save()
     }
 

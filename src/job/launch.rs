@@ -50,7 +50,7 @@ impl<C: Cloud> Job<'_, C> {
                 volume_id: volume.to_string(),
                 snapshot_id: self
                     .doc
-                    .targets
+                    .targets()
                     .get(instance)
                     .and_then(|t| t.volumes.iter().find(|v| &v.volume == volume))
                     .and_then(|v| v.snapshot.as_ref())
@@ -98,7 +98,7 @@ impl<C: Cloud> Job<'_, C> {
 
     /// Group the volumes that are ready into scanners (once; the plan is saved).
     fn plan_scanners(&mut self) {
-        if !self.doc.scanners.is_empty() {
+        if !self.doc.scanners().is_empty() {
             return;
         }
         let ready: Vec<_> = self
@@ -117,7 +117,7 @@ impl<C: Cloud> Job<'_, C> {
                     d.scanner = Some(name.clone());
                 }
             }
-            self.doc.scanners.push(ScannerDoc {
+            self.doc.push_scanner(ScannerDoc {
                 client_token: format!("{}-{name}", self.id),
                 name,
                 devices,
@@ -146,11 +146,11 @@ impl<C: Cloud> Job<'_, C> {
         let tscanner = self.role_tags(Role::SCANNER);
         let deadline_unix = (self.now_ms() / 1000)
             .saturating_add(i64::try_from(self.r.settings.scan_timeout.as_secs()).unwrap_or(i64::MAX / 2));
-        for idx in 0..self.doc.scanners.len() {
+        for idx in 0..self.doc.scanners().len() {
             if self.cancelled() {
                 return Ok(());
             }
-            let s = self.doc.scanners[idx].clone();
+            let s = self.doc.scanners()[idx].clone();
             if s.instance.is_some() || s.error.is_some() {
                 continue;
             }
@@ -160,7 +160,9 @@ impl<C: Cloud> Job<'_, C> {
             let deadline_unix = match s.deadline_unix {
                 Some(d) => d,
                 None => {
-                    self.doc.scanners[idx].deadline_unix = Some(deadline_unix);
+                    if let Some(sd) = self.doc.scanner_mut(idx) {
+                        sd.deadline_unix = Some(deadline_unix);
+                    }
                     self.save()?;
                     deadline_unix
                 }
@@ -189,7 +191,7 @@ impl<C: Cloud> Job<'_, C> {
                 .devices
                 .iter()
                 .filter_map(|(dev, i, v)| {
-                    let d = self.doc.targets.get(i)?.volumes.iter().find(|x| &x.volume == v)?;
+                    let d = self.doc.targets().get(i)?.volumes.iter().find(|x| &x.volume == v)?;
                     Some(ScannerVolume {
                         device_name: dev.clone(),
                         snapshot: Tagged::new(d.snapshot.clone()?, d.snapshot_tags.clone().unwrap_or_default()),
@@ -233,9 +235,10 @@ impl<C: Cloud> Job<'_, C> {
                 Ok(ResourceId::Instance(id)) => {
                     tracing::info!(job = %self.id, scanner = %s.name, instance = %id, devices = s.devices.len(), "scanner launched");
                     let now = self.now_ms();
-                    let sd = &mut self.doc.scanners[idx];
-                    sd.instance = Some(id);
-                    sd.launched_ms = Some(now);
+                    if let Some(sd) = self.doc.scanner_mut(idx) {
+                        sd.instance = Some(id);
+                        sd.launched_ms = Some(now);
+                    }
                     for (_, i, _) in &s.devices {
                         self.set_target(i, TargetStatus::Scanning, None);
                     }
@@ -250,7 +253,7 @@ impl<C: Cloud> Job<'_, C> {
                 }
             }
             self.save()?;
-            self.r.progress.step(&self.id, "scanners launched", idx + 1, self.doc.scanners.len());
+            self.r.progress.step(&self.id, "scanners launched", idx + 1, self.doc.scanners().len());
         }
         Ok(())
     }
@@ -263,7 +266,7 @@ impl<C: Cloud> Job<'_, C> {
         let (account, instance_type) = (&self.r.account, &self.r.settings.instance_type);
         while !b.take_scanner(&self.id, account, &self.region, name, instance_type) {
             let launched: Vec<(String, crate::cloud::InstanceId)> =
-                self.doc.scanners.iter().filter_map(|s| s.instance.clone().map(|i| (s.name.clone(), i))).collect();
+                self.doc.scanners().iter().filter_map(|s| s.instance.clone().map(|i| (s.name.clone(), i))).collect();
             if !launched.is_empty() {
                 let input = DescribeInput::ids(launched.iter().map(|(_, i)| i.clone()).collect());
                 let described = retry(Retry::Transient, "DescribeInstances", || {
@@ -300,7 +303,7 @@ impl<C: Cloud> Job<'_, C> {
 
     /// A scanner produced nothing: its volumes fail with `why`.
     pub(super) fn scanner_failed(&mut self, idx: usize, why: &str) {
-        let Some(s) = self.doc.scanners.get_mut(idx) else { return };
+        let Some(s) = self.doc.scanner_mut(idx) else { return };
         tracing::warn!(job = %self.id, scanner = %s.name, reason = why, "scanner failed");
         s.error = Some(why.to_owned());
         let devices = s.devices.clone();

@@ -161,25 +161,13 @@ impl<C: Cloud> Runner<C> {
             Selector::Instances(ids) => ids.clone(),
             Selector::All | Selector::Tags(_) => Vec::new(),
         };
-        let doc = JobDoc {
-            selector,
-            expires_at: expires.to_string(),
-            collector_url: collector_url.to_owned(),
-            baseline: self.settings.baseline,
-            targets: Default::default(),
-            network: Default::default(),
-            image: None,
-            scanners: Vec::new(),
-            failure: None,
-            cancelled: false,
-            leaked: Vec::new(),
-        };
+        let mut doc = JobDoc::new(selector, expires.to_string(), collector_url.to_owned(), self.settings.baseline);
         let key = HmacKey::generate();
         let mut l = self.lock();
         let err = |source| JobError::Ledger { job: job.clone(), source };
         l.create_job(&job, &self.account, region, &explicit).map_err(err)?;
         l.put_job_data(&job, doc::KEY, &key).map_err(err)?;
-        l.put_job_data(&job, doc::DOC, &doc).map_err(err)?;
+        doc::save(&mut l, &job, &mut doc).map_err(err)?;
         Ok(job)
     }
 
@@ -201,7 +189,7 @@ impl<C: Cloud> Runner<C> {
             let l = self.lock();
             let err = |source| JobError::Ledger { job: job.clone(), source };
             let record = l.job(job).map_err(err)?.ok_or_else(|| JobError::UnknownJob(job.clone()))?;
-            let doc: Option<JobDoc> = l.job_data(job, doc::DOC).map_err(err)?;
+            let doc: Option<JobDoc> = doc::load(&l, job).map_err(err)?;
             let key: Option<HmacKey> = l.job_data(job, doc::KEY).map_err(err)?;
             (record, doc, key)
         };
@@ -243,8 +231,9 @@ impl<C: Cloud> Job<'_, C> {
     }
 
     /// Persist the working document.
-    pub(super) fn save(&self) -> Result<(), JobError> {
-        self.r.lock().put_job_data(&self.id, doc::DOC, &self.doc).map_err(self.lerr())
+    pub(super) fn save(&mut self) -> Result<(), JobError> {
+        let mut l = self.r.lock();
+        doc::save(&mut l, &self.id, &mut self.doc).map_err(|source| JobError::Ledger { job: self.id.clone(), source })
     }
 
     pub(super) fn set_target(&self, instance: &crate::cloud::InstanceId, status: TargetStatus, error: Option<&str>) {
@@ -276,7 +265,7 @@ impl<C: Cloud> Job<'_, C> {
 
     fn register_with_collector(&self) {
         self.r.collector.register_job(self.id.as_str(), self.key.clone());
-        for s in &self.doc.scanners {
+        for s in self.doc.scanners() {
             self.r.collector.register_scanner(self.id.as_str(), &s.name, self.device_targets(s));
         }
     }

@@ -21,7 +21,7 @@ const TERMINATED_GRACE_MS: i64 = 10_000;
 impl<C: Cloud> Job<'_, C> {
     /// Take in what the collector stored for scanner `idx`.
     fn absorb(&mut self, idx: usize) {
-        let Some(s) = self.doc.scanners.get(idx).cloned() else { return };
+        let Some(s) = self.doc.scanners().get(idx).cloned() else { return };
         for (_, i, v) in &s.devices {
             let stored = self.r.collector.store().volume(self.id.as_str(), i.as_str(), v.as_str());
             let Some(d) = self.doc.volume_mut(i, v) else { continue };
@@ -34,7 +34,7 @@ impl<C: Cloud> Job<'_, C> {
                 None => d.error = Some(format!("scanner {} reported nothing for this volume", s.name)),
             }
         }
-        if let Some(sd) = self.doc.scanners.get_mut(idx) {
+        if let Some(sd) = self.doc.scanner_mut(idx) {
             sd.reported = true;
         }
     }
@@ -44,8 +44,8 @@ impl<C: Cloud> Job<'_, C> {
         let timeout_ms = i64::try_from(self.r.settings.scan_timeout.as_millis()).unwrap_or(i64::MAX);
         let mut dead_since: BTreeMap<InstanceId, i64> = BTreeMap::new();
         loop {
-            for idx in 0..self.doc.scanners.len() {
-                let s = &self.doc.scanners[idx];
+            for idx in 0..self.doc.scanners().len() {
+                let s = &self.doc.scanners()[idx];
                 if !s.reported
                     && s.error.is_none()
                     && self.r.collector.store().scanner_reported(self.id.as_str(), &s.name)
@@ -55,13 +55,13 @@ impl<C: Cloud> Job<'_, C> {
             }
             let waiting: Vec<(usize, InstanceId, i64)> = self
                 .doc
-                .scanners
+                .scanners()
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !s.reported && s.error.is_none())
                 .filter_map(|(i, s)| s.instance.clone().map(|id| (i, id, s.launched_ms.unwrap_or(0))))
                 .collect();
-            let total = self.doc.scanners.len();
+            let total = self.doc.scanners().len();
             self.r.progress.step(&self.id, "scanners reported", total - waiting.len(), total);
             self.save()?;
             if waiting.is_empty() || self.cancelled() {
@@ -106,9 +106,9 @@ impl<C: Cloud> Job<'_, C> {
 
     /// `Collecting`: each target's outcome from its volumes' results.
     pub(super) fn collect(&mut self) -> Result<(), JobError> {
-        let targets: Vec<InstanceId> = self.doc.targets.keys().cloned().collect();
+        let targets: Vec<InstanceId> = self.doc.targets().keys().cloned().collect();
         for instance in targets {
-            let Some(t) = self.doc.targets.get(&instance) else { continue };
+            let Some(t) = self.doc.targets().get(&instance) else { continue };
             if t.error.is_some() {
                 continue;
             }
@@ -130,7 +130,7 @@ impl<C: Cloud> Job<'_, C> {
                 self.set_target(&instance, TargetStatus::Scanned, (!problems.is_empty()).then_some(why.as_str()));
             } else {
                 self.set_target(&instance, TargetStatus::Failed, Some(&why));
-                if let Some(t) = self.doc.targets.get_mut(&instance) {
+                if let Some(t) = self.doc.target_mut(&instance) {
                     t.error = Some(why);
                 }
             }

@@ -60,7 +60,7 @@ impl<C: Cloud> Job<'_, C> {
     async fn resolve_snapshot_intents(&mut self, instance: &InstanceId) -> Result<usize, JobError> {
         let open: Vec<(VolumeId, i64)> = self
             .doc
-            .targets
+            .targets()
             .get(instance)
             .map(|t| {
                 t.volumes
@@ -112,11 +112,12 @@ impl<C: Cloud> Job<'_, C> {
     /// `Snapshotting`.
     pub(super) async fn snapshot(&mut self) -> Result<(), JobError> {
         let mut instances: Vec<InstanceId> =
-            self.doc.targets.iter().filter(|(_, t)| t.error.is_none()).map(|(i, _)| i.clone()).collect();
+            self.doc.targets().iter().filter(|(_, t)| t.error.is_none()).map(|(i, _)| i.clone()).collect();
         // Largest volumes first: a snapshot's time grows with the data it copies, so starting the
         // longest ones first keeps the last to finish short (longest-processing-time-first
         // scheduling; the size is the best estimate known before the snapshot).
-        let largest = |i: &InstanceId| self.doc.targets.get(i).and_then(|t| t.volumes.iter().map(|v| v.size_gib).max());
+        let largest =
+            |i: &InstanceId| self.doc.targets().get(i).and_then(|t| t.volumes.iter().map(|v| v.size_gib).max());
         instances.sort_by_key(|i| std::cmp::Reverse(largest(i)));
         for instance in &instances {
             self.resolve_snapshot_intents(instance).await?;
@@ -126,7 +127,7 @@ impl<C: Cloud> Job<'_, C> {
             if self.cancelled() {
                 return Ok(());
             }
-            let Some(t) = self.doc.targets.get(instance) else { continue };
+            let Some(t) = self.doc.targets().get(instance) else { continue };
             let wanted: Vec<VolumeId> =
                 t.volumes.iter().filter(|v| v.in_play() && v.snapshot.is_none()).map(|v| v.volume.clone()).collect();
             if wanted.is_empty() {
@@ -175,7 +176,7 @@ impl<C: Cloud> Job<'_, C> {
             }
         }
         for instance in &instances {
-            let Some(t) = self.doc.targets.get(instance) else { continue };
+            let Some(t) = self.doc.targets().get(instance) else { continue };
             if t.volumes.iter().any(|v| v.in_play() && v.snapshot_ready) {
                 self.set_target(instance, TargetStatus::Snapshotted, None);
             } else {
@@ -186,7 +187,7 @@ impl<C: Cloud> Job<'_, C> {
                     .collect::<Vec<_>>()
                     .join("; ");
                 self.set_target(instance, TargetStatus::Failed, Some(&why));
-                if let Some(t) = self.doc.targets.get_mut(instance) {
+                if let Some(t) = self.doc.target_mut(instance) {
                     t.error = Some(why);
                 }
             }
@@ -206,7 +207,7 @@ impl<C: Cloud> Job<'_, C> {
     /// The volumes of `instance` among `volumes` still in play without a snapshot.
     fn without_snapshot(&self, instance: &InstanceId, volumes: &[VolumeId]) -> Vec<VolumeId> {
         self.doc
-            .targets
+            .targets()
             .get(instance)
             .map(|t| {
                 t.volumes
@@ -240,7 +241,7 @@ impl<C: Cloud> Job<'_, C> {
         let mut volumes = volumes.to_vec();
         let mut delays = backon::BackoffBuilder::build(backoff()).take(SNAPSHOT_CREATE_ATTEMPTS - 1);
         loop {
-            let Some(t) = self.doc.targets.get(instance) else { return Ok(()) };
+            let Some(t) = self.doc.targets().get(instance) else { return Ok(()) };
             let tags = tags::snapshot_tags(&self.id, SnapshotSource::Instance { instance }, self.expires());
             let input = CreateSnapshotsInput {
                 instance: Tagged::new(instance.clone(), t.tags.clone()),
@@ -310,7 +311,7 @@ impl<C: Cloud> Job<'_, C> {
         let one = std::slice::from_ref(volume);
         let mut delays = backon::BackoffBuilder::build(backoff()).take(SNAPSHOT_CREATE_ATTEMPTS - 1);
         loop {
-            let Some(v) = self.doc.targets.get(instance).and_then(|t| t.volumes.iter().find(|v| &v.volume == volume))
+            let Some(v) = self.doc.targets().get(instance).and_then(|t| t.volumes.iter().find(|v| &v.volume == volume))
             else {
                 return Ok(());
             };

@@ -92,7 +92,7 @@ impl<C: Cloud> Job<'_, C> {
     async fn terminate_scanners(&mut self) -> Result<(), JobError> {
         let scanner_tags = self.role_tags(Role::SCANNER);
         let mut ids: BTreeMap<InstanceId, Tags> = BTreeMap::new();
-        for s in &self.doc.scanners {
+        for s in self.doc.scanners() {
             if let Some(i) = &s.instance {
                 ids.insert(i.clone(), scanner_tags.clone());
             }
@@ -105,7 +105,7 @@ impl<C: Cloud> Job<'_, C> {
         // Sweep: by tag, and by the tokens of launches whose response never came.
         let mut sweeps = vec![vec![self.job_filter()]];
         let tokens: Vec<String> =
-            self.doc.scanners.iter().filter(|s| s.instance.is_none()).map(|s| s.client_token.clone()).collect();
+            self.doc.scanners().iter().filter(|s| s.instance.is_none()).map(|s| s.client_token.clone()).collect();
         if !tokens.is_empty() {
             sweeps.push(vec![Filter::new("client-token", tokens)]);
         }

@@ -31,6 +31,12 @@
 //!   (schedule, due time).
 //! - `run_jobs`: the jobs of each run.
 //!
+//! # Version 4
+//!
+//! - `job_data_parts`: a `job_data` document stored in parts (one row per part, `part` its key),
+//!   so a change to one part rewrites one small row instead of the whole document: the job's
+//!   working document keeps one part per target (`t:<instance>`) and per scanner (`s:<index>`).
+//!
 //! Times are milliseconds since the Unix epoch (UTC). Tables are `STRICT` (a wrongly typed value is
 //! refused on write).
 
@@ -39,7 +45,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::error::{Result, SqlContext};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE jobs (
@@ -127,8 +133,19 @@ CREATE INDEX run_jobs_by_job ON run_jobs (job_id);
 CREATE INDEX targets_by_instance ON targets (instance_id, status);
 ";
 
+const V4: &str = "
+CREATE TABLE job_data_parts (
+    job_id      TEXT NOT NULL REFERENCES jobs (id),
+    name        TEXT NOT NULL,
+    part        TEXT NOT NULL,
+    value       TEXT NOT NULL CHECK (json_valid(value)),
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (job_id, name, part)
+) STRICT;
+";
+
 /// `MIGRATIONS[n]` upgrades version `n` to `n + 1`.
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 /// The version found in the file, before any migration.
 pub(super) fn version(conn: &Connection) -> Result<i64> {

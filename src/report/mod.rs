@@ -73,7 +73,7 @@ impl Summary {
                 failure: o.doc.failure.clone(),
                 leaked: o.doc.leaked.clone(),
             });
-            for (instance, t) in &o.doc.targets {
+            for (instance, t) in o.doc.targets() {
                 let mut volumes = Vec::new();
                 for v in &t.volumes {
                     let stored = store.volume(o.job.as_str(), instance.as_str(), v.volume.as_str());

@@ -381,7 +381,7 @@ impl<C: Cloud + 'static> Daemon<C> {
             };
             let (doc, run) = {
                 let l = self.ledger();
-                let doc: Option<crate::job::JobDoc> = l.job_data(&j.id, crate::job::doc::DOC)?;
+                let doc: Option<crate::job::JobDoc> = crate::job::doc::load(&l, &j.id)?;
                 (doc, l.run_of_job(&j.id)?)
             };
             if let Some(doc) = doc {

@@ -241,7 +241,7 @@ impl Dispatcher {
                 p.networks.insert(job.clone());
             }
             let scanners = p.scanners.entry(job.clone()).or_default();
-            for s in doc.scanners.iter().filter(|s| s.instance.is_some() && !s.reported && s.error.is_none()) {
+            for s in doc.scanners().iter().filter(|s| s.instance.is_some() && !s.reported && s.error.is_none()) {
                 scanners.insert(s.name.clone(), vcpus);
             }
         });

@@ -428,8 +428,8 @@ fn check_results(r: &mut SeedReport, dir: &Path, job: &JobId, doc: &JobDoc, lost
     if failure_excused == Some(false) {
         r.violations.push(format!("job failed for a reason not injected: {:?}", doc.failure));
     }
-    let reported: BTreeSet<&str> = doc.scanners.iter().filter(|s| s.reported).map(|s| s.name.as_str()).collect();
-    r.scanners = doc.scanners.len();
+    let reported: BTreeSet<&str> = doc.scanners().iter().filter(|s| s.reported).map(|s| s.name.as_str()).collect();
+    r.scanners = doc.scanners().len();
     // One bundle stored per scanner, and only for scanners the job took in.
     let markers: BTreeSet<String> = std::fs::read_dir(store.root().join(job.as_str()).join("scanners"))
         .map(|d| {
@@ -447,7 +447,7 @@ fn check_results(r: &mut SeedReport, dir: &Path, job: &JobId, doc: &JobDoc, lost
         if !reported.contains(m.as_str()) && failure_excused.is_none() {
             r.violations.push(format!("the bundle of scanner {m} is stored but the job did not take it in"));
         }
-        if !doc.scanners.iter().any(|s| &s.name == m) {
+        if !doc.scanners().iter().any(|s| &s.name == m) {
             r.violations.push(format!("a bundle of unknown scanner {m} is stored"));
         }
     }
@@ -470,7 +470,7 @@ fn check_results(r: &mut SeedReport, dir: &Path, job: &JobId, doc: &JobDoc, lost
                 r.violations.push(format!("{at}: marked scanned, no stored result ({stored:?})"));
             }
             let owners =
-                doc.scanners.iter().filter(|s| s.devices.iter().any(|(_, i, vol)| i == instance && vol == &v.volume));
+                doc.scanners().iter().filter(|s| s.devices.iter().any(|(_, i, vol)| i == instance && vol == &v.volume));
             let owners: Vec<_> = owners.map(|s| s.name.clone()).collect();
             if owners.len() != 1 || v.scanner.as_ref() != owners.first() || !reported.contains(owners[0].as_str()) {
                 r.violations.push(format!("{at}: scanned, but its scanners are {owners:?} (doc says {:?})", v.scanner));
@@ -769,8 +769,8 @@ async fn a_launch_killed_after_a_lost_response_resumes_with_the_same_parameters(
     let p = Process::start(&sim, dir.path(), &switch, 26);
     let outcome = p.runner.drive(&job).await.expect("resume");
     assert_eq!(outcome.state, JobState::Done, "{:?}", outcome.doc.failure);
-    assert_eq!(outcome.doc.scanners.len(), 1);
-    assert!(outcome.doc.scanners[0].reported, "{:?}", outcome.doc.scanners[0]);
+    assert_eq!(outcome.doc.scanners().len(), 1);
+    assert!(outcome.doc.scanners()[0].reported, "{:?}", outcome.doc.scanners()[0]);
     for (i, v) in outcome.doc.volumes() {
         assert!(v.scanned || v.unscannable.is_some(), "{i} {v:?}");
     }

@@ -530,14 +530,14 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
     assert!(failures.is_empty(), "hypervisor: {failures:#?}");
 
     // The targets are exactly the customer's instances (not the scanner), every volume scanned.
-    let targets: BTreeSet<String> = outcome.doc.targets.keys().map(ToString::to_string).collect();
+    let targets: BTreeSet<String> = outcome.doc.targets().keys().map(ToString::to_string).collect();
     assert_eq!(targets, customer_instances);
     for (i, v) in outcome.doc.volumes() {
         assert!(v.scanned, "{i} {}: {v:?}", v.volume);
     }
 
     // Each scanner was launched as designed and booted once; its devices are the fleet's volumes.
-    assert_eq!(boots.len(), outcome.doc.scanners.len(), "{boots:#?}");
+    assert_eq!(boots.len(), outcome.doc.scanners().len(), "{boots:#?}");
     let mut booted_volumes = BTreeSet::new();
     for b in &boots {
         assert!(b.imds_v2_required, "{}: IMDSv2 not required", b.instance);
@@ -545,7 +545,7 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
         assert!(matches!(b.exit, Some(0 | 1)), "{}: agent exit {:?}", b.instance, b.exit);
         assert_eq!(b.manifest.job, job.as_str());
         assert_eq!(b.manifest.collector_url, server.url());
-        let scanner = outcome.doc.scanners.iter().find(|s| s.name == b.manifest.scanner).expect("scanner in the doc");
+        let scanner = outcome.doc.scanners().iter().find(|s| s.name == b.manifest.scanner).expect("scanner in the doc");
         assert_eq!(scanner.instance.as_ref().map(ToString::to_string).as_deref(), Some(b.instance.as_str()));
         booted_volumes.extend(b.devices.iter().map(|(_, v)| v.clone()));
     }
