@@ -181,7 +181,7 @@ fn classify(l: Listed, cx: &Cx<'_>) -> Option<Item> {
 
     let status = cx.ledger.job_status(&job, cx.opts.job_is_alive.as_ref());
     found.job_state = match status {
-        JobStatus::Running(s) | JobStatus::Dead(s) | JobStatus::Finished(s) => Some(s),
+        JobStatus::Alive(s) | JobStatus::Running(s) | JobStatus::Dead(s) | JobStatus::Finished(s) => Some(s),
         JobStatus::Unknown | JobStatus::NoLedger => None,
     };
     let expired = expires_at.is_some_and(|e| e <= now);
@@ -192,6 +192,13 @@ fn classify(l: Listed, cx: &Cx<'_>) -> Option<Item> {
         (None, _, None) => format!("no {EXPIRES_AT}"),
     };
     let (candidate, why) = match status {
+        // Never delete from under a live job: it tears down what it made. Past its expiry it has
+        // outlived its ttl (a Region of thousands of volumes at the pending-snapshot quota can).
+        JobStatus::Alive(s) if expired => (
+            false,
+            format!("job {job} is {s} and its process is alive, though past its {expiry_text} (a ttl shorter than the job)"),
+        ),
+        JobStatus::Alive(s) => (false, format!("job {job} is {s} and its process is alive")),
         JobStatus::Running(s) if expired => {
             (true, format!("job {job} is still {s} in the ledger, but the resource is past its {expiry_text}"))
         }

@@ -67,7 +67,10 @@ impl Access<'_> {
 /// How a job looks to the auditor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
-    /// In a non-terminal state (and alive, when the caller can tell).
+    /// In a non-terminal state, and the caller says its process is alive: the job's own teardown
+    /// removes what it made, whatever its `agentless:expires-at` says.
+    Alive(ledger::JobState),
+    /// In a non-terminal state (the caller cannot tell whether its process is alive).
     Running(ledger::JobState),
     /// In a non-terminal state, but the caller says its process is gone.
     Dead(ledger::JobState),
@@ -131,10 +134,12 @@ impl LedgerState {
         let Some(record) = v.jobs.get(job) else { return JobStatus::Unknown };
         if record.state.is_terminal() {
             JobStatus::Finished(record.state)
-        } else if alive.is_some_and(|f| !f.as_ref()(record)) {
-            JobStatus::Dead(record.state)
         } else {
-            JobStatus::Running(record.state)
+            match alive.map(|f| f.as_ref()(record)) {
+                Some(true) => JobStatus::Alive(record.state),
+                Some(false) => JobStatus::Dead(record.state),
+                None => JobStatus::Running(record.state),
+            }
         }
     }
 

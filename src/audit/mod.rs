@@ -28,8 +28,10 @@
 //!
 //! # Classes
 //!
-//! - **active**: the job is running in the ledger and the resource is not past its
-//!   `agentless:expires-at`; or the resource is within the grace period; or its job is unknown and
+//! - **active**: the job's process is alive (the caller says so through
+//!   [`AuditOptions::job_is_alive`]), whatever the resource's `agentless:expires-at`: the job
+//!   removes what it made, and deleting from under it would fail its scan; or the job is running
+//!   in the ledger, its liveness unknown, and the resource is not past its expiry; or the resource is within the grace period; or its job is unknown and
 //!   its expiry is still ahead (see "Age" below); or it backs the scanner image copy, which is
 //!   kept on purpose (`agentless:image-version`, the policy has no `ec2:DeregisterImage`).
 //! - **leaked**: its job is finished (`Done`, `Failed`, `Cancelled`), unknown to the ledger, or
