@@ -196,7 +196,9 @@ fn classify(l: Listed, cx: &Cx<'_>) -> Option<Item> {
         // outlived its ttl (a Region of thousands of volumes at the pending-snapshot quota can).
         JobStatus::Alive(s) if expired => (
             false,
-            format!("job {job} is {s} and its process is alive, though past its {expiry_text} (a ttl shorter than the job)"),
+            format!(
+                "job {job} is {s} and its process is alive, though past its {expiry_text} (a ttl shorter than the job)"
+            ),
         ),
         JobStatus::Alive(s) => (false, format!("job {job} is {s} and its process is alive")),
         JobStatus::Running(s) if expired => {
