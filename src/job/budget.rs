@@ -16,6 +16,11 @@ pub trait Budget: Send + Sync {
     /// Take one pending-snapshot slot and one per-volume slot for each of `volumes` (one create
     /// call's worth); `false`: not now, nothing taken.
     fn take_snapshots(&self, job: &JobId, account: &AccountId, region: &Region, volumes: &[VolumeId]) -> bool;
+    /// The most volumes one [`Self::take_snapshots`] can ever be granted (the pending-snapshot
+    /// budget): an instance with more volumes is snapshotted one volume at a time.
+    fn max_snapshots_at_once(&self) -> usize {
+        usize::MAX
+    }
     /// The job's snapshots still pending are exactly `pending`: the slots of the others are free.
     fn pending_snapshots(&self, job: &JobId, account: &AccountId, region: &Region, pending: &[VolumeId]);
     /// Take one VPC and one internet gateway for the job's network; `false`: not now.

@@ -166,6 +166,7 @@ impl<C: Cloud> Job<'_, C> {
                     snapshot_intent: None,
                     snapshot: None,
                     snapshot_tags: None,
+                    snapshot_started_ms: None,
                     snapshot_ready: false,
                     grant: None,
                     scanner: None,

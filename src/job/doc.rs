@@ -53,6 +53,11 @@ pub struct VolumeDoc {
     pub snapshot: Option<SnapshotId>,
     /// The snapshot's tags as created (the guard authorizes deletes with them).
     pub snapshot_tags: Option<Tags>,
+    /// Unix ms when the job learnt the snapshot's id (its create returned, or it was adopted on
+    /// resume): the snapshot timeout counts from here. Absent in documents written before it
+    /// existed (the timeout then counts from the start of the step).
+    #[serde(default)]
+    pub snapshot_started_ms: Option<i64>,
     /// `completed` reached.
     pub snapshot_ready: bool,
     pub grant: Option<GrantId>,
@@ -385,6 +390,7 @@ mod tests {
             snapshot_intent: None,
             snapshot: None,
             snapshot_tags: None,
+            snapshot_started_ms: None,
             snapshot_ready: false,
             grant: None,
             scanner: None,

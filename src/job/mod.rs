@@ -71,7 +71,8 @@ pub struct JobSettings {
     pub ttl: jiff::SignedDuration,
     /// Between two polls of snapshot, instance and bundle states.
     pub poll: Duration,
-    /// A snapshot still pending after this fails its volume.
+    /// A snapshot still pending this long after its creation fails its volume (counted per
+    /// snapshot: a Region's snapshots are created over hours at the pending-snapshot quota).
     pub snapshot_timeout: Duration,
     /// A scanner that has not reported this long after its launch fails its volumes.
     pub scan_timeout: Duration,
@@ -101,7 +102,9 @@ impl JobSettings {
             poll: Duration::from_secs(5),
             // Snapshot latency is minutes per 100 GiB changed (orchestrator-anchors 4.3); 2 h
             // covers a full first snapshot of a multi-TiB volume.
-            snapshot_timeout: Duration::from_secs(2 * 3600),
+            // AWS: the first snapshot of a large volume "can take several hours"; Datadog's 15 min
+            // is hit in practice (orchestrator-anchors §2.5, elastic/cloudbeat #958).
+            snapshot_timeout: Duration::from_secs(6 * 3600),
             // Boot (~1 min) + reading a large disk's package databases (seconds to minutes).
             scan_timeout: Duration::from_secs(30 * 60),
             vpc_cidr: "10.77.0.0/16".to_owned(),

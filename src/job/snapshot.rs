@@ -87,9 +87,11 @@ impl<C: Cloud> Job<'_, C> {
                         .lock()
                         .record_created(intent_id, &ResourceId::Snapshot(s.id.clone()))
                         .map_err(self.lerr())?;
+                    let now = self.now_ms();
                     if let Some(v) = self.doc.volume_mut(instance, &volume) {
                         v.snapshot = Some(s.id.clone());
                         v.snapshot_tags = Some(s.tags.clone());
+                        v.snapshot_started_ms = Some(now);
                     }
                     adopted += 1;
                 }
@@ -103,6 +105,30 @@ impl<C: Cloud> Job<'_, C> {
         }
         self.save()?;
         Ok(adopted)
+    }
+
+    /// Wait until `volumes` may be snapshotted: within the job's own limit, and the dispatcher's
+    /// shared budget when there is one ([`super::budget`]); polling our own snapshots meanwhile
+    /// is what frees our share. `false`: cancelled while waiting.
+    async fn wait_for_snapshot_slots(&mut self, volumes: &[VolumeId], started: i64) -> Result<bool, JobError> {
+        loop {
+            let pending = self.pending_snapshots();
+            let own_limit = pending + volumes.len() > super::MAX_PENDING_SNAPSHOTS && pending > 0;
+            let shared =
+                |b: &std::sync::Arc<dyn super::Budget>| b.take_snapshots(&self.id, &self.r.account, &self.region, volumes);
+            if !own_limit && self.r.budget.as_ref().is_none_or(shared) {
+                return Ok(true);
+            }
+            // With a shared budget, poll even with nothing pending: the poll tells the budget
+            // what the job really holds (a create that failed after its slots were taken holds
+            // them until then).
+            if pending > 0 || self.r.budget.is_some() {
+                self.poll_snapshots(started).await?;
+            }
+            if self.sleep(self.r.settings.poll).await {
+                return Ok(false);
+            }
+        }
     }
 
     fn pending_snapshots(&self) -> usize {
@@ -133,33 +159,23 @@ impl<C: Cloud> Job<'_, C> {
             if wanted.is_empty() {
                 continue;
             }
-            let whole = t.volumes.iter().all(|v| v.in_play());
-            // Within the job's own limit, and the dispatcher's shared budget when there is one
-            // ([`super::budget`]); polling our own snapshots meanwhile is what frees our share.
-            loop {
-                let pending = self.pending_snapshots();
-                let own_limit = pending + wanted.len() > super::MAX_PENDING_SNAPSHOTS && pending > 0;
-                let shared = |b: &std::sync::Arc<dyn super::Budget>| {
-                    b.take_snapshots(&self.id, &self.r.account, &self.region, &wanted)
-                };
-                if !own_limit && self.r.budget.as_ref().is_none_or(shared) {
-                    break;
-                }
-                // With a shared budget, poll even with nothing pending: the poll tells the budget
-                // what the job really holds (a create that failed after its slots were taken
-                // holds them until then).
-                if pending > 0 || self.r.budget.is_some() {
-                    self.poll_snapshots(started).await?;
-                }
-                if self.sleep(self.r.settings.poll).await {
+            // One CreateSnapshots for the whole instance (crash-consistent across its volumes)
+            // when every volume is scanned and the shared budget can ever grant that many at
+            // once; else one CreateSnapshot per volume.
+            let fits = self.r.budget.as_ref().is_none_or(|b| wanted.len() <= b.max_snapshots_at_once());
+            let whole = t.volumes.iter().all(|v| v.in_play()) && fits;
+            let batches: Vec<Vec<VolumeId>> =
+                if whole { vec![wanted] } else { wanted.into_iter().map(|v| vec![v]).collect() };
+            for batch in batches {
+                if !self.wait_for_snapshot_slots(&batch, started).await? {
                     return Ok(());
                 }
-            }
-            if whole {
-                self.create_snapshots(instance, &wanted).await?;
-            } else {
-                for v in &wanted {
-                    self.create_snapshot(instance, v).await?;
+                if whole {
+                    self.create_snapshots(instance, &batch).await?;
+                } else {
+                    for v in &batch {
+                        self.create_snapshot(instance, v).await?;
+                    }
                 }
             }
         }
@@ -273,9 +289,11 @@ impl<C: Cloud> Job<'_, C> {
                                 .record_created(*i, &ResourceId::Snapshot(s.snapshot_id.clone()))
                                 .map_err(self.lerr())?;
                         }
+                        let now = self.now_ms();
                         if let Some(d) = self.doc.volume_mut(instance, &s.volume_id) {
                             d.snapshot = Some(s.snapshot_id);
                             d.snapshot_tags = Some(tags.clone());
+                            d.snapshot_started_ms = Some(now);
                         }
                     }
                     return self.save();
@@ -336,9 +354,11 @@ impl<C: Cloud> Job<'_, C> {
                         .lock()
                         .record_created(intent, &ResourceId::Snapshot(out.snapshot_id.clone()))
                         .map_err(self.lerr())?;
+                    let now = self.now_ms();
                     if let Some(d) = self.doc.volume_mut(instance, volume) {
                         d.snapshot = Some(out.snapshot_id);
                         d.snapshot_tags = Some(tags);
+                        d.snapshot_started_ms = Some(now);
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Transient => {
@@ -404,8 +424,8 @@ impl<C: Cloud> Job<'_, C> {
             .filter(|(_, v)| v.in_play() && !v.snapshot_ready)
             .filter_map(|(i, v)| v.snapshot.clone().map(|s| (i.clone(), v.volume.clone(), s)))
             .collect();
-        let timed_out = self.now_ms().saturating_sub(started_ms)
-            > i64::try_from(self.r.settings.snapshot_timeout.as_millis()).unwrap_or(i64::MAX);
+        let now = self.now_ms();
+        let timeout_ms = i64::try_from(self.r.settings.snapshot_timeout.as_millis()).unwrap_or(i64::MAX);
         for chunk in pending.chunks(IDS_PER_POLL) {
             let ids: Vec<SnapshotId> = chunk.iter().map(|(_, _, s)| s.clone()).collect();
             let input = DescribeSnapshotsInput { owner: self.r.account.clone(), describe: DescribeInput::ids(ids) };
@@ -422,23 +442,39 @@ impl<C: Cloud> Job<'_, C> {
             let states: BTreeMap<SnapshotId, SnapshotInfo> =
                 page.items.into_iter().map(|s| (s.id.clone(), s)).collect();
             for (instance, volume, snap) in chunk {
-                let Some(d) = self.doc.volume_mut(instance, volume) else { continue };
-                match states.get(snap).map(|s| &s.state) {
-                    Some(SnapshotState::Completed) => d.snapshot_ready = true,
-                    Some(SnapshotState::Error) => d.error = Some(format!("snapshot {snap} ended in state error")),
+                let Some(started) = self
+                    .doc
+                    .targets()
+                    .get(instance)
+                    .and_then(|t| t.volumes.iter().find(|v| &v.volume == volume))
+                    .map(|v| v.snapshot_started_ms.unwrap_or(started_ms))
+                else {
+                    continue;
+                };
+                let timed_out = now.saturating_sub(started) > timeout_ms;
+                let change = match states.get(snap).map(|s| &s.state) {
+                    Some(SnapshotState::Completed) => Some(None),
+                    Some(SnapshotState::Error) => Some(Some(format!("snapshot {snap} ended in state error"))),
                     Some(
                         SnapshotState::Pending
                         | SnapshotState::Recoverable
                         | SnapshotState::Recovering
                         | SnapshotState::Unknown(_),
                     )
-                    | None => {
-                        if timed_out {
-                            d.error = Some(format!(
-                                "snapshot {snap} still pending after {} s",
-                                self.r.settings.snapshot_timeout.as_secs()
-                            ));
-                        }
+                    | None => timed_out.then(|| {
+                        Some(format!(
+                            "snapshot {snap} still pending {} s after its creation",
+                            self.r.settings.snapshot_timeout.as_secs()
+                        ))
+                    }),
+                };
+                // Only a change touches the document (a save writes the targets touched).
+                if let Some(change) = change
+                    && let Some(d) = self.doc.volume_mut(instance, volume)
+                {
+                    match change {
+                        None => d.snapshot_ready = true,
+                        Some(error) => d.error = Some(error),
                     }
                 }
             }

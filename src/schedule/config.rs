@@ -277,9 +277,8 @@ pub struct ScannerConfig {
     /// Between two polls of snapshot, instance and bundle states [default: 5s on AWS, 500ms sim].
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub poll: Option<Duration>,
-    /// Snapshots still pending this long after a job started snapshotting fail [default: 12h].
-    /// The job runner counts it from the start of its Snapshotting step, not per snapshot, so it
-    /// must cover a whole Region's snapshots at the pending-snapshot quota.
+    /// A snapshot still pending this long after its creation fails its volume [default: 6h,
+    /// the job runner's]. Counted per snapshot, so it need not cover a whole Region's snapshots.
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub snapshot_timeout: Option<Duration>,
     /// Per Region: the AMI and instance type there.

@@ -272,6 +272,10 @@ impl Dispatcher {
 }
 
 impl crate::job::Budget for Dispatcher {
+    fn max_snapshots_at_once(&self) -> usize {
+        self.limits.pending_snapshots
+    }
+
     fn take_snapshots(&self, job: &JobId, account: &AccountId, region: &Region, volumes: &[VolumeId]) -> bool {
         let limits = self.limits;
         self.with_pool(job, account, region, |p, _| {

@@ -27,9 +27,18 @@ struct Setup {
 }
 
 fn setup(faults: Option<Faults>) -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
     let fleet = Fleet::load(&demo_fleet()).expect("fleet");
-    let sim = SimCloud::in_memory(&fleet).expect("sim");
+    setup_with(&fleet, faults, JobSettings::new(ScannerImage::Version(agentless::cli::common::image_version())), None)
+}
+
+fn setup_with(
+    fleet: &Fleet,
+    faults: Option<Faults>,
+    settings: JobSettings,
+    budget: Option<Arc<dyn agentless::job::Budget>>,
+) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = SimCloud::in_memory(fleet).expect("sim");
     if let Some(f) = faults {
         sim.set_faults(f).expect("faults");
     }
@@ -49,7 +58,6 @@ fn setup(faults: Option<Faults>) -> Setup {
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     std::mem::forget(_tx);
     let account = sim.account().clone();
-    let settings = JobSettings::new(ScannerImage::Version(agentless::cli::common::image_version()));
     let runner = Runner::new(
         guard,
         ledger,
@@ -61,6 +69,10 @@ fn setup(faults: Option<Faults>) -> Setup {
         now,
         cancel,
     );
+    let runner = match budget {
+        Some(b) => runner.with_budget(b),
+        None => runner,
+    };
     Setup { sim, runner, _hypervisor: hypervisor, _dir: dir }
 }
 
@@ -142,4 +154,66 @@ async fn faults_from_a_seed_do_not_leak_or_lose_results() {
             assert!(v.scanned || v.error.is_some() || v.unscannable.is_some(), "seed {seed}: {i} {v:?}");
         }
     }
+}
+
+/// The snapshot timeout counts from each snapshot's creation, not from the start of the step: with
+/// a shared budget of one pending snapshot, four 100 s snapshots take over 400 s one after the
+/// other, and none of them times out at 150 s; a snapshot that really takes longer than 150 s
+/// does, alone, and says so. An instance with more volumes than the budget can ever grant at once
+/// is snapshotted one volume at a time (it used to wait for ever).
+#[tokio::test(start_paused = true)]
+async fn the_snapshot_timeout_counts_from_each_snapshots_creation() {
+    use agentless::schedule::{Dispatcher, Limits};
+    let volume = |used: u32| format!("[[accounts.instances.volumes]]\nsize_gib = 500\nused_gib = {used}\n");
+    let instance = |name: &str, used: u32| {
+        format!(
+            "[[accounts.instances]]\nregion = \"us-east-1\"\nzone = \"a\"\ninstance_type = \"t3.small\"\ntags = {{ Name = \"{name}\" }}\n{}",
+            volume(used)
+        )
+    };
+    // 100 s per snapshot (base), plus 1 s per used GiB: "slow" takes 100 + 200 s.
+    let mut text = String::from(
+        "seed = 7\n[latencies]\nsnapshot_base_ms = 100000\nsnapshot_ms_per_used_gib = 1000\ninstance_boot_ms = 5000\n\
+         [[accounts]]\nid = \"111122223333\"\nuser = \"agentless-scanner\"\nregions = [\"us-east-1\"]\n",
+    );
+    for n in 0..4 {
+        text.push_str(&instance(&format!("quick-{n}"), 0));
+    }
+    text.push_str(&instance("slow", 200));
+    text.push_str(&instance("three-volumes", 0));
+    text.push_str(&volume(0));
+    text.push_str(&volume(0));
+    let fleet = Fleet::parse(&text).expect("fleet");
+    let mut settings = JobSettings::new(ScannerImage::Version(agentless::cli::common::image_version()));
+    settings.snapshot_timeout = std::time::Duration::from_secs(150);
+    let budget = Arc::new(Dispatcher::new(Limits {
+        pending_snapshots: 1,
+        snapshots_per_volume: 5,
+        concurrent_copies: 20,
+        networks: 4,
+        vcpus: None,
+    }));
+    let s = setup_with(&fleet, None, settings, Some(budget));
+    let region: Region = "us-east-1".parse().expect("region");
+    let job = s.runner.create(&region, Selector::All, "http://127.0.0.1:9").expect("create");
+    let started = tokio::time::Instant::now();
+    let outcome = s.runner.drive(&job).await.expect("drive");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(500), "{:?}", started.elapsed());
+    let mut quick = 0;
+    for (i, t) in outcome.doc.targets() {
+        for v in &t.volumes {
+            if t.tags.name() == Some("slow") {
+                let e = v.error.as_deref().unwrap_or_default();
+                assert!(e.contains("still pending 150 s after its creation"), "{i}: {v:?}");
+                assert!(!v.scanned);
+            } else {
+                assert!(v.scanned && v.error.is_none(), "{i}: {v:?}");
+                quick += 1;
+            }
+        }
+    }
+    assert_eq!(quick, 4 + 3);
+    let singles = s.runner.guard().trace().iter().filter(|t| t.op == "CreateSnapshot").count();
+    assert_eq!(singles, 3, "the three-volume instance, one volume at a time");
+    assert_eq!(ours_left(&s.sim), 0);
 }
