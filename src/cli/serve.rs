@@ -2,21 +2,39 @@
 //! the configuration ([`crate::schedule::config`]), opens one principal per account (the
 //! simulated account's, or AWS through a profile or an assumed role, each checked against its
 //! configured id), binds the collector and the API on one listener ([`crate::api`]), starts the
-//! daemon ([`crate::schedule::daemon`]) and waits for SIGTERM or SIGINT: then it stops starting
-//! work, lets the jobs in flight finish (or tears them down, `daemon.shutdown = "tear-down"`)
-//! within `daemon.shutdown_deadline`, and exits 0; a second signal exits at once. Unfinished jobs
-//! resume on the next start.
+//! daemon ([`crate::schedule::daemon`]) and waits for SIGTERM or SIGINT.
 //!
-//! Exit status: 0 after a stop, 2 when the configuration or the setup is wrong.
+//! # Stopping
+//!
+//! On the first SIGTERM or SIGINT no run, job or on-demand scan starts any more (the API answers
+//! `503` to `POST /v1/scans`; queued jobs stay queued); with `daemon.shutdown = "finish"` (the
+//! default) the jobs in flight go on, with `"tear-down"` they are cancelled and tear down (each
+//! ends `Cancelled`). The daemon waits for them up to `daemon.shutdown_deadline` (default 10 min):
+//! a second SIGTERM or SIGINT stops the wait at once. Whatever is unfinished then (in flight at
+//! the deadline or the second signal, or queued) stays in the ledger with what it holds in the
+//! cloud, and resumes on the next start (or with `agentless jobs resume`). The last log line says
+//! which: `agentless: stopped in …; every job is finished`, or `agentless: stopped in …: <why>;
+//! N unfinished jobs left to resume on the next start: <job> (<Region>, <state>), …`.
+//!
+//! # Exit status
+//!
+//! - 0: stopped on a signal, the ledger consistent: every job finished, or the unfinished ones
+//!   (deadline passed, second signal, queued) are recorded and resume on the next start. Either
+//!   way a clean stop (systemd's `Restart=on-failure` does not restart it; the log tells which).
+//! - 1: stopped on a signal, but the ledger could not be read at the end: what is unfinished is
+//!   unknown (whatever it is still resumes on the next start).
+//! - 2: the configuration or the setup is wrong, or the daemon could not start (the ledger failed).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
+use tokio::signal::unix::{SignalKind, signal};
 
 use super::common::{self, SetupError, guard_for};
-use super::scan::EXIT_ERROR;
+use super::scan::{EXIT_ERROR, EXIT_INCOMPLETE};
 use crate::api::metrics::Metrics;
 use crate::cloud::aws::{AssumeRole, AwsCloud, AwsConfig};
 use crate::cloud::ops::Empty;
@@ -25,8 +43,8 @@ use crate::cloud::sim::{Fleet, SimCloud};
 use crate::cloud::{AccountId, Cloud, GuardRules};
 use crate::collector::Collector;
 use crate::policy::authz::Scope;
-use crate::schedule::config::{CloudKind, Config, MIN_TOKEN_LEN};
-use crate::schedule::daemon::{Account, Daemon, Parts};
+use crate::schedule::config::{CloudKind, Config, MIN_TOKEN_LEN, ShutdownMode};
+use crate::schedule::daemon::{Account, Daemon, Parts, StopEnd, Stopped};
 use crate::schedule::timer::wall_clock;
 
 #[derive(Debug, Args)]
@@ -267,36 +285,87 @@ async fn serve<C: Cloud + 'static>(
             tracing::error!(error = %e, "the HTTP server stopped");
         }
     }));
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => return fail(&format!("cannot watch SIGTERM: {e}")),
+    // Both streams from now on: a signal is never lost between the first and the second wait.
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => return fail(&format!("cannot watch SIGTERM and SIGINT: {e}")),
     };
     if let Err(e) = daemon.start() {
         return fail(&e);
     }
     tracing::info!(%addr, collector_url = %collector_url, "agentless serve: listening");
     eprintln!("agentless: serving on http://{addr} (scanners upload to {collector_url})");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let first = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    let stopping_at = std::time::Instant::now();
+    let in_flight = daemon.driving_jobs();
+    let what = match mode {
+        ShutdownMode::Finish => "letting the jobs in flight finish",
+        ShutdownMode::TearDown => "tearing down the jobs in flight",
+    };
     eprintln!(
-        "agentless: stopping: no new work; waiting up to {} s for the jobs in flight (signal again to exit now)",
-        deadline.as_secs()
+        "agentless: {first}: stopping: no new work; {what} ({in_flight} now), for up to {deadline:?} \
+         (signal again to exit now; what is unfinished resumes on the next start)"
     );
     let again = async {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        eprintln!("agentless: {which} again: exiting now");
     };
     let stopped = daemon.stop(mode, deadline, again).await;
-    if stopped.unfinished > 0 {
-        eprintln!("agentless: stopped with {} unfinished jobs; they resume on the next start", stopped.unfinished);
-    } else {
-        eprintln!("agentless: stopped; every job is finished");
+    let (line, code) = stop_report(&stopped, deadline, stopping_at.elapsed());
+    eprintln!("{line}");
+    code
+}
+
+/// The last log line of a stop, and the exit status.
+fn stop_report(stopped: &Stopped, deadline: Duration, took: Duration) -> (String, ExitCode) {
+    let took = format!("{:.1} s", took.as_secs_f64());
+    let unfinished = match &stopped.unfinished {
+        Ok(u) => u,
+        Err(e) => {
+            return (
+                format!(
+                    "agentless: stopped in {took}, but the ledger cannot be read ({e}): unfinished jobs are \
+                     unknown (`agentless jobs list`); they resume on the next start"
+                ),
+                ExitCode::from(EXIT_INCOMPLETE),
+            );
+        }
+    };
+    if unfinished.is_empty() {
+        return (format!("agentless: stopped in {took}; every job is finished"), ExitCode::SUCCESS);
     }
-    ExitCode::SUCCESS
+    let n = stopped.in_flight;
+    let why = match stopped.end {
+        StopEnd::Idle => "the jobs in flight are over".to_owned(),
+        StopEnd::DeadlinePassed => {
+            format!("the shutdown deadline ({deadline:?}) passed with {n} {} in flight", jobs(n))
+        }
+        StopEnd::Abandoned => format!("second signal: {n} {} in flight abandoned", jobs(n)),
+    };
+    const LISTED: usize = 10;
+    let mut list: Vec<String> =
+        unfinished.iter().take(LISTED).map(|j| format!("{} ({}, {})", j.id, j.region, j.state)).collect();
+    if unfinished.len() > LISTED {
+        list.push(format!("and {} more", unfinished.len() - LISTED));
+    }
+    let line = format!(
+        "agentless: stopped in {took}: {why}; {} unfinished {} left to resume on the next start (their cloud \
+         resources stay until then; `agentless jobs resume` also finishes them): {}",
+        unfinished.len(),
+        jobs(unfinished.len()),
+        list.join(", ")
+    );
+    (line, ExitCode::SUCCESS)
+}
+
+fn jobs(n: usize) -> &'static str {
+    if n == 1 { "job" } else { "jobs" }
 }
 
 /// The HTTP server's task, aborted when the daemon returns.

@@ -49,12 +49,6 @@ use crate::ledger::{Clock, JobRecord, Ledger, LedgerError, RunId, RunKind, RunRe
 /// counted in days).
 pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// The daemon's default `scanner.snapshot_timeout`: the job runner's own default (2 h) counts
-/// from the start of a job's Snapshotting step, which a Region of a few thousand volumes at the
-/// 100-pending quota outlasts (about 3.5 h for 2,000 half-used volumes of 8-500 GiB in
-/// `examples/fleet_bench.rs`); 12 h covers several times that.
-pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
-
 /// The schedule name slots are keyed by for jobs resumed without a run.
 pub const RESUMED: &str = "resumed";
 
@@ -119,13 +113,27 @@ pub enum DaemonError {
     Cron(#[from] super::cron::CronError),
 }
 
-/// How a stop ended.
+/// Why [`Daemon::stop`] stopped waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopEnd {
+    /// No job was in flight any more (every one finished, or was torn down).
+    Idle,
+    /// The deadline passed with jobs still in flight.
+    DeadlinePassed,
+    /// The caller abandoned the wait (a second signal) with jobs still in flight.
+    Abandoned,
+}
+
+/// How a stop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stopped {
-    /// Jobs still unfinished (in flight at the deadline, or queued): they resume on the next start.
-    pub unfinished: usize,
-    /// The deadline passed before every job in flight ended.
-    pub deadline_passed: bool,
+    pub end: StopEnd,
+    /// Jobs still driving when the wait ended (0 with [`StopEnd::Idle`]).
+    pub in_flight: usize,
+    /// The configured accounts' jobs still unfinished in the ledger (in flight when the wait ended,
+    /// or queued and never started): they resume on the next start. `Err`: the ledger could not
+    /// be read.
+    pub unfinished: Result<Vec<JobRecord>, String>,
 }
 
 /// One runner per (account index, Region), made when first needed.
@@ -256,7 +264,10 @@ impl<C: Cloud + 'static> Daemon<C> {
             s.ttl = ttl;
         }
         s.poll = scanner.poll.unwrap_or(if self.sim { SIM_POLL } else { AWS_POLL });
-        s.snapshot_timeout = scanner.snapshot_timeout.unwrap_or(SNAPSHOT_TIMEOUT);
+        if let Some(t) = scanner.snapshot_timeout {
+            // Per snapshot, from its creation (the runner's default otherwise).
+            s.snapshot_timeout = t;
+        }
         s
     }
 
@@ -663,6 +674,8 @@ impl<C: Cloud + 'static> Daemon<C> {
 
     /// Stop: no new run or job starts; with [`ShutdownMode::TearDown`] jobs in flight are
     /// cancelled; wait for them up to `deadline` or until `abandon` resolves (a second signal).
+    /// Jobs still running when this returns go on until the runtime drops them; what they hold
+    /// stays recorded in the ledger, and they resume on the next start.
     pub async fn stop(
         &self,
         mode: ShutdownMode,
@@ -670,10 +683,13 @@ impl<C: Cloud + 'static> Daemon<C> {
         abandon: impl std::future::Future<Output = ()>,
     ) -> Stopped {
         self.stopping.store(true, Ordering::SeqCst);
-        let _ = self.stop_tx.send(true);
+        // `send_replace`, not `send`: the value must stick even with no receiver at this instant
+        // (a runner made after this, for a job that passed its stop check just before, subscribes
+        // later and must see the cancellation).
+        self.stop_tx.send_replace(true);
         match mode {
             ShutdownMode::TearDown => {
-                let _ = self.cancel_tx.send(true);
+                self.cancel_tx.send_replace(true);
             }
             ShutdownMode::Finish => {}
         }
@@ -686,13 +702,24 @@ impl<C: Cloud + 'static> Daemon<C> {
                 notified.await;
             }
         };
-        let deadline_passed = tokio::select! {
-            () = wait => false,
-            () = tokio::time::sleep(deadline) => true,
-            () = abandon => true,
+        let end = tokio::select! {
+            () = wait => StopEnd::Idle,
+            () = tokio::time::sleep(deadline) => StopEnd::DeadlinePassed,
+            () = abandon => StopEnd::Abandoned,
         };
-        let unfinished = self.ledger().unfinished_jobs().map(|j| j.len()).unwrap_or(0);
-        Stopped { unfinished, deadline_passed }
+        let in_flight = self.driving.load(Ordering::SeqCst);
+        let unfinished = self
+            .ledger()
+            .unfinished_jobs()
+            .map(|jobs| jobs.into_iter().filter(|j| self.accounts.iter().any(|a| a.id == j.account)).collect())
+            .map_err(|e| e.to_string());
+        Stopped { end, in_flight, unfinished }
+    }
+
+    /// Jobs driving now (not counting those waiting for a slot).
+    #[must_use]
+    pub fn driving_jobs(&self) -> usize {
+        self.driving.load(Ordering::SeqCst)
     }
 
     /// Per schedule: its runs in the ledger (tests and the API).

@@ -8,63 +8,17 @@
 //! and SIGTERM finds no work to start.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agentless::ledger::{JobState, Ledger, RunKind};
 
-use super::{free_port, http, try_http};
+use super::{SERVE_TOKEN as TOKEN, free_port, http, jobs, kill, log_of, start, try_http, wait_for};
 use crate::job::{demo_fleet, leftovers, scanner_agent};
-
-const TOKEN: &str = "daemon-test-token-0123456789";
 
 /// A one-shot cron expression (with seconds) for `t`, in UTC.
 fn at(t: jiff::Timestamp) -> String {
     let z = t.to_zoned(jiff::tz::TimeZone::UTC);
     format!("{} {} {} {} {} *", z.second(), z.minute(), z.hour(), z.day(), z.month())
-}
-
-fn start(config: &Path, data: &Path, log: &Path) -> Child {
-    let err = std::fs::File::create(log).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_agentless"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .env("AGENTLESS_LOG", "info")
-        .env_remove("AGENTLESS_DATA_DIR")
-        .env_remove("AGENTLESS_API_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("start agentless serve")
-}
-
-fn log_of(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
-}
-
-/// Poll `f` every 100 ms until it returns `Some`, for at most `limit`.
-async fn wait_for<T>(what: &str, limit: Duration, log: &Path, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(started.elapsed() < limit, "timed out waiting for {what}; daemon log:\n{}", log_of(log));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn jobs(addr: std::net::SocketAddr) -> Option<Vec<serde_json::Value>> {
-    let r = try_http(addr, "GET", "/v1/jobs", Some(TOKEN), None).await.ok()?;
-    (r.status == 200).then(|| r.json()["jobs"].as_array().cloned().unwrap_or_default())
-}
-
-fn kill(child: &mut Child, signal: &str) {
-    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

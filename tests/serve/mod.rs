@@ -2,14 +2,19 @@
 //! overlap) on tokio's paused clock, the HTTP API (authentication, jobs, metrics), the dispatcher
 //! never exceeding a quota (randomized, and with concurrent jobs on the simulated account), and
 //! the `agentless serve` binary scanning the demo fleet on schedule, killed and restarted
-//! mid-scan, ending with every job finished and nothing left.
+//! mid-scan, ending with every job finished and nothing left, and stopped by SIGTERM/SIGINT in each
+//! shutdown mode.
 
 mod api;
 mod daemon;
 mod dispatch;
 mod schedule;
+mod shutdown;
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -82,4 +87,52 @@ pub async fn try_http(
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
+}
+
+/// The API token of the `agentless serve` processes the tests start.
+pub const SERVE_TOKEN: &str = "daemon-test-token-0123456789";
+
+/// `agentless serve --config <config> --data-dir <data>`, its stderr (the log) to `log`.
+pub fn start(config: &Path, data: &Path, log: &Path) -> Child {
+    let err = std::fs::File::create(log).expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_agentless"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .env("AGENTLESS_LOG", "info")
+        .env_remove("AGENTLESS_DATA_DIR")
+        .env_remove("AGENTLESS_API_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("start agentless serve")
+}
+
+pub fn log_of(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Poll `f` every 100 ms until it returns `Some`, for at most `limit`.
+pub async fn wait_for<T>(what: &str, limit: Duration, log: &Path, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}; daemon log:\n{}", log_of(log));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /v1/jobs` of a daemon started by [`start`] (`None` while it does not answer).
+pub async fn jobs(addr: SocketAddr) -> Option<Vec<serde_json::Value>> {
+    let r = try_http(addr, "GET", "/v1/jobs", Some(SERVE_TOKEN), None).await.ok()?;
+    (r.status == 200).then(|| r.json()["jobs"].as_array().cloned().unwrap_or_default())
+}
+
+/// `kill <signal> <child>`.
+pub fn kill(child: &mut Child, signal: &str) {
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
 }
