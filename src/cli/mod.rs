@@ -97,13 +97,23 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Run an async command on a multi-threaded tokio runtime.
+/// How long the exit waits for blocking tasks still running (our choice: long enough for a
+/// ledger write to finish, short enough that a second Ctrl-C feels immediate).
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn runtime<F, Fut>(f: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
 {
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt.block_on(f()),
+        Ok(rt) => {
+            let code = rt.block_on(f());
+            // Do not wait on blocking tasks still running (an in-process agent scanning a disk
+            // after a second Ctrl-C): what they did is recorded, what they do now is abandoned.
+            rt.shutdown_timeout(RUNTIME_SHUTDOWN);
+            code
+        }
         Err(e) => {
             eprintln!("agentless: cannot start the async runtime: {e}");
             ExitCode::from(EXIT_SETUP)

@@ -204,6 +204,9 @@ async fn run_process(binary: &Path, b: &Booted, manifest: &[u8], dev_root: &Path
         .arg("--no-poweroff")
         .env("SCANNER_AGENT_LOG", std::env::var("SCANNER_AGENT_LOG").unwrap_or_else(|_| "warn".into()))
         .kill_on_drop(true)
+        // Its own process group: a Ctrl-C in the terminal goes to the orchestrator, which
+        // decides (a real scanner would not see the operator's signals either).
+        .process_group(0)
         .status()
         .await;
     match status {
