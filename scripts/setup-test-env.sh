@@ -6,7 +6,9 @@
 #      schema validator (CycloneDX 1.6), cfn-lint (policies/cloudformation.yaml)
 #      and moto[server] (the AWS backend's wire tests, tests/aws.rs);
 #   3. a cached Debian bookworm debootstrap root (minbase + openssh-server,
-#      cron, login, passwd), built once under $AGENTLESS_CACHE_DIR;
+#      cron, login, passwd), built once under $AGENTLESS_CACHE_DIR (the scanner
+#      image's own root is cached there too, by scanner-ami/image/build.sh when
+#      its test first runs; systemd-analyze and qemu-system-x86 check and boot it);
 #   4. target/test-env.sh exporting AGENTLESS_DEBOOTSTRAP_ROOT and
 #      AGENTLESS_PYTHON; the same export lines are printed on stdout, so
 #      `eval "$(scripts/setup-test-env.sh)"` works too. Progress goes to stderr.
@@ -45,7 +47,9 @@ ensure_tools \
     lvm:lvm2 \
     /usr/bin/time:time \
     dpkg-query:dpkg \
-    python3:python3
+    python3:python3 \
+    systemd-analyze:systemd \
+    qemu-system-x86_64:qemu-system-x86
 log "system tools present"
 
 # ---------------------------------------------------------------- 2. venv

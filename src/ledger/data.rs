@@ -25,16 +25,7 @@ impl Ledger {
             what: name,
             source,
         })?;
-        let now = self.now();
-        let tx = self.write(|| format!("job {job}: writing {name}"))?;
-        super::jobs::require_job(&tx, job)?;
-        tx.execute(
-            "INSERT INTO job_data (job_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (job_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            params![job.as_str(), name, text, now],
-        )
-        .context(|| format!("job {job}: writing {name}"))?;
-        tx.commit().context(|| format!("job {job}: committing {name}"))
+        self.put_job_data_parts(job, name, &text, &[], false)
     }
 
     /// The job's document `name`, `None` if never stored.

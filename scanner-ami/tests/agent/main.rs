@@ -19,3 +19,4 @@ mod fixtures;
 mod hostile;
 mod images;
 mod run_mode;
+mod scanner_image;

@@ -22,30 +22,30 @@ use crate::util::project_root;
 
 /// One request as a fake server saw it.
 #[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// A response: status, extra headers, body.
-type Response = (u16, Vec<(&'static str, String)>, Vec<u8>);
+pub(crate) type Response = (u16, Vec<(&'static str, String)>, Vec<u8>);
 
 /// A tiny HTTP/1.1 server: one connection at a time, `Connection: close` on every answer.
-struct Server {
+pub(crate) struct Server {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<Request>>>,
 }
 
 impl Server {
-    fn start(handler: impl Fn(&Request) -> Response + Send + 'static) -> Server {
+    pub(crate) fn start(handler: impl Fn(&Request) -> Response + Send + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().expect("addr");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -63,11 +63,11 @@ impl Server {
         Server { addr, log }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.log.lock().expect("log").clone()
     }
 }
@@ -117,7 +117,7 @@ const SCANNER_INSTANCE: &str = "i-0feedfacecafe0001";
 
 /// A fake IMDSv2: the token needs the TTL header; reads without the token are refused (401), as
 /// with `HttpTokens=required`. The first `not_ready` requests get 503 (IMDS at boot).
-fn fake_imds(user_data: Vec<u8>, not_ready: usize) -> Server {
+pub(crate) fn fake_imds(user_data: Vec<u8>, not_ready: usize) -> Server {
     let count = Mutex::new(0usize);
     Server::start(move |req| {
         let mut n = count.lock().expect("count");
@@ -143,7 +143,7 @@ fn fake_imds(user_data: Vec<u8>, not_ready: usize) -> Server {
 }
 
 /// A fake collector answering the scripted statuses in order, then 200.
-fn fake_collector(script: &[u16]) -> Server {
+pub(crate) fn fake_collector(script: &[u16]) -> Server {
     let script = Mutex::new(script.iter().copied().collect::<VecDeque<u16>>());
     Server::start(move |_req| {
         let status = script.lock().expect("script").pop_front().unwrap_or(200);
@@ -151,7 +151,7 @@ fn fake_collector(script: &[u16]) -> Server {
     })
 }
 
-fn demo_image() -> PathBuf {
+pub(crate) fn demo_image() -> PathBuf {
     project_root().join("tests/data/demo/demo-disk.img").canonicalize().expect("tests/data/demo/demo-disk.img")
 }
 
@@ -165,7 +165,7 @@ fn dev_root(names: &[&str]) -> tempfile::TempDir {
     root
 }
 
-fn target(device_name: &str, n: u32) -> DeviceTarget {
+pub(crate) fn target(device_name: &str, n: u32) -> DeviceTarget {
     DeviceTarget {
         device_name: device_name.into(),
         instance_id: format!("i-0000000000000000{n}"),
@@ -179,7 +179,7 @@ fn in_an_hour() -> i64 {
     i64::try_from(now).expect("i64") + 3600
 }
 
-fn job(collector: &str, devices: Vec<DeviceTarget>) -> JobManifest {
+pub(crate) fn job(collector: &str, devices: Vec<DeviceTarget>) -> JobManifest {
     let m = JobManifest {
         version: JOB_MANIFEST_VERSION,
         job: "j-20261129-run".into(),
