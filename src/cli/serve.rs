@@ -1,8 +1,9 @@
 //! `agentless serve --config FILE [--data-dir DIR]`: the scheduled-scan daemon (issue 9). Reads
 //! the configuration ([`crate::schedule::config`]), opens one principal per account (the
 //! simulated account's, or AWS through a profile or an assumed role, each checked against its
-//! configured id), binds the collector and the API on one listener ([`crate::api`]), starts the
-//! daemon ([`crate::schedule::daemon`]) and waits for SIGTERM or SIGINT.
+//! configured id, and its configured Regions against those the account has), binds the collector
+//! and the API on one listener ([`crate::api`]), starts the daemon ([`crate::schedule::daemon`])
+//! and waits for SIGTERM or SIGINT.
 //!
 //! # Stopping
 //!
@@ -219,6 +220,27 @@ async fn open_aws_account(a: &crate::schedule::config::AccountConfig) -> Result<
         return Err(SetupError::Message(format!(
             "account \"{}\": the credentials belong to account {}, not {id}",
             a.name, who.account
+        )));
+    }
+    // Every configured Region must be enabled for the account: a misspelt Region, or one the
+    // account has not opted in to, would otherwise fail each of its jobs, run after run (the
+    // simulated account's Regions are checked the same way in `serve_sim`).
+    let enabled: Vec<crate::cloud::Region> = probe
+        .describe_regions(&home, &Empty)
+        .await
+        .map_err(|e| SetupError::Message(format!("account \"{}\": cannot list its Regions: {e}", a.name)))?
+        .into_iter()
+        .filter(|r| r.opt_in_status != "not-opted-in")
+        .map(|r| r.region)
+        .collect();
+    let missing: Vec<String> = a.regions.iter().filter(|r| !enabled.contains(r)).map(ToString::to_string).collect();
+    if !missing.is_empty() {
+        return Err(SetupError::Message(format!(
+            "account \"{}\": Regions not enabled for account {}: {} (a misspelt Region, or one the account has not \
+             opted in to)",
+            a.name,
+            who.account,
+            missing.join(", ")
         )));
     }
     let user = who.arn.rsplit_once(":user/").map(|(_, u)| u.to_owned());

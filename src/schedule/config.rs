@@ -123,8 +123,9 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "de_socket_addr")]
     pub listen: SocketAddr,
     /// The URL scanners upload to (an address they can reach) [default, sim only:
-    /// `http://<listen>`].
-    #[serde(default)]
+    /// `http://<listen>`]. `http://` or `https://` and a host: the agent refuses anything else,
+    /// so every scanner of every job would fail.
+    #[serde(default, deserialize_with = "de_opt_url")]
     pub collector_url: Option<String>,
     /// The API's bearer token (prefer `token_env`).
     #[serde(default)]
@@ -167,7 +168,8 @@ pub struct AccountConfig {
     /// Send every call to this endpoint (e.g. a test server).
     #[serde(default)]
     pub endpoint_url: Option<String>,
-    /// The Regions to scan.
+    /// The Regions to scan (with `cloud = "aws"`, each must be enabled for the account: checked
+    /// at start).
     pub regions: Vec<Region>,
 }
 
@@ -448,6 +450,20 @@ fn de_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Erro
     s.parse().map_err(|e| serde::de::Error::custom(format!("\"{s}\" is not an address (e.g. 127.0.0.1:8443): {e}")))
 }
 
+fn de_opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    let host = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    match host {
+        Some(h) if !h.is_empty() && !h.starts_with(':') && !h.chars().any(char::is_whitespace) => Ok(Some(s)),
+        _ => Err(serde::de::Error::custom(format!(
+            "\"{s}\" is not an http:// or https:// URL with a host (e.g. https://collector.example.internal)"
+        ))),
+    }
+}
+
 fn de_cron<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     cron::parse_expression(&s).map_err(serde::de::Error::custom)?;
@@ -673,6 +689,24 @@ regions = ["us-east-1"]
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve/demo.toml");
         let demo = Config::load(&demo).expect("tests/data/serve/demo.toml");
         assert!(demo.sim.fleet.as_ref().is_some_and(|f| f.is_file()), "{:?}", demo.sim.fleet);
+    }
+
+    #[test]
+    fn a_collector_url_the_agent_would_refuse_is_reported_at_its_line() {
+        let with = |url: &str| {
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\ncollector_url = \"{url}\"\n{}",
+                MINIMAL.replace("[server]\nlisten = \"127.0.0.1:0\"\n", "")
+            )
+        };
+        for bad in ["10.0.0.5:8443", "ftp://collector", "http://", "https:///v1", "http://:8443", "collector.example"] {
+            let msg = parse(&with(bad)).expect_err(bad).to_string();
+            assert!(msg.starts_with("test.toml:3:") && msg.contains(bad), "{bad}: {msg}");
+        }
+        for good in ["http://127.0.0.1:8443", "https://collector.example.internal/", "http://[::1]:8443"] {
+            let c = parse(&with(good)).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(c.server.collector_url.as_deref(), Some(good));
+        }
     }
 
     #[test]

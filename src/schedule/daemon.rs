@@ -34,6 +34,7 @@ use super::dispatch::{Dispatcher, JobSlots, Limits, SlotKey};
 use super::timer::{Launcher, Skip, TimedSchedule, Timer};
 use crate::api::metrics::{Gauges, Metrics};
 use crate::api::{ApiState, OnDemand, ScanAccepted, ScanRefused, ScanRequest};
+use crate::audit::list::ID_FILTER_CHUNK;
 use crate::audit::{AuditOptions, Class};
 use crate::cloud::ids::{AccountId, InstanceId, JobId, Region};
 use crate::cloud::ops::{DescribeInput, Filter};
@@ -459,28 +460,49 @@ impl<C: Cloud + 'static> Daemon<C> {
     }
 
     /// The instances `sel` picks in `region` of account `idx` (when a job's discovery cannot
-    /// express it): one filtered, paginated `DescribeInstances`.
+    /// express it): one filtered, paginated `DescribeInstances` (one per [`ID_FILTER_CHUNK`]
+    /// named instances).
+    ///
+    /// Named instances go in an `instance-id` filter, not in `InstanceIds`: EC2 fails the whole
+    /// call with `InvalidInstanceID.NotFound` if one id of `InstanceIds` is unknown in the Region
+    /// (terminated and gone, a typo, or an instance of another Region, which every Region but its
+    /// own is asked about), and the Region would get no job; a filter value just matches nothing.
     async fn resolve(&self, idx: usize, region: &Region, sel: &TargetSelector) -> Result<Vec<InstanceId>, CloudError> {
         let Some(a) = self.accounts.get(idx) else { return Ok(Vec::new()) };
         let mut filters = vec![Filter::new("instance-state-name", sel.states().iter().map(|s| s.as_str()))];
         filters.extend(sel.tags.iter().map(|(k, v)| Filter::tag(k, [v.as_str()])));
-        let mut input = DescribeInput::filters(filters);
-        input.ids.clone_from(&sel.instances);
+        let named: Vec<Option<&[InstanceId]>> = if sel.instances.is_empty() {
+            vec![None]
+        } else {
+            sel.instances.chunks(ID_FILTER_CHUNK).map(Some).collect()
+        };
         let mut out = Vec::new();
-        loop {
-            let page =
-                retry(Retry::Transient, "DescribeInstances", || a.guard.describe_instances(region, &input)).await?;
-            for i in page.items {
-                let excluded = sel.exclude_tags.iter().any(|(k, v)| i.tags.get(k) == Some(v.as_str()));
-                if !excluded && !is_ours(&i.tags) {
-                    out.push(i.id);
+        let mut seen = HashSet::new();
+        for ids in named {
+            let mut filters = filters.clone();
+            if let Some(ids) = ids {
+                filters.push(Filter::new("instance-id", ids.iter().map(InstanceId::as_str)));
+            }
+            let mut input = DescribeInput::filters(filters);
+            loop {
+                let page =
+                    retry(Retry::Transient, "DescribeInstances", || a.guard.describe_instances(region, &input)).await?;
+                for i in page.items {
+                    let excluded = sel.exclude_tags.iter().any(|(k, v)| i.tags.get(k) == Some(v.as_str()));
+                    if !excluded && !is_ours(&i.tags) && seen.insert(i.id.clone()) {
+                        out.push(i.id);
+                    }
+                }
+                match page.next_token {
+                    Some(t) => input.next_token = Some(t),
+                    None => break,
                 }
             }
-            match page.next_token {
-                Some(t) => input.next_token = Some(t),
-                None => return Ok(out),
-            }
         }
+        if !sel.instances.is_empty() {
+            tracing::info!(account = %a.name, %region, named = sel.instances.len(), selected = out.len(), "named instances in this Region (in the selected states, not excluded)");
+        }
+        Ok(out)
     }
 
     /// Create the jobs of `run` (accounts by name, empty = all; Regions, empty = each account's),

@@ -3,7 +3,10 @@
 //! its own process group (moto.md: start it as `python -m moto.server`, not through a shim),
 //! killed on drop. Each test gets its own fresh server, so tests running in parallel never see
 //! each other's resources. Credentials are static test ones (`testing`); nothing here can reach
-//! AWS.
+//! AWS. [`hypervisor`]: a customer fleet and a test hypervisor that boots our scanners with the
+//! real `scanner-agent`.
+
+pub mod hypervisor;
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;

@@ -3,12 +3,15 @@
 //! never exceeding a quota (randomized, and with concurrent jobs on the simulated account), and
 //! the `agentless serve` binary scanning the demo fleet on schedule, killed and restarted
 //! mid-scan, ending with every job finished and nothing left, and stopped by SIGTERM/SIGINT in each
-//! shutdown mode.
+//! shutdown mode; and `agentless serve` with `cloud = "aws"` against moto, scanning on demand with
+//! real agents.
 
 mod api;
 mod daemon;
 mod dispatch;
+mod moto;
 mod schedule;
+mod select;
 mod shutdown;
 
 use std::net::SocketAddr;
@@ -94,9 +97,14 @@ pub const SERVE_TOKEN: &str = "daemon-test-token-0123456789";
 
 /// `agentless serve --config <config> --data-dir <data>`, its stderr (the log) to `log`.
 pub fn start(config: &Path, data: &Path, log: &Path) -> Child {
+    serve_command(config, data, log).spawn().expect("start agentless serve")
+}
+
+/// The command [`start`] runs (to add to its environment first).
+pub fn serve_command(config: &Path, data: &Path, log: &Path) -> Command {
     let err = std::fs::File::create(log).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_agentless"))
-        .args(["serve", "--config"])
+    let mut c = Command::new(env!("CARGO_BIN_EXE_agentless"));
+    c.args(["serve", "--config"])
         .arg(config)
         .arg("--data-dir")
         .arg(data)
@@ -104,9 +112,8 @@ pub fn start(config: &Path, data: &Path, log: &Path) -> Child {
         .env_remove("AGENTLESS_DATA_DIR")
         .env_remove("AGENTLESS_API_TOKEN")
         .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("start agentless serve")
+        .stderr(err);
+    c
 }
 
 pub fn log_of(p: &Path) -> String {

@@ -1,0 +1,157 @@
+//! The daemon's target selectors that a job's own discovery cannot express (explicit instances,
+//! other states, exclusions) are resolved to instance ids per (account, Region) before the job is
+//! created. An explicit list naming an instance the Region does not have (terminated and gone, a
+//! typo, or one of another Region) must not cost the Region its scan: found first against moto
+//! (`tests/serve/moto.rs`), where `InvalidInstanceID.NotFound` for one id of the list failed the
+//! whole `DescribeInstances` and no job was created, on the simulated account here (it answers as
+//! EC2 does).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentless::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
+use agentless::cloud::sim::{Fleet, SimCloud};
+use agentless::cloud::{AccountId, GuardRules, Region};
+use agentless::collector::Collector;
+use agentless::ledger::{JobState, Ledger, TargetStatus};
+use agentless::schedule::config::Config;
+use agentless::schedule::daemon::{Account, Daemon, Parts};
+
+/// Two running instances in us-east-1, one in us-west-2, one synthetic volume each.
+const FLEET: &str = r#"
+seed = 7
+[latencies]
+snapshot_base_ms = 2000
+snapshot_ms_per_used_gib = 100
+instance_boot_ms = 3000
+instance_shutdown_ms = 2000
+[[accounts]]
+id = "111122223333"
+user = "agentless-scanner"
+regions = ["us-east-1", "us-west-2"]
+[[accounts.instances]]
+region = "us-east-1"
+instance_type = "t3.small"
+tags = { Name = "east-0" }
+[[accounts.instances.volumes]]
+size_gib = 8
+used_gib = 2
+[[accounts.instances]]
+region = "us-east-1"
+instance_type = "t3.small"
+tags = { Name = "east-1" }
+[[accounts.instances.volumes]]
+size_gib = 8
+used_gib = 2
+[[accounts.instances]]
+region = "us-west-2"
+instance_type = "t3.small"
+tags = { Name = "west-0" }
+[[accounts.instances.volumes]]
+size_gib = 8
+used_gib = 2
+"#;
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+token = "test-token-0123456789"
+[[accounts]]
+name = "demo"
+id = "111122223333"
+regions = ["us-east-1", "us-west-2"]
+[scanner]
+poll = "1s"
+"#;
+
+/// An instance id no account has (the shape of a terminated instance EC2 no longer lists).
+const GONE: &str = "i-0123456789abcdef0";
+
+#[tokio::test(start_paused = true)]
+async fn an_explicit_instance_list_with_an_unknown_id_still_scans_the_others_in_each_region() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fleet = Fleet::parse(FLEET).expect("fleet");
+    let world = SimCloud::in_memory(&fleet).expect("sim");
+    let config = Config::parse(CONFIG, std::path::Path::new("test.toml")).expect("config");
+    let account: AccountId = "111122223333".parse().expect("account");
+    let east: Region = "us-east-1".parse().expect("region");
+    let west: Region = "us-west-2".parse().expect("region");
+    let regions = vec![east.clone(), west.clone()];
+    agentless::cli::common::sim_install_scanner_image(&world, &regions).expect("image");
+    // Name -> (Region, id).
+    let ids: BTreeMap<String, (Region, String)> = world.inspect(|w| {
+        let mut out = BTreeMap::new();
+        for (region, r) in &w.accounts[&account].regions {
+            for (id, i) in &r.instances {
+                if let Some(name) = i.tags.name() {
+                    out.insert(name.to_owned(), (region.clone(), id.to_string()));
+                }
+            }
+        }
+        out
+    });
+    let policy = agentless::cloud::GuardPolicy::new(
+        vec![agentless::policy::agentless_scan_policy().expect("policy")],
+        world.scope(),
+        GuardRules::default(),
+    );
+    let guard = agentless::cloud::Guard::new(world.clone(), policy).without_trace();
+    let collector = Collector::new(dir.path(), scanner_ami::bundle::BundleLimits::default());
+    let _hv = Hypervisor::start(
+        world.clone(),
+        AgentRunner::InProcess { sink: Arc::new(collector.clone()) },
+        dir.path().join("hv"),
+    );
+    let clock = agentless::schedule::timer::tokio_clock("2026-05-10T00:00:00Z".parse().expect("ts"));
+    let ledger = Arc::new(Mutex::new(Ledger::open(dir.path()).expect("ledger").with_clock(Arc::clone(&clock))));
+    let w = world.clone();
+    let daemon = Daemon::new(Parts {
+        config,
+        data_dir: dir.path().to_path_buf(),
+        ledger: Arc::clone(&ledger),
+        collector,
+        accounts: vec![Account {
+            name: "demo".into(),
+            id: account.clone(),
+            guard: Arc::new(guard),
+            caller_arn: format!("arn:aws:iam::{account}:user/agentless-scanner"),
+            regions: regions.clone(),
+        }],
+        now_ms: Arc::new(move || i64::try_from(w.now_ms()).unwrap_or(i64::MAX)),
+        clock,
+        collector_url: "http://127.0.0.1:9".into(),
+        sim: true,
+        metrics: Arc::new(agentless::api::metrics::Metrics::new()),
+    });
+    daemon.start().expect("start");
+    let api = daemon.api_state("test-token-0123456789");
+
+    // east-0 (us-east-1), west-0 (us-west-2) and an id neither Region has.
+    let named = [ids["east-0"].1.as_str(), ids["west-0"].1.as_str(), GONE];
+    let req: agentless::api::ScanRequest =
+        serde_json::from_value(serde_json::json!({ "targets": { "instances": named } })).expect("request");
+    let accepted = api.scans.scan(req).await.expect("scan");
+    assert_eq!(accepted.jobs.len(), 2, "one job per Region: {accepted:?}");
+
+    let started = tokio::time::Instant::now();
+    while daemon.active_jobs() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(3600), "jobs still running after an hour of virtual time");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let l = ledger.lock().expect("lock");
+    let mut scanned: BTreeMap<Region, BTreeSet<String>> = BTreeMap::new();
+    for job in &accepted.jobs {
+        let record = l.job(job).expect("job").expect("known");
+        assert_eq!(record.state, JobState::Done, "{job}: {:?}", record.error);
+        for t in l.targets(job).expect("targets") {
+            assert_eq!(t.status, TargetStatus::Scanned, "{job} {}: {:?}", t.instance, t.error);
+            scanned.entry(record.region.clone()).or_default().insert(t.instance.to_string());
+        }
+    }
+    let want: BTreeMap<Region, BTreeSet<String>> =
+        [(east, BTreeSet::from([ids["east-0"].1.clone()])), (west, BTreeSet::from([ids["west-0"].1.clone()]))]
+            .into_iter()
+            .collect();
+    assert_eq!(scanned, want, "east-1 is not named; {GONE} is nowhere");
+}
