@@ -8,7 +8,8 @@
 #   3. a cached Debian bookworm debootstrap root (minbase + openssh-server,
 #      cron, login, passwd), built once under $AGENTLESS_CACHE_DIR (the scanner
 #      image's own root is cached there too, by scanner-ami/image/build.sh when
-#      its test first runs; systemd-analyze and qemu-system-x86 check and boot it);
+#      its test first runs; systemd-analyze and qemu-system-x86 check and boot it,
+#      socat relays the VM's IMDS and collector connections);
 #   4. target/test-env.sh exporting AGENTLESS_DEBOOTSTRAP_ROOT and
 #      AGENTLESS_PYTHON; the same export lines are printed on stdout, so
 #      `eval "$(scripts/setup-test-env.sh)"` works too. Progress goes to stderr.
@@ -49,7 +50,8 @@ ensure_tools \
     dpkg-query:dpkg \
     python3:python3 \
     systemd-analyze:systemd \
-    qemu-system-x86_64:qemu-system-x86
+    qemu-system-x86_64:qemu-system-x86 \
+    socat:socat
 log "system tools present"
 
 # ---------------------------------------------------------------- 2. venv

@@ -83,7 +83,7 @@ impl<C: Cloud> Job<'_, C> {
                         job: self.id.clone(),
                         region: self.region.clone(),
                         message: format!(
-                            "no scanner image tagged {}={version} owned by this account here; build one (scanner-ami/image) or pass --scanner-ami",
+                            "no scanner image tagged {}={version} owned by this account here; build one (scanner-ami/image/README.md), or name one: `--scanner-ami` (scan), `scanner.regions.<Region>.ami` (serve)",
                             tags::IMAGE_VERSION
                         ),
                     });
