@@ -286,6 +286,16 @@ async fn serve<C: Cloud + 'static>(
     collector_url: String,
     sim: bool,
 ) -> ExitCode {
+    // One principal, one set of token buckets and one ledger view per AWS account: two entries
+    // for the same account would split its buckets (and throttle) and scan its instances twice.
+    for (i, a) in accounts.iter().enumerate() {
+        if let Some(b) = accounts[..i].iter().find(|b| b.id == a.id) {
+            return fail(&format!(
+                "accounts \"{}\" and \"{}\" are the same AWS account {}: list it once (with all its Regions)",
+                b.name, a.name, a.id
+            ));
+        }
+    }
     let mode = env.config.daemon.shutdown;
     let deadline = env.config.daemon.shutdown_deadline;
     let Env { config, data_dir, ledger, collector, listener, addr, metrics, token } = env;

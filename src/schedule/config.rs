@@ -546,6 +546,14 @@ impl Config {
             if !names.insert(a.name.as_str()) {
                 return Err(format!("accounts[{i}]: a second account named \"{}\"", a.name));
             }
+            if let Some(id) = &a.id
+                && let Some(other) = self.accounts[..i].iter().find(|b| b.id.as_ref() == Some(id))
+            {
+                return Err(format!(
+                    "accounts[{i}] (\"{}\"): account {id} is already listed as \"{}\": list it once, with all its Regions",
+                    a.name, other.name
+                ));
+            }
             if a.regions.is_empty() {
                 return Err(format!("accounts[{i}] (\"{}\"): regions is empty", a.name));
             }
@@ -689,6 +697,17 @@ regions = ["us-east-1"]
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve/demo.toml");
         let demo = Config::load(&demo).expect("tests/data/serve/demo.toml");
         assert!(demo.sim.fleet.as_ref().is_some_and(|f| f.is_file()), "{:?}", demo.sim.fleet);
+    }
+
+    #[test]
+    fn an_account_listed_twice_is_refused() {
+        let text =
+            format!("{MINIMAL}\n[[accounts]]\nname = \"again\"\nid = \"111122223333\"\nregions = [\"eu-west-1\"]\n");
+        let msg = parse(&text).expect_err("the same id twice").to_string();
+        assert!(msg.contains("account 111122223333 is already listed as \"demo\""), "{msg}");
+        let text =
+            format!("{MINIMAL}\n[[accounts]]\nname = \"other\"\nid = \"444455556666\"\nregions = [\"eu-west-1\"]\n");
+        assert_eq!(parse(&text).expect("two accounts").accounts.len(), 2);
     }
 
     #[test]
