@@ -9,7 +9,8 @@
 #      cron, login, passwd), built once under $AGENTLESS_CACHE_DIR (the scanner
 #      image's own root is cached there too, by scanner-ami/image/build.sh when
 #      its test first runs; systemd-analyze and qemu-system-x86 check and boot it,
-#      socat relays the VM's IMDS and collector connections);
+#      socat relays the VM's IMDS and collector connections; systemd-boot-efi's stub,
+#      binutils and mtools make its UKI and ESP, ovmf is the UEFI firmware that boots it);
 #   4. target/test-env.sh exporting AGENTLESS_DEBOOTSTRAP_ROOT and
 #      AGENTLESS_PYTHON; the same export lines are printed on stdout, so
 #      `eval "$(scripts/setup-test-env.sh)"` works too. Progress goes to stderr.
@@ -51,7 +52,13 @@ ensure_tools \
     python3:python3 \
     systemd-analyze:systemd \
     qemu-system-x86_64:qemu-system-x86 \
-    socat:socat
+    socat:socat \
+    mcopy:mtools \
+    objcopy:binutils
+# The scanner image's UEFI boot (scanner-ami/image/uki.sh and its test): the EFI stub of the UKI
+# and the firmware that boots it under QEMU are files, not commands.
+[ -f /usr/lib/systemd/boot/efi/linuxx64.efi.stub ] || apt_install systemd-boot-efi
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || apt_install ovmf
 log "system tools present"
 
 # ---------------------------------------------------------------- 2. venv

@@ -1,25 +1,21 @@
 #!/usr/bin/env bash
-# Install the agentless scanner into a Debian 12 root: the one script of both image paths
+# Install the agentless scanner into a Debian 12 root: build.sh's staging tree
 # (scanner-ami/image/README.md).
 #
-#   install.sh --root DIR --agent FILE [--apt]
+#   install.sh --root DIR --agent FILE
 #
-#   --root DIR    the root to configure: build.sh's staging tree, or / on the Packer build instance
+#   --root DIR    the root to configure (build.sh chose its packages at debootstrap time)
 #   --agent FILE  the release scanner-agent binary (x86_64 Linux)
-#   --apt         also install and purge packages with apt-get (packages.list): only for a live
-#                 system (--root /), i.e. the Packer path; build.sh chose the packages at
-#                 debootstrap time
 #
 # It installs the agent (/usr/local/bin/scanner-agent), its unit, the configuration in rootfs/
 # beside this script, masks what must never run, enables what must, and then checks the result:
 # every +package installed, no -package, the files in place. Exit 0 only if every check passed.
-# Run as root. Idempotent. Nothing here reads the network except apt-get with --apt.
+# Run as root. Idempotent. Nothing here reads the network.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT=""
 AGENT=""
-APT=0
 
 say() { printf '[install.sh] %s\n' "$*" >&2; }
 die() {
@@ -37,12 +33,8 @@ while [ "$#" -gt 0 ]; do
             AGENT="${2:?--agent needs a file}"
             shift 2
             ;;
-        --apt)
-            APT=1
-            shift
-            ;;
         -h | --help)
-            sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) die "unknown argument: $1 (see --help)" ;;
@@ -55,9 +47,6 @@ done
 [ "$(id -u)" -eq 0 ] || die "run as root (the files must end up owned by root)"
 ROOT="$(cd "$ROOT" && pwd -P)"
 [ -f "$ROOT/etc/debian_version" ] || die "$ROOT is not a Debian root (no etc/debian_version)"
-if [ "$APT" = 1 ] && [ "$ROOT" != / ]; then
-    die "--apt changes the running system's packages: only with --root /"
-fi
 # r PATH: PATH inside the root.
 r() { printf '%s%s\n' "${ROOT%/}" "$1"; }
 
@@ -76,25 +65,6 @@ done < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$HERE/packages.list")
 installed() {
     [ "$(dpkg-query --admindir="$(r /var/lib/dpkg)" -W -f '${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]
 }
-
-if [ "$APT" = 1 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    say "apt-get install ${INCLUDE[*]}"
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold "${INCLUDE[@]}"
-    purge=()
-    for p in "${EXCLUDE[@]}"; do
-        if installed "$p"; then purge+=("$p"); fi
-    done
-    if [ "${#purge[@]}" -gt 0 ]; then
-        # The Packer SSH session survives sshd's purge: Debian's ssh.service stops only the
-        # listener (KillMode=process).
-        say "apt-get purge ${purge[*]}"
-        apt-get purge -y -qq "${purge[@]}"
-    fi
-    apt-get autoremove -y -qq --purge
-    apt-get clean
-fi
 
 # ------------------------------------------------------------------ files
 say "installing into $ROOT"
@@ -125,8 +95,8 @@ mask /etc/udev/rules.d/80-udisks2.rules
 mask /etc/systemd/system-generators/systemd-gpt-auto-generator
 # Units that must never run on a scanner, installed or not: ingress, cloud-init (user data is the
 # job manifest), package updates, disk daemons, timers that touch filesystems, logins, first-boot
-# prompts on the console, and ifupdown (the Debian AMI's; systemd-networkd configures the network
-# here: masked, not purged, since purging it could take the Packer build's own network down).
+# prompts on the console, and ifupdown (never installed here; systemd-networkd configures the
+# network).
 for u in \
     ssh.service ssh.socket sshd.service \
     cloud-init-local.service cloud-init.service cloud-config.service cloud-final.service cloud-init.target \
@@ -182,18 +152,8 @@ grep -qxF 'umask 027' "$(r /etc/bash.bashrc)" || printf '\n# agentless scanner\n
 # Logs readable by root and group adm only.
 find "$(r /var/log)" -type f -perm /g+wx,o+rwx -exec chmod g-wx,o-rwx {} +
 
-# Kernel command line where a boot loader reads it (the Debian AMI's GRUB; build.sh's raw image
-# has no boot loader, its command line is in build-info.env).
-CMDLINE_EXTRA="systemd.gpt_auto=0 rd.systemd.gpt_auto=0 raid=noautodetect"
-if [ -d "$(r /etc/default)" ] && [ -e "$(r /etc/default/grub)" ]; then
-    mkdir -p "$(r /etc/default/grub.d)"
-    # shellcheck disable=SC2016 # $GRUB_CMDLINE_LINUX is for GRUB's shell, not ours
-    printf '# agentless scanner (scanner-ami/image/install.sh)\nGRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX %s"\n' \
-        "$CMDLINE_EXTRA" >"$(r /etc/default/grub.d/60-agentless-scanner.cfg)"
-    if [ "$ROOT" = / ] && command -v update-grub >/dev/null 2>&1; then
-        update-grub
-    fi
-fi
+# The kernel command line is not here: it is fixed in the UKI (build.sh, uki.sh); there is no boot
+# loader and no /etc/default/grub.
 
 # The initramfs again, now that /etc is configured: it carries /etc/modprobe.d (no dm/md/foreign
 # filesystem modules there either) and fsck for the root of /etc/fstab.

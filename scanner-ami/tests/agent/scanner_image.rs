@@ -1,9 +1,11 @@
 //! The scanner image recipe (`scanner-ami/image/`): `build.sh` builds the raw image once per test
-//! run (a cached debootstrap root + `install.sh` + `mkfs.ext4 -d`, nothing mounted), with this
-//! build's `scanner-agent`. The tests then scan it with our own agent (CLI, `--baseline`), read its
-//! files back through our own ext4 reader, check the unit with `systemd-analyze`, check the LVM
-//! settings with `lvmconfig`, and boot it under QEMU against a fake IMDSv2 and collector: the unit
-//! runs the agent, the bundle arrives signed, the VM powers itself off.
+//! run (a cached debootstrap root + `install.sh` + `mkfs.ext4 -d`, plus an EFI System Partition
+//! holding a Unified Kernel Image, nothing mounted), with this build's `scanner-agent`. The tests
+//! then scan it with our own agent (CLI, `--baseline`), read its files back through our own ext4
+//! reader, check the unit with `systemd-analyze`, check the LVM settings with `lvmconfig`, and boot
+//! the disk image itself under QEMU through UEFI firmware (OVMF) against a fake IMDSv2 and
+//! collector: the unit runs the agent, the bundle arrives signed, the VM powers itself off; with a
+//! look-alike of the scanner's own disk attached as the target, the VM still boots our root.
 //!
 //! All are `#[ignore]`d (root, debootstrap, the Debian mirror or the cache, QEMU): scripts/test.sh
 //! runs them. The build is shared by the tests of this module (one `OnceLock`).
@@ -31,10 +33,10 @@ fn image_dir() -> PathBuf {
 struct Built {
     image: PathBuf,
     rootfs: PathBuf,
-    kernel: PathBuf,
-    initrd: PathBuf,
     cmdline: String,
     partuuid: String,
+    fs_uuid: String,
+    esp_partuuid: String,
     info: BTreeMap<String, String>,
     build_secs: f64,
 }
@@ -51,6 +53,8 @@ fn built() -> &'static Built {
 
 fn build() -> Result<Built, String> {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scanner-image");
+    // The previous build's identifiers, if any: this build's must differ (random per build).
+    let previous = std::fs::read_to_string(out.join("build-info.env")).unwrap_or_default();
     let started = Instant::now();
     let result = Command::new(image_dir().join("build.sh"))
         .arg("--agent")
@@ -70,21 +74,49 @@ fn build() -> Result<Built, String> {
     }
     let info_path = String::from_utf8_lossy(&result.stdout).trim().to_owned();
     // build-info.env is shell (printf %q): let bash read it.
-    let keys =
-        ["IMAGE", "ROOTFS", "KERNEL", "INITRD", "CMDLINE", "PARTUUID", "PACKAGES", "IMAGE_MIB", "IMAGE_ALLOCATED_MIB"];
+    let keys = [
+        "IMAGE",
+        "ROOTFS",
+        "KERNEL",
+        "KERNEL_VERSION",
+        "INITRD",
+        "OS_RELEASE",
+        "UKI",
+        "UKI_BYTES",
+        "CMDLINE",
+        "PARTUUID",
+        "FS_UUID",
+        "ESP_PARTUUID",
+        "DISK_GUID",
+        "ROOT_OFFSET_MIB",
+        "ROOT_MIB",
+        "ESP_OFFSET_MIB",
+        "ESP_MIB",
+        "PACKAGES",
+        "IMAGE_MIB",
+        "IMAGE_ALLOCATED_MIB",
+    ];
     let script = format!(". \"$1\"; for k in {}; do printf '%s=%s\\0' \"$k\" \"${{!k}}\"; done", keys.join(" "));
     let dump = run(Command::new("bash").arg("-c").arg(script).arg("-").arg(&info_path));
     let info: BTreeMap<String, String> =
         dump.split('\0').filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned()))).collect();
     let get = |k: &str| info.get(k).cloned().ok_or_else(|| format!("{info_path} has no {k}"));
     eprintln!("scanner image built in {build_secs:.1} s: {info:?}");
+    for key in ["PARTUUID", "FS_UUID", "ESP_PARTUUID", "DISK_GUID"] {
+        let old = previous.lines().find_map(|l| l.strip_prefix(&format!("{key}=")));
+        if let (Some(old), Some(new)) = (old, info.get(key))
+            && old == new
+        {
+            return Err(format!("{key} {new} is the previous build's: identifiers must be random per build"));
+        }
+    }
     Ok(Built {
         image: get("IMAGE")?.into(),
         rootfs: get("ROOTFS")?.into(),
-        kernel: get("KERNEL")?.into(),
-        initrd: get("INITRD")?.into(),
         cmdline: get("CMDLINE")?,
         partuuid: get("PARTUUID")?,
+        fs_uuid: get("FS_UUID")?,
+        esp_partuuid: get("ESP_PARTUUID")?,
         info,
         build_secs,
     })
@@ -177,12 +209,24 @@ fn scanner_image_is_debian_12_with_exactly_the_recipes_packages() {
     );
 }
 
+impl Built {
+    fn info_kver(&self) -> &str {
+        &self.info["KERNEL_VERSION"]
+    }
+
+    /// A number of build-info.env.
+    fn num(&self, key: &str) -> u64 {
+        self.info.get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("build-info.env: {key}"))
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
 /// The image's root filesystem through our own userspace ext4 reader (as a scanner reads a disk).
-fn image_fs(img: &Path) -> Ext4Fs {
-    let disk: Arc<dyn BlockSource> = Arc::new(Disk::open(img).expect("open image"));
-    let len = std::fs::metadata(img).expect("meta").len();
-    // build.sh: one partition from 1 MiB to 1 MiB before the end (the backup GPT).
-    let region = Region::new(disk, 1024 * 1024, len - 2 * 1024 * 1024).expect("region");
+fn image_fs(b: &Built) -> Ext4Fs {
+    let disk: Arc<dyn BlockSource> = Arc::new(Disk::open(&b.image).expect("open image"));
+    // build.sh: partition 1 (the root) at ROOT_OFFSET_MIB, ROOT_MIB long; the ESP after it.
+    let region = Region::new(disk, b.num("ROOT_OFFSET_MIB") * MIB, b.num("ROOT_MIB") * MIB).expect("region");
     Ext4Fs::load(region).expect("the image's ext4 root")
 }
 
@@ -198,7 +242,7 @@ fn link(fs: &dyn RootFs, path: &str) -> String {
 #[ignore = "builds the scanner image (root, debootstrap, the Debian mirror or ~/.cache/agentless)"]
 fn scanner_image_files_read_back_from_the_image() {
     let b = built();
-    let fs = image_fs(&b.image);
+    let fs = image_fs(b);
     let repo = image_dir();
     // The unit, and every overlay file, byte for byte; the helper executable.
     assert_eq!(
@@ -402,8 +446,49 @@ struct Boot {
     secs: f64,
 }
 
-/// Boot the image (direct kernel boot: the raw image has no boot loader) with `volume` attached as
-/// the second NVMe device (`/dev/nvme1n1`), IMDS at 169.254.169.254:80 and the collector at
+/// The UEFI firmware: Debian's OVMF (package ovmf), without Secure Boot (EC2's default for an AMI
+/// registered without UEFI data), and a fresh copy of its variable store per boot (no boot entry:
+/// the firmware boots the removable-media path `\EFI\BOOT\BOOTX64.EFI` of the boot disk, as EC2's
+/// does for a new instance).
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// The disk a test boots: the image itself, or, with `extra_cmdline`, a copy of it whose ESP holds a
+/// UKI made by the same `uki.sh` from the same kernel and initramfs with the image's command line
+/// plus `extra_cmdline` (systemd-stub ignores a command line from the firmware when the UKI has
+/// one: the test diagnostics have to be in the UKI).
+fn boot_disk(b: &Built, name: &str, extra_cmdline: &str) -> PathBuf {
+    if extra_cmdline.is_empty() {
+        return b.image.clone();
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scanner-image");
+    let disk = dir.join(format!("disk-{name}.img"));
+    let esp = dir.join(format!("esp-{name}.img"));
+    run(Command::new("cp").args(["--sparse=always", "--reflink=auto", "-f"]).arg(&b.image).arg(&disk));
+    run(Command::new(image_dir().join("uki.sh"))
+        .arg("--kernel")
+        .arg(&b.info["KERNEL"])
+        .arg("--initrd")
+        .arg(&b.info["INITRD"])
+        .arg("--os-release")
+        .arg(&b.info["OS_RELEASE"])
+        .args(["--cmdline", &format!("{} {extra_cmdline}", b.cmdline)])
+        .arg("--esp")
+        .arg(&esp)
+        .args(["--esp-mib", &b.info["ESP_MIB"]]));
+    run(Command::new("dd").arg(format!("if={}", esp.display())).arg(format!("of={}", disk.display())).args([
+        "bs=1M",
+        &format!("seek={}", b.info["ESP_OFFSET_MIB"]),
+        "conv=notrunc,sparse",
+        "status=none",
+    ]));
+    let _ = std::fs::remove_file(&esp);
+    disk
+}
+
+/// Boot the disk image through UEFI firmware (OVMF: the firmware finds the ESP and starts the UKI;
+/// no `-kernel`) with `volume` attached as the second NVMe device (`/dev/nvme1n1`), IMDS at
+/// 169.254.169.254:80 and the collector at
 /// [`VM_COLLECTOR`] forwarded to the loopback ports of the fake servers (a `socat` per guest
 /// connection: slirp's `tcp:` chardev form would be one connection for the VM's whole life).
 /// `restrict=on`: the VM reaches nothing else, not even this host. Writes go to temporary overlays
@@ -423,18 +508,19 @@ fn boot(b: &Built, name: &str, volume: &Path, ports: (u16, u16), extra_cmdline: 
          guestfwd=tcp:{VM_COLLECTOR}-cmd:socat STDIO TCP:127.0.0.1:{collector_port}"
     );
     let drive = |path: &Path, id: &str| format!("file={},if=none,id={id},format=raw,snapshot=on", path.display());
+    let disk = boot_disk(b, name, extra_cmdline);
+    let vars = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scanner-image").join(format!("ovmf-vars-{name}.fd"));
+    std::fs::copy(OVMF_VARS, &vars).expect("OVMF variable store (apt-get install ovmf; scripts/setup-test-env.sh)");
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-machine", &format!("q35,accel={accel}"), "-cpu", if accel == "kvm" { "host" } else { "max" }])
         .args(["-smp", "1", "-m", "1024", "-nodefaults", "-display", "none", "-monitor", "none", "-no-reboot"])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
-        .arg("-kernel")
-        .arg(&b.kernel)
-        .arg("-initrd")
-        .arg(&b.initrd)
-        .args(["-append", &format!("{} {extra_cmdline}", b.cmdline)])
-        .args(["-drive", &drive(&b.image, "root"), "-device", "nvme,drive=root,serial=scannerroot"])
+        .args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")])
+        .args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())])
+        // The root volume first, and the boot device (EC2 boots the AMI's root device).
+        .args(["-drive", &drive(&disk, "root"), "-device", "nvme,drive=root,serial=scannerroot,bootindex=0"])
         .args(["-drive", &drive(volume, "vol1"), "-device", "nvme,drive=vol1,serial=vol0a1b2c3d4e5f60718"])
         .args(["-netdev", &netdev, "-device", "virtio-net-pci,netdev=n0"])
         .stdin(Stdio::null())
@@ -453,6 +539,10 @@ fn boot(b: &Built, name: &str, volume: &Path, ports: (u16, u16), extra_cmdline: 
         }
         std::thread::sleep(Duration::from_millis(250));
     };
+    if disk != b.image {
+        let _ = std::fs::remove_file(&disk);
+    }
+    let _ = std::fs::remove_file(&vars);
     let mut stderr = String::new();
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut stderr);
@@ -532,6 +622,26 @@ fn udev_db(console: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     db
 }
 
+/// The firmware started the UKI of our disk (the NVMe controller with serial `scannerroot`), the
+/// kernel ran with our command line (the root by our PARTUUID), and the only ext4 filesystem the
+/// kernel mounted is partition 1 of our disk.
+fn assert_booted_our_root(b: &Built, console: &str) {
+    let starts: Vec<&str> = console.lines().filter(|l| l.contains("BdsDxe: starting")).collect();
+    assert!(
+        starts.len() == 1 && starts[0].contains("NVMe Ctrl scannerroot"),
+        "the firmware did not start our disk's UKI (once): {starts:?}\n{}",
+        tail(console, 40)
+    );
+    let cmdline = console.lines().find(|l| l.contains("Kernel command line:")).unwrap_or("no command line");
+    let roots: Vec<&str> = cmdline.split_whitespace().filter(|w| w.starts_with("root=")).collect();
+    assert_eq!(roots, [format!("root=PARTUUID={}", b.partuuid)], "{cmdline}");
+    let mounts: Vec<&str> = console.lines().filter(|l| l.contains("EXT4-fs (") && l.contains("mounted")).collect();
+    assert!(
+        !mounts.is_empty() && mounts.iter().all(|l| l.contains("EXT4-fs (nvme0n1p1)")),
+        "the kernel mounted something else than our root: {mounts:?}"
+    );
+}
+
 /// Generous: a TCG boot takes about a minute on an idle 2-core machine, several under load.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -551,6 +661,7 @@ fn scanner_image_boots_scans_the_attached_volume_uploads_and_powers_off() {
     // It powered itself off: QEMU exits 0 on the guest's power-off (-no-reboot), before the timeout.
     assert!(run.exit.is_some_and(|s| s.success()), "the VM did not power off by itself: {:?} {}", run.exit, ctx());
     assert!(run.console.contains("reboot: Power down"), "{}", ctx());
+    assert_booted_our_root(b, &run.console);
 
     // IMDSv2 only: the token first, then token-bearing reads.
     let imds_log = imds.requests();
@@ -634,13 +745,162 @@ fn user_data_script_is_never_executed_and_a_failed_job_still_powers_off() {
     assert!(run.console.contains("job manifest is not valid JSON"), "{}", ctx());
     assert_eq!(unit_lines(&run.console, "Failed to start").len(), 1, "{}", ctx());
     assert!(collector.requests().is_empty(), "nothing was uploaded");
+    // The product image itself (no test diagnostics in its UKI) booted our root.
+    assert_booted_our_root(b, &run.console);
+}
+
+/// `sfdisk --json IMG`: the partitions (start, size, type, uuid, name).
+fn partitions(img: &Path) -> Vec<serde_json::Value> {
+    let json: serde_json::Value =
+        serde_json::from_str(&run(Command::new("sfdisk").arg("--json").arg(img))).expect("sfdisk --json");
+    json["partitiontable"]["partitions"].as_array().expect("partitions").clone()
+}
+
+fn field<'a>(p: &'a serde_json::Value, key: &str) -> &'a str {
+    p[key].as_str().unwrap_or_else(|| panic!("no {key} in {p}"))
+}
+
+#[test]
+#[ignore = "builds the scanner image (root, debootstrap, the Debian mirror or ~/.cache/agentless)"]
+fn image_boots_by_uefi_from_a_uki_naming_the_root_by_partuuid_only() {
+    let b = built();
+    // GPT: the root (plain Linux data type, our PARTUUID) and the ESP (our ESP PARTUUID), nothing else.
+    let parts = partitions(&b.image);
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    let (root, esp) = (&parts[0], &parts[1]);
+    assert_eq!(field(root, "type"), "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+    assert_eq!(field(root, "uuid").to_lowercase(), b.partuuid);
+    assert_eq!(root["start"].as_u64(), Some(b.num("ROOT_OFFSET_MIB") * 2048));
+    assert_eq!(field(esp, "type"), "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+    assert_eq!(field(esp, "uuid").to_lowercase(), b.esp_partuuid);
+    assert_eq!(esp["start"].as_u64(), Some(b.num("ESP_OFFSET_MIB") * 2048));
+    // Four random identifiers, all different (and different from the previous build's: build()).
+    let ids: BTreeSet<&str> =
+        ["PARTUUID", "FS_UUID", "ESP_PARTUUID", "DISK_GUID"].iter().map(|k| b.info[*k].as_str()).collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    // The ESP (read with mtools, not mounted): one file, the UKI build.sh made.
+    let img_at = format!("{}@@{}M", b.image.display(), b.info["ESP_OFFSET_MIB"]);
+    let files = run(Command::new("mdir").env("MTOOLS_SKIP_CHECK", "1").args(["-/", "-b", "-i", &img_at, "::/"]));
+    let files: Vec<&str> = files.lines().filter(|l| !l.ends_with('/')).collect();
+    assert_eq!(files, ["::/EFI/BOOT/BOOTX64.EFI"], "the ESP holds exactly the UKI");
+    let dir = tempfile::tempdir().expect("tmp");
+    let uki = dir.path().join("BOOTX64.EFI");
+    run(Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-n", "-i", &img_at, "::/EFI/BOOT/BOOTX64.EFI"])
+        .arg(&uki));
+    assert!(std::fs::read(&uki).expect("uki") == std::fs::read(&b.info["UKI"]).expect("UKI"), "ESP's UKI != build's");
+    // The UKI's sections: the root's own kernel and initramfs, the fixed command line, os-release.
+    let section = |name: &str| -> Vec<u8> {
+        let out = dir.path().join(name.trim_start_matches('.'));
+        run(Command::new("objcopy").arg("-O").arg("binary").arg(format!("--only-section={name}")).arg(&uki).arg(&out));
+        std::fs::read(&out).expect("section")
+    };
+    let kver = &b.info["KERNEL"];
+    assert!(section(".linux") == std::fs::read(kver).expect("vmlinuz"), ".linux is not the image's kernel");
+    assert!(section(".initrd") == std::fs::read(&b.info["INITRD"]).expect("initrd"), ".initrd is not the image's");
+    assert_eq!(section(".osrel"), std::fs::read(b.rootfs.join("usr/lib/os-release")).expect("os-release"));
+    let cmdline = String::from_utf8(section(".cmdline")).expect("utf-8");
+    assert_eq!(cmdline, b.cmdline);
+    // The root named by our PARTUUID, and by nothing else; no label, no filesystem UUID anywhere in
+    // the boot path (command line, fstab).
+    let words: Vec<&str> = cmdline.split_whitespace().collect();
+    let roots: Vec<&&str> = words.iter().filter(|w| w.starts_with("root=")).collect();
+    assert_eq!(roots, [&format!("root=PARTUUID={}", b.partuuid).as_str()]);
+    for w in
+        ["console=ttyS0,115200n8", "ro", "systemd.gpt_auto=0", "rd.systemd.gpt_auto=0", "raid=noautodetect", "panic=0"]
+    {
+        assert!(words.contains(&w), "{w} not in {cmdline}");
+    }
+    let fstab = String::from_utf8(read(&image_fs(b), "/etc/fstab")).expect("utf-8");
+    for (text, what) in [(cmdline.as_str(), "command line"), (fstab.as_str(), "fstab")] {
+        for bad in ["UUID=", "LABEL=", "PARTLABEL=", &b.fs_uuid] {
+            let hits: Vec<&str> = text
+                .split_whitespace()
+                .filter(|w| w.contains(bad) && !w.starts_with("PARTUUID=") && !w.starts_with("root=PARTUUID="))
+                .collect();
+            assert!(hits.is_empty(), "{what} names {bad}: {hits:?}");
+        }
+    }
+    // The kernel has NVMe and ext4 built in; the initramfs carries ENA and our modprobe settings.
+    let config = std::fs::read_to_string(b.rootfs.join(format!("boot/config-{}", b.info_kver()))).expect("config");
+    for opt in ["CONFIG_BLK_DEV_NVME=y", "CONFIG_EXT4_FS=y", "CONFIG_EFI_STUB=y"] {
+        assert!(config.lines().any(|l| l == opt), "{opt}");
+    }
+    let listing = run(Command::new("chroot")
+        .arg(&b.rootfs)
+        .arg("lsinitramfs")
+        .arg(format!("/boot/initrd.img-{}", b.info_kver())));
+    for want in ["/ena.ko", "etc/modprobe.d/agentless-scanner.conf", "scripts/local"] {
+        assert!(listing.lines().any(|l| l.ends_with(want)), "{want} not in the initramfs");
+    }
+}
+
+/// A copy of our own image as a customer's volume could look to the initramfs and the firmware:
+/// the same partition layout and names, the same disk GUID, the same ext4 filesystem UUID and label
+/// (`scanner-root`), a bootable ESP with the same UKI, but partition GUIDs of its own (a volume never
+/// carries our random PARTUUID: README.md, "Identifiers").
+fn look_alike(b: &Built) -> (PathBuf, String) {
+    let disk = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scanner-image").join("look-alike.img");
+    run(Command::new("cp").args(["--sparse=always", "--reflink=auto", "-f"]).arg(&b.image).arg(&disk));
+    let theirs = std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("uuid").trim().to_owned();
+    let their_esp = std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("uuid").trim().to_owned();
+    for (n, uuid) in [("1", &theirs), ("2", &their_esp)] {
+        run(Command::new("sfdisk")
+            .args(["-q", "--no-reread", "--no-tell-kernel", "--part-uuid"])
+            .arg(&disk)
+            .args([n, uuid]));
+    }
+    let parts = partitions(&disk);
+    assert_eq!(field(&parts[0], "uuid").to_lowercase(), theirs);
+    assert_eq!(field(&parts[0], "name"), "scanner-root");
+    // Same filesystem UUID and label as ours (dumpe2fs of the copy's partition 1).
+    let sb = run(Command::new("dumpe2fs").arg("-h").arg(format!(
+        "{}?offset={}",
+        disk.display(),
+        b.num("ROOT_OFFSET_MIB") * MIB
+    )));
+    assert!(sb.lines().any(|l| l.starts_with("Filesystem UUID:") && l.ends_with(&b.fs_uuid)), "{sb}");
+    assert!(sb.lines().any(|l| l.starts_with("Filesystem volume name:") && l.ends_with("scanner-root")), "{sb}");
+    (disk, theirs)
+}
+
+#[test]
+#[ignore = "boots the scanner image under QEMU (qemu-system-x86, ovmf; scripts/setup-test-env.sh)"]
+fn a_look_alike_of_our_own_disk_attached_as_the_target_does_not_boot() {
+    let b = built();
+    let (volume, theirs) = look_alike(b);
+    let collector = fake_collector(&[]);
+    let manifest = job(&format!("http://{VM_COLLECTOR}"), vec![target("/dev/nvme1n1", 1)]);
+    let imds = fake_imds(manifest.to_json().expect("json"), 0);
+    let ports = (port_of(&imds.url()), port_of(&collector.url()));
+    // The product image as it is (no test diagnostics): what the firmware and the initramfs see.
+    let run = boot(b, "look-alike", &volume, ports, "", BOOT_TIMEOUT);
+    let _ = std::fs::remove_file(&volume);
+    eprintln!("boot to power-off (look-alike target): {:.1} s", run.secs);
+    let ctx = || format!("after {:.0} s; console tail:\n{}", run.secs, tail(&run.console, 60));
+    assert!(run.exit.is_some_and(|s| s.success()), "the VM did not power off by itself: {:?} {}", run.exit, ctx());
+    // The firmware started our UKI, the kernel mounted our root (nvme0n1p1), not the copy's.
+    assert_booted_our_root(b, &run.console);
+    assert!(!run.console.contains(&theirs), "the console names the look-alike's PARTUUID: {}", ctx());
+    assert!(!run.console.lines().any(|l| l.contains("EXT4-fs (nvme1")), "the kernel mounted the look-alike: {}", ctx());
+    // And the agent scanned the look-alike as a target, from our root: Debian 12, every package.
+    let uploads = collector.requests();
+    assert_eq!(uploads.len(), 1, "{}", ctx());
+    assert!(verify(&manifest.hmac_key, &uploads[0].body, uploads[0].header("X-Agentless-Signature").unwrap_or("")));
+    let bundle = read_bundle(&uploads[0].body, &BundleLimits::default()).expect("bundle");
+    let d0 = &bundle.manifest.devices[0];
+    assert_eq!(d0.status, DeviceStatus::Complete, "{d0:?}");
+    assert!(d0.os.as_deref().is_some_and(|os| os.contains("Debian") && os.contains("12")), "{d0:?}");
+    assert_eq!(d0.packages.to_string(), b.info["PACKAGES"], "{d0:?}");
+    assert_eq!(unit_lines(&run.console, "Finished").len(), 1, "{}", ctx());
 }
 
 /// The baseline rules our own scanner image fails, each with why it is left so (README.md,
 /// "Baseline of the scanner image"). Any other failure, or an error, fails the test.
 const SCANNER_IMAGE_FAILS: &[(&str, &str)] = &[
     // one root partition: an ephemeral instance whose volume is deleted at termination, with no
-    // users and nothing writing (the Packer path keeps the Debian AMI's single-partition layout)
+    // users and nothing writing
     ("fs.var_partition", "single root partition"),
     ("fs.var_tmp_partition", "single root partition"),
     ("fs.var_log_partition", "single root partition"),
