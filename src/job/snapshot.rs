@@ -114,8 +114,9 @@ impl<C: Cloud> Job<'_, C> {
         loop {
             let pending = self.pending_snapshots();
             let own_limit = pending + volumes.len() > super::MAX_PENDING_SNAPSHOTS && pending > 0;
-            let shared =
-                |b: &std::sync::Arc<dyn super::Budget>| b.take_snapshots(&self.id, &self.r.account, &self.region, volumes);
+            let shared = |b: &std::sync::Arc<dyn super::Budget>| {
+                b.take_snapshots(&self.id, &self.r.account, &self.region, volumes)
+            };
             if !own_limit && self.r.budget.as_ref().is_none_or(shared) {
                 return Ok(true);
             }
