@@ -37,12 +37,12 @@ use std::time::{Duration, Instant};
 
 use agentless::api::metrics::Metrics;
 use agentless::cloud::pacer::Pacer;
-use agentless::cloud::sim::fleet::{FleetAccount, FleetInstance, FleetVolume, StartState};
+use agentless::cloud::sim::fleet::SYNTHETIC_REGIONS;
 use agentless::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
 use agentless::cloud::sim::limits::Latencies;
 use agentless::cloud::sim::state::Life;
 use agentless::cloud::sim::{Fleet, SimCloud};
-use agentless::cloud::{AccountId, Guard, GuardPolicy, GuardRules, Region};
+use agentless::cloud::{Guard, GuardPolicy, GuardRules};
 use agentless::collector::Collector;
 use agentless::ledger::{JobState, Ledger};
 use agentless::schedule::config::Config;
@@ -51,17 +51,6 @@ use clap::Parser;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-/// Regions the accounts use, in order.
-const REGIONS: [&str; 8] = [
-    "us-east-1",
-    "us-west-2",
-    "eu-west-1",
-    "ap-southeast-2",
-    "eu-central-1",
-    "us-east-2",
-    "ap-northeast-1",
-    "ca-central-1",
-];
 /// AWS: 100 pending snapshots per account and Region (orchestrator-anchors 4.2).
 const AWS_PENDING: f64 = 100.0;
 /// Volumes per scanner (the daemon's default, `job::DEFAULT_MAX_DEVICES`).
@@ -93,62 +82,12 @@ struct Args {
     tmp: Option<std::path::PathBuf>,
 }
 
-/// splitmix64 step (deterministic sizes from the seed).
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn volume(size_gib: u32) -> FleetVolume {
-    FleetVolume {
-        device: None,
-        size_gib,
-        used_gib: None,
-        volume_type: "gp3".into(),
-        encrypted: false,
-        kms_key: None,
-        image: None,
-        delete_on_termination: true,
-    }
-}
-
 fn fleet(args: &Args) -> Result<Fleet, BoxError> {
-    let regions: Vec<Region> = REGIONS.iter().take(args.regions).map(|r| r.parse()).collect::<Result<_, _>>()?;
-    let mut accounts = Vec::new();
-    for a in 0..args.accounts {
-        let id: AccountId = format!("{:012}", 100_000_000_000u64 + a as u64).parse()?;
-        accounts.push(FleetAccount {
-            id,
-            user: "agentless-scanner".into(),
-            regions: regions.clone(),
-            keys: Vec::new(),
-            instances: Vec::new(),
-        });
-    }
-    for n in 0..args.instances {
-        let h = mix(args.seed ^ n as u64);
-        let count = 1 + (h % 4) as usize;
-        let mut volumes = vec![volume(8 + (h >> 8) as u32 % 25)];
-        for k in 1..count {
-            volumes.push(volume(20 + (mix(h + k as u64) % 481) as u32));
-        }
-        let zone = ['a', 'b', 'c'][(h >> 16) as usize % 3];
-        let region = regions[(n / args.accounts) % regions.len()].clone();
-        accounts[n % args.accounts].instances.push(FleetInstance {
-            region,
-            zone,
-            instance_type: "t3.large".into(),
-            state: StartState::Running,
-            tags: BTreeMap::from([("Name".to_owned(), format!("web-{n}"))]),
-            volumes,
-        });
-    }
+    let fleet = Fleet::synthetic(args.instances, args.accounts, args.regions, args.seed)?;
     // Terminated scanners stay visible for a day (AWS: about an hour) so their lifetimes can be
     // read at the end; nothing else changes.
     let latencies = Latencies { terminated_visible_ms: 86_400_000, ..Latencies::default() };
-    Ok(Fleet { seed: args.seed, accounts, latencies, ..Fleet::default() })
+    Ok(Fleet { latencies, ..fleet })
 }
 
 /// The lower bound of one (account, Region) in seconds, with `pending` snapshots at once.
@@ -187,7 +126,7 @@ fn cpu_seconds() -> Option<f64> {
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
-    if args.regions == 0 || args.regions > REGIONS.len() || args.accounts == 0 {
+    if args.regions == 0 || args.regions > SYNTHETIC_REGIONS.len() || args.accounts == 0 {
         return Err("--regions must be 1 to 8 and --accounts at least 1".into());
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
@@ -231,7 +170,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"bench-token-0123456789\"\n[limits]\nmax_concurrent_jobs = 64\n",
     );
     config_text.push_str(&format!("[scanner]\npoll = \"{}s\"\n", args.poll_secs));
-    let regions: Vec<String> = REGIONS.iter().take(args.regions).map(|r| format!("\"{r}\"")).collect();
+    let regions: Vec<String> = SYNTHETIC_REGIONS.iter().take(args.regions).map(|r| format!("\"{r}\"")).collect();
     for (i, a) in fleet.accounts.iter().enumerate() {
         config_text.push_str(&format!(
             "[[accounts]]\nname = \"a{i}\"\nid = \"{}\"\nregions = [{}]\n",

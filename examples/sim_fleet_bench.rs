@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use agentless::cloud::ops::*;
 use agentless::cloud::pacer::Pacer;
-use agentless::cloud::sim::fleet::{FleetAccount, FleetInstance, FleetVolume, StartState};
+use agentless::cloud::sim::fleet::SYNTHETIC_REGIONS;
 use agentless::cloud::sim::state::Life;
 use agentless::cloud::sim::{Fleet, SimCloud};
 use agentless::cloud::tags::{self, Role, SnapshotSource, Tags};
@@ -57,17 +57,6 @@ const DRAIN_EVERY: Duration = Duration::from_secs(60);
 /// First wait after a throttling or transient error; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
-/// Regions the accounts use, in order.
-const REGIONS: [&str; 8] = [
-    "us-east-1",
-    "us-west-2",
-    "eu-west-1",
-    "ap-southeast-2",
-    "eu-central-1",
-    "us-east-2",
-    "ap-northeast-1",
-    "ca-central-1",
-];
 
 #[derive(Debug, Parser)]
 #[command(about = "Drive a synthetic fleet through the simulated account's Cloud trait on the virtual clock")]
@@ -123,62 +112,11 @@ macro_rules! call {
     }};
 }
 
-/// splitmix64 step, for the fleet's sizes (deterministic from the seed).
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn volume(size_gib: u32) -> FleetVolume {
-    FleetVolume {
-        device: None,
-        size_gib,
-        used_gib: None,
-        volume_type: "gp3".into(),
-        encrypted: false,
-        kms_key: None,
-        image: None,
-        delete_on_termination: true,
-    }
-}
-
 /// The synthetic fleet: instance `n` goes to account `n % accounts`, Region `(n / accounts) %
 /// regions`; 1 to 4 volumes, a root of 8 to 32 GiB and data volumes of 20 to 500 GiB, half used
 /// (the fleet default), so snapshots take from about 30 s to 25 minutes.
 fn fleet(args: &Args) -> Result<Fleet, BoxError> {
-    let regions: Vec<Region> = REGIONS.iter().take(args.regions).map(|r| r.parse()).collect::<Result<_, _>>()?;
-    let mut accounts = Vec::new();
-    for a in 0..args.accounts {
-        let id: AccountId = format!("{:012}", 100_000_000_000u64 + a as u64).parse()?;
-        accounts.push(FleetAccount {
-            id,
-            user: "agentless-scanner".into(),
-            regions: regions.clone(),
-            keys: Vec::new(),
-            instances: Vec::new(),
-        });
-    }
-    for n in 0..args.instances {
-        let h = mix(args.seed ^ n as u64);
-        let count = 1 + (h % 4) as usize;
-        let mut volumes = vec![volume(8 + (h >> 8) as u32 % 25)];
-        for k in 1..count {
-            volumes.push(volume(20 + (mix(h + k as u64) % 481) as u32));
-        }
-        let zone = ['a', 'b', 'c'][(h >> 16) as usize % 3];
-        let region = regions[(n / args.accounts) % regions.len()].clone();
-        accounts[n % args.accounts].instances.push(FleetInstance {
-            region,
-            zone,
-            instance_type: "t3.large".into(),
-            state: StartState::Running,
-            tags: BTreeMap::from([("Name".to_owned(), format!("web-{n}"))]),
-            volumes,
-        });
-    }
-    Ok(Fleet { seed: args.seed, accounts, ..Fleet::default() })
+    Ok(Fleet::synthetic(args.instances, args.accounts, args.regions, args.seed)?)
 }
 
 /// Data volume device names: `/dev/sdf`-`/dev/sdz`, then `/dev/sdb`-`/dev/sde`, then `/dev/sdaa`.
@@ -497,8 +435,8 @@ fn hms(ms: u64) -> String {
 #[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
-    if args.regions == 0 || args.regions > REGIONS.len() || args.accounts == 0 {
-        return Err(format!("--regions must be 1 to {} and --accounts at least 1", REGIONS.len()).into());
+    if args.regions == 0 || args.regions > SYNTHETIC_REGIONS.len() || args.accounts == 0 {
+        return Err(format!("--regions must be 1 to {} and --accounts at least 1", SYNTHETIC_REGIONS.len()).into());
     }
     let wall = std::time::Instant::now();
     let fleet = fleet(&args)?;

@@ -106,6 +106,26 @@ pub enum FleetError {
     Id { key: String, source: IdError },
 }
 
+/// The Regions of [`Fleet::synthetic`], in order.
+pub const SYNTHETIC_REGIONS: [&str; 8] = [
+    "us-east-1",
+    "us-west-2",
+    "eu-west-1",
+    "ap-southeast-2",
+    "eu-central-1",
+    "us-east-2",
+    "ap-northeast-1",
+    "ca-central-1",
+];
+
+/// The splitmix64 step (deterministic sizes from a seed).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> FleetError {
     FleetError::Invalid { key: key.into(), message: message.into() }
 }
@@ -282,6 +302,70 @@ impl Fleet {
             }],
             ..Fleet::default()
         }
+    }
+
+    /// The benchmarks' synthetic fleet (`examples/sim_fleet_bench.rs`, `examples/fleet_bench.rs`):
+    /// `instances` running t3.large instances, instance `n` in account `n % accounts` (ids
+    /// 100000000000, 100000000001...) and Region `(n / accounts) % regions` of
+    /// [`SYNTHETIC_REGIONS`]; 1 to 4 gp3 volumes each, a root of 8 to 32 GiB and data volumes of
+    /// 20 to 500 GiB, half used (the default), no image behind them; sizes drawn from `seed`.
+    ///
+    /// # Errors
+    ///
+    /// `accounts` is 0 or `regions` is not 1 to 8.
+    pub fn synthetic(instances: usize, accounts: usize, regions: usize, seed: u64) -> Result<Fleet, FleetError> {
+        if accounts == 0 || regions == 0 || regions > SYNTHETIC_REGIONS.len() {
+            return Err(invalid(
+                "synthetic fleet",
+                format!("accounts must be at least 1 and Regions 1 to {}", SYNTHETIC_REGIONS.len()),
+            ));
+        }
+        let id = |key: &str| {
+            let key = key.to_owned();
+            move |source| FleetError::Id { key, source }
+        };
+        let regions: Vec<Region> = SYNTHETIC_REGIONS
+            .iter()
+            .take(regions)
+            .map(|r| r.parse().map_err(id("Region")))
+            .collect::<Result<_, _>>()?;
+        let mut fleet_accounts = Vec::new();
+        for a in 0..accounts {
+            fleet_accounts.push(FleetAccount {
+                id: format!("{:012}", 100_000_000_000u64 + a as u64).parse().map_err(id("account"))?,
+                user: default_user(),
+                regions: regions.clone(),
+                keys: Vec::new(),
+                instances: Vec::new(),
+            });
+        }
+        let volume = |size_gib: u32| FleetVolume {
+            device: None,
+            size_gib,
+            used_gib: None,
+            volume_type: "gp3".into(),
+            encrypted: false,
+            kms_key: None,
+            image: None,
+            delete_on_termination: true,
+        };
+        for n in 0..instances {
+            let h = splitmix64(seed ^ n as u64);
+            let count = 1 + (h % 4) as usize;
+            let mut volumes = vec![volume(8 + (h >> 8) as u32 % 25)];
+            for k in 1..count {
+                volumes.push(volume(20 + (splitmix64(h + k as u64) % 481) as u32));
+            }
+            fleet_accounts[n % accounts].instances.push(FleetInstance {
+                region: regions[(n / accounts) % regions.len()].clone(),
+                zone: ['a', 'b', 'c'][(h >> 16) as usize % 3],
+                instance_type: "t3.large".into(),
+                state: StartState::Running,
+                tags: BTreeMap::from([("Name".to_owned(), format!("web-{n}"))]),
+                volumes,
+            });
+        }
+        Ok(Fleet { seed, accounts: fleet_accounts, ..Fleet::default() })
     }
 
     /// The world this fleet describes, its compressed images decompressed into the default cache
