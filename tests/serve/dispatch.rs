@@ -3,17 +3,15 @@
 //! simulated account whose quotas are set to those budgets, on the virtual clock, which all end
 //! `Done` with every volume scanned and without one quota or throttling error from the account.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use agentless::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
+use super::sim_daemon;
 use agentless::cloud::sim::{Fleet, SimCloud};
 use agentless::cloud::{AccountId, GuardRules, JobId, Region, VolumeId};
-use agentless::collector::Collector;
 use agentless::job::Budget;
-use agentless::ledger::{JobState, Ledger, TargetStatus};
+use agentless::ledger::{JobState, TargetStatus};
 use agentless::schedule::config::Config;
-use agentless::schedule::daemon::{Account, Daemon, Parts};
 use agentless::schedule::dispatch::{Dispatcher, Limits, vcpus_of};
 
 /// xorshift64*: a seeded, dependency-free PRNG for the randomized test.
@@ -185,34 +183,8 @@ async fn concurrent_jobs_on_the_sim_meet_no_quota_or_throttling_error() {
         .with_pacer(Arc::new(agentless::cloud::pacer::Pacer::new()))
         .without_trace()
         .with_observer(metrics.observer());
-    let collector = Collector::new(dir.path(), scanner_ami::bundle::BundleLimits::default());
-    let _hv = Hypervisor::start(
-        world.clone(),
-        AgentRunner::InProcess { sink: Arc::new(collector.clone()) },
-        dir.path().join("hv"),
-    );
-    let clock = agentless::schedule::timer::tokio_clock("2026-05-10T00:00:00Z".parse().expect("ts"));
-    let ledger = Arc::new(Mutex::new(Ledger::open(dir.path()).expect("ledger").with_clock(Arc::clone(&clock))));
-    let w = world.clone();
-    let daemon = Daemon::new(Parts {
-        config,
-        data_dir: dir.path().to_path_buf(),
-        ledger: Arc::clone(&ledger),
-        collector,
-        accounts: vec![Account {
-            name: "demo".into(),
-            id: account.clone(),
-            guard: Arc::new(guard),
-            caller_arn: format!("arn:aws:iam::{account}:user/agentless-scanner"),
-            regions: vec![region.clone()],
-        }],
-        now_ms: Arc::new(move || i64::try_from(w.now_ms()).unwrap_or(i64::MAX)),
-        clock,
-        collector_url: "http://127.0.0.1:9".into(),
-        sim: true,
-        metrics: Arc::clone(&metrics),
-    });
-    daemon.start().expect("start");
+    let running = sim_daemon(&world, guard, config, dir.path(), vec![region.clone()], Arc::clone(&metrics));
+    let (daemon, ledger) = (&running.daemon, &running.ledger);
     let api = daemon.api_state("test-token-0123456789");
     // Four on-demand scans at once: team a, team b, and everything twice (so each volume is
     // wanted by up to three jobs at a time, past the per-volume limit of 2).

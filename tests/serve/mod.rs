@@ -143,3 +143,55 @@ pub fn kill(child: &mut Child, signal: &str) {
     let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
 }
+
+/// A daemon on the simulated account `world`, in this process (the agent's code in process, the
+/// clock tokio's), started with `guard` as its one account's principal in `regions`. The
+/// hypervisor runs as long as the value.
+pub struct SimDaemon {
+    pub daemon: std::sync::Arc<agentless::schedule::daemon::Daemon<agentless::cloud::sim::SimCloud>>,
+    pub ledger: std::sync::Arc<std::sync::Mutex<agentless::ledger::Ledger>>,
+    _hypervisor: agentless::cloud::sim::hypervisor::Hypervisor,
+}
+
+pub fn sim_daemon(
+    world: &agentless::cloud::sim::SimCloud,
+    guard: agentless::cloud::Guard<agentless::cloud::sim::SimCloud>,
+    config: agentless::schedule::config::Config,
+    dir: &Path,
+    regions: Vec<agentless::cloud::Region>,
+    metrics: std::sync::Arc<agentless::api::metrics::Metrics>,
+) -> SimDaemon {
+    use std::sync::{Arc, Mutex};
+
+    use agentless::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
+    use agentless::schedule::daemon::{Account, Daemon, Parts};
+
+    let collector = agentless::collector::Collector::new(dir, scanner_ami::bundle::BundleLimits::default());
+    let hypervisor =
+        Hypervisor::start(world.clone(), AgentRunner::InProcess { sink: Arc::new(collector.clone()) }, dir.join("hv"));
+    let clock = agentless::schedule::timer::tokio_clock("2026-05-10T00:00:00Z".parse().expect("ts"));
+    let ledger = agentless::ledger::Ledger::open(dir).expect("ledger").with_clock(Arc::clone(&clock));
+    let ledger = Arc::new(Mutex::new(ledger));
+    let account = world.account().clone();
+    let w = world.clone();
+    let daemon = Daemon::new(Parts {
+        config,
+        data_dir: dir.to_path_buf(),
+        ledger: Arc::clone(&ledger),
+        collector,
+        accounts: vec![Account {
+            name: "demo".into(),
+            caller_arn: format!("arn:aws:iam::{account}:user/agentless-scanner"),
+            id: account,
+            guard: Arc::new(guard),
+            regions,
+        }],
+        now_ms: Arc::new(move || i64::try_from(w.now_ms()).unwrap_or(i64::MAX)),
+        clock,
+        collector_url: "http://127.0.0.1:9".into(),
+        sim: true,
+        metrics,
+    });
+    daemon.start().expect("start");
+    SimDaemon { daemon, ledger, _hypervisor: hypervisor }
+}

@@ -7,16 +7,14 @@
 //! EC2 does).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use agentless::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
+use super::sim_daemon;
 use agentless::cloud::sim::{Fleet, SimCloud};
 use agentless::cloud::{AccountId, GuardRules, Region};
-use agentless::collector::Collector;
-use agentless::ledger::{JobState, Ledger, TargetStatus};
+use agentless::ledger::{JobState, TargetStatus};
 use agentless::schedule::config::Config;
-use agentless::schedule::daemon::{Account, Daemon, Parts};
 
 /// Two running instances in us-east-1, one in us-west-2, one synthetic volume each.
 const FLEET: &str = r#"
@@ -97,34 +95,15 @@ async fn an_explicit_instance_list_with_an_unknown_id_still_scans_the_others_in_
         GuardRules::default(),
     );
     let guard = agentless::cloud::Guard::new(world.clone(), policy).without_trace();
-    let collector = Collector::new(dir.path(), scanner_ami::bundle::BundleLimits::default());
-    let _hv = Hypervisor::start(
-        world.clone(),
-        AgentRunner::InProcess { sink: Arc::new(collector.clone()) },
-        dir.path().join("hv"),
-    );
-    let clock = agentless::schedule::timer::tokio_clock("2026-05-10T00:00:00Z".parse().expect("ts"));
-    let ledger = Arc::new(Mutex::new(Ledger::open(dir.path()).expect("ledger").with_clock(Arc::clone(&clock))));
-    let w = world.clone();
-    let daemon = Daemon::new(Parts {
+    let running = sim_daemon(
+        &world,
+        guard,
         config,
-        data_dir: dir.path().to_path_buf(),
-        ledger: Arc::clone(&ledger),
-        collector,
-        accounts: vec![Account {
-            name: "demo".into(),
-            id: account.clone(),
-            guard: Arc::new(guard),
-            caller_arn: format!("arn:aws:iam::{account}:user/agentless-scanner"),
-            regions: regions.clone(),
-        }],
-        now_ms: Arc::new(move || i64::try_from(w.now_ms()).unwrap_or(i64::MAX)),
-        clock,
-        collector_url: "http://127.0.0.1:9".into(),
-        sim: true,
-        metrics: Arc::new(agentless::api::metrics::Metrics::new()),
-    });
-    daemon.start().expect("start");
+        dir.path(),
+        regions.clone(),
+        Arc::new(agentless::api::metrics::Metrics::new()),
+    );
+    let (daemon, ledger) = (&running.daemon, &running.ledger);
     let api = daemon.api_state("test-token-0123456789");
 
     // east-0 (us-east-1), west-0 (us-west-2) and an id neither Region has.
