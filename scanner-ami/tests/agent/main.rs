@@ -15,6 +15,7 @@ mod baseline_system;
 mod bundle;
 mod cli;
 mod debootstrap;
+mod difftree;
 mod fixtures;
 mod hostile;
 mod images;
