@@ -211,60 +211,90 @@ fn failed_entry(target: &DeviceTarget, error: Option<String>) -> DeviceEntry {
     }
 }
 
-/// Scan one device of the manifest: its bundle entry, and its files when it was scanned.
+/// Scan the devices of one target instance together (its root and the filesystems the root mounts
+/// from its other volumes, LVM volume groups across them): an entry, and files when scanned, per
+/// device, in the order given.
 #[must_use]
-pub fn scan_device(target: &DeviceTarget, dev_root: &Path, baseline: bool) -> (DeviceEntry, Option<VolumeFiles>) {
-    let mut entry = failed_entry(target, None);
-    let path = match resolve_device(dev_root, &target.device_name) {
-        Ok(p) => p,
-        Err(e) => {
-            entry.status =
-                if matches!(e, DeviceError::NotFound { .. }) { DeviceStatus::Missing } else { DeviceStatus::Failed };
-            tracing::warn!(device = %target.device_name, volume = %target.volume_id, error = %e, "device not scanned");
-            entry.error = Some(e.to_string());
-            return (entry, None);
+pub fn scan_instance_devices(
+    targets: &[&DeviceTarget],
+    dev_root: &Path,
+    baseline: bool,
+) -> Vec<(DeviceEntry, Option<VolumeFiles>)> {
+    let mut out: Vec<(DeviceEntry, Option<VolumeFiles>)> =
+        targets.iter().map(|t| (failed_entry(t, None), None)).collect();
+    let mut paths = Vec::new();
+    let mut scanned_slots = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        let Some((entry, _)) = out.get_mut(i) else { continue };
+        match resolve_device(dev_root, &target.device_name) {
+            Ok(p) => {
+                entry.resolved_path = Some(p.display().to_string());
+                paths.push(p);
+                scanned_slots.push(i);
+            }
+            Err(e) => {
+                entry.status = if matches!(e, DeviceError::NotFound { .. }) {
+                    DeviceStatus::Missing
+                } else {
+                    DeviceStatus::Failed
+                };
+                tracing::warn!(device = %target.device_name, volume = %target.volume_id, error = %e, "device not scanned");
+                entry.error = Some(e.to_string());
+            }
         }
-    };
-    entry.resolved_path = Some(path.display().to_string());
-    let report = match scan::scan_image(&path, ScanOptions { baseline }) {
+    }
+    if paths.is_empty() {
+        return out;
+    }
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let reports = match scan::scan_images(&refs, ScanOptions { baseline }) {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(device = %target.device_name, error = %e, "device unreadable");
-            entry.error = Some(e.to_string());
-            return (entry, None);
+            tracing::warn!(instance = %targets.first().map_or("", |t| t.instance_id.as_str()), error = %e, "devices unreadable");
+            for &i in &scanned_slots {
+                if let Some((entry, _)) = out.get_mut(i) {
+                    entry.error = Some(e.to_string());
+                }
+            }
+            return out;
         }
     };
-    let outputs = match ScanOutputs::render(&report, &format!("{}/{}", target.instance_id, target.volume_id)) {
-        Ok(o) => o,
-        Err(e) => {
-            entry.error = Some(format!("cannot serialise the scan results: {e}"));
-            return (entry, None);
+    for (&i, report) in scanned_slots.iter().zip(&reports) {
+        let (Some((entry, files)), Some(target)) = (out.get_mut(i), targets.get(i)) else { continue };
+        let outputs = match ScanOutputs::render(report, &format!("{}/{}", target.instance_id, target.volume_id)) {
+            Ok(o) => o,
+            Err(e) => {
+                entry.error = Some(format!("cannot serialise the scan results: {e}"));
+                continue;
+            }
+        };
+        entry.os = report.os.as_ref().map(|o| o.pretty_name.clone().unwrap_or_else(|| o.id.clone()));
+        entry.packages = report.packages.len();
+        entry.baseline_failed = report.baseline.as_ref().map_or(0, |b| b.summary.fail);
+        if report.is_complete() {
+            entry.status = DeviceStatus::Complete;
+        } else {
+            entry.status = DeviceStatus::Partial;
+            let first = report.errors.first().map_or("", String::as_str);
+            let summary = format!("{} error(s); first: {first}", report.errors.len());
+            entry.error = Some(summary.chars().take(MAX_ERROR_SUMMARY_CHARS).collect());
         }
-    };
-    entry.os = report.os.as_ref().map(|o| o.pretty_name.clone().unwrap_or_else(|| o.id.clone()));
-    entry.packages = report.packages.len();
-    entry.baseline_failed = report.baseline.as_ref().map_or(0, |b| b.summary.fail);
-    if report.is_complete() {
-        entry.status = DeviceStatus::Complete;
-    } else {
-        entry.status = DeviceStatus::Partial;
-        let first = report.errors.first().map_or("", String::as_str);
-        let summary = format!("{} error(s); first: {first}", report.errors.len());
-        entry.error = Some(summary.chars().take(MAX_ERROR_SUMMARY_CHARS).collect());
+        tracing::info!(
+            device = %target.device_name,
+            volume = %target.volume_id,
+            status = entry.status.as_str(),
+            packages = entry.packages,
+            assembled_into = report.assembled_into.as_deref().unwrap_or(""),
+            "device scanned"
+        );
+        *files = Some(outputs.into_volume_files());
     }
-    tracing::info!(
-        device = %target.device_name,
-        volume = %target.volume_id,
-        status = entry.status.as_str(),
-        packages = entry.packages,
-        "device scanned"
-    );
-    (entry, Some(outputs.into_volume_files()))
+    out
 }
 
-/// Scan every device of `manifest` (a few at a time) and assemble the bundle's manifest and
-/// files, ready for [`write_bundle`]. A device whose scan panics is reported `failed`; the others
-/// are unaffected.
+/// Scan every device of `manifest` (the devices of one target instance together, a few instances
+/// at a time) and assemble the bundle's manifest and files, ready for [`write_bundle`]. An
+/// instance whose scan panics has its devices reported `failed`; the others are unaffected.
 #[must_use]
 pub fn scan_devices(
     manifest: &JobManifest,
@@ -273,8 +303,21 @@ pub fn scan_devices(
 ) -> (BundleManifest, BTreeMap<usize, VolumeFiles>) {
     let started_at = now_rfc3339();
     let n = manifest.devices.len();
-    let threads =
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, MAX_SCAN_THREADS).min(n.max(1));
+    // The devices of one target instance are scanned together; instances in parallel.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, d) in manifest.devices.iter().enumerate() {
+        let same = groups
+            .iter_mut()
+            .find(|g| g.first().and_then(|&j| manifest.devices.get(j)).is_some_and(|f| f.instance_id == d.instance_id));
+        match same {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, MAX_SCAN_THREADS)
+        .min(groups.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<Option<(DeviceEntry, Option<VolumeFiles>)>> = vec![None; n];
     std::thread::scope(|s| {
@@ -283,12 +326,17 @@ pub fn scan_devices(
                 s.spawn(|| {
                     let mut done = Vec::new();
                     loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(target) = manifest.devices.get(i) else { break };
+                        let g = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(group) = groups.get(g) else { break };
+                        let targets: Vec<&DeviceTarget> =
+                            group.iter().filter_map(|&i| manifest.devices.get(i)).collect();
                         let scanned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            scan_device(target, dev_root, manifest.baseline)
+                            scan_instance_devices(&targets, dev_root, manifest.baseline)
                         }));
-                        done.push((i, scanned.ok()));
+                        match scanned {
+                            Ok(entries) => done.extend(group.iter().copied().zip(entries.into_iter().map(Some))),
+                            Err(_) => done.extend(group.iter().map(|&i| (i, None))),
+                        }
                     }
                     done
                 })

@@ -14,6 +14,7 @@ pub mod baseline;
 pub mod bundle;
 pub mod disk;
 pub mod fs;
+pub mod instance;
 pub mod inventory;
 pub mod job;
 pub mod limits;

@@ -103,12 +103,14 @@ enum Format {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).multiple(false).args(["image", "device", "root"])))]
 struct ScanArgs {
-    /// A raw disk image file (read-only).
+    /// A raw disk image file (read-only). Repeat for the disks of one instance: they are scanned
+    /// together (LVM volume groups across them; the root's fstab mounts from any of them) and the
+    /// report is the one of the disk that holds the OS root.
     #[arg(long, value_name = "PATH")]
-    image: Option<PathBuf>,
-    /// A block device, e.g. /dev/nvme1n1 (read-only).
+    image: Vec<PathBuf>,
+    /// A block device, e.g. /dev/nvme1n1 (read-only); repeatable like --image.
     #[arg(long, value_name = "PATH")]
-    device: Option<PathBuf>,
+    device: Vec<PathBuf>,
     /// An unpacked or mounted root tree; symlinks resolve inside it.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -172,8 +174,25 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
     let opts = scan::ScanOptions { baseline: args.baseline || matches!(args.format, Format::Baseline) };
     let (report, target) = if let Some(dir) = &args.root {
         (scan::scan_root(dir, opts).map_err(|e| e.to_string())?, dir.display().to_string())
-    } else if let Some(img) = args.image.as_ref().or(args.device.as_ref()) {
-        (scan::scan_image(img, opts).map_err(|e| e.to_string())?, img.display().to_string())
+    } else if !args.image.is_empty() || !args.device.is_empty() {
+        let disks: Vec<&std::path::Path> = args.image.iter().chain(&args.device).map(PathBuf::as_path).collect();
+        let reports = scan::scan_images(&disks, opts).map_err(|e| e.to_string())?;
+        // The disk holding the OS root carries the instance's inventory; the others' problems are
+        // still worth a warning.
+        let pick = reports.iter().position(|r| r.os.is_some()).unwrap_or(0);
+        let mut picked = None;
+        for (i, r) in reports.into_iter().enumerate() {
+            if i == pick {
+                picked = Some(r);
+            } else {
+                for e in &r.errors {
+                    eprintln!("scanner-agent: warning: {}: {}", r.source_name(), sanitize(e));
+                }
+            }
+        }
+        let report = picked.ok_or("no disk was scanned")?;
+        let target = report.source_name();
+        (report, target)
     } else {
         return Err("one of --image, --device or --root is required".into());
     };
@@ -242,6 +261,32 @@ fn table(r: &Report) -> String {
             fs,
             format!("{:?}", p.status).to_lowercase(),
             p.reason.as_deref().map(|r| format!(" {}", sanitize(r))).unwrap_or_default()
+        );
+    }
+    for lv in &r.logical_volumes {
+        let fs = lv.filesystem.as_ref().map_or("-", |f| f.content.name());
+        let _ = writeln!(
+            s,
+            "  LV {}/{} {:>12} bytes {:<8} {:<12}{}",
+            sanitize(&lv.vg),
+            sanitize(&lv.name),
+            lv.size,
+            fs,
+            format!("{:?}", lv.status).to_lowercase(),
+            lv.reason.as_deref().map(|r| format!(" {}", sanitize(r))).unwrap_or_default()
+        );
+    }
+    if let Some(v) = &r.root_volume {
+        let _ = writeln!(s, "root: {}", sanitize(v));
+    }
+    for m in &r.mounts {
+        let _ = writeln!(
+            s,
+            "  mount {:<16} {:<12} {}{}",
+            sanitize(&m.target),
+            format!("{:?}", m.status).to_lowercase(),
+            sanitize(m.volume.as_deref().unwrap_or(&m.spec)),
+            m.reason.as_deref().map(|r| format!(" ({})", sanitize(r))).unwrap_or_default()
         );
     }
     match &r.os {

@@ -33,6 +33,9 @@ pub enum PartStatus {
     Root,
     /// Read; no OS on it (e.g. /boot).
     Read,
+    /// Part of the instance's root: mounted into it as its fstab says, or an LVM2 physical volume
+    /// of an assembled volume group.
+    Assembled,
     /// A filesystem or volume type without a reader here.
     Unsupported,
     /// Nothing to read (swap, empty, unknown signature, EFI/vfat).
@@ -64,6 +67,56 @@ pub struct Partition {
     pub os: Option<OsInfo>,
 }
 
+/// One LVM2 logical volume of the instance (listed on the disk of its volume group's first PV).
+#[derive(Debug, Clone, Serialize)]
+pub struct LogicalVolumeInfo {
+    pub vg: String,
+    pub name: String,
+    pub uuid: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<Probe>,
+    pub status: PartStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsInfo>,
+}
+
+/// What became of one filesystem the instance mounts at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountStatus {
+    /// Found among the attached disks and mounted into the scanned root.
+    Assembled,
+    /// Its source is not among the attached disks (or cannot be told apart from another).
+    Missing,
+    /// Found, but its filesystem has no reader here.
+    Unsupported,
+    /// Found, but unreadable.
+    Error,
+    /// Not a disk filesystem (swap, tmpfs, network, bind, noauto).
+    Skipped,
+}
+
+/// One fstab line or mount unit of the instance's root.
+#[derive(Debug, Clone, Serialize)]
+pub struct MountInfo {
+    /// The mount point.
+    pub target: String,
+    /// The source as written (`UUID=...`, `/dev/mapper/vg-var`).
+    pub spec: String,
+    pub fstype: String,
+    /// `/etc/fstab:12` or the unit file.
+    pub origin: String,
+    pub status: MountStatus,
+    /// The volume it was found on (`/dev/sdg partition 1`, `LV vg0/var`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// Counters of the scan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
@@ -85,8 +138,21 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition_table: Option<TableInfo>,
     pub partitions: Vec<Partition>,
-    /// Index of the partition that holds the OS (`null` when none was found).
+    /// Index of the partition that holds the OS (`null` when none was found, or the root is a
+    /// logical volume).
     pub root_partition: Option<u32>,
+    /// The volume that holds the OS (`/dev/sdf partition 2`, `LV vg0/root`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_volume: Option<String>,
+    /// When this disk's filesystems belong to an instance root on another disk: that root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assembled_into: Option<String>,
+    /// LVM2 logical volumes listed on this disk.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logical_volumes: Vec<LogicalVolumeInfo>,
+    /// The root's fstab entries and mount units, and what became of each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountInfo>,
     pub os: Option<OsInfo>,
     pub databases: Vec<DbResult>,
     pub packages: Vec<Package>,
@@ -114,6 +180,14 @@ impl Agent {
 }
 
 impl Report {
+    /// The scanned image, device or directory.
+    #[must_use]
+    pub fn source_name(&self) -> String {
+        match &self.source {
+            Source::Image { path, .. } | Source::Root { path } => path.clone(),
+        }
+    }
+
     /// True if the scan is complete: an OS root was found and every database read cleanly.
     #[must_use]
     pub fn is_complete(&self) -> bool {

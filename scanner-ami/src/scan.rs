@@ -1,6 +1,6 @@
-//! One disk scan, end to end: partition table, per-partition probe, the root filesystem (the one
-//! holding an os-release or equivalent), OS detection and the package inventory, assembled into a
-//! [`Report`]. Failures of one partition or one database are recorded in the report and never stop
+//! A scan, end to end: one disk or one instance's disks ([`crate::instance`]: partition tables,
+//! probes, LVM, the root filesystem and the filesystems it mounts), or a directory tree; OS
+//! detection and the package inventory, assembled into a [`Report`]. Failures of one partition or one database are recorded in the report and never stop
 //! the scan; only a disk that cannot be opened at all is an error.
 
 use std::path::Path;
@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::baseline;
-use crate::disk::probe::{self, Content};
-use crate::disk::{BlockSource, Disk, DiskError, table};
+use crate::disk::{BlockSource, Disk, DiskError};
 use crate::fs::RootFs;
 use crate::fs::dir::DirFs;
-use crate::fs::ext4::Ext4Fs;
+use crate::instance::{self, DiskInput};
 use crate::inventory;
 use crate::os;
-use crate::report::{Agent, PartStatus, Partition, Report, SCHEMA, Source, Stats};
+use crate::report::{Agent, Report, SCHEMA, Source, Stats};
 
 /// What a scan computes besides the inventory.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,132 +37,67 @@ fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Why a partition with this content is not read.
-fn not_read_reason(c: Content) -> (PartStatus, String) {
-    match c {
-        Content::Xfs => {
-            (PartStatus::Unsupported, "XFS: no userspace reader yet; the partition is listed but not scanned".into())
-        }
-        Content::Btrfs => {
-            (PartStatus::Unsupported, "btrfs: no userspace reader yet; the partition is listed but not scanned".into())
-        }
-        Content::Lvm2Pv => {
-            (PartStatus::Unsupported, "LVM2 physical volume: logical volumes are not assembled yet; not scanned".into())
-        }
-        Content::Luks => (PartStatus::Unsupported, "LUKS-encrypted volume: cannot be read without its key".into()),
-        Content::Ntfs => (PartStatus::Unsupported, "NTFS: Windows volumes are not inventoried".into()),
-        Content::Squashfs | Content::Iso9660 => {
-            (PartStatus::Unsupported, format!("{}: no reader; not scanned", c.name()))
-        }
-        Content::Vfat => (PartStatus::Skipped, "vfat (EFI/boot): holds no OS packages; not read".into()),
-        Content::Swap => (PartStatus::Skipped, "swap space: no files".into()),
-        Content::Empty => (PartStatus::Skipped, "no filesystem: the first 64 KiB are zero".into()),
-        Content::Unknown => (PartStatus::Skipped, "no known filesystem signature".into()),
-        Content::Ext2 | Content::Ext3 | Content::Ext4 => (PartStatus::Read, String::new()),
-    }
-}
-
 /// Scan a raw image file or block device.
 pub fn scan_image(path: &Path, opts: ScanOptions) -> Result<Report, ScanError> {
-    let started = Instant::now();
-    let disk = Disk::open(path)?;
-    let stats = disk.stats();
-    let size = disk.len();
-    let mut report =
-        scan_source(Arc::new(disk), Source::Image { path: path.display().to_string(), size }, started, opts);
-    report.stats.bytes_read = Some(stats.bytes());
-    report.stats.read_calls = Some(stats.calls());
-    Ok(report)
+    let mut reports = scan_images(&[path], opts)?;
+    reports.pop().ok_or_else(|| ScanError::Root { path: path.display().to_string(), reason: "nothing scanned".into() })
 }
 
-/// Scan any block source (an opened disk, or an in-memory image for tests and fuzzing).
+/// Scan the disks of one instance together (raw image files or block devices): one report per
+/// disk, in the order given. Filesystems that the root mounts from another of the disks (a `/var`
+/// logical volume, a `/home` partition) are assembled into the root before the inventory.
+pub fn scan_images(paths: &[&Path], opts: ScanOptions) -> Result<Vec<Report>, ScanError> {
+    let started = Instant::now();
+    let mut disks = Vec::new();
+    let mut stats = Vec::new();
+    for path in paths {
+        let disk = Disk::open(path)?;
+        stats.push(disk.stats());
+        let size = disk.len();
+        disks.push(DiskInput {
+            name: path.display().to_string(),
+            source: Arc::new(disk),
+            report_source: Source::Image { path: path.display().to_string(), size },
+        });
+    }
+    let mut reports = instance::scan_instance(disks, started, opts);
+    for (report, stats) in reports.iter_mut().zip(&stats) {
+        report.stats.bytes_read = Some(stats.bytes());
+        report.stats.read_calls = Some(stats.calls());
+    }
+    Ok(reports)
+}
+
+/// Scan any block source (an opened disk, or an in-memory image for tests and fuzzing) as an
+/// instance with this one disk.
 #[must_use]
 pub fn scan_source(disk: Arc<dyn BlockSource>, source: Source, started: Instant, opts: ScanOptions) -> Report {
-    let (table_info, parts) = table::read(Arc::clone(&disk));
-    tracing::info!(scheme = ?table_info.scheme, partitions = parts.len(), "partition table read");
-
-    let mut partitions = Vec::new();
-    let mut errors = Vec::new();
-    let mut root: Option<(u32, Ext4Fs, os::OsInfo)> = None;
-    for part in parts {
-        let mut out = Partition {
-            index: part.index,
-            start: part.start,
-            size: part.size,
-            table_type: part.table_type.clone(),
-            type_name: part.type_name,
-            name: part.name.clone(),
-            filesystem: None,
-            status: PartStatus::Error,
-            reason: None,
-            os: None,
-        };
-        let region = match part.region {
-            Ok(r) => r,
-            Err(e) => {
-                out.reason = Some(e);
-                partitions.push(out);
-                continue;
-            }
-        };
-        let probed = probe::probe(&region);
-        let content = probed.content;
-        out.filesystem = Some(probed);
-        if !content.is_ext() {
-            let (status, reason) = not_read_reason(content);
-            out.status = status;
-            out.reason = Some(reason);
-            partitions.push(out);
-            continue;
-        }
-        match Ext4Fs::load(region) {
-            Ok(fs) => {
-                out.status = PartStatus::Read;
-                if let Some(found) = os::detect(&fs) {
-                    out.os = Some(found.clone());
-                    if root.is_none() {
-                        out.status = PartStatus::Root;
-                        root = Some((part.index, fs, found));
-                    }
-                }
-            }
-            Err(e) => {
-                out.status = PartStatus::Error;
-                out.reason = Some(format!("{} filesystem unreadable: {e}", content.name()));
-            }
-        }
-        partitions.push(out);
-    }
-    for p in &partitions {
-        if p.status == PartStatus::Error {
-            errors.push(format!("partition {}: {}", p.index, p.reason.as_deref().unwrap_or("unreadable")));
-        }
-    }
-    let (root_partition, os_info, inv, baseline) = match root {
-        Some((idx, fs, found)) => {
-            let inv = inventory::collect(&fs);
-            let baseline = opts.baseline.then(|| baseline::evaluate(&fs, Some(&found), &inv.packages));
-            (Some(idx), Some(found), inv, baseline)
-        }
-        None => {
-            errors.push("no partition holds a readable OS root (no os-release or release file found)".into());
-            (None, None, inventory::Inventory::default(), None)
-        }
+    let name = match &source {
+        Source::Image { path, .. } | Source::Root { path } => path.clone(),
     };
-    errors.extend(inv.errors());
+    let mut reports =
+        instance::scan_instance(vec![DiskInput { name, source: disk, report_source: source.clone() }], started, opts);
+    reports.pop().unwrap_or_else(|| empty_report(source, started))
+}
+
+fn empty_report(source: Source, started: Instant) -> Report {
     Report {
         schema: SCHEMA,
         agent: Agent::current(),
         scanned_at: now(),
         source,
-        partition_table: Some(table_info),
-        partitions,
-        root_partition,
-        os: os_info,
-        databases: inv.databases,
-        packages: inv.packages,
-        errors,
-        baseline,
+        partition_table: None,
+        partitions: Vec::new(),
+        root_partition: None,
+        root_volume: None,
+        assembled_into: None,
+        logical_volumes: Vec::new(),
+        mounts: Vec::new(),
+        os: None,
+        databases: Vec::new(),
+        packages: Vec::new(),
+        errors: vec!["nothing scanned".into()],
+        baseline: None,
         stats: Stats {
             bytes_read: None,
             read_calls: None,
@@ -199,6 +133,10 @@ pub fn scan_rootfs(fs: &dyn RootFs, source: Source, started: Instant, opts: Scan
         partition_table: None,
         partitions: Vec::new(),
         root_partition: None,
+        root_volume: None,
+        assembled_into: None,
+        logical_volumes: Vec::new(),
+        mounts: Vec::new(),
         os: os_info,
         databases: inv.databases,
         packages: inv.packages,

@@ -6,6 +6,7 @@
 //! scan can report exactly how many bytes of the disk it touched.
 
 pub mod gpt;
+pub mod lvm;
 pub mod mbr;
 pub mod probe;
 pub mod table;

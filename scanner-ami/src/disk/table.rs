@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{BlockSource, Region, gpt, mbr, probe};
+use super::{BlockSource, Region, gpt, le, mbr, probe};
 
 /// The partitioning scheme found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,6 +41,9 @@ pub struct Part {
     pub table_type: Option<String>,
     pub type_name: Option<&'static str>,
     pub name: Option<String>,
+    /// The partition's own id as `/dev/disk/by-partuuid` and fstab's `PARTUUID=` name it: the GPT
+    /// entry's unique GUID, or for MBR `<disk signature>-<partition number>` (`0a1b2c3d-01`).
+    pub part_uuid: Option<String>,
     /// The readable window, or why the partition cannot be read (e.g. it lies past the disk end).
     pub region: Result<Region, String>,
 }
@@ -69,6 +72,7 @@ pub fn read(disk: Arc<dyn BlockSource>) -> (TableInfo, Vec<Part>) {
                             table_type: Some(e.type_guid.clone()),
                             type_name: gpt::type_name(&e.type_guid),
                             name: (!e.name.is_empty()).then(|| e.name.clone()),
+                            part_uuid: Some(e.unique_guid.to_ascii_lowercase()),
                             region: Region::new(Arc::clone(&disk), start, size).map_err(|err| err.to_string()),
                         }
                     })
@@ -87,6 +91,8 @@ pub fn read(disk: Arc<dyn BlockSource>) -> (TableInfo, Vec<Part>) {
     }
     let bare = probe::is_fat_boot_sector(&sector0) || sector0.get(3..11) == Some(b"NTFS    ");
     if !bare && mbr::looks_like_mbr(&sector0) {
+        // The MBR disk signature (bytes 440..444, little-endian) names its partitions for PARTUUID=.
+        let signature = le::u32(&sector0, 440).filter(|&s| s != 0);
         match mbr::read(&whole) {
             Ok(m) => {
                 let parts = m
@@ -102,6 +108,7 @@ pub fn read(disk: Arc<dyn BlockSource>) -> (TableInfo, Vec<Part>) {
                             table_type: Some(format!("0x{:02x}", e.type_byte)),
                             type_name: mbr::type_name(e.type_byte),
                             name: None,
+                            part_uuid: signature.map(|sig| format!("{sig:08x}-{:02x}", e.index)),
                             region: Region::new(Arc::clone(&disk), start, size).map_err(|err| err.to_string()),
                         }
                     })
@@ -115,7 +122,15 @@ pub fn read(disk: Arc<dyn BlockSource>) -> (TableInfo, Vec<Part>) {
             Err(e) => warnings.push(format!("MBR: {e}")),
         }
     }
-    let part =
-        Part { index: 0, start: 0, size: disk.len(), table_type: None, type_name: None, name: None, region: Ok(whole) };
+    let part = Part {
+        index: 0,
+        start: 0,
+        size: disk.len(),
+        table_type: None,
+        type_name: None,
+        name: None,
+        part_uuid: None,
+        region: Ok(whole),
+    };
     (TableInfo { scheme: Scheme::None, sector_size: None, header: None, disk_guid: None, warnings }, vec![part])
 }

@@ -7,6 +7,7 @@
 
 pub mod dir;
 pub mod ext4;
+pub mod mounted;
 pub mod xfs;
 
 use std::fmt;

@@ -36,7 +36,8 @@ pub fn walk_rootfs(fs: &dyn RootFs) -> BTreeMap<String, Entry> {
     let mut out = BTreeMap::new();
     let mut stack = vec!["/".to_owned()];
     while let Some(path) = stack.pop() {
-        let meta = fs.symlink_metadata(&path).unwrap_or_else(|e| panic!("{}: symlink_metadata({path}): {e}", fs.kind()));
+        let meta =
+            fs.symlink_metadata(&path).unwrap_or_else(|e| panic!("{}: symlink_metadata({path}): {e}", fs.kind()));
         let mut entry = Entry {
             kind: meta.kind,
             mode: meta.mode,
@@ -69,7 +70,8 @@ pub fn walk_rootfs(fs: &dyn RootFs) -> BTreeMap<String, Entry> {
             }
             FileKind::Symlink => {
                 entry.size = Some(meta.len);
-                entry.link = Some(fs.read_link(&path).unwrap_or_else(|e| panic!("{}: read_link({path}): {e}", fs.kind())));
+                entry.link =
+                    Some(fs.read_link(&path).unwrap_or_else(|e| panic!("{}: read_link({path}): {e}", fs.kind())));
             }
             FileKind::Other => {}
         }
@@ -94,8 +96,15 @@ pub fn walk_dir(root: &Path) -> BTreeMap<String, Entry> {
         } else {
             FileKind::Other
         };
-        let mut entry =
-            Entry { kind, mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid(), size: None, sha256: None, link: None };
+        let mut entry = Entry {
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: None,
+            sha256: None,
+            link: None,
+        };
         match kind {
             FileKind::Dir => {
                 for child in std::fs::read_dir(&host).unwrap_or_else(|e| panic!("readdir {}: {e}", host.display())) {

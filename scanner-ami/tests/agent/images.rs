@@ -113,11 +113,15 @@ fn mbr_with_logical_partitions_swap_xfs_btrfs_lvm() {
     assert_eq!(content(&r, 5), Some(Content::Btrfs));
     assert_eq!(content(&r, 6), Some(Content::Lvm2Pv));
     assert_eq!(content(&r, 7), Some(Content::Ext4));
-    for i in [2, 5, 6] {
+    for i in [2, 5] {
         let p = r.partitions.iter().find(|p| p.index == i).expect("part");
         assert_eq!(p.status, PartStatus::Unsupported);
         assert!(p.reason.as_deref().is_some_and(|s| s.contains("not")), "{:?}", p.reason);
     }
+    // A PV label without metadata belongs to no volume group: an error for that partition only.
+    let pv = r.partitions.iter().find(|p| p.index == 6).expect("pv");
+    assert_eq!(pv.status, PartStatus::Error);
+    assert!(pv.reason.as_deref().is_some_and(|s| s.contains("LVM2")), "{:?}", pv.reason);
     assert_eq!(
         r.partitions.iter().find(|p| p.index == 2).and_then(|p| p.filesystem.as_ref()).and_then(|f| f.label.clone()),
         Some("data".into())

@@ -19,5 +19,6 @@ mod difftree;
 mod fixtures;
 mod hostile;
 mod images;
+mod instance;
 mod run_mode;
 mod scanner_image;
