@@ -278,3 +278,105 @@ fn symlinks_resolve_inside_the_root_like_the_kernel() {
     assert_eq!(listed.len(), 1500);
     assert!(listed.windows(2).all(|w| w[0].name < w[1].name), "read_dir is sorted");
 }
+
+/// A SUSE-like layout written by the kernel (zstd): `@` the default subvolume holding the root,
+/// `@/var` and `@/home` nested in it, `@/var/lib/machines` two levels down, a snapshot of `@`
+/// nested at `@/.snapshots/1/snapshot` (its copies of the nested subvolumes are the kernel's empty
+/// placeholder directories), `@home_sep` beside `@` at the top level.
+const SUSE_LAYOUT: &str = r#"
+set +o pipefail
+btrfs subvolume create @ >/dev/null
+mkdir -p @/etc @/usr/lib/sysimage/rpm @/.snapshots/1
+printf 'ID="sles"\nVERSION_ID="16.0"\n' > @/etc/os-release
+yes 'rpm database page' | head -c 3000000 > @/usr/lib/sysimage/rpm/rpmdb.sqlite
+btrfs subvolume create @/var >/dev/null
+mkdir -p @/var/lib/rpm @/var/log
+echo log > @/var/log/messages
+head -c 500000 /dev/urandom > @/var/log/random.log
+btrfs subvolume create @/var/lib/machines >/dev/null
+echo m > @/var/lib/machines/m
+btrfs subvolume create @/home >/dev/null
+mkdir -p @/home/user && echo hello > @/home/user/.profile && chown -R 1000:100 @/home/user
+chmod 0711 @/home && chown 5:6 @/home
+ln -s ../var/lib @/varlib
+ln -s /var/lib/machines/m @/machine
+btrfs subvolume snapshot @ @/.snapshots/1/snapshot >/dev/null
+echo after-snapshot > @/etc/changed
+btrfs subvolume create @home_sep >/dev/null
+echo separate > @home_sep/file
+btrfs subvolume set-default "$(btrfs subvolume list . | awk '$NF == "@" {print $2}')" .
+"#;
+
+#[test]
+fn suse_like_default_and_nested_subvolumes_match_kernel() {
+    let work = tempfile::tempdir().expect("tmp");
+    let img = mkfs(work.path(), "suse.img", &[]);
+    {
+        let m = RwMount::new(&img, "compress=zstd");
+        m.sh(SUSE_LAYOUT);
+    }
+    let default = run(Command::new("btrfs").args(["inspect-internal", "dump-tree", "-t", "root"]).arg(&img));
+    assert!(default.contains("name: default"), "set-default left no `default` dir item:\n{default}");
+
+    let (n, ours) = compare(&img, "", Subvol::Default, "default subvolume @");
+    // The nested subvolumes show their own contents and root inodes; the snapshot's copies of
+    // them are empty directories.
+    assert!(ours.contains_key("/var/lib/machines/m") && ours.contains_key("/home/user/.profile"));
+    assert_eq!(ours.get("/home").map(|e| (e.mode, e.uid, e.gid)), Some((0o711, 5, 6)));
+    assert!(ours.contains_key("/.snapshots/1/snapshot/etc/os-release"));
+    assert!(!ours.keys().any(|k| k.starts_with("/.snapshots/1/snapshot/var/")), "placeholder is empty");
+    assert!(!ours.contains_key("/.snapshots/1/snapshot/etc/changed"));
+    assert!(!ours.contains_key("/file"), "@home_sep is not under @");
+    eprintln!("default @: {n} entries");
+
+    let fs = load(&img, Subvol::Default);
+    assert_ne!(fs.subvolume_id(), 5, "the default subvolume is @, not the top level");
+    for (opts, subvol) in [
+        ("subvol=@home_sep", Subvol::Path("@home_sep".into())),
+        ("subvol=@/var", Subvol::Path("@/var".into())),
+        ("subvol=/@/.snapshots/1/snapshot", Subvol::Path("/@/.snapshots/1/snapshot".into())),
+        ("subvolid=5", Subvol::Id(5)),
+        ("subvol=/", Subvol::Path("/".into())),
+    ] {
+        let (n, _) = compare(&img, opts, subvol, opts);
+        assert!(n > 1, "{opts}");
+    }
+    let by_id = load(&img, Subvol::Id(fs.subvolume_id()));
+    assert_same(&walk_rootfs(&fs), &walk_rootfs(&by_id), "subvolid of @ vs default");
+
+    // A directory that is not a subvolume root: the kernel refuses the mount, so do we.
+    let kernel = Command::new("mount")
+        .args(["-t", "btrfs", "-o", "ro,loop,subvol=@/etc"])
+        .arg(&img)
+        .arg(work.path())
+        .output()
+        .expect("mount");
+    if kernel.status.success() {
+        let _ = Command::new("umount").arg(work.path()).status();
+        panic!("the kernel mounted subvol=@/etc");
+    }
+    let e = btrfs::load(region(&img), Subvol::Path("@/etc".into())).expect_err("not a subvolume");
+    assert!(e.to_string().contains("not a subvolume root"), "{e}");
+    let e = btrfs::load(region(&img), Subvol::Path("@/nope".into())).expect_err("missing");
+    assert!(e.is_not_found(), "{e}");
+    let e = btrfs::load(region(&img), Subvol::Id(9999)).expect_err("missing id");
+    assert!(e.is_not_found(), "{e}");
+
+    // Resolution across subvolume boundaries: symlinks into nested subvolumes, `..` out of them.
+    let m = LoopMount::new(&img, "btrfs", 0, "");
+    let kernel = DirFs::new(&m.path()).expect("dirfs");
+    check_resolution(
+        &fs,
+        &kernel,
+        &[
+            "/varlib",
+            "/varlib/machines/m",
+            "/machine",
+            "/var/..",
+            "/var/lib/machines/../../../etc/os-release",
+            "/home/user/../../usr/lib/sysimage/rpm/rpmdb.sqlite",
+            "/.snapshots/1/snapshot/var",
+            "/.snapshots/1/snapshot/varlib/machines",
+        ],
+    );
+}
