@@ -17,6 +17,7 @@
 //! committed) is not replayed: [`BtrfsFs::log_tree_pending`] tells when one is present; data
 //! checksums are not verified; RAID0/10/5/6 chunks are refused.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lambutter::{BlockRead, Btrfs, Error as BtrfsError, Inode, Metadata, Path, SuperblockReason};
@@ -29,6 +30,12 @@ use crate::limits::MAX_DIR_ENTRIES;
 const MAX_SYMLINKS: usize = 40;
 /// Longest path accepted while resolving (Linux `PATH_MAX`).
 const MAX_PATH_LEN: usize = 4096;
+
+/// Most paths and inodes remembered by one filesystem (each map is emptied when it reaches this):
+/// lambutter has no block cache and resolves every path from the subvolume root, so a tree walk
+/// would otherwise descend the tree once per component of every path. About 100 bytes an entry,
+/// so under 7 MiB a map; 64 Ki entries hold the directories and recent listings of a whole root.
+const MAX_CACHED: usize = 64 * 1024;
 
 /// Byte offset of the primary superblock (the only copy the kernel mounts from).
 const PRIMARY_SUPERBLOCK: u64 = 64 * 1024;
@@ -94,9 +101,51 @@ struct Resolved {
     meta: Metadata,
 }
 
+/// The crate's filesystem and what has been looked up in it already (the image never changes
+/// under a scan, so nothing goes stale).
+struct Inner {
+    fs: Btrfs<RegionReader>,
+    /// Symlink-free absolute path -> inode, from lookups and directory listings.
+    paths: HashMap<String, Inode>,
+    /// (subvolume, inode number) -> metadata.
+    metas: HashMap<(u64, u64), Metadata>,
+}
+
+impl Inner {
+    /// The crate's literal lookup of an absolute path without `.`, `..` or symlinks.
+    fn lookup(&mut self, canon: &str) -> Result<Inode, BtrfsError> {
+        if let Some(inode) = self.paths.get(canon) {
+            return Ok(*inode);
+        }
+        let inode = self.fs.resolve(Path::from(canon))?;
+        self.remember(canon.to_owned(), inode);
+        Ok(inode)
+    }
+
+    fn remember(&mut self, canon: String, inode: Inode) {
+        if self.paths.len() >= MAX_CACHED {
+            self.paths.clear();
+        }
+        self.paths.insert(canon, inode);
+    }
+
+    fn metadata(&mut self, inode: &Inode) -> Result<Metadata, BtrfsError> {
+        let key = (inode.subvolume(), inode.objectid());
+        if let Some(m) = self.metas.get(&key) {
+            return Ok(*m);
+        }
+        let m = self.fs.metadata(inode)?;
+        if self.metas.len() >= MAX_CACHED {
+            self.metas.clear();
+        }
+        self.metas.insert(key, m);
+        Ok(m)
+    }
+}
+
 /// A btrfs subvolume on a disk region.
 pub struct BtrfsFs {
-    fs: Mutex<Btrfs<RegionReader>>,
+    fs: Mutex<Inner>,
     last_error: LastError,
     subvol_id: u64,
     log_pending: bool,
@@ -149,7 +198,8 @@ impl BtrfsFs {
                 "btrfs log tree present (fsync'ed changes not yet committed): not replayed, the committed state is read"
             );
         }
-        Ok(BtrfsFs { fs: Mutex::new(fs), last_error, subvol_id, log_pending })
+        let inner = Inner { fs, paths: HashMap::new(), metas: HashMap::new() };
+        Ok(BtrfsFs { fs: Mutex::new(inner), last_error, subvol_id, log_pending })
     }
 
     /// Id of the subvolume presented as `/` (5 is the top level).
@@ -165,7 +215,7 @@ impl BtrfsFs {
         self.log_pending
     }
 
-    fn lock(&self, path: &str) -> Result<MutexGuard<'_, Btrfs<RegionReader>>, FsError> {
+    fn lock(&self, path: &str) -> Result<MutexGuard<'_, Inner>, FsError> {
         self.fs.lock().map_err(|_| FsError::Io {
             path: path.to_owned(),
             reason: "btrfs reader poisoned by an earlier panic".into(),
@@ -189,7 +239,7 @@ impl BtrfsFs {
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
         if !comps.contains(&"..") {
             let canon = canonical(&comps);
-            match lookup(fs, &canon) {
+            match fs.lookup(&canon) {
                 Ok(inode) => {
                     let meta = fs.metadata(&inode).map_err(err)?;
                     if !(follow_last && meta.is_symlink()) {
@@ -205,7 +255,7 @@ impl BtrfsFs {
         let mut pending: Vec<String> = comps.iter().rev().map(|s| (*s).to_owned()).collect();
         let mut resolved: Vec<String> = Vec::new();
         let mut links = 0usize;
-        let root = lookup(fs, "/").map_err(err)?;
+        let root = fs.lookup("/").map_err(err)?;
         let mut current = Resolved { canon: "/".to_owned(), inode: root, meta: fs.metadata(&root).map_err(err)? };
         while let Some(c) = pending.pop() {
             match c.as_str() {
@@ -213,7 +263,7 @@ impl BtrfsFs {
                 ".." => {
                     resolved.pop();
                     let canon = canonical(&resolved);
-                    let inode = lookup(fs, &canon).map_err(err)?;
+                    let inode = fs.lookup(&canon).map_err(err)?;
                     current = Resolved { meta: fs.metadata(&inode).map_err(err)?, canon, inode };
                     continue;
                 }
@@ -224,7 +274,7 @@ impl BtrfsFs {
             }
             resolved.push(c);
             let canon = canonical(&resolved);
-            let inode = lookup(fs, &canon).map_err(err)?;
+            let inode = fs.lookup(&canon).map_err(err)?;
             let meta = fs.metadata(&inode).map_err(err)?;
             let is_last = pending.is_empty();
             if meta.is_symlink() && (!is_last || follow_last) {
@@ -232,7 +282,7 @@ impl BtrfsFs {
                 if links > MAX_SYMLINKS {
                     return Err(FsError::SymlinkLoop { path: path.to_owned() });
                 }
-                let target = fs.read_link(Path::from(canon.as_str())).map_err(err)?;
+                let target = fs.fs.read_link(Path::from(canon.as_str())).map_err(err)?;
                 let target = String::from_utf8_lossy(&target).into_owned();
                 let rest_len: usize = pending.iter().map(|s| s.len() + 1).sum();
                 if target.len().saturating_add(rest_len) > MAX_PATH_LEN {
@@ -245,7 +295,7 @@ impl BtrfsFs {
                 pending.extend(target.split('/').filter(|s| !s.is_empty()).rev().map(str::to_owned));
                 // The symlink's parent is a directory (it was looked up in it).
                 let parent = canonical(&resolved);
-                let inode = lookup(fs, &parent).map_err(err)?;
+                let inode = fs.lookup(&parent).map_err(err)?;
                 current = Resolved { meta: fs.metadata(&inode).map_err(err)?, canon: parent, inode };
             } else {
                 current = Resolved { canon, inode, meta };
@@ -266,11 +316,6 @@ fn canonical<S: AsRef<str>>(comps: &[S]) -> String {
         s.push('/');
     }
     s
-}
-
-/// The crate's literal lookup of an absolute path without `.`/`..`/symlinks.
-fn lookup(fs: &mut Btrfs<RegionReader>, canon: &str) -> Result<Inode, BtrfsError> {
-    fs.resolve(Path::from(canon))
 }
 
 fn profile_name(token: &str) -> &str {
@@ -379,7 +424,7 @@ impl FileRead for BtrfsFile<'_> {
         while done < buf.len() {
             let rest = buf.get_mut(done..).unwrap_or_default();
             let at = offset + done as u64;
-            let n = fs.read_file_at(&self.inode, at, rest).map_err(|e| self.fs.err(&self.path, e, Ctx::Data))?;
+            let n = fs.fs.read_file_at(&self.inode, at, rest).map_err(|e| self.fs.err(&self.path, e, Ctx::Data))?;
             if n == 0 {
                 return Err(FsError::Corrupt {
                     path: self.path.clone(),
@@ -412,19 +457,21 @@ impl RootFs for BtrfsFs {
         // proportional to the directory's own on-disk items (about 80 bytes per entry of at
         // least 56 on disk), so bounded by the metadata the image holds.
         // The crate lists by path, looked up literally: the symlink-free spelling.
-        let entries = fs.read_dir(Path::from(dir.canon.as_str())).map_err(|e| self.err(path, e, Ctx::Metadata))?;
-        drop(fs);
+        let entries = fs.fs.read_dir(Path::from(dir.canon.as_str())).map_err(|e| self.err(path, e, Ctx::Metadata))?;
         if entries.len() > MAX_DIR_ENTRIES {
             return Err(FsError::TooManyEntries { path: path.to_owned(), limit: MAX_DIR_ENTRIES });
         }
-        let mut out: Vec<DirEntry> = entries
-            .into_iter()
-            .filter_map(|e| {
-                let name = String::from_utf8(e.name).ok()?;
-                (name != "." && name != ".." && !name.contains('/'))
-                    .then(|| DirEntry { name, kind: kind_of_byte(e.kind_byte) })
-            })
-            .collect();
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let Ok(name) = String::from_utf8(e.name) else { continue };
+            if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                continue;
+            }
+            // Callers look the entries up next (a walk, a package reader's listing).
+            fs.remember(super::join(&dir.canon, &name), e.inode);
+            out.push(DirEntry { name, kind: kind_of_byte(e.kind_byte) });
+        }
+        drop(fs);
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -434,7 +481,7 @@ impl RootFs for BtrfsFs {
             return Err(FsError::Io { path: path.to_owned(), reason: "not a symlink".into() });
         }
         let mut fs = self.lock(path)?;
-        let target = fs.read_link(Path::from(link.canon.as_str())).map_err(|e| self.err(path, e, Ctx::Metadata))?;
+        let target = fs.fs.read_link(Path::from(link.canon.as_str())).map_err(|e| self.err(path, e, Ctx::Metadata))?;
         Ok(String::from_utf8_lossy(&target).into_owned())
     }
     fn open(&self, path: &str) -> Result<Box<dyn FileRead + '_>, FsError> {

@@ -9,14 +9,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Instant;
 
 use scanner_ami::disk::{Disk, Region};
 use scanner_ami::fs::btrfs::{self, BtrfsFs, Subvol};
 use scanner_ami::fs::dir::DirFs;
 use scanner_ami::fs::{FsError, RootFs};
+use scanner_ami::report::{Report, Source};
+use scanner_ami::scan::{ScanOptions, scan_rootfs};
 
 use crate::difftree::{Entry, LoopMount, assert_same, walk_dir, walk_rootfs};
-use crate::util::{run, sh};
+use crate::util::{Tree, dpkg_oracle, fixtures, ours as package_set, rpm_oracle, run, sh, tree_size};
 
 /// Size of the test images: above mkfs.btrfs's minimum for a single device with DUP metadata
 /// (about 114 MiB in btrfs-progs 6.2) and past the 64 MiB superblock copy. Sparse files.
@@ -118,14 +121,21 @@ fn load(img: &Path, subvol: Subvol) -> BtrfsFs {
 /// Kernel read-only mount with `opts` vs our reader at `subvol`: zero differences; the number of
 /// entries compared.
 fn compare(img: &Path, opts: &str, subvol: Subvol, what: &str) -> (usize, BTreeMap<String, Entry>) {
+    let started = Instant::now();
     let kernel = {
         let m = LoopMount::new(img, "btrfs", 0, opts);
         walk_dir(&m.path())
     };
+    let kernel_time = started.elapsed();
+    let started = Instant::now();
     let fs = load(img, subvol);
     let ours = walk_rootfs(&fs);
+    let our_time = started.elapsed();
     assert_same(&kernel, &ours, what);
-    eprintln!("{what}: {} entries, zero differences", kernel.len());
+    eprintln!(
+        "{what}: {} entries, zero differences (walks: kernel {kernel_time:.1?}, ours {our_time:.1?})",
+        kernel.len()
+    );
     (kernel.len(), ours)
 }
 
@@ -379,4 +389,378 @@ fn suse_like_default_and_nested_subvolumes_match_kernel() {
             "/.snapshots/1/snapshot/varlib/machines",
         ],
     );
+}
+
+/// `mkfs.btrfs --rootdir ROOT` into an image twice the tree's size (at least [`IMAGE_MIB`]).
+fn mkfs_rootdir(dir: &Path, name: &str, root: &Path) -> PathBuf {
+    let img = dir.join(name);
+    let mib = (tree_size(root) * 2 >> 20).max(IMAGE_MIB);
+    std::fs::File::create(&img).expect("image").set_len(mib << 20).expect("size");
+    run(Command::new("mkfs.btrfs").arg("-q").arg("--rootdir").arg(root).arg(&img));
+    img
+}
+
+/// The whole scan (OS detection, every package database) on our view of the default subvolume.
+fn scan_btrfs(img: &Path) -> Report {
+    let fs = load(img, Subvol::Default);
+    let size = std::fs::metadata(img).expect("image").len();
+    scan_rootfs(&fs, Source::Image { path: img.display().to_string(), size }, Instant::now(), ScanOptions::default())
+}
+
+/// SUSE keeps the rpm database at `/usr/lib/sysimage/rpm` (with `/var/lib/rpm` a symlink to it):
+/// the SQLite fixture there, on btrfs, gives exactly the fixture's packages and `rpm -qa`'s.
+#[test]
+fn rpm_sqlite_at_the_suse_path_on_btrfs_equals_the_fixture() {
+    let t = Tree::new();
+    t.os_release("sles", "16.0", "SUSE Linux Enterprise Server 16.0")
+        .copy("usr/lib/sysimage/rpm/rpmdb.sqlite", "go-rpmdb/cbl-mariner-2.0-sqlite/rpmdb.sqlite")
+        .symlink("var/lib/rpm", "../../usr/lib/sysimage/rpm");
+    let work = tempfile::tempdir().expect("tmp");
+    let img = mkfs_rootdir(work.path(), "rpm.img", t.path());
+    compare(&img, "", Subvol::Default, "rpm tree (mkfs --rootdir)");
+    let r = scan_btrfs(&img);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let text = std::fs::read_to_string(fixtures().join("go-rpmdb/cbl-mariner-2.0-sqlite/expected.json")).expect("json");
+    let want: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let want: std::collections::BTreeSet<String> = want["packages_oracle"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| {
+            let epoch = p["epoch"].as_u64().map(|e| format!("{e}:")).unwrap_or_default();
+            let (name, version, release) = (
+                p["name"].as_str().unwrap_or(""),
+                p["version"].as_str().unwrap_or(""),
+                p["release"].as_str().unwrap_or(""),
+            );
+            format!("{name}={epoch}{version}-{release}")
+        })
+        .collect();
+    assert_eq!(want.len(), 129);
+    assert_eq!(package_set(&r.packages), want);
+    assert_eq!(package_set(&r.packages), rpm_oracle(&t.path().join("usr/lib/sysimage/rpm")));
+    assert_eq!(r.databases.len(), 1, "the /var/lib/rpm symlink names the same database: {:?}", r.databases);
+}
+
+/// The Debian debootstrap root on btrfs: the kernel's tree and ours are identical, and the scan
+/// finds exactly `dpkg-query`'s packages.
+#[test]
+#[ignore = "needs the debootstrap tree of scripts/setup-test-env.sh (AGENTLESS_DEBOOTSTRAP_ROOT)"]
+fn debootstrap_root_on_btrfs_matches_kernel_and_dpkg_query() {
+    let root = std::env::var("AGENTLESS_DEBOOTSTRAP_ROOT")
+        .expect("AGENTLESS_DEBOOTSTRAP_ROOT must name the debootstrap tree (scripts/setup-test-env.sh)");
+    let root = Path::new(&root);
+    let work = tempfile::tempdir().expect("tmp");
+    let img = mkfs_rootdir(work.path(), "debian.img", root);
+    let started = Instant::now();
+    let (n, _) = compare(&img, "", Subvol::Default, "debootstrap bookworm (mkfs --rootdir)");
+    eprintln!("debootstrap walk (kernel + ours): {n} entries in {:?}", started.elapsed());
+    let r = scan_btrfs(&img);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.os.as_ref().map(|o| o.distro()), Some("debian-12".into()));
+    let oracle = dpkg_oracle(root);
+    assert!(oracle.len() > 80, "debootstrap tree looks incomplete: {} packages", oracle.len());
+    assert_eq!(package_set(&r.packages), oracle);
+}
+
+// ------------------------------------------------------------------------------------------
+// Hostile images: a kernel-written image copied, then patched at the byte level. Tree blocks
+// are re-checksummed after a patch so the damage reaches the parsers behind the CRC check.
+
+/// Offsets in the superblock (`struct btrfs_super_block`, btrfs on-disk format).
+const SB: u64 = 0x10000;
+const SB_CHUNK_ROOT: u64 = 0x58;
+const SB_NODESIZE: u64 = 0x94;
+const SB_SYS_ARRAY_SIZE: u64 = 0xa0;
+const SB_LABEL: u64 = 0x12b;
+const SB_SYS_ARRAY: u64 = 0x32b;
+/// Tree block header: fsid at 32, bytenr 48, owner 88, nritems 96, level 100; items follow.
+const HDR: usize = 101;
+/// Leaf item: key (objectid 8, type 1, offset 8), data offset 4, data size 4.
+const ITEM: usize = 25;
+const CHUNK_ITEM_KEY: u8 = 228;
+const EXTENT_DATA_KEY: u8 = 108;
+const BLOCK_GROUP_DATA: u64 = 1;
+
+fn crc32c(data: &[u8]) -> u32 {
+    crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(data)
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// One chunk: logical start, length, type bits and the physical offset of each copy.
+#[derive(Debug, Clone)]
+struct Chunk {
+    logical: u64,
+    length: u64,
+    ty: u64,
+    stripes: Vec<u64>,
+}
+
+/// A copy of an image file, read and patched in place.
+struct Patch {
+    path: PathBuf,
+    file: std::fs::File,
+    nodesize: usize,
+    chunks: Vec<Chunk>,
+}
+
+fn parse_chunk(data: &[u8], logical: u64) -> Chunk {
+    let n = usize::from(u16::from_le_bytes(data[44..46].try_into().expect("2")));
+    Chunk {
+        logical,
+        length: le64(data, 0),
+        ty: le64(data, 24),
+        stripes: (0..n).map(|i| le64(data, 48 + i * 32 + 8)).collect(),
+    }
+}
+
+impl Patch {
+    /// Copy `img` to `name` beside it and map its chunks (system array, then the chunk tree's
+    /// root leaf: enough for the small images here).
+    fn new(img: &Path, name: &str) -> Self {
+        let path = img.with_file_name(name);
+        run(Command::new("cp").arg("--sparse=always").arg(img).arg(&path));
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).expect("open copy");
+        let mut p = Patch { path, file, nodesize: 0, chunks: Vec::new() };
+        let sb = p.read(SB, 4096);
+        p.nodesize = le32(&sb, SB_NODESIZE as usize) as usize;
+        let size = le32(&sb, SB_SYS_ARRAY_SIZE as usize) as usize;
+        let array = &sb[SB_SYS_ARRAY as usize..SB_SYS_ARRAY as usize + size];
+        let mut at = 0;
+        while at < array.len() {
+            let logical = le64(array, at + 9);
+            let chunk = parse_chunk(&array[at + 17..], logical);
+            at += 17 + 48 + 32 * chunk.stripes.len();
+            p.chunks.push(chunk);
+        }
+        let root = p.block(le64(&sb, SB_CHUNK_ROOT as usize));
+        assert_eq!(root[100], 0, "chunk root is not a leaf: image larger than these tests expect");
+        for (key, data) in items(&root) {
+            if key.1 == CHUNK_ITEM_KEY && !p.chunks.iter().any(|c| c.logical == key.2) {
+                p.chunks.push(parse_chunk(data, key.2));
+            }
+        }
+        p
+    }
+
+    fn read(&self, off: u64, n: usize) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let mut b = vec![0; n];
+        self.file.read_exact_at(&mut b, off).expect("read copy");
+        b
+    }
+
+    fn write(&self, off: u64, b: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(b, off).expect("write copy");
+    }
+
+    fn copies(&self, logical: u64) -> Vec<u64> {
+        let c = self
+            .chunks
+            .iter()
+            .find(|c| c.logical <= logical && logical < c.logical + c.length)
+            .unwrap_or_else(|| panic!("logical {logical:#x} in no chunk"));
+        c.stripes.iter().map(|s| s + (logical - c.logical)).collect()
+    }
+
+    fn block(&self, logical: u64) -> Vec<u8> {
+        self.read(self.copies(logical)[0], self.nodesize)
+    }
+
+    /// Change the tree block at `logical` in every copy and fix its checksum.
+    fn patch_block(&self, logical: u64, f: impl Fn(&mut Vec<u8>)) {
+        let mut b = self.block(logical);
+        f(&mut b);
+        let csum = crc32c(&b[32..]);
+        b[..4].copy_from_slice(&csum.to_le_bytes());
+        for phys in self.copies(logical) {
+            self.write(phys, &b);
+        }
+    }
+
+    /// Logical addresses of the valid leaves of tree `owner` (current and stale copies alike).
+    fn leaves(&self, owner: u64) -> Vec<u64> {
+        let fsid = self.read(SB + 32, 16);
+        let mut out = Vec::new();
+        for c in self.chunks.iter().filter(|c| c.ty & BLOCK_GROUP_DATA == 0) {
+            for logical in (c.logical..c.logical + c.length).step_by(self.nodesize) {
+                let b = self.block(logical);
+                if b[32..48] == fsid[..]
+                    && le64(&b, 48) == logical
+                    && le64(&b, 88) == owner
+                    && b[100] == 0
+                    && crc32c(&b[32..]) == le32(&b, 0)
+                {
+                    out.push(logical);
+                }
+            }
+        }
+        out
+    }
+
+    fn region(&self) -> Region {
+        region(&self.path)
+    }
+}
+
+/// (objectid, type, offset) and data of each item of a leaf.
+fn items(leaf: &[u8]) -> Vec<((u64, u8, u64), &[u8])> {
+    let n = le32(leaf, 96) as usize;
+    (0..n)
+        .map(|i| {
+            let at = HDR + i * ITEM;
+            let key = (le64(leaf, at), leaf[at + 8], le64(leaf, at + 9));
+            let (off, size) = (le32(leaf, at + 17) as usize, le32(leaf, at + 21) as usize);
+            (key, &leaf[HDR + off..HDR + off + size])
+        })
+        .collect()
+}
+
+/// Offset in the leaf of the data of item `i`.
+fn item_data_at(leaf: &[u8], i: usize) -> usize {
+    HDR + le32(leaf, HDR + i * ITEM + 17) as usize
+}
+
+/// A small zlib image: a compressible file (compressed extents), an incompressible one (plain
+/// extents), a small inline file.
+fn hostile_base(dir: &Path) -> PathBuf {
+    let img = mkfs(dir, "base.img", &[]);
+    let m = RwMount::new(&img, "compress=zlib");
+    m.sh("set +o pipefail\nmkdir etc\nprintf 'ID=test\\n' > etc/os-release\nyes compressible | head -c 1M > comp\nhead -c 300000 /dev/urandom > rand\necho inline > small\n");
+    drop(m);
+    img
+}
+
+fn err_of<T: std::fmt::Debug>(r: Result<T, FsError>) -> String {
+    let e = r.expect_err("the damage must be reported").to_string();
+    eprintln!("hostile: {e}");
+    e
+}
+
+#[test]
+fn hostile_images_give_clear_errors() {
+    let work = tempfile::tempdir().expect("tmp");
+    let base = hostile_base(work.path());
+    let fs = load(&base, Subvol::Default);
+    let good = scanner_ami::fs::read_file(&fs, "/comp", 2 << 20).expect("comp");
+    assert_eq!(good.len(), 1 << 20);
+
+    // Bad primary superblock CRC: the kernel refuses to mount; so do we, although the copy at
+    // 64 MiB is intact (lambutter alone would fall back to it).
+    let p = Patch::new(&base, "badsb.img");
+    p.write(SB + SB_LABEL, b"tampered");
+    assert_eq!(p.read((64 << 20) + 0x40, 8), b"_BHRfS_M".to_vec(), "the 64 MiB copy is there");
+    let mnt = tempfile::tempdir().expect("mnt");
+    let kernel = Command::new("mount").args(["-t", "btrfs", "-o", "ro,loop"]).arg(&p.path).arg(mnt.path()).output();
+    if kernel.as_ref().is_ok_and(|o| o.status.success()) {
+        let _ = Command::new("umount").arg(mnt.path()).status();
+        panic!("the kernel mounted a superblock with a bad checksum");
+    }
+    let e = err_of(btrfs::load(p.region(), Subvol::Default));
+    assert!(e.contains("superblock checksum mismatch"), "{e}");
+
+    // Chunk tree loop: the chunk root made an interior node whose only child is itself.
+    let p = Patch::new(&base, "chunkloop.img");
+    let sb = p.read(SB, 4096);
+    let chunk_root = le64(&sb, SB_CHUNK_ROOT as usize);
+    p.patch_block(chunk_root, |b| {
+        let first_key = b[HDR..HDR + 17].to_vec();
+        let generation = le64(b, 80);
+        b[96..100].copy_from_slice(&1u32.to_le_bytes());
+        b[100] = 1;
+        b[HDR..HDR + 17].copy_from_slice(&first_key);
+        b[HDR + 17..HDR + 25].copy_from_slice(&chunk_root.to_le_bytes());
+        b[HDR + 25..HDR + 33].copy_from_slice(&generation.to_le_bytes());
+    });
+    let started = Instant::now();
+    let e = err_of(btrfs::load(p.region(), Subvol::Default));
+    assert!(e.contains("b-tree") && e.contains("infinite_recursion"), "{e}");
+    assert!(started.elapsed().as_secs() < 5, "a loop must end fast");
+
+    // Corrupt chunk items in the chunk tree: a stripe count running past the item, and a length
+    // that wraps the address space.
+    for (name, patch) in [
+        (
+            "stripes",
+            Box::new(|d: &mut [u8]| d[44..46].copy_from_slice(&0xffffu16.to_le_bytes())) as Box<dyn Fn(&mut [u8])>,
+        ),
+        ("length", Box::new(|d: &mut [u8]| d[0..8].copy_from_slice(&u64::MAX.to_le_bytes()))),
+    ] {
+        let p = Patch::new(&base, &format!("chunk-{name}.img"));
+        let root = p.block(chunk_root);
+        let idx = items(&root).iter().rposition(|(k, _)| k.1 == CHUNK_ITEM_KEY).expect("a chunk item");
+        let at = item_data_at(&root, idx);
+        p.patch_block(chunk_root, |b| patch(&mut b[at..]));
+        let e = err_of(btrfs::load(p.region(), Subvol::Default));
+        assert!(e.contains("chunk_item_truncated") || e.contains("chunk_overflow"), "{name}: {e}");
+    }
+
+    // Data chunk moved past the end of the device: metadata still loads, inline data still reads,
+    // the extents fail with the device's own message; the rest of the tree is still walkable.
+    let p = Patch::new(&base, "pastend.img");
+    let root = p.block(chunk_root);
+    let data_chunks: Vec<usize> = items(&root)
+        .iter()
+        .enumerate()
+        .filter(|(_, (k, d))| k.1 == CHUNK_ITEM_KEY && parse_chunk(d, k.2).ty & BLOCK_GROUP_DATA != 0)
+        .map(|(i, _)| item_data_at(&root, i) + 48 + 8)
+        .collect();
+    assert!(!data_chunks.is_empty());
+    let dev_len = std::fs::metadata(&p.path).expect("len").len();
+    p.patch_block(chunk_root, |b| {
+        for &at in &data_chunks {
+            b[at..at + 8].copy_from_slice(&(dev_len - 4096).to_le_bytes());
+        }
+    });
+    let fs = btrfs::load(p.region(), Subvol::Default).expect("metadata is intact");
+    let e = err_of(scanner_ami::fs::read_file(&fs, "/rand", 1 << 20));
+    assert!(e.contains("/rand") && e.contains("past the end"), "{e}");
+    assert_eq!(scanner_ami::fs::read_file(&fs, "/small", 100).expect("inline"), b"inline\n");
+    assert_eq!(fs.read_dir("/").expect("root").len(), 4);
+
+    // Decompression bomb: a compressed extent of /comp replaced by a zlib stream of 20 MiB of
+    // zeros, claiming 1 TiB decompressed: refused at the crate's 16 MiB plaintext cap.
+    let p = Patch::new(&base, "bomb.img");
+    let bomb =
+        sh("python3 -c 'import sys, zlib; sys.stdout.buffer.write(zlib.compress(bytes(20 << 20), 9).hex().encode())'");
+    let bomb: Vec<u8> =
+        (0..bomb.len() / 2).map(|i| u8::from_str_radix(&bomb[2 * i..2 * i + 2], 16).expect("hex")).collect();
+    let comp_ino = {
+        let m = LoopMount::new(&base, "btrfs", 0, "");
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(m.path().join("comp")).expect("stat"))
+    };
+    let mut patched = 0;
+    for leaf in p.leaves(5) {
+        let b = p.block(leaf);
+        for (i, (key, d)) in items(&b).iter().enumerate() {
+            // file extent: generation 8, ram_bytes 8, compression 1, encryption 1, other 2,
+            // type 1, then disk_bytenr 8, disk_num_bytes 8, offset 8, num_bytes 8.
+            if key.0 == comp_ino && key.1 == EXTENT_DATA_KEY && key.2 == 0 && d[16] == 1 && d[20] == 1 {
+                let disk_bytenr = le64(d, 21);
+                let disk_len = (bomb.len() as u64).div_ceil(4096) * 4096;
+                for phys in p.copies(disk_bytenr) {
+                    p.write(phys, &bomb);
+                }
+                let at = item_data_at(&b, i);
+                p.patch_block(leaf, |b| {
+                    b[at + 8..at + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+                    b[at + 29..at + 37].copy_from_slice(&disk_len.to_le_bytes());
+                });
+                patched += 1;
+            }
+        }
+    }
+    assert!(patched > 0, "no compressed extent of /comp found");
+    let fs = btrfs::load(p.region(), Subvol::Default).expect("metadata is intact");
+    let e = err_of(scanner_ami::fs::read_file(&fs, "/comp", 2 << 20));
+    assert!(e.contains("/comp") && e.contains("comp_zlib"), "{e}");
+    assert_eq!(scanner_ami::fs::read_file(&fs, "/small", 100).expect("inline"), b"inline\n");
 }
