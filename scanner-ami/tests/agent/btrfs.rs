@@ -53,6 +53,21 @@ impl RwMount {
     }
 }
 
+/// A loop device on an image file, detached on drop.
+struct LoopDev(String);
+
+impl LoopDev {
+    fn new(img: &Path) -> Self {
+        LoopDev(run(Command::new("losetup").arg("-f").arg("--show").arg(img)).trim().to_owned())
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
 impl Drop for RwMount {
     fn drop(&mut self) {
         let ok = Command::new("umount").arg(self.dir.path()).status().is_ok_and(|s| s.success());
@@ -763,4 +778,58 @@ fn hostile_images_give_clear_errors() {
     let e = err_of(scanner_ami::fs::read_file(&fs, "/comp", 2 << 20));
     assert!(e.contains("/comp") && e.contains("comp_zlib"), "{e}");
     assert_eq!(scanner_ami::fs::read_file(&fs, "/small", 100).expect("inline"), b"inline\n");
+}
+
+/// RAID0 data (a single-device RAID0 the kernel reads, and a two-device one) is refused with
+/// a clear reason while the metadata (DUP, RAID1) and inline files still read; RAID1 data across
+/// two devices reads from either device alone.
+#[test]
+fn raid_profiles_read_or_refused_clearly() {
+    let work = tempfile::tempdir().expect("tmp");
+    // mkfs.btrfs 6.2 wants 165 MiB a device for these profiles.
+    let img = |name: &str| {
+        let p = work.path().join(name);
+        std::fs::File::create(&p).expect("image").set_len(256 << 20).expect("size");
+        p
+    };
+    let single = img("raid0-single.img");
+    run(Command::new("mkfs.btrfs").args(["-q", "-d", "raid0", "-m", "dup"]).arg(&single));
+    {
+        let m = RwMount::new(&single, "");
+        m.sh("echo hi > small\nhead -c 1M /dev/urandom > big\n");
+    }
+    let chunks = run(Command::new("btrfs").args(["inspect-internal", "dump-tree", "-t", "chunk"]).arg(&single));
+    assert!(chunks.contains("DATA|RAID0"), "{chunks}");
+    let fs = load(&single, Subvol::Default);
+    assert_eq!(scanner_ami::fs::read_file(&fs, "/small", 100).expect("inline"), b"hi\n");
+    let e = err_of(scanner_ami::fs::read_file(&fs, "/big", 2 << 20));
+    assert!(e.contains("/big") && e.contains("btrfs RAID0 data profile: not supported"), "{e}");
+    // The kernel reads it (a one-stripe RAID0 is laid out linearly): this is the crate's limit.
+    let m = LoopMount::new(&single, "btrfs", 0, "");
+    assert_eq!(std::fs::metadata(m.path().join("big")).expect("big").len(), 1 << 20);
+    drop(m);
+
+    // Two devices, written by the kernel: the second is attached to a loop device and named to
+    // the mount with `device=`.
+    let two_devices = |profile: &str| {
+        let (a, b) = (img(&format!("{profile}-a.img")), img(&format!("{profile}-b.img")));
+        run(Command::new("mkfs.btrfs").args(["-q", "-d", profile, "-m", "raid1"]).arg(&a).arg(&b));
+        let lo = LoopDev::new(&b);
+        {
+            let m = RwMount::new(&a, &format!("device={}", lo.0));
+            m.sh("mkdir -p usr/lib etc\nhead -c 300000 /dev/zero | tr '\\0' '\\7' > usr/lib/data\necho small > etc/small\n");
+        }
+        (a, b)
+    };
+    let (a, b) = two_devices("raid1");
+    for dev in [&a, &b] {
+        let fs = load(dev, Subvol::Default);
+        assert_eq!(scanner_ami::fs::read_file(&fs, "/usr/lib/data", 1 << 20).expect("data"), vec![7u8; 300_000]);
+        assert_eq!(scanner_ami::fs::read_file(&fs, "/etc/small", 100).expect("small"), b"small\n");
+    }
+    let (a, _b) = two_devices("raid0");
+    let fs = load(&a, Subvol::Default);
+    let e = err_of(scanner_ami::fs::read_file(&fs, "/usr/lib/data", 1 << 20));
+    assert!(e.contains("btrfs RAID0 data profile: not supported"), "{e}");
+    assert_eq!(scanner_ami::fs::read_file(&fs, "/etc/small", 100).expect("inline"), b"small\n");
 }
