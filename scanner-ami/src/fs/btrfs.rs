@@ -235,7 +235,8 @@ impl BtrfsFs {
         let err = |e| self.err(path, e, Ctx::Metadata);
 
         // Fast path: a path without `..` that the crate resolves literally went through
-        // directories only (the crate's lookup of a name under a symlink or file finds nothing).
+        // directories only (the crate's lookup of a name under a symlink or file finds nothing,
+        // since only directories have directory items).
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
         if !comps.contains(&"..") {
             let canon = canonical(&comps);
@@ -261,6 +262,10 @@ impl BtrfsFs {
             match c.as_str() {
                 "" | "." => continue,
                 ".." => {
+                    // `file/..` is ENOTDIR for the kernel, as is any name under a file.
+                    if !current.meta.is_dir() {
+                        return Err(FsError::NotADir { path: path.to_owned() });
+                    }
                     resolved.pop();
                     let canon = canonical(&resolved);
                     let inode = fs.lookup(&canon).map_err(err)?;

@@ -299,6 +299,10 @@ fn symlinks_resolve_inside_the_root_like_the_kernel() {
     let fs = load(&img, Subvol::Default);
     check_resolution(&fs, &kernel, TRICKY_PATHS);
     assert!(matches!(fs.metadata("/loop1"), Err(FsError::SymlinkLoop { .. })));
+    // `..` under a file: ENOTDIR for the kernel (DirFs would climb back out).
+    let e = std::fs::metadata(m.path().join("etc/small/..")).expect_err("ENOTDIR");
+    assert_eq!(e.raw_os_error(), Some(20));
+    assert!(matches!(fs.metadata("/etc/small/.."), Err(FsError::NotADir { .. })));
     let listed = fs.read_dir("/many").expect("many");
     assert_eq!(listed.len(), 1500);
     assert!(listed.windows(2).all(|w| w[0].name < w[1].name), "read_dir is sorted");
