@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 fx=../../../shared/fixtures
-mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed}
+mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed,btrfs}
 cp "$fx/go-rpmdb/libuuid-bdb/Packages" corpus/rpm_bdb/libuuid
 cp "$fx/go-rpmdb/sle15-bci-ndb/Packages.db" corpus/rpm_ndb/sle15
 cp "$fx/trivy/dpkg/status" corpus/dpkg_status/ubuntu
@@ -18,6 +18,14 @@ printf 'Package: a\nStatus: install ok installed\nVersion: 1:2-3\n\n' > "$tmp/ro
 truncate -s 256K "$tmp/e.img"
 mkfs.ext4 -q -F -b 1024 -N 32 -O ^has_journal,^resize_inode -d "$tmp/root" "$tmp/e.img"
 cp "$tmp/e.img" corpus/disk_scan/tiny-ext4
+# A small btrfs (mixed block groups allow 16 MiB), cut after its last chunk (about 8 MiB).
+ln -s os-release "$tmp/root/etc/link"
+truncate -s 16M "$tmp/b.img"
+mkfs.btrfs -q --mixed --rootdir "$tmp/root" "$tmp/b.img" >/dev/null
+end=$(btrfs inspect-internal dump-tree -t chunk "$tmp/b.img" |
+    awk '/ length /{len=$2} /stripe 0 devid/{e=$6+len; if (e>m) m=e} END{print m}')
+truncate -s "$end" "$tmp/b.img"
+cp "$tmp/b.img" corpus/btrfs/mixed-small
 # rpm header blobs: one per sqlite row of the mariner fixture.
 python3 - "$fx/go-rpmdb/cbl-mariner-2.0-sqlite/rpmdb.sqlite" corpus/rpm_header <<'PY'
 import sqlite3, sys, shutil, tempfile, os

@@ -5,6 +5,7 @@
 //! Paths are absolute, `/`-separated and interpreted inside the scanned filesystem: symlinks are
 //! resolved against the scanned root, never against the scanner's own disk.
 
+pub mod btrfs;
 pub mod dir;
 pub mod ext4;
 pub mod mounted;

@@ -12,6 +12,7 @@ mod util;
 mod baseline_access;
 mod baseline_system;
 
+mod btrfs;
 mod bundle;
 mod cli;
 mod debootstrap;
