@@ -19,6 +19,7 @@ use crate::disk::lvm::{self, PvCandidate};
 use crate::disk::probe::{self, Content, Probe};
 use crate::disk::{BlockSource, Region, table};
 use crate::fs::RootFs;
+use crate::fs::btrfs::{BtrfsFs, Subvol};
 use crate::fs::ext4::Ext4Fs;
 use crate::fs::mounted::{Mount, MountedFs};
 use crate::inventory;
@@ -73,10 +74,19 @@ fn open_fs(vol: &Vol, subvol: Option<&SubvolOption>) -> Result<Box<dyn RootFs>, 
             PartStatus::Unsupported,
             "XFS: no userspace reader yet; the partition is listed but not scanned".into(),
         )),
-        Content::Btrfs => Err((
-            PartStatus::Unsupported,
-            "btrfs: no userspace reader yet; the partition is listed but not scanned".into(),
-        )),
+        Content::Btrfs => {
+            let sel = match subvol {
+                None => Subvol::Default,
+                Some(SubvolOption::Path(p)) => Subvol::Path(p.clone()),
+                Some(SubvolOption::Id(id)) => Subvol::Id(*id),
+            };
+            let fs = BtrfsFs::load(vol.region.clone(), sel).map_err(unreadable)?;
+            if fs.log_tree_pending() {
+                // What we read then equals the kernel's `rescue=nologreplay` view.
+                tracing::warn!(volume = %vol.label, "btrfs log tree not replayed: changes fsync'ed after the last commit are not seen");
+            }
+            Ok(Box::new(fs))
+        }
         Content::Lvm2Pv
         | Content::Luks
         | Content::Swap
