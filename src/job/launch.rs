@@ -96,7 +96,9 @@ impl<C: Cloud> Job<'_, C> {
         Ok(image)
     }
 
-    /// Group the volumes that are ready into scanners (once; the plan is saved).
+    /// Group the volumes that are ready into scanners (once; the plan is saved). The volumes of one
+    /// instance go to the same scanner, so that its agent sees them together (the root and the
+    /// filesystems it mounts from the other volumes, an LVM volume group over several of them).
     fn plan_scanners(&mut self) {
         if !self.doc.scanners().is_empty() {
             return;
@@ -108,7 +110,7 @@ impl<C: Cloud> Job<'_, C> {
             .map(|(i, v)| (i.clone(), v.volume.clone()))
             .collect();
         let per = self.r.settings.max_devices.max(1);
-        for (n, chunk) in ready.chunks(per).enumerate() {
+        for (n, chunk) in pack_by_instance(&ready, per).into_iter().enumerate() {
             let name = format!("s{n}");
             let devices: Vec<_> =
                 chunk.iter().enumerate().map(|(k, (i, v))| (device_name(k), i.clone(), v.clone())).collect();
@@ -314,5 +316,63 @@ impl<C: Cloud> Job<'_, C> {
                 d.error = Some(why.to_owned());
             }
         }
+    }
+}
+
+/// Split `ready` (each volume with its instance, one instance's volumes next to each other) into
+/// scanners of at most `per` devices, never splitting an instance unless it alone has more
+/// volumes than a scanner holds (then its volumes fill scanners of their own).
+fn pack_by_instance<I: PartialEq, V>(ready: &[(I, V)], per: usize) -> Vec<&[(I, V)]> {
+    let per = per.max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < ready.len() {
+        // The run of volumes of the instance at `i`.
+        let mut end = i + 1;
+        while end < ready.len() && ready.get(end).map(|r| &r.0) == ready.get(i).map(|r| &r.0) {
+            end += 1;
+        }
+        let run = end - i;
+        if run > per {
+            if i > start {
+                out.extend(ready.get(start..i));
+            }
+            let mut k = i;
+            while k < end {
+                let stop = (k + per).min(end);
+                out.extend(ready.get(k..stop));
+                k = stop;
+            }
+            start = end;
+        } else if end - start > per {
+            out.extend(ready.get(start..i));
+            start = i;
+        }
+        i = end;
+    }
+    if start < ready.len() {
+        out.extend(ready.get(start..));
+    }
+    out
+}
+
+#[cfg(test)]
+mod pack_tests {
+    use super::pack_by_instance;
+
+    fn sizes(ready: &[(&str, u32)], per: usize) -> Vec<Vec<String>> {
+        pack_by_instance(ready, per).iter().map(|c| c.iter().map(|(i, v)| format!("{i}{v}")).collect()).collect()
+    }
+
+    #[test]
+    fn an_instance_stays_on_one_scanner() {
+        let ready = [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("b", 3), ("c", 1)];
+        assert_eq!(sizes(&ready, 4), [vec!["a1", "a2"], vec!["b1", "b2", "b3", "c1"]]);
+        assert_eq!(sizes(&ready, 6), [vec!["a1", "a2", "b1", "b2", "b3", "c1"]]);
+        // An instance larger than a scanner fills scanners of its own.
+        assert_eq!(sizes(&ready, 2), [vec!["a1", "a2"], vec!["b1", "b2"], vec!["b3"], vec!["c1"]]);
+        assert_eq!(sizes(&[("a", 1), ("b", 1), ("b", 2), ("b", 3)], 2), [vec!["a1"], vec!["b1", "b2"], vec!["b3"]]);
+        assert!(pack_by_instance::<&str, u32>(&[], 3).is_empty());
     }
 }
