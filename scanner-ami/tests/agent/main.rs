@@ -19,5 +19,6 @@ mod difftree;
 mod fixtures;
 mod hostile;
 mod images;
+mod lvm;
 mod run_mode;
 mod scanner_image;

@@ -303,10 +303,6 @@ fn lv_layout(name: &str, lv: &Section, ctx: &Ctx<'_>, roles: &Roles<'_>) -> Resu
         segs.push(SegMeta { start_extent, extent_count, kind });
     }
     next_extent.checked_mul(ctx.extent_size).ok_or("the LV's size in bytes overflows")?;
-    if !status.contains(&"VISIBLE") {
-        let of = roles.parent.get(name).map(|p| format!(" of LV {p}")).unwrap_or_default();
-        return Err(format!("hidden sub-LV{of} (an internal component, not a volume); not scanned on its own"));
-    }
     if let Some(origin) = roles.cow_of.get(name) {
         return Err(format!(
             "snapshot LVs are not supported: this is the copy-on-write store of a snapshot of {origin}, not a filesystem"
@@ -314,6 +310,10 @@ fn lv_layout(name: &str, lv: &Section, ctx: &Ctx<'_>, roles: &Roles<'_>) -> Resu
     }
     if roles.merging_into.contains(name) {
         return Err("a snapshot is being merged into this LV (its blocks are in flux); not read".into());
+    }
+    if !status.contains(&"VISIBLE") {
+        let of = roles.parent.get(name).map(|p| format!(" of LV {p}")).unwrap_or_default();
+        return Err(format!("hidden sub-LV{of} (an internal component, not a volume); not scanned on its own"));
     }
     Ok(segs)
 }
@@ -412,4 +412,184 @@ fn striped(key: &str, seg: &Section, extent_count: u64, ctx: &Ctx<'_>) -> Result
         areas.push((index, pe));
     }
     Ok(SegKind::Striped { stripe_size, areas })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::lvm::config::parse;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn vg_of(text: &str) -> VgMeta {
+        from_config(&parse(text.as_bytes()).expect("parses")).expect("a VG")
+    }
+
+    fn layout<'a>(vg: &'a VgMeta, lv: &str) -> &'a Result<Vec<SegMeta>, String> {
+        &vg.lvs.iter().find(|l| l.name == lv).unwrap_or_else(|| panic!("no LV {lv}")).layout
+    }
+
+    fn err_of(vg: &VgMeta, lv: &str) -> String {
+        layout(vg, lv).clone().expect_err("an unreadable LV")
+    }
+
+    fn linear(pv: usize, pe: u64) -> SegKind {
+        SegKind::Striped { stripe_size: 0, areas: vec![(pv, pe)] }
+    }
+
+    #[test]
+    fn real_backup_gives_each_lv_its_layout_or_reason() {
+        let vg = vg_of(include_str!("testdata/vgcfgbackup-full.vg"));
+        assert_eq!((vg.name.as_str(), vg.seqno, vg.extent_size), ("vgx", 6, 4 * MIB));
+        assert_eq!(vg.uuid, "XHk6JP-eI0D-r1QD-7A6u-nKpA-wGEV-N3HmPo");
+        let pvs: Vec<(&str, u64, u64)> = vg.pvs.iter().map(|p| (p.key.as_str(), p.pe_start, p.pe_count)).collect();
+        assert_eq!(pvs, [("pv0", MIB, 15), ("pv1", MIB, 15)]);
+        assert_eq!(
+            layout(&vg, "lin"),
+            &Ok(vec![
+                SegMeta { start_extent: 0, extent_count: 2, kind: linear(0, 0) },
+                SegMeta { start_extent: 2, extent_count: 2, kind: linear(0, 4) },
+            ])
+        );
+        assert_eq!(
+            layout(&vg, "str"),
+            &Ok(vec![SegMeta {
+                start_extent: 0,
+                extent_count: 4,
+                kind: SegKind::Striped { stripe_size: 64 * 1024, areas: vec![(0, 6), (1, 0)] },
+            }])
+        );
+        // the origin of a (non-merging) snapshot holds its current data
+        assert_eq!(layout(&vg, "other"), &Ok(vec![SegMeta { start_extent: 0, extent_count: 2, kind: linear(0, 2) }]));
+        let size = |n: &str| vg.lvs.iter().find(|l| l.name == n).map(|l| l.size);
+        assert_eq!((size("lin"), size("str"), size("thin1")), (Some(16 * MIB), Some(16 * MIB), Some(16 * MIB)));
+        assert!(err_of(&vg, "r1").starts_with("raid1 LVs are not supported"), "{}", err_of(&vg, "r1"));
+        assert!(err_of(&vg, "tp").starts_with("thin-pool LVs are not supported"));
+        assert!(err_of(&vg, "thin1").starts_with("thin LVs are not supported"));
+        assert!(err_of(&vg, "snapshot0").starts_with("snapshot LVs are not supported"));
+        assert!(err_of(&vg, "snap").contains("copy-on-write store of a snapshot of other"), "{}", err_of(&vg, "snap"));
+        assert!(err_of(&vg, "r1_rimage_1").starts_with("hidden sub-LV of LV r1"), "{}", err_of(&vg, "r1_rimage_1"));
+        assert!(err_of(&vg, "tp_tdata").starts_with("hidden sub-LV of LV tp"));
+        assert!(err_of(&vg, "lvol0_pmspare").starts_with("hidden sub-LV (an internal"));
+    }
+
+    /// A VG of two 10-extent PVs (4 MiB extents, first extent at 1 MiB) with `lvs` as its LVs.
+    fn text(lvs: &str) -> String {
+        format!(
+            r#"v {{ id = "vid" seqno = 2 status = ["READ", "WRITE"] extent_size = 8192
+               physical_volumes {{ pv0 {{ id = "a" pe_start = 2048 pe_count = 10 }}
+                                  pv1 {{ id = "b" pe_start = 2048 pe_count = 10 }} }}
+               logical_volumes {{ {lvs} }} }}"#
+        )
+    }
+
+    fn one_seg(name: &str, status: &str, seg: &str) -> String {
+        format!(
+            r#"{name} {{ id = "x" status = [{status}] flags = [] segment_count = 1
+                 segment1 {{ start_extent = 0 {seg} }} }}"#
+        )
+    }
+
+    fn lin(name: &str, extents: &str, stripes: &str) -> String {
+        one_seg(
+            name,
+            r#""READ", "VISIBLE""#,
+            &format!(r#"extent_count = {extents} type = "striped" stripe_count = 1 stripes = [{stripes}]"#),
+        )
+    }
+
+    #[test]
+    fn absurd_numbers_and_dangling_references_fail_only_their_lv() {
+        let lvs = [
+            lin("ok", "2", r#""pv1", 3"#),
+            lin("past_pv", "4", r#""pv0", 8"#),
+            r#"overflow { id = "o" status = ["READ", "VISIBLE"] segment_count = 2
+                   segment1 { start_extent = 0 extent_count = 9223372036854775807 type = "zero" }
+                   segment2 { start_extent = 9223372036854775807 extent_count = 9223372036854775807 type = "zero" } }"#
+                .to_owned(),
+            lin("neg", "-1", r#""pv0", 0"#),
+            lin("huge_pe", "1", r#""pv0", 9223372036854775807"#),
+            lin("no_pv", "1", r#""pv7", 0"#),
+            lin("loop_a", "1", r#""loop_b", 0"#),
+            lin("loop_b", "1", r#""loop_a", 0"#),
+            one_seg(
+                "stripes_odd",
+                r#""READ", "VISIBLE""#,
+                r#"extent_count = 3 type = "striped" stripe_count = 2 stripe_size = 128 stripes = ["pv0", 0, "pv1", 0]"#,
+            ),
+            one_seg(
+                "too_many_stripes",
+                r#""READ", "VISIBLE""#,
+                r#"extent_count = 200 type = "striped" stripe_count = 200 stripe_size = 128 stripes = []"#,
+            ),
+            one_seg(
+                "short_list",
+                r#""READ", "VISIBLE""#,
+                r#"extent_count = 2 type = "striped" stripe_count = 2 stripe_size = 128 stripes = ["pv0", 0]"#,
+            ),
+            one_seg(
+                "no_read",
+                r#""WRITE", "VISIBLE""#,
+                r#"extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 0]"#,
+            ),
+            one_seg("odd_flag", r#""READ", "VISIBLE", "FROBNICATED""#, r#"extent_count = 1 type = "zero""#),
+            one_seg("pvmove0", r#""READ", "PVMOVE""#, r#"extent_count = 1 type = "mirror""#),
+            one_seg("future", r#""READ", "VISIBLE""#, r#"extent_count = 1 type = "striped+RESHAPE""#),
+            one_seg("alien", r#""READ", "VISIBLE""#, r#"extent_count = 1 type = "frobnicate""#),
+            one_seg("z", r#""READ", "VISIBLE""#, r#"extent_count = 1 type = "zero""#),
+            r#"gap { id = "g" status = ["READ", "VISIBLE"] segment_count = 2
+                   segment1 { start_extent = 0 extent_count = 1 type = "zero" }
+                   segment2 { start_extent = 5 extent_count = 1 type = "zero" } }"#
+                .to_owned(),
+            r#"many { id = "m" status = ["READ", "VISIBLE"] segment_count = 99999999 }"#.to_owned(),
+        ];
+        let vg = vg_of(&text(&lvs.concat()));
+        assert_eq!(layout(&vg, "ok"), &Ok(vec![SegMeta { start_extent: 0, extent_count: 2, kind: linear(1, 3) }]));
+        assert_eq!(layout(&vg, "z"), &Ok(vec![SegMeta { start_extent: 0, extent_count: 1, kind: SegKind::Zero }]));
+        let expect = [
+            ("past_pv", "extents 8..12 of pv0 lie past its 10 extents"),
+            ("overflow", "size in bytes overflows"),
+            ("neg", "extent_count = -1 is negative"),
+            ("huge_pe", "lie past its 10 extents"),
+            ("no_pv", "stripe on \"pv7\", which is not a PV of VG v"),
+            ("loop_a", "lies on LV loop_b (stacked LVs"),
+            ("loop_b", "lies on LV loop_a (stacked LVs"),
+            ("stripes_odd", "3 extents do not divide into 2 stripes"),
+            ("too_many_stripes", "stripe_count 200 is outside 1..=128"),
+            ("short_list", "stripes has 2 entries, expected 4"),
+            ("no_read", "status lacks READ"),
+            ("odd_flag", "status flag \"FROBNICATED\" is not understood"),
+            ("pvmove0", "a pvmove LV"),
+            ("future", "segment flag \"RESHAPE\""),
+            ("alien", "segment type \"frobnicate\" is not understood"),
+            ("gap", "segment2: starts at extent 5, but the segments before end at 1"),
+            ("many", "segment_count 99999999 exceeds the limit"),
+        ];
+        for (lv, want) in expect {
+            let got = err_of(&vg, lv);
+            assert!(got.contains(want), "{lv}: {got:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn vg_level_defects_are_errors() {
+        let bad = |t: &str| from_config(&parse(t.as_bytes()).expect("parses")).expect_err("refused");
+        assert_eq!(bad("a { } b { }"), VgError::TopLevel(2));
+        assert!(matches!(bad(r#"v { seqno = 1 }"#), VgError::Field { .. }));
+        let zero_extent = text("").replace("extent_size = 8192", "extent_size = 0");
+        assert!(bad(&zero_extent).to_string().contains("extent_size 0"));
+        let huge_extent = text("").replace("extent_size = 8192", "extent_size = 9223372036854775807");
+        assert!(bad(&huge_extent).to_string().contains("not a usable number"));
+        // a VG that lacks READ keeps its LVs listed, each with the reason
+        let vg = vg_of(&text(&lin("l", "1", r#""pv0", 0"#)).replace(r#"["READ", "WRITE"]"#, r#"["WRITE"]"#));
+        assert_eq!(err_of(&vg, "l"), "VG v status lacks READ");
+        // a damaged PV entry fails the LVs on it only
+        let vg = vg_of(
+            &text(&[lin("on0", "1", r#""pv0", 0"#), lin("on1", "1", r#""pv1", 0"#)].concat())
+                .replace("pv0 { id = \"a\" pe_start = 2048", "pv0 { id = \"a\" pe_start = -5"),
+        );
+        assert!(err_of(&vg, "on0").contains("PV pv0 of VG v is damaged"), "{}", err_of(&vg, "on0"));
+        assert!(layout(&vg, "on1").is_ok());
+        assert_eq!(vg.warnings.len(), 1);
+    }
 }
