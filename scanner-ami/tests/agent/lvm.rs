@@ -519,6 +519,54 @@ fn metadata_that_wraps_round_the_circular_buffer_is_read_whole() {
     assert!(layout.seqno > 3);
 }
 
+#[test]
+fn the_newest_metadata_wins_whatever_the_disk_order() {
+    let mut lab = Lab::new("seqno", &[16, 16]);
+    lab.vg_over_all(&[]);
+    lab.lvcreate("early", "2m", &[lab.dev(0)]);
+    // disk 1 as it was then: a stale copy of its PV (same UUID, older metadata)
+    let stale = lab.dir.path().join("stale1.img");
+    run(Command::new("cp").arg("--sparse=always").arg(&lab.images[1]).arg(&stale));
+    let old_seqno = lab.layout().seqno;
+    lab.lvcreate("late", "3m", &[lab.dev(0)]);
+    let (layout, _) = fill_and_check(&mut lab, &["early", "late"]);
+    assert!(layout.seqno > old_seqno);
+    let open = |p: &Path, name: &str| PvCandidate {
+        device: name.to_owned(),
+        region: Region::whole(Arc::new(Disk::open(p).expect("image"))),
+    };
+    for order in [[0, 1], [1, 0]] {
+        let pvs = order
+            .iter()
+            .map(|&i| if i == 0 { open(&lab.images[0], "disk0") } else { open(&stale, "stale1") })
+            .collect();
+        let r = lvm::assemble(pvs);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.volume_groups.len(), 1);
+        assert_eq!(r.volume_groups[0].seqno, layout.seqno, "order {order:?}");
+        assert!(read_lv(volume(&r, "late")) == pattern(2, 3 * MIB), "order {order:?}");
+    }
+    // the stale disk alone still describes the VG as it was, without `late`
+    let r = lvm::assemble(vec![open(&stale, "stale1")]);
+    assert_eq!(r.volume_groups[0].seqno, old_seqno);
+    assert_eq!(names(&r), ["early"]);
+}
+
+#[test]
+fn a_damaged_first_metadata_copy_falls_back_to_the_second() {
+    let mut lab = Lab::new("twocopies", &[16]);
+    // a second metadata area at the end of the PV
+    lab.vg_over_all(&["--pvmetadatacopies", "2"]);
+    lab.lvcreate("kept", "2m", &[]);
+    let (layout, _) = fill_and_check(&mut lab, &["kept"]);
+    let (_, text_at, _) = mda_locn(&lab.images[0]);
+    let r = assemble_copy(&lab, "copy", |p| flip(p, MDA_AT + text_at + 20));
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert!(r.errors[0].starts_with("copy: metadata area at byte 4096: metadata text checksum"), "{:?}", r.errors);
+    assert_eq!(r.volume_groups[0].seqno, layout.seqno);
+    assert!(read_lv(volume(&r, "kept")) == pattern(1, 2 * MIB));
+}
+
 /// lvm2's `calc_crc` written out bit by bit (reflected CRC-32, polynomial 0xEDB88320, initial
 /// 0xf597a6cf, no inversions): independent of the table-driven one under test.
 fn lvm_crc(data: &[u8]) -> u32 {

@@ -28,13 +28,15 @@ use crate::limits::{MAX_LVM_METADATA_TOTAL_BYTES, MAX_LVM_PV_CANDIDATES};
 /// LVM counts PV, extent and stripe sizes in 512-byte sectors whatever the device's sector size.
 pub const SECTOR: u64 = 512;
 
-/// `INITIAL_CRC` of lvm2 `lib/misc/crc.h`.
-const INITIAL_CRC: u32 = 0xf597_a6cf;
+/// `INITIAL_CRC` of lvm2 `lib/misc/crc.h`: the start value of every label, mda_header and
+/// metadata text checksum.
+pub const INITIAL_CRC: u32 = 0xf597_a6cf;
 
 /// lvm2's `calc_crc`: the reflected CRC-32 (polynomial 0xEDB88320) started from `initial`, with
 /// neither the usual pre- nor post-inversion. `crc32fast` inverts on the way in and out, so the
-/// state is inverted around it.
-fn lvm_crc(initial: u32, data: &[u8]) -> u32 {
+/// state is inverted around it. Public for the fuzz target, which forges valid areas.
+#[must_use]
+pub fn lvm_crc(initial: u32, data: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new_with_initial(!initial);
     h.update(data);
     !h.finalize()
@@ -297,4 +299,28 @@ fn lv_source(
     }
     let src = LvSource::new(format!("{}/{}", vg.name, lv.name), out)?;
     Ok(Region::whole(Arc::new(src)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lvm_crc_is_crc32_without_the_inversions() {
+        // CRC-32 of "123456789" is 0xCBF43926 with the usual !0 start and final inversion.
+        assert_eq!(lvm_crc(!0, b"123456789"), !0xCBF4_3926);
+        assert_eq!(lvm_crc(INITIAL_CRC, b""), INITIAL_CRC);
+        assert_eq!(lvm_crc(lvm_crc(INITIAL_CRC, b"12345"), b"6789"), lvm_crc(INITIAL_CRC, b"123456789"));
+    }
+
+    #[test]
+    fn an_unreadable_lv_serialises_its_reason_and_a_readable_one_none() {
+        let lv = |data| LogicalVolume { vg: "v".into(), name: "l".into(), uuid: "u".into(), size: 512, data };
+        let bad = serde_json::to_value(lv(Err("why".into()))).expect("json");
+        assert_eq!(bad, serde_json::json!({"vg": "v", "name": "l", "uuid": "u", "size": 512, "error": "why"}));
+        let region = Region::whole(Arc::new(crate::disk::MemDisk(vec![0; 512])));
+        let good = serde_json::to_value(lv(Ok(region))).expect("json");
+        assert_eq!(good, serde_json::json!({"vg": "v", "name": "l", "uuid": "u", "size": 512}));
+        assert!(assemble(Vec::new()).volumes.is_empty());
+    }
 }
