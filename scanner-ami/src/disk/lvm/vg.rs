@@ -350,7 +350,8 @@ fn seg_kind(key: &str, seg: &Section, extent_count: u64, ctx: &Ctx<'_>) -> Resul
         return Err(format!("{key}: segment flag {flag:?} (type {full:?}) is not understood; not read"));
     }
     match ty {
-        "striped" => striped(key, seg, extent_count, ctx),
+        // lvm2 writes linear segments as "striped" with one stripe; it also knows the name "linear".
+        "striped" | "linear" => striped(key, seg, extent_count, ctx),
         "zero" => Ok(SegKind::Zero),
         other => Err(format!("{key}: segment type {other:?} is not understood; not read")),
     }
