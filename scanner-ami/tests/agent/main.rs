@@ -21,3 +21,5 @@ mod hostile;
 mod images;
 mod run_mode;
 mod scanner_image;
+mod xfs;
+mod xfs_log;
