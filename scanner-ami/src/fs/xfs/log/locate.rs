@@ -97,9 +97,9 @@ impl<'a> LogDev<'a> {
         Ok(out)
     }
 
-    /// One basic block through the scan cache; a miss loads the chunk before `bb` when scanning
-    /// `backward`, else the chunk from `bb`.
-    fn scan_bb(&self, bb: u64, backward: bool) -> Result<[u8; BBSIZE], LogError> {
+    /// One basic block of a scan over `lo..hi` through the scan cache; a miss loads the chunk
+    /// ending at `bb` when scanning `backward`, else the chunk from `bb`, never past the range.
+    fn scan_bb(&self, bb: u64, (lo, hi): (u64, u64), backward: bool) -> Result<[u8; BBSIZE], LogError> {
         let mut cache = self.cache.borrow_mut();
         let hit = |c: &Option<(u64, Vec<u8>)>| -> Option<[u8; BBSIZE]> {
             let (first, data) = c.as_ref()?;
@@ -109,11 +109,15 @@ impl<'a> LogDev<'a> {
         if let Some(b) = hit(&cache) {
             return Ok(b);
         }
+        let hi = hi.min(self.bbs());
         let (lo, hi) = if backward {
-            ((bb + 1).saturating_sub(SCAN_CHUNK_BBS), bb + 1)
+            ((bb + 1).saturating_sub(SCAN_CHUNK_BBS).max(lo), bb + 1)
         } else {
-            (bb, (bb + SCAN_CHUNK_BBS).min(self.bbs()))
+            (bb, (bb + SCAN_CHUNK_BBS).min(hi))
         };
+        if lo >= hi {
+            return Err(corrupt(format!("log block {bb} outside the scanned range")));
+        }
         let mut data = vec![0u8; usize::try_from((hi - lo) * BBSIZE as u64).unwrap_or(0)];
         self.read_raw(lo, hi - lo, &mut data)?;
         *cache = Some((lo, data));
@@ -371,7 +375,7 @@ fn find_head(log: &LogDev) -> Result<Option<u64>, LogError> {
 /// First block in `lo..hi` whose cycle number is `cycle`.
 fn first_with_cycle(log: &LogDev, lo: u64, hi: u64, cycle: u32) -> Result<Option<u64>, LogError> {
     for bb in lo..hi {
-        if cycle_of(&log.scan_bb(bb, false)?) == cycle {
+        if cycle_of(&log.scan_bb(bb, (lo, hi), false)?) == cycle {
             return Ok(Some(bb));
         }
     }
@@ -383,7 +387,7 @@ fn first_with_cycle(log: &LogDev, lo: u64, hi: u64, cycle: u32) -> Result<Option
 /// is found.
 fn verify_record_end(log: &LogDev, start: u64, last: &mut u64, extra: u64) -> Result<bool, LogError> {
     for i in (start..*last).rev() {
-        let b = log.scan_bb(i, true)?;
+        let b = log.scan_bb(i, (start, *last), true)?;
         if be::u32(&b, 0) == Some(REC_MAGIC) {
             let h = RecHeader::parse(&b, i, log.geo)?;
             if *last - i + extra != h.body_bbs() + h.hblks {
@@ -402,7 +406,7 @@ pub(super) fn seek_back(log: &LogDev, head: u64, tail: u64, count: usize) -> Res
     let mut out = Vec::new();
     let end = if head > tail { tail } else { 0 };
     for i in (end..head).rev() {
-        let b = log.scan_bb(i, true)?;
+        let b = log.scan_bb(i, (end, head), true)?;
         if be::u32(&b, 0) == Some(REC_MAGIC) {
             out.push((i, RecHeader::parse(&b, i, log.geo)?));
             if out.len() == count {
@@ -412,7 +416,7 @@ pub(super) fn seek_back(log: &LogDev, head: u64, tail: u64, count: usize) -> Res
     }
     if tail >= head {
         for i in (tail..log.bbs()).rev() {
-            let b = log.scan_bb(i, true)?;
+            let b = log.scan_bb(i, (tail, log.bbs()), true)?;
             if be::u32(&b, 0) == Some(REC_MAGIC) {
                 out.push((i, RecHeader::parse(&b, i, log.geo)?));
                 if out.len() == count {
@@ -429,7 +433,7 @@ pub(super) fn seek_forward(log: &LogDev, from: u64, head: u64) -> Result<Option<
     let mut bb = from;
     let mut steps = 0;
     while bb != head && steps < log.bbs() {
-        let b = log.scan_bb(bb, false)?;
+        let b = log.scan_bb(bb, (bb, if bb < head { head } else { log.bbs() }), false)?;
         if be::u32(&b, 0) == Some(REC_MAGIC) {
             return Ok(Some(bb));
         }
