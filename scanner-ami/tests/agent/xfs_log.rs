@@ -31,20 +31,23 @@ impl Dirty {
     /// `mkfs.xfs MKFS` on a `mib` MiB image, mount it read-write, run `script` in it (`$M` is the
     /// mount point), then shut the filesystem down with its log flushed and unmount it.
     fn make(mib: u64, mkfs: &str, script: &str) -> Dirty {
-        Self::make_env(mib, "", mkfs, script)
+        Self::make_with(mib, "", mkfs, "", script, "shutdown -f")
     }
 
-    /// [`Dirty::make`] with environment assignments for mkfs.xfs.
-    fn make_env(mib: u64, env: &str, mkfs: &str, script: &str) -> Dirty {
+    /// [`Dirty::make`] with environment assignments for mkfs.xfs, mount options and the
+    /// shutdown command (`shutdown -f` flushes the log first, `shutdown` drops what is not yet
+    /// written, like a crash).
+    fn make_with(mib: u64, env: &str, mkfs: &str, mount_opts: &str, script: &str, shutdown: &str) -> Dirty {
         let dir = tempfile::tempdir().expect("tempdir");
         let img = blank_image(dir.path(), "dirty.img", mib);
         sh(&format!("{env} mkfs.xfs -q -f {mkfs} '{}'", img.display()));
         let m = dir.path().join("m");
         std::fs::create_dir(&m).expect("mount point");
+        let opts = if mount_opts.is_empty() { "loop".to_owned() } else { format!("loop,{mount_opts}") };
         sh(&format!(
-            "M='{m}'; mount -o loop '{img}' \"$M\"; trap 'cd /; umount \"$M\" || umount -l \"$M\"' EXIT; cd \"$M\"\n\
+            "M='{m}'; mount -o {opts} '{img}' \"$M\"; trap 'cd /; umount \"$M\" || umount -l \"$M\"' EXIT; cd \"$M\"\n\
              {script}\n\
-             cd /; xfs_io -x -c 'shutdown -f' \"$M\"",
+             cd /; xfs_io -x -c '{shutdown}' \"$M\"",
             m = m.display(),
             img = img.display()
         ));
@@ -202,6 +205,55 @@ fn xfs_log_v5_replay_matches_the_kernel() {
     check_dirty(&d, "v5 dirty log");
 }
 
+/// 4 KiB sectors: the log is written in 4 KiB log sectors (`logsectsize`), still addressed in
+/// 512-byte blocks.
+#[test]
+fn xfs_log_4k_sector_replay_matches_the_kernel() {
+    let d = Dirty::make(320, "-s size=4096", WORK);
+    let out = run(Command::new("xfs_db").arg("-r").args(["-c", "sb", "-c", "p logsectsize"]).arg(&d.img));
+    assert_eq!(out.trim(), "logsectsize = 4096");
+    check_dirty(&d, "4 KiB-sector dirty log");
+}
+
+/// 256 KiB log buffers: records over 32 KiB carry extended headers with the rest of their cycle
+/// data (and the CRC covers them).
+#[test]
+fn xfs_log_big_records_with_extended_headers_match_the_kernel() {
+    let d = Dirty::make_with(
+        320,
+        "",
+        "",
+        "logbsize=256k",
+        "mkdir big; for i in $(seq 1 3000); do : > big/file-with-a-long-name-$i; done; ln -s big/file-with-a-long-name-7 l",
+        "shutdown -f",
+    );
+    let (lo, hi) = log_range(&d.img);
+    let log = std::fs::read(&d.img).expect("image")[lo as usize..hi as usize].to_vec();
+    let longest = log
+        .chunks_exact(512)
+        .filter(|s| s[..4] == [0xfe, 0xed, 0xba, 0xbe])
+        .map(|s| u32::from_be_bytes(s[12..16].try_into().expect("len")))
+        .max()
+        .expect("records");
+    assert!(longest > 32 * 1024, "no record over 32 KiB (longest {longest})");
+    check_dirty(&d, "256 KiB log buffers");
+}
+
+/// `shutdown` without `-f`: what was not yet written to the log is lost, as in a crash; the log
+/// ends wherever the last write reached.
+#[test]
+fn xfs_log_crash_without_flush_matches_the_kernel() {
+    let d = Dirty::make_with(
+        320,
+        "",
+        "",
+        "",
+        &format!("{WORK}\nsync\nmkdir after-sync; echo x > after-sync/y"),
+        "shutdown",
+    );
+    check_dirty(&d, "shutdown without log flush");
+}
+
 #[test]
 fn xfs_log_v4_replay_matches_the_kernel() {
     let d = Dirty::make(320, "-m crc=0", WORK);
@@ -215,10 +267,11 @@ fn xfs_log_v4_replay_matches_the_kernel() {
 #[test]
 fn xfs_log_wrapped_log_replay_matches_the_kernel() {
     // xfsprogs refuses logs under 64 MiB on filesystems over 300 MiB, except for fstests runs.
-    let d = Dirty::make_env(
+    let d = Dirty::make_with(
         320,
         "TEST_DIR=/tmp TEST_DEV=/dev/null QA_CHECK_FS=xfs",
         "-l size=1368b",
+        "",
         r#"
         S=/sys/fs/xfs/$(basename "$(findmnt -n -o SOURCE "$M")")/log
         n=0
@@ -235,6 +288,7 @@ fn xfs_log_wrapped_log_replay_matches_the_kernel() {
         for i in $(seq 1 50); do echo $i > d$n/last$i; done
         echo "wrapped after $n rounds: head $head tail $tail" > /tmp/xfs_log_wrap_state
         "#,
+        "shutdown -f",
     );
     let (range_lo, range_hi) = log_range(&d.img);
     assert_eq!(range_hi - range_lo, 1368 * 4096, "the small log");
