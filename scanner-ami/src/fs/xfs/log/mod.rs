@@ -46,6 +46,14 @@ const MAX_OPEN_TRANS: usize = 4096;
 /// holds under 2 million; this bound keeps the table under ~30 MiB.
 const MAX_CANCELLED: usize = 1 << 20;
 
+/// Largest log XFS makes (`XFS_MAX_LOG_BYTES`, 2 GiB): bounds the time of a replay, which reads
+/// the part to replay twice.
+const MAX_LOG_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Largest single logged region: a whole 64 KiB buffer or a 64 KiB attribute value
+/// (`XATTR_SIZE_MAX`), with room for a format header.
+const MAX_REGION_BYTES: usize = 64 * 1024 + 4096;
+
 /// Largest buffer a buffer item may describe: the 64 KiB maximum directory block
 /// (`XFS_MAX_BLOCKSIZE`), in basic blocks.
 const MAX_BUF_BBS: u64 = 128;
@@ -226,6 +234,9 @@ impl LogGeo {
         };
         let log_start = geo0.fsb_to_byte(logstart).ok_or_else(|| corrupt(format!("log start block {logstart}")))?;
         let log_end = log_start.checked_add(geo0.log_bbs << 9);
+        if geo0.log_bbs << 9 > MAX_LOG_BYTES {
+            return Err(corrupt(format!("log of {logblocks} blocks is larger than XFS's 2 GiB maximum")));
+        }
         if logblocks < 2 || log_end.is_none_or(|e| e > dev_len) {
             return Err(corrupt(format!("log of {logblocks} blocks at block {logstart} lies outside the filesystem")));
         }

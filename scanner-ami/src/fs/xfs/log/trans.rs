@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use super::locate::{self, LogDev, RecHeader, Span};
 use super::replay::Replayer;
-use super::{LogError, MAX_OPEN_TRANS, MAX_PENDING_BYTES, be, corrupt, host};
+use super::{LogError, MAX_OPEN_TRANS, MAX_PENDING_BYTES, MAX_REGION_BYTES, be, corrupt, host};
 
 /// `XFS_TRANSACTION` and `XFS_LOG`: the two clients that write operations.
 const CLIENT_TRANS: u8 = 0x69;
@@ -196,6 +196,9 @@ impl Assembler {
             }
             item.total = total;
         }
+        if data.len() > MAX_REGION_BYTES {
+            return Err(corrupt(format!("transaction {tid:#x}: region of {} bytes", data.len())));
+        }
         if item.count >= item.total {
             return Err(corrupt(format!("transaction {tid:#x}: item has more than {} regions", item.total)));
         }
@@ -225,6 +228,9 @@ impl Assembler {
             self.charge(&mut bytes, if keep { data.len() } else { 0 })?;
             t.bytes = bytes;
             if keep && let Some(last) = t.items.last_mut().and_then(|i| i.regions.last_mut()) {
+                if last.len() + data.len() > MAX_REGION_BYTES {
+                    return Err(corrupt(format!("transaction {tid:#x}: region over {MAX_REGION_BYTES} bytes")));
+                }
                 last.extend_from_slice(data);
             }
             Ok(())
