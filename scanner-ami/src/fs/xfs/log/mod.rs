@@ -78,11 +78,6 @@ impl Overlay {
         self.sectors.len()
     }
 
-    /// The sector numbers replay changed, in order.
-    pub fn sectors(&self) -> impl Iterator<Item = u64> + '_ {
-        self.sectors.keys().copied()
-    }
-
     /// Replace the parts of `buf` (read from the device at byte `offset`) that replay changed.
     pub fn patch(&self, offset: u64, buf: &mut [u8]) {
         if self.sectors.is_empty() || buf.is_empty() {
