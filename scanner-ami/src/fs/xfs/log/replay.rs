@@ -83,6 +83,9 @@ const DIFLAG2_BIGTIME: u64 = 0x8;
 const DIFLAG2_NREXT64: u64 = 0x10;
 /// `DI_MAX_FLUSH`: v2 flush counters wrap here.
 const DI_MAX_FLUSH: u16 = 0xffff;
+/// Inodes per allocation chunk (`XFS_INODES_PER_CHUNK`): an inode-create item initialises at
+/// most this many.
+const INODES_PER_CHUNK: u32 = 64;
 /// `NULLAGINO`: end of an unlinked list.
 const NULLAGINO: u32 = 0xffff_ffff;
 
@@ -559,6 +562,8 @@ impl<'a> Replayer<'a> {
         let what = format!("inode chunk at AG {agno} block {agbno}");
         if agno >= geo.agcount
             || isize != geo.inodesize
+            || count == 0
+            || count > INODES_PER_CHUNK
             || length == 0
             || u64::from(agbno) + u64::from(length) > u64::from(geo.agblocks)
             || u64::from(count) * u64::from(isize) != u64::from(length) << geo.blocklog
