@@ -10,17 +10,28 @@
 #   demo-pgdata.img.gz   bare ext4: a PostgreSQL data directory, no OS
 #   demo-appdata.img.gz  bare ext4: application data, no OS
 #   demo-logs.img.gz     GPT: one ext4 partition of application logs, no OS
+#   demo-al2023.img.gz   GPT: BIOS boot + XFS root on Amazon Linux 2023's geometry, with
+#                        CBL-Mariner 2.0's os-release and rpmdb.sqlite (129 packages)
+#   demo-rhel8-root.img.gz  GPT: XFS /boot + XFS root of RHEL 8.8 whose fstab mounts /var and
+#                        /var/log from LVs of the second disk
+#   demo-rhel8-var.img.gz   whole-disk LVM2 PV (scripts/demo/lvm-pv.py), VG rhel: LVs log and
+#                        var (XFS), /var/lib/rpm/Packages: RHEL 8 Berkeley DB (1 package)
+#   demo-sles15.img.gz   GPT: BIOS boot + btrfs, SUSE/snapper subvolumes, NDB (35 packages)
 #
 # The Debian/Ubuntu root of the web server is demo-disk.img (scripts/make-demo-image.sh), left as
 # it is: other tests and the README scan it uncompressed.
 #
-# Built without root and without mounting: each file system is `mkfs.ext4 -d` of a staged
+# The ext4 images are built without root and without mounting: each file system is `mkfs.ext4 -d` of a staged
 # directory, then debugfs sets every inode's owner to root and its times to SOURCE_DATE_EPOCH
 # (mkfs copies the staging files' owners and times); GPT disks are sfdisk scripts with fixed
 # disk and partition UUIDs. File system UUIDs and directory hash seeds are fixed, mkfs's own
 # clock is E2FSPROGS_FAKE_TIME and gzip runs with -n, so a rerun on the same machine gives the
 # same bytes (mkfs -d adds files in the staging directory's readdir order, which another file
-# system may return differently).
+# system may return differently). The XFS images too (mkfs.xfs -p of a sorted protofile, times
+# rewritten with xfs_db: see xfs_image), and the LVM PV (written by scripts/demo/lvm-pv.py).
+# demo-sles15 needs root (its btrfs subvolumes are created on a read-write loop mount) and is not
+# byte-identical between runs (the kernel stamps subvolume UUIDs, ctimes and generations); the
+# script stops at it with a clear error when run without root, the other images built.
 #
 # Reads the package databases from ../shared/fixtures (override: AGENTLESS_FIXTURES).
 # Idempotent: every image is rebuilt from scratch.
