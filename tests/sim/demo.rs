@@ -286,7 +286,13 @@ fn the_xfs_lvm_and_btrfs_instances_scan_to_their_fixtures() {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|l| (l["vg"].as_str().unwrap_or("").to_owned(), l["name"].as_str().unwrap_or("").to_owned(), l["size"].as_u64().unwrap_or(0)))
+        .map(|l| {
+            (
+                l["vg"].as_str().unwrap_or("").to_owned(),
+                l["name"].as_str().unwrap_or("").to_owned(),
+                l["size"].as_u64().unwrap_or(0),
+            )
+        })
         .collect();
     let lv = |n: &str| ("rhel".to_owned(), n.to_owned(), 16 << 20);
     assert_eq!(lvs, BTreeSet::from([lv("log"), lv("var")]), "{:#}", rhel[1]);
