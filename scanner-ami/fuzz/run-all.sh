@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 secs="${1:-120}"
 mkdir -p logs
 [ -d corpus ] || ./seed-corpus.sh
-targets=(partition_table disk_scan rpm_header rpm_bdb rpm_ndb dpkg_status apk_installed btrfs)
+targets=(partition_table disk_scan rpm_header rpm_bdb rpm_ndb dpkg_status apk_installed btrfs lvm)
 run() {
     local t="$1"
     cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 \

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 fx=../../../shared/fixtures
-mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed,btrfs}
+mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed,btrfs,lvm}
 cp "$fx/go-rpmdb/libuuid-bdb/Packages" corpus/rpm_bdb/libuuid
 cp "$fx/go-rpmdb/sle15-bci-ndb/Packages.db" corpus/rpm_ndb/sle15
 cp "$fx/trivy/dpkg/status" corpus/dpkg_status/ubuntu

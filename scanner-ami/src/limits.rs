@@ -39,3 +39,35 @@ pub const MAX_PARTITIONS: usize = 128;
 /// Largest GPT partition entry array accepted (128 entries x 128 bytes = 16 KiB by default; the
 /// UEFI spec allows more, we allow 64x the default).
 pub const MAX_GPT_ARRAY_BYTES: u64 = 1024 * 1024;
+
+/// Largest LVM2 metadata text read from one metadata area. lvm2 2.03 makes a 1020 KiB area by
+/// default and keeps each VG text well under half of it (the circular buffer holds the old and the
+/// new copy); `--metadatasize` can raise the area, and VGs with thousands of LVs have a few MiB of
+/// text. 16 MiB covers them; the area's own size bounds the read first.
+pub const MAX_LVM_METADATA_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Most LVM2 metadata text read in one assembly, over all PVs and all their metadata areas (each PV
+/// usually holds one or two copies of its VG's text): stops many crafted PVs from multiplying the
+/// per-area bound.
+pub const MAX_LVM_METADATA_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Deepest nesting of sections in LVM2 metadata text. Real metadata nests four deep (VG,
+/// `logical_volumes`, the LV, its `segmentN`); lvm.conf-style profiles a little deeper.
+pub const MAX_LVM_CONFIG_DEPTH: usize = 16;
+
+/// Most keys, sections and array elements in one LVM2 metadata text. An LV costs about 15 and
+/// each further segment about 10, so a VG of 10,000 LVs stays under 300,000; the bound keeps the
+/// parsed tree's memory proportionate even when the text is at its byte limit.
+pub const MAX_LVM_CONFIG_NODES: usize = 500_000;
+
+/// Most segments in one logical volume. lvm2 sets no limit; an LV extended a few hundred times
+/// has a few hundred. The LV's read map holds one entry per segment.
+pub const MAX_LVM_SEGMENTS_PER_LV: usize = 10_000;
+
+/// Most stripes in one striped segment: lvm2's own `MAX_STRIPES` (128,
+/// `lib/metadata/metadata-exported.h`).
+pub const MAX_LVM_STRIPES: usize = 128;
+
+/// Most physical-volume candidates assembled at once. EC2 instances attach at most a few dozen
+/// EBS volumes (128 on the largest Nitro types), each with a handful of partitions.
+pub const MAX_LVM_PV_CANDIDATES: usize = 1024;

@@ -1,6 +1,6 @@
 //! Raw disks, opened read-only: the [`BlockSource`] abstraction (an image file or block device,
-//! and bounded [`Region`]s of it), the partition-table readers ([`gpt`], [`mbr`]) and the
-//! filesystem-magic prober ([`probe`]).
+//! and bounded [`Region`]s of it), the partition-table readers ([`gpt`], [`mbr`]), the
+//! filesystem-magic prober ([`probe`]) and LVM2 logical volumes ([`lvm`]).
 //!
 //! Every read is bounds-checked against the source's length and counted in [`ReadStats`], so a
 //! scan can report exactly how many bytes of the disk it touched.

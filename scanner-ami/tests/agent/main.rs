@@ -21,5 +21,6 @@ mod fixtures;
 mod hostile;
 mod images;
 mod instance;
+mod lvm;
 mod run_mode;
 mod scanner_image;
