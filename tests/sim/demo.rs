@@ -309,3 +309,101 @@ fn the_xfs_lvm_and_btrfs_instances_scan_to_their_fixtures() {
         assert_eq!(m[target].0, "\"assembled\"", "{target}: {m:?}");
     }
 }
+
+/// `losetup -d` on drop.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
+/// `umount` on drop.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The LVM2 physical volume of demo-rhel8-var, written by scripts/demo/lvm-pv.py without lvm2,
+/// is what lvm2's own tools read (the oracle; read-only loop device, a private configuration
+/// that sees only it, no activation, no backup): PV and VG UUIDs, pe_start 1 MiB, 4 MiB extents,
+/// seqno 1, LV log on extents 0-3 and LV var on 4-7; and the kernel mounts the XFS at
+/// pe_start + 4 extents, with the RHEL 8 rpm database in it.
+#[test]
+fn the_rhel8_pv_is_what_lvm2_and_the_kernel_read() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let world = demo_fleet().build_in(Some(data.path())).expect("build");
+    let vols = volumes(&world);
+    let image = vols[&("demo-rhel8-1".to_owned(), "/dev/sdf".to_owned())].0.clone().expect("image");
+    let dev = run(std::process::Command::new("losetup").args(["-f", "--show", "-r"]).arg(&image)).trim().to_owned();
+    assert!(dev.starts_with("/dev/loop"), "losetup gave {dev:?}");
+    let lo = Loop(dev);
+    let etc = data.path().join("lvm");
+    std::fs::create_dir_all(&etc).expect("mkdir");
+    std::fs::write(
+        etc.join("lvm.conf"),
+        format!(
+            "devices {{ obtain_device_list_from_udev = 0 use_devicesfile = 0 filter = [ \"a|^{}$|\", \"r|.*|\" ] }}\n\
+             global {{ activation = 0 }}\nbackup {{ backup = 0 archive = 0 }}\n",
+            lo.0
+        ),
+    )
+    .expect("lvm.conf");
+    let report = |args: &[&str]| -> Vec<Vec<String>> {
+        let out = run(std::process::Command::new("lvm")
+            .args(&args[..1])
+            .args(["--noheadings", "--nosuffix", "--units", "b", "--separator", "|"])
+            .args(&args[1..])
+            .env("LVM_SYSTEM_DIR", &etc)
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1"));
+        out.lines().filter(|l| !l.trim().is_empty()).map(|l| l.trim().split('|').map(str::to_owned).collect()).collect()
+    };
+    let pvs = report(&["pvs", "-o", "pv_name,vg_name,pv_uuid,pe_start,pv_size,dev_size"]);
+    let size = (33u64 << 20).to_string();
+    assert_eq!(
+        pvs,
+        [[
+            lo.0.as_str(),
+            "rhel",
+            "Rhel8P-Vdem-o000-0000-0000-0000-000001",
+            "1048576",
+            &(32u64 << 20).to_string(),
+            &size
+        ]],
+    );
+    let vgs = report(&["vgs", "-o", "vg_uuid,vg_extent_size,vg_seqno,lv_count,vg_free", "rhel"]);
+    assert_eq!(vgs, [["Rhel8V-Gdem-o000-0000-0000-0000-000001", "4194304", "1", "2", "0"]]);
+    let lvs = report(&["lvs", "--segments", "-o", "lv_name,lv_uuid,lv_size,segtype,seg_pe_ranges", "rhel"]);
+    let range = |r: &str| format!("{}:{r}", lo.0);
+    let lv = |n: &str, id: &str, r: &str| {
+        vec![n.to_owned(), id.to_owned(), (16u64 << 20).to_string(), "linear".into(), range(r)]
+    };
+    assert_eq!(
+        lvs,
+        [
+            lv("log", "Rhel8L-Vlog-0000-0000-0000-0000-000001", "0-3"),
+            lv("var", "Rhel8L-Vvar-0000-0000-0000-0000-000001", "4-7")
+        ],
+    );
+    // The var LV's first byte: pe_start + start extent 4 x 4 MiB (mount refuses a second loop
+    // device over the same file, so the first goes).
+    drop(lo);
+    let mnt = data.path().join("var");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    let opts = format!("ro,loop,offset={},sizelimit={}", (1u64 << 20) + 4 * (4u64 << 20), 16u64 << 20);
+    run(std::process::Command::new("mount").args(["-t", "xfs", "-o", &opts]).arg(&image).arg(&mnt));
+    let mnt = Mounted(mnt);
+    let db = std::fs::metadata(mnt.0.join("lib/rpm/Packages")).expect("the rpm database on the var LV");
+    assert_eq!(db.len(), 94208, "go-rpmdb's libuuid Packages");
+    assert!(mnt.0.join("log").is_dir(), "the /var/log mount point");
+}
