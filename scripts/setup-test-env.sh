@@ -61,6 +61,21 @@ ensure_tools \
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || apt_install ovmf
 log "system tools present"
 
+# The XFS v4 dirty-log test (scanner-ami/tests/agent/xfs_log.rs) boots Debian's cloud kernel,
+# which keeps CONFIG_XFS_SUPPORT_V4 (this machine's may not), with busybox-static under QEMU:
+# both packages are extracted (not installed) into the cache once.
+XFS_V4_KERNEL="$AGENTLESS_CACHE_DIR/xfs-v4-kernel"
+if [ ! -x "$XFS_V4_KERNEL/bin/busybox" ] || ! ls "$XFS_V4_KERNEL"/boot/vmlinuz-* >/dev/null 2>&1; then
+    log "fetching a kernel with XFS v4 support and busybox-static into $XFS_V4_KERNEL"
+    xfs_v4_tmp="$(mktemp -d)"
+    kpkg="$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}')"
+    (cd "$xfs_v4_tmp" && apt-get download "$kpkg" busybox-static >/dev/null)
+    mkdir -p "$XFS_V4_KERNEL"
+    for deb in "$xfs_v4_tmp"/*.deb; do dpkg-deb -x "$deb" "$XFS_V4_KERNEL"; done
+    rm -rf "$xfs_v4_tmp"
+fi
+log "XFS v4 kernel: $XFS_V4_KERNEL"
+
 # ---------------------------------------------------------------- 2. venv
 section "setup: python venv ($VENV)"
 venv_ok() {
@@ -120,6 +135,7 @@ ENV_FILE="$REPO/target/test-env.sh"
     echo "# Written by scripts/setup-test-env.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ); source it."
     printf 'export AGENTLESS_DEBOOTSTRAP_ROOT=%q\n' "$DEBOOTSTRAP_ROOT"
     printf 'export AGENTLESS_PYTHON=%q\n' "$VENV/bin/python"
+    printf 'export AGENTLESS_XFS_V4_KERNEL=%q\n' "$XFS_V4_KERNEL"
 } >"$ENV_FILE.tmp.$$"
 mv -f "$ENV_FILE.tmp.$$" "$ENV_FILE"
 log "wrote $ENV_FILE (setup took $(elapsed "$start_all") s)"

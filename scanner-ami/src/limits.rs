@@ -71,3 +71,23 @@ pub const MAX_LVM_STRIPES: usize = 128;
 /// Most physical-volume candidates assembled at once. EC2 instances attach at most a few dozen
 /// EBS volumes (128 on the largest Nitro types), each with a handful of partitions.
 pub const MAX_LVM_PV_CANDIDATES: usize = 1024;
+
+/// Deepest XFS block-map B+tree accepted (levels below the root in the inode). The kernel's own
+/// bound for 64-bit extent counters on 1 KiB blocks is 11 (`xfs_bmbt_maxlevels_ondisk`, which
+/// assumes half-full blocks); 16 leaves room and bounds the reads of one lookup.
+pub const MAX_XFS_BTREE_LEVELS: usize = 16;
+
+/// Deepest XFS directory hash-index (DA B+tree) accepted: the kernel's `XFS_DA_NODE_MAXDEPTH`.
+pub const MAX_XFS_DA_DEPTH: usize = 5;
+
+/// Most bytes of directory data blocks read to list one XFS directory. [`MAX_DIR_ENTRIES`]
+/// entries with the longest names (255 bytes: 272-byte entries) take ~27 MiB; a crafted
+/// directory of empty blocks stops here instead of reading up to its 32 GiB data space.
+pub const MAX_XFS_DIR_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Bytes of checked XFS metadata blocks (directory and block-map blocks) kept in memory, so the
+/// blocks near the root of a walk are not read again for every path.
+pub const XFS_META_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Checked XFS inodes kept in memory (each at most the 2 KiB inode size plus its decoding).
+pub const XFS_INODE_CACHE_ENTRIES: usize = 1024;

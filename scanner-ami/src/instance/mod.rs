@@ -22,6 +22,7 @@ use crate::fs::RootFs;
 use crate::fs::btrfs::{BtrfsFs, Subvol};
 use crate::fs::ext4::Ext4Fs;
 use crate::fs::mounted::{Mount, MountedFs};
+use crate::fs::xfs::XfsFs;
 use crate::inventory;
 use crate::os;
 use crate::report::{
@@ -70,10 +71,12 @@ fn open_fs(vol: &Vol, subvol: Option<&SubvolOption>) -> Result<Box<dyn RootFs>, 
             }
             Ext4Fs::load(vol.region.clone()).map(|fs| Box::new(fs) as Box<dyn RootFs>).map_err(unreadable)
         }
-        Content::Xfs => Err((
-            PartStatus::Unsupported,
-            "XFS: no userspace reader yet; the partition is listed but not scanned".into(),
-        )),
+        Content::Xfs => {
+            if subvol.is_some() {
+                return Err((PartStatus::Error, format!("{}: subvol= on an XFS filesystem", vol.label)));
+            }
+            XfsFs::load(vol.region.clone()).map(|fs| Box::new(fs) as Box<dyn RootFs>).map_err(unreadable)
+        }
         Content::Btrfs => {
             let sel = match subvol {
                 None => Subvol::Default,

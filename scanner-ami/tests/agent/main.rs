@@ -24,3 +24,5 @@ mod instance;
 mod lvm;
 mod run_mode;
 mod scanner_image;
+mod xfs;
+mod xfs_log;
