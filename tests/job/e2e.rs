@@ -43,9 +43,11 @@ fn demo_fleet_scans_end_to_end_and_leaves_nothing() {
     assert!(jobs.iter().all(|j| j["state"] == "Done"), "{summary}");
     let targets = summary["targets"].as_array().expect("targets");
     let names: BTreeSet<&str> = targets.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names, BTreeSet::from(["demo-app-1", "demo-db-1", "demo-web-1"]), "running instances only");
+    let running = ["demo-al-1", "demo-app-1", "demo-db-1", "demo-rhel8-1", "demo-sles-1", "demo-web-1"];
+    assert_eq!(names, BTreeSet::from(running), "running instances only");
 
-    // Every scanned volume's packages equal what scanner-agent reads from its image directly.
+    // Every scanned volume's packages equal what scanner-agent reads from its instance's images
+    // directly, scanned together as the scanner does (a root's /var may be on another volume).
     let fleet = Fleet::load(&demo_fleet()).expect("fleet");
     let sim = SimCloud::open(&data, &fleet).expect("sim");
     let backing = |volume: &str| -> Option<std::path::PathBuf> {
@@ -59,6 +61,7 @@ fn demo_fleet_scans_end_to_end_and_leaves_nothing() {
     let mut unscannable = 0;
     for t in targets {
         let instance = t["instance"].as_str().expect("instance");
+        let mut volumes = Vec::new();
         for v in t["volumes"].as_array().expect("volumes") {
             let volume = v["volume"].as_str().expect("volume");
             if v["status"] == "unscannable" {
@@ -67,10 +70,15 @@ fn demo_fleet_scans_end_to_end_and_leaves_nothing() {
                 continue;
             }
             assert!(v["status"] == "scanned" || v["status"] == "partial", "{v}");
-            let image = backing(volume).expect("image-backed volume");
-            let direct = scanner_ami::scan::scan_image(&image, scanner_ami::scan::ScanOptions { baseline: false })
-                .expect("scan");
-            let direct = packages(&serde_json::to_value(&direct).expect("json"));
+            volumes.push((v, backing(volume).expect("image-backed volume")));
+        }
+        let images: Vec<&Path> = volumes.iter().map(|(_, p)| p.as_path()).collect();
+        let direct =
+            scanner_ami::scan::scan_images(&images, scanner_ami::scan::ScanOptions { baseline: false }).expect("scan");
+        assert_eq!(direct.len(), volumes.len());
+        for ((v, _), direct) in volumes.iter().zip(&direct) {
+            let volume = v["volume"].as_str().expect("volume");
+            let direct = packages(&serde_json::to_value(direct).expect("json"));
             let stored: serde_json::Value = serde_json::from_slice(
                 &std::fs::read(out_dir.join(instance).join(volume).join("inventory.json")).expect("inventory.json"),
             )
@@ -87,10 +95,49 @@ fn demo_fleet_scans_end_to_end_and_leaves_nothing() {
         }
     }
     assert_eq!(unscannable, 0, "{summary}");
-    assert_eq!(compared, 6, "{compared} volumes compared: {summary}");
-    let web = targets.iter().find(|t| t["name"] == "demo-web-1").expect("web");
+    assert_eq!(compared, 10, "{compared} volumes compared: {summary}");
+    let target = |name: &str| targets.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("{name}"));
+    let web = target("demo-web-1");
     assert_eq!(web["volumes"][0]["packages"], 90);
     assert!(web["volumes"][0]["baseline_failed"].as_u64().unwrap_or(0) > 0, "{web}");
+    // The us-west-2 instances, each volume's count what its fixture holds (tests/data/demo/README.md):
+    // go-rpmdb's CBL-Mariner 2.0 rpmdb.sqlite on XFS; the RHEL 8 Berkeley DB on the /var logical
+    // volume of the second disk, counted for the root volume (the var volume has no OS of its
+    // own); SUSE's NDB Packages.db in the btrfs snapper snapshot.
+    let counts = |name: &str| -> Vec<(String, u64, String)> {
+        let t = target(name);
+        assert_eq!((t["region"].as_str(), t["status"].as_str()), (Some("us-west-2"), Some("scanned")), "{t}");
+        t["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .map(|v| {
+                (
+                    v["device"].as_str().unwrap_or("").to_owned(),
+                    v["packages"].as_u64().unwrap_or(u64::MAX),
+                    v["os"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let al = counts("demo-al-1");
+    assert_eq!((al.len(), al[0].1), (1, 129), "{al:?}");
+    assert!(al[0].2.contains("Mariner"), "{al:?}");
+    let rhel = counts("demo-rhel8-1");
+    assert_eq!(rhel.len(), 2, "{rhel:?}");
+    let (root, var) = (&rhel[0], &rhel[1]);
+    assert_eq!((root.0.as_str(), root.1, var.0.as_str(), var.1), ("/dev/xvda", 1, "/dev/sdf", 0), "{rhel:?}");
+    assert!(root.2.contains("Red Hat Enterprise Linux") && root.2.contains("8.8"), "{rhel:?}");
+    let rhel_instance = target("demo-rhel8-1")["instance"].as_str().expect("instance").to_owned();
+    let rhel_root = target("demo-rhel8-1")["volumes"][0]["volume"].as_str().expect("volume").to_owned();
+    let stored: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out_dir.join(&rhel_instance).join(&rhel_root).join("inventory.json")).expect("inventory"),
+    )
+    .expect("inventory json");
+    assert_eq!(packages(&stored), BTreeSet::from(["libuuid=2.32.1-42.el8_8".to_owned()]));
+    let sles = counts("demo-sles-1");
+    assert_eq!((sles.len(), sles[0].1), (1, 35), "{sles:?}");
+    assert!(sles[0].2.contains("SUSE Linux Enterprise Server 15"), "{sles:?}");
     assert!(out_dir.join("summary.json").is_file());
     assert!(stderr.contains("(0 refused by the policy guard)"), "{stderr}");
     assert!(stderr.contains("left in the simulated account: 0"), "{stderr}");

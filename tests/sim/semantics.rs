@@ -510,9 +510,9 @@ fn the_demo_fleet_loads_and_builds() {
             .filter_map(|v| v.backing.clone())
             .collect::<Vec<_>>()
     });
-    // Six image-backed volumes (tests/sim/demo.rs checks each), decompressed into the default
+    // Ten image-backed volumes (tests/sim/demo.rs checks each), decompressed into the default
     // cache of an in-memory world.
-    assert_eq!(backed.len(), 6, "{backed:?}");
+    assert_eq!(backed.len(), 10, "{backed:?}");
     assert!(backed.iter().all(|p| p.is_absolute() && p.is_file()), "{backed:?}");
     assert!(backed.iter().any(|p| p.ends_with("demo/demo-disk.img")), "{backed:?}");
     let encrypted = sim.inspect(|w| {
