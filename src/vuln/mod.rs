@@ -1,0 +1,5 @@
+//! Vulnerability findings (issue 18): an offline advisory database, exact version comparison per
+//! ecosystem ([`version`]), matching of stored inventories against advisories, and the per-volume
+//! results.
+
+pub mod version;
