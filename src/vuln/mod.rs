@@ -2,4 +2,5 @@
 //! ecosystem ([`version`]), matching of stored inventories against advisories, and the per-volume
 //! results.
 
+pub mod osv;
 pub mod version;
