@@ -274,8 +274,8 @@ pub const MAX_ID_LEN: usize = 256;
 pub enum RecordError {
     #[error("the record has an empty or over-long id (at most {MAX_ID_LEN} bytes, no control characters)")]
     BadId,
-    #[error("{id}: `modified` is empty")]
-    NoModified { id: String },
+    #[error("{id}: `modified` {value:?} is not an RFC 3339 time")]
+    BadModified { id: String, value: String },
     #[error("{id}: unknown ecosystem {ecosystem:?} (not in the OSV schema's list)")]
     UnknownEcosystem { id: String, ecosystem: String },
     #[error("{id}: an affected package has an empty name (ecosystem {ecosystem:?})")]
@@ -297,8 +297,14 @@ pub fn known_ecosystem(ecosystem: &str) -> Option<&'static str> {
 }
 
 impl Record {
-    /// Check the schema rules the parser alone does not enforce: a usable id and `modified`, known
-    /// ecosystems, named packages, and for each range an `introduced` event, never both `fixed`
+    /// `modified` as a time, when it is RFC 3339 (the schema's `date-time` format).
+    #[must_use]
+    pub fn modified_time(&self) -> Option<jiff::Timestamp> {
+        self.modified.parse().ok()
+    }
+
+    /// Check the schema rules the parser alone does not enforce: a usable id, known
+    /// ecosystems, named packages, an RFC 3339 `modified`, and for each range an `introduced` event, never both `fixed`
     /// and `last_affected`, and a `repo` for `GIT` ranges (schema 1.6 `allOf` rules).
     ///
     /// # Errors
@@ -309,8 +315,8 @@ impl Record {
             return Err(RecordError::BadId);
         }
         let id = || self.id.clone();
-        if self.modified.trim().is_empty() {
-            return Err(RecordError::NoModified { id: id() });
+        if self.modified_time().is_none() {
+            return Err(RecordError::BadModified { id: id(), value: self.modified.chars().take(64).collect() });
         }
         for affected in &self.affected {
             let package_name = match &affected.package {
