@@ -59,6 +59,9 @@ ensure_tools \
 # and the firmware that boots it under QEMU are files, not commands.
 [ -f /usr/lib/systemd/boot/efi/linuxx64.efi.stub ] || apt_install systemd-boot-efi
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || apt_install ovmf
+# The version comparators' oracles (src/vuln/version/tests.rs): dpkg's ordering through
+# python3-apt's apt_pkg and librpm's through python3-rpm, for Debian's /usr/bin/python3.
+/usr/bin/python3 -c 'import apt_pkg, rpm' 2>/dev/null || apt_install python3-apt python3-rpm
 log "system tools present"
 
 # ---------------------------------------------------------------- 2. venv
