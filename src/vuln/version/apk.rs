@@ -70,8 +70,7 @@ impl<'a> Tokens<'a> {
         if text.is_empty() {
             return Err("a number is missing");
         }
-        let number =
-            text.iter().fold(0u64, |n, &c| n.wrapping_mul(10).wrapping_add(u64::from(c.wrapping_sub(b'0'))));
+        let number = text.iter().fold(0u64, |n, &c| n.wrapping_mul(10).wrapping_add(u64::from(c.wrapping_sub(b'0'))));
         Ok(Token { kind, text, number, suffix: 0 })
     }
 
@@ -114,10 +113,8 @@ impl<'a> Tokens<'a> {
                 }
                 self.rest = self.rest.get(1..).unwrap_or_default();
                 let text = self.take_while(|c| c.is_ascii_lowercase());
-                let suffix = SUFFIXES
-                    .iter()
-                    .position(|s| !s.is_empty() && s.as_bytes() == text)
-                    .ok_or("unknown suffix")?;
+                let suffix =
+                    SUFFIXES.iter().position(|s| !s.is_empty() && s.as_bytes() == text).ok_or("unknown suffix")?;
                 Token { kind: Kind::Suffix, text, number: 0, suffix }
             }
             b'~' => {

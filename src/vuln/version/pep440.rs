@@ -143,9 +143,16 @@ fn parse(s: &str) -> Result<Pep440<'_>, &'static str> {
         break;
     }
 
-    let pre = c
-        .tagged(&["preview", "alpha", "beta", "pre", "rc", "a", "b", "c"])
-        .map(|(i, n)| (match i { 1 | 5 => 0, 2 | 6 => 1, _ => 2 }, n));
+    let pre = c.tagged(&["preview", "alpha", "beta", "pre", "rc", "a", "b", "c"]).map(|(i, n)| {
+        (
+            match i {
+                1 | 5 => 0,
+                2 | 6 => 1,
+                _ => 2,
+            },
+            n,
+        )
+    });
 
     // Post-release: `-N`, or `[sep](post|rev|r)[sep][N]`.
     let mut post = None;

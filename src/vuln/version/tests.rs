@@ -61,7 +61,8 @@ fn mutate(v: &str, rng: &mut Rng, rpm: bool) -> String {
         4 => format!("{v}{}", rng.pick(&["a", "z", "A", "Z", "+b1", ".1", ".0", "+deb12u1", "ubuntu1"])),
         5 => {
             // Replace one digit by another.
-            let digits: Vec<usize> = chars.iter().enumerate().filter(|(_, c)| c.is_ascii_digit()).map(|(i, _)| i).collect();
+            let digits: Vec<usize> =
+                chars.iter().enumerate().filter(|(_, c)| c.is_ascii_digit()).map(|(i, _)| i).collect();
             if digits.is_empty() {
                 return v.to_owned();
             }
@@ -187,9 +188,8 @@ fn dpkg_orders_4000_seeded_pairs_of_real_versions_as_dpkg_does() {
 
 /// `dpkg --compare-versions A OP B` itself, for the pairs the batch oracle is trusted on.
 fn dpkg_binary(a: &str, b: &str) -> Ordering {
-    let holds = |op: &str| {
-        Command::new("dpkg").args(["--compare-versions", a, op, b]).status().expect("run dpkg").success()
-    };
+    let holds =
+        |op: &str| Command::new("dpkg").args(["--compare-versions", a, op, b]).status().expect("run dpkg").success();
     if holds("lt") {
         Ordering::Less
     } else if holds("eq") {
@@ -222,9 +222,40 @@ fn dpkg_rejects_exactly_what_dpkg_warns_or_errors_about() {
     let mut rng = Rng(7);
     let real = lines("dpkg-real.txt");
     let mut cases: Vec<String> = [
-        "1.0", "a1.0", "1.0-", "1:", ":1.0", "a:1.0", "1a:1.0", "+1:1.0", "-1:1.0", "99999999999:1", "2147483647:1",
-        "2147483648:1", "1.0 ", " 1.0", "\t1.0", "1 .0", "1.0\n", "\n1.0", "1.0-1_2", "1.0_1", "1.0!", "1.0-1:2",
-        "1:2:3", "1.0-a-b", "0", "0-", "1.0-~", "1.0~-1", "1é", "1.0-é", "1:a", "1::1", "1.0--1", "1.0-1+~",
+        "1.0",
+        "a1.0",
+        "1.0-",
+        "1:",
+        ":1.0",
+        "a:1.0",
+        "1a:1.0",
+        "+1:1.0",
+        "-1:1.0",
+        "99999999999:1",
+        "2147483647:1",
+        "2147483648:1",
+        "1.0 ",
+        " 1.0",
+        "\t1.0",
+        "1 .0",
+        "1.0\n",
+        "\n1.0",
+        "1.0-1_2",
+        "1.0_1",
+        "1.0!",
+        "1.0-1:2",
+        "1:2:3",
+        "1.0-a-b",
+        "0",
+        "0-",
+        "1.0-~",
+        "1.0~-1",
+        "1é",
+        "1.0-é",
+        "1:a",
+        "1::1",
+        "1.0--1",
+        "1.0-1+~",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -299,9 +330,10 @@ fn check_vectors(scheme: Scheme, name: &str, invalid: &HashSet<String>) -> usize
     let mut failures = Vec::new();
     let mut checked = 0;
     for line in lines(name) {
-        let Some((a, op, b)) = [" < ", " > ", " = "].iter().find_map(|op| {
-            line.split_once(op).map(|(a, b)| (a.to_owned(), op.trim().to_owned(), b.to_owned()))
-        }) else {
+        let Some((a, op, b)) = [" < ", " > ", " = "]
+            .iter()
+            .find_map(|op| line.split_once(op).map(|(a, b)| (a.to_owned(), op.trim().to_owned(), b.to_owned())))
+        else {
             panic!("{name}: cannot read {line:?}");
         };
         let want = match op.as_str() {
@@ -410,16 +442,16 @@ fn redhat_vectors_hold_and_agree_with_librpm() {
 #[test]
 fn pypi_vectors_hold() {
     let invalid = set("pypi-invalid.txt");
-    let n = check_vectors(Scheme::Pep440, "pypi-versions.txt", &invalid) +
-        check_vectors(Scheme::Pep440, "pypi-generated.txt", &invalid);
+    let n = check_vectors(Scheme::Pep440, "pypi-versions.txt", &invalid)
+        + check_vectors(Scheme::Pep440, "pypi-generated.txt", &invalid);
     assert!(n > 2500, "only {n} lines");
 }
 
 #[test]
 fn maven_vectors_hold() {
     let none = HashSet::new();
-    let n = check_vectors(Scheme::Maven, "maven-versions.txt", &none) +
-        check_vectors(Scheme::Maven, "maven-generated.txt", &none);
+    let n = check_vectors(Scheme::Maven, "maven-versions.txt", &none)
+        + check_vectors(Scheme::Maven, "maven-generated.txt", &none);
     assert!(n > 2600, "only {n} lines");
 }
 
