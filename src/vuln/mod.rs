@@ -2,5 +2,6 @@
 //! ecosystem ([`version`]), matching of stored inventories against advisories, and the per-volume
 //! results.
 
+pub mod db;
 pub mod osv;
 pub mod version;
