@@ -336,7 +336,7 @@ fn import_source(
             sink.yaml(&path.display().to_string(), &bytes, &modified)?;
             sink.finish(hex(&Sha256::digest(&bytes)), problems)
         }
-        FileKind::Other if is_zip(path)? => {
+        FileKind::Other if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) || is_zip(path)? => {
             let mut archive = Archive::open(path)?;
             let mut sink = begin(writer, &name, SourceKind::OsvArchive, &origin)?;
             sink.report.skipped = std::mem::take(&mut archive.skipped);
