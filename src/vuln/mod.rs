@@ -3,5 +3,7 @@
 //! results.
 
 pub mod db;
+pub mod findings;
+pub mod matcher;
 pub mod osv;
 pub mod version;
