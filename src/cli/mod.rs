@@ -79,7 +79,7 @@ pub enum Command {
     Audit(Box<audit::AuditCommand>),
     /// IAM policy tools: `explain` decides one request, `check` the full call plan of a scan and an audit.
     Policy(policy::PolicyArgs),
-    /// The offline advisory database: `import` OSV archives, OSV JSON and Alpine secdb, `status`.
+    /// The offline advisory database: `import` OSV archives, OSV JSON and Alpine secdb, `update` from osv.dev, `status`.
     ///
     /// The database is vulndb.sqlite in the data directory; the vulnerability matcher reads it.
     /// Exit status: 0 ok, 1 import failed (previous database kept) or status stale/missing, 2 usage.

@@ -118,7 +118,8 @@ impl Writer {
             new_path: new_path.clone(),
             final_path: final_path.to_path_buf(),
             _lock: lock,
-            imported_at: imported_at.to_string(),
+            // Whole seconds, like the publishers' `modified`.
+            imported_at: jiff::Timestamp::from_second(imported_at.as_second()).unwrap_or(imported_at).to_string(),
             kept: Vec::new(),
             dropped_old: false,
             installed: false,
