@@ -54,7 +54,8 @@ ensure_tools \
     qemu-system-x86_64:qemu-system-x86 \
     socat:socat \
     mcopy:mtools \
-    objcopy:binutils
+    objcopy:binutils \
+    xz:xz-utils
 # The scanner image's UEFI boot (scanner-ami/image/uki.sh and its test): the EFI stub of the UKI
 # and the firmware that boots it under QEMU are files, not commands.
 [ -f /usr/lib/systemd/boot/efi/linuxx64.efi.stub ] || apt_install systemd-boot-efi
