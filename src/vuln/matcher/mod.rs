@@ -203,6 +203,8 @@ struct Prepared {
     summary: Option<String>,
     published: Option<String>,
     modified: String,
+    /// Publication (or, without it, last modification) time, parsed once.
+    when: Option<jiff::Timestamp>,
     entries: Vec<Entry>,
 }
 
@@ -241,8 +243,10 @@ struct Evaluated {
 #[derive(Debug, Default)]
 struct Cache {
     records: HashMap<(String, String), Rc<Vec<Rc<Prepared>>>>,
-    verdicts: HashMap<(String, String, String), Rc<Evaluated>>,
+    /// Keyed by `ecosystem NUL package NUL version` (one allocation per lookup).
+    verdicts: HashMap<String, Rc<Evaluated>>,
     sources: HashMap<String, Rc<Result<Vec<SourceSummary>, SourceError>>>,
+    labels: HashMap<String, String>,
 }
 
 /// Matches inventories against an advisory source, caching across inventories.
@@ -553,7 +557,6 @@ impl<'a> Matcher<'a> {
                     Status::Unfixed
                 };
                 let r = &m.hit.record;
-                let when = r.published.as_deref().unwrap_or(&r.modified);
                 Finding {
                     id: r.id.clone(),
                     cves: r.cves.clone(),
@@ -570,7 +573,7 @@ impl<'a> Matcher<'a> {
                     summary: r.summary.clone(),
                     published: r.published.clone(),
                     modified: r.modified.clone(),
-                    age_days: days_between(when, now),
+                    age_days: r.when.map(|t| now.duration_since(t).as_secs().div_euclid(SECONDS_PER_DAY)),
                     kernel: group.kernel,
                 }
             })
@@ -612,15 +615,20 @@ impl<'a> Matcher<'a> {
         kept
     }
 
-    /// The names of the sources holding `ecosystem`.
+    /// The names of the sources holding `ecosystem` (cached).
     fn source_label(&self, ecosystem: &str) -> String {
-        match self.sources(ecosystem).as_ref() {
+        if let Some(label) = self.cache.borrow().labels.get(ecosystem) {
+            return label.clone();
+        }
+        let label = match self.sources(ecosystem).as_ref() {
             Ok(list) => {
                 let names: BTreeSet<&str> = list.iter().map(|s| s.name.as_str()).collect();
                 names.into_iter().collect::<Vec<_>>().join(", ")
             }
             Err(_) => String::new(),
-        }
+        };
+        self.cache.borrow_mut().labels.insert(ecosystem.to_owned(), label.clone());
+        label
     }
 
     /// The sources of an ecosystem (cached).
@@ -664,7 +672,7 @@ impl<'a> Matcher<'a> {
         package: &str,
         version: &str,
     ) -> Result<Rc<Evaluated>, SourceError> {
-        let key = (ecosystem.to_owned(), package.to_owned(), version.to_owned());
+        let key = format!("{ecosystem}\0{package}\0{version}");
         if let Some(hit) = self.cache.borrow().verdicts.get(&key) {
             return Ok(Rc::clone(hit));
         }
@@ -783,6 +791,7 @@ fn prepare(record: &osv::Record, ecosystem: &str, package: &str) -> Prepared {
         summary: record.summary.clone(),
         published: record.published.clone(),
         modified: record.modified.clone(),
+        when: record.published.as_deref().unwrap_or(&record.modified).parse().ok(),
         entries,
     }
 }
@@ -811,8 +820,10 @@ fn fix_ranks(findings: &[&Finding], scheme: Scheme) -> HashMap<String, usize> {
 /// Whole days from the RFC 3339 time `from` to `now` (`None` when it does not parse).
 fn days_between(from: &str, now: jiff::Timestamp) -> Option<i64> {
     let from: jiff::Timestamp = from.parse().ok()?;
-    Some(now.duration_since(from).as_secs().div_euclid(86_400))
+    Some(now.duration_since(from).as_secs().div_euclid(SECONDS_PER_DAY))
 }
+
+const SECONDS_PER_DAY: i64 = 86_400;
 
 #[cfg(test)]
 mod tests;
