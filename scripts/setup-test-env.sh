@@ -54,11 +54,15 @@ ensure_tools \
     qemu-system-x86_64:qemu-system-x86 \
     socat:socat \
     mcopy:mtools \
-    objcopy:binutils
+    objcopy:binutils \
+    xz:xz-utils
 # The scanner image's UEFI boot (scanner-ami/image/uki.sh and its test): the EFI stub of the UKI
 # and the firmware that boots it under QEMU are files, not commands.
 [ -f /usr/lib/systemd/boot/efi/linuxx64.efi.stub ] || apt_install systemd-boot-efi
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || apt_install ovmf
+# The version comparators' oracles (src/vuln/version/tests.rs): dpkg's ordering through
+# python3-apt's apt_pkg and librpm's through python3-rpm, for Debian's /usr/bin/python3.
+/usr/bin/python3 -c 'import apt_pkg, rpm' 2>/dev/null || apt_install python3-apt python3-rpm
 log "system tools present"
 
 # The XFS v4 dirty-log test (scanner-ami/tests/agent/xfs_log.rs) boots Debian's cloud kernel,

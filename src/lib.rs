@@ -18,3 +18,4 @@ pub mod ledger;
 pub mod policy;
 pub mod report;
 pub mod schedule;
+pub mod vuln;

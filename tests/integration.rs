@@ -14,3 +14,4 @@ mod policy;
 mod policy_plan;
 mod serve;
 mod sim;
+mod vuln;

@@ -75,16 +75,20 @@ impl CloudArgs {
     /// The data directory (see `--data-dir`).
     #[must_use]
     pub fn data_dir(&self) -> PathBuf {
-        if let Some(d) = &self.data_dir {
-            return d.clone();
-        }
-        if let Some(s) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
-            return PathBuf::from(s).join("agentless");
-        }
-        match std::env::var_os("HOME") {
-            Some(h) => PathBuf::from(h).join(".local/state/agentless"),
-            None => PathBuf::from(".agentless"),
-        }
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+/// The data directory when `--data-dir` and `$AGENTLESS_DATA_DIR` are not set:
+/// `$XDG_STATE_HOME/agentless`, else `~/.local/state/agentless`, else `.agentless`.
+#[must_use]
+pub fn default_data_dir() -> PathBuf {
+    if let Some(s) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(s).join("agentless");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/agentless"),
+        None => PathBuf::from(".agentless"),
     }
 }
 

@@ -7,6 +7,7 @@ mod policy;
 mod scan;
 mod scan_image;
 mod serve;
+mod vulndb;
 
 use std::process::ExitCode;
 
@@ -78,6 +79,11 @@ pub enum Command {
     Audit(Box<audit::AuditCommand>),
     /// IAM policy tools: `explain` decides one request, `check` the full call plan of a scan and an audit.
     Policy(policy::PolicyArgs),
+    /// The offline advisory database: `import` OSV archives, OSV JSON and Alpine secdb, `update` from osv.dev, `status`.
+    ///
+    /// The database is vulndb.sqlite in the data directory; the vulnerability matcher reads it.
+    /// Exit status: 0 ok, 1 import failed (previous database kept) or status stale/missing, 2 usage.
+    Vulndb(vulndb::VulndbArgs),
 }
 
 /// Run a parsed command line.
@@ -89,6 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::ScanImage(args) => scan_image::run(&args),
         Command::Policy(args) => policy::run(&args),
+        Command::Vulndb(args) => vulndb::run(&args),
         Command::Scan(args) => runtime(|| scan::run(*args)),
         Command::Jobs(args) => runtime(|| jobs::run(*args)),
         Command::Audit(args) => runtime(|| audit::command(*args)),
