@@ -119,13 +119,18 @@ xfs_fs_img() { # xfs_fs_img OUT MIB
     mkfs.xfs -q -f -d agcount=4 -i size=512 -L root "$out" >&2
     mnt="$(mktemp -d)"
     mount -o loop "$out" "$mnt"
-    cp -a "$ROOT/." "$mnt/"
+    if ! cp -a "$ROOT/." "$mnt/"; then
+        umount "$mnt"
+        rmdir "$mnt"
+        die "cannot copy the root into the XFS image"
+    fi
     umount "$mnt"
     rmdir "$mnt"
 }
 tree_kib="$(du -sk "$ROOT" | cut -f1)"
-xfs_mib=$(((tree_kib * 3 / 2 + 65536 + 1023) / 1024))
+xfs_mib=$(((tree_kib * 2 + 131072 + 1023) / 1024))
 [ "$xfs_mib" -ge 300 ] || xfs_mib=300 # mkfs.xfs's smallest file system (xfsprogs 6.1)
+# (tree x 2 + 128 MiB: x 1.5 + 64 MiB left XFS with 512-byte inodes and its log short of space)
 if [ -f "$IMG_XFS" ] && [ ! "$marker" -nt "$IMG_XFS" ]; then
     log "image cached: $IMG_XFS"
 else
