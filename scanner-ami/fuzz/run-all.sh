@@ -6,10 +6,10 @@ cd "$(dirname "$0")"
 secs="${1:-120}"
 mkdir -p logs
 [ -d corpus ] || ./seed-corpus.sh
-targets=(partition_table disk_scan rpm_header rpm_bdb rpm_ndb dpkg_status apk_installed btrfs lvm)
+targets=(partition_table disk_scan rpm_header rpm_bdb rpm_ndb dpkg_status apk_installed btrfs lvm xfs xfs_log)
 run() {
     local t="$1"
-    cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 \
+    cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 -max_len=262144 \
         -timeout=10 > "logs/$t.log" 2>&1 || true
 }
 for ((i = 0; i < ${#targets[@]}; i += 2)); do

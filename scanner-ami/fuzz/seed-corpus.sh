@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 fx=../../../shared/fixtures
-mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed,btrfs,lvm}
+mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed,btrfs,lvm,xfs,xfs_log}
 cp "$fx/go-rpmdb/libuuid-bdb/Packages" corpus/rpm_bdb/libuuid
 cp "$fx/go-rpmdb/sle15-bci-ndb/Packages.db" corpus/rpm_ndb/sle15
 cp "$fx/trivy/dpkg/status" corpus/dpkg_status/ubuntu
@@ -26,6 +26,18 @@ end=$(btrfs inspect-internal dump-tree -t chunk "$tmp/b.img" |
     awk '/ length /{len=$2} /stripe 0 devid/{e=$6+len; if (e>m) m=e} END{print m}')
 truncate -s "$end" "$tmp/b.img"
 cp "$tmp/b.img" corpus/btrfs/mixed-small
+# XFS: the first 256 KiB of a small populated image (the xfs target reads the rest as zeros;
+# mkfs.xfs allows under 300 MiB only to fstests, which it recognises by these variables), and the
+# first 64 blocks of its (clean) log for the log-replay target.
+python3 ../../../shared/tools/mkproto.py "$tmp/root" > "$tmp/proto" 2>/dev/null
+for v in 5 4; do
+    crc=1; [ "$v" = 4 ] && crc=0
+    truncate -s 32M "$tmp/x$v.img"
+    TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -q -f -m crc=$crc -d agcount=2 -p "$tmp/proto" "$tmp/x$v.img"
+    head -c 262144 "$tmp/x$v.img" > "corpus/xfs/small-v$v"
+done
+logstart=$(xfs_db -r -c 'sb 0' -c 'p logstart' "$tmp/x5.img" | awk '{print $3}')
+dd if="$tmp/x5.img" of=corpus/xfs_log/clean-log bs=4096 skip="$logstart" count=64 status=none
 # rpm header blobs: one per sqlite row of the mariner fixture.
 python3 - "$fx/go-rpmdb/cbl-mariner-2.0-sqlite/rpmdb.sqlite" corpus/rpm_header <<'PY'
 import sqlite3, sys, shutil, tempfile, os
