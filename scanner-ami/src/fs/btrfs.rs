@@ -22,14 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lambutter::{BlockRead, Btrfs, Error as BtrfsError, Inode, Metadata, Path, SuperblockReason};
 
+use super::walk::{MAX_PATH_LEN, MAX_SYMLINKS};
 use super::{DirEntry, FileKind, FileRead, FsError, Meta, RootFs};
 use crate::disk::{BlockSource, Region};
 use crate::limits::MAX_DIR_ENTRIES;
-
-/// Most symlinks followed while resolving one path (Linux's own limit, `MAXSYMLINKS`).
-const MAX_SYMLINKS: usize = 40;
-/// Longest path accepted while resolving (Linux `PATH_MAX`).
-const MAX_PATH_LEN: usize = 4096;
 
 /// Most paths and inodes remembered by one filesystem (each map is emptied when it reaches this):
 /// lambutter has no block cache and resolves every path from the subvolume root, so a tree walk

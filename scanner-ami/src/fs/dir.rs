@@ -8,13 +8,9 @@ use std::fs::{self, File};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::walk::{self, Step};
 use super::{DirEntry, FileKind, FileRead, FsError, Meta, RootFs};
 use crate::limits::MAX_DIR_ENTRIES;
-
-/// Most symlinks followed while resolving one path (Linux's own limit is 40, `MAXSYMLINKS`).
-const MAX_SYMLINKS: usize = 40;
-/// Longest path accepted while resolving (Linux `PATH_MAX`).
-const MAX_PATH_LEN: usize = 4096;
 
 /// A scanned root that is a directory of the scanner's filesystem.
 #[derive(Debug, Clone)]
@@ -43,54 +39,18 @@ impl DirFs {
     /// Resolve `path` inside the root; returns the host path of the result. With `follow_last`
     /// false a final symlink is not followed.
     fn resolve(&self, path: &str, follow_last: bool) -> Result<PathBuf, FsError> {
-        let mut pending: Vec<String> = split(path).into_iter().rev().collect();
-        let mut resolved: Vec<String> = Vec::new();
-        let mut links = 0usize;
-        while let Some(c) = pending.pop() {
-            match c.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    resolved.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            resolved.push(c);
-            let host = self.host(&resolved);
-            let is_last = pending.is_empty();
-            let meta = match fs::symlink_metadata(&host) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(FsError::NotFound { path: path.to_owned() });
-                }
-                Err(e) => return Err(io_err(path, &e)),
-            };
-            if meta.file_type().is_symlink() && (!is_last || follow_last) {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(FsError::SymlinkLoop { path: path.to_owned() });
-                }
-                let target = fs::read_link(&host).map_err(|e| io_err(path, &e))?;
-                let target = target.to_string_lossy().into_owned();
-                resolved.pop();
-                if target.starts_with('/') {
-                    resolved.clear();
-                }
-                let rest_len: usize = pending.iter().map(|s| s.len() + 1).sum();
-                if target.len() + rest_len > MAX_PATH_LEN {
-                    return Err(FsError::SymlinkLoop { path: path.to_owned() });
-                }
-                pending.extend(split(&target).into_iter().rev());
-            } else if !is_last && !meta.is_dir() {
-                return Err(FsError::NotADir { path: path.to_owned() });
-            }
-        }
-        Ok(self.host(&resolved))
+        let lstat = |comps: &[String], _last: bool| match fs::symlink_metadata(self.host(comps)) {
+            Ok(m) if m.file_type().is_symlink() => Ok(Step::Symlink),
+            Ok(m) if m.is_dir() => Ok(Step::Dir),
+            Ok(_) => Ok(Step::Leaf),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(FsError::NotFound { path: path.to_owned() }),
+            Err(e) => Err(io_err(path, &e)),
+        };
+        let readlink = |comps: &[String]| {
+            fs::read_link(self.host(comps)).map(|t| t.to_string_lossy().into_owned()).map_err(|e| io_err(path, &e))
+        };
+        walk::resolve(path, follow_last, lstat, readlink).map(|comps| self.host(&comps))
     }
-}
-
-fn split(path: &str) -> Vec<String> {
-    path.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect()
 }
 
 fn io_err(path: &str, e: &std::io::Error) -> FsError {

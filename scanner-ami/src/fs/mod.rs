@@ -9,6 +9,7 @@ pub mod btrfs;
 pub mod dir;
 pub mod ext4;
 pub mod mounted;
+pub mod walk;
 pub mod xfs;
 
 use std::fmt;

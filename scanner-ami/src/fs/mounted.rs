@@ -4,20 +4,17 @@
 //!
 //! Paths are resolved here, component by component, so that a symlink on one filesystem that
 //! points into another (`/etc/alternatives/x -> /var/lib/x`, `/var/run -> /run`) lands where it
-//! lands on the instance: absolute targets restart at the assembled root, `..` never climbs above
-//! it, at most [`MAX_SYMLINKS`] links and [`MAX_PATH_LEN`] bytes. Each filesystem is then asked for
+//! lands on the instance ([`super::walk`]: absolute targets restart at the assembled root, `..`
+//! never climbs above it, 40 links and 4096 bytes at most). Each filesystem is then asked for
 //! a path that holds no symlink but possibly the last component. Resolved directories are cached,
 //! so a walk of the whole tree costs one lookup per entry.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::walk::{self, Step, split};
 use super::{DirEntry, FileKind, FileRead, FsError, Meta, RootFs};
 
-/// Most symlinks followed while resolving one path (Linux's `MAXSYMLINKS`).
-const MAX_SYMLINKS: usize = 40;
-/// Longest path accepted while resolving (Linux `PATH_MAX`).
-const MAX_PATH_LEN: usize = 4096;
 /// Resolved directories kept: a full baseline walk of a large root touches ~10k directories; past
 /// this the cache is simply cleared (it is only a speed-up).
 const MAX_CACHED_DIRS: usize = 65_536;
@@ -47,10 +44,6 @@ impl std::fmt::Debug for MountedFs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MountedFs").field("root", &self.root.kind()).field("mounts", &self.mounts).finish()
     }
-}
-
-fn split(path: &str) -> Vec<String> {
-    path.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect()
 }
 
 impl MountedFs {
@@ -112,49 +105,30 @@ impl MountedFs {
     /// Resolve `path` to (filesystem, symlink-free inner path); with `follow_last` false a final
     /// symlink is not followed.
     fn resolve(&self, path: &str, follow_last: bool) -> Result<(usize, String), FsError> {
-        let mut pending: Vec<String> = split(path).into_iter().rev().collect();
-        let mut resolved: Vec<String> = Vec::new();
-        let mut links = 0usize;
-        while let Some(c) = pending.pop() {
-            match c.as_str() {
-                "." => continue,
-                ".." => {
-                    resolved.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            resolved.push(c);
-            let is_last = pending.is_empty();
+        let lstat = |comps: &[String], is_last: bool| {
+            let key = comps.join("/");
             // A directory already resolved: no lookup needed.
-            if !is_last && self.cached(&resolved.join("/")).is_some() {
-                continue;
+            if !is_last && self.cached(&key).is_some() {
+                return Ok(Step::Dir);
             }
-            let (fs_idx, inner) = self.locate(&resolved);
+            let (fs_idx, inner) = self.locate(comps);
             let meta = self.fs(fs_idx).symlink_metadata(&inner).map_err(|e| rename(e, path))?;
-            if meta.kind == FileKind::Symlink && (!is_last || follow_last) {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(FsError::SymlinkLoop { path: path.to_owned() });
+            Ok(match meta.kind {
+                FileKind::Symlink => Step::Symlink,
+                FileKind::Dir => {
+                    if !is_last {
+                        self.remember(key, (fs_idx, inner));
+                    }
+                    Step::Dir
                 }
-                let target = self.fs(fs_idx).read_link(&inner).map_err(|e| rename(e, path))?;
-                resolved.pop();
-                if target.starts_with('/') {
-                    resolved.clear();
-                }
-                let rest_len: usize = pending.iter().map(|s| s.len() + 1).sum();
-                if target.len() + rest_len > MAX_PATH_LEN {
-                    return Err(FsError::SymlinkLoop { path: path.to_owned() });
-                }
-                pending.extend(split(&target).into_iter().rev());
-            } else if !is_last {
-                if meta.kind != FileKind::Dir {
-                    return Err(FsError::NotADir { path: path.to_owned() });
-                }
-                self.remember(resolved.join("/"), (fs_idx, inner));
-            }
-        }
-        Ok(self.locate(&resolved))
+                FileKind::File | FileKind::Other => Step::Leaf,
+            })
+        };
+        let readlink = |comps: &[String]| {
+            let (fs_idx, inner) = self.locate(comps);
+            self.fs(fs_idx).read_link(&inner).map_err(|e| rename(e, path))
+        };
+        walk::resolve(path, follow_last, lstat, readlink).map(|comps| self.locate(&comps))
     }
 }
 

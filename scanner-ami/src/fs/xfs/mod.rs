@@ -32,14 +32,11 @@ use self::bmap::Mapper;
 use self::inode::{FMT_LOCAL, Inode};
 use self::sb::Geo;
 use self::util::{OrCorrupt, XErr, be, verify_cksum};
+use super::walk::{MAX_PATH_LEN, MAX_SYMLINKS};
 use super::{DirEntry, FileKind, FileRead, FsError, Meta, RootFs};
 use crate::disk::{BlockSource, Region};
 use crate::limits::{XFS_INODE_CACHE_ENTRIES, XFS_META_CACHE_BYTES};
 
-/// Most symlinks followed while resolving one path (Linux `MAXSYMLINKS`).
-const MAX_SYMLINKS: usize = 40;
-/// Longest path accepted while resolving (Linux `PATH_MAX`).
-const MAX_PATH_LEN: usize = 4096;
 /// Longest symlink target XFS stores (`XFS_SYMLINK_MAXLEN`).
 const SYMLINK_MAXLEN: u64 = 1024;
 const SYMLINK_MAGIC: u32 = 0x5853_4c4d; // "XSLM"
