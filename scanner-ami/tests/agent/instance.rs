@@ -148,3 +148,33 @@ fn assembled_tree_equals_the_kernels_mounts() {
         std::fs::metadata(var.path().join("lib/dpkg/status")).expect("stat").len()
     );
 }
+
+/// A LUKS volume is listed as encrypted without a key, and is no error for the rest of the disk.
+#[test]
+fn a_luks_partition_is_listed_and_the_root_beside_it_is_scanned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = ubuntu_tree();
+    let img = blank_image(dir.path(), "luks.img", 48);
+    sfdisk(
+        &img,
+        "label: gpt\nstart=2048, size=16384, type=CA7D7CCB-63ED-4C53-861C-1742536059CC\n\
+         start=18432, size=77824, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n",
+    );
+    // A LUKS2 header as cryptsetup writes it: magic, version 2, then the label at 24.
+    let mut hdr = vec![0u8; 4096];
+    hdr[..6].copy_from_slice(b"LUKS\xba\xbe");
+    hdr[6..8].copy_from_slice(&2u16.to_be_bytes());
+    hdr[24..32].copy_from_slice(b"cryptvar");
+    let h = dir.path().join("hdr");
+    std::fs::write(&h, &hdr).expect("header");
+    crate::util::dd_at(&h, &img, 2048 * 512);
+    mkfs_ext4(&img, 18432 * 512, 77824 * 512, Some(tree.path()), &[]);
+    let reports = scan_images(&[&img], ScanOptions::default()).expect("scan");
+    let r = &reports[0];
+    let luks = r.partitions.iter().find(|p| p.index == 1).expect("luks partition");
+    assert_eq!(luks.status, PartStatus::Unsupported);
+    assert!(luks.reason.as_deref().is_some_and(|s| s.contains("encrypted, no key")), "{:?}", luks.reason);
+    assert_eq!(r.root_partition, Some(2));
+    assert_eq!(packages_of(r), dpkg_oracle(tree.path()));
+    assert!(r.errors.is_empty(), "an encrypted volume is no error for the rest: {:?}", r.errors);
+}
