@@ -68,11 +68,14 @@ impl SbomId {
     }
 }
 
+/// (name, version) -> [(arch, bom-ref)] of an SBOM's package components.
+type ComponentIndex<'a> = HashMap<(&'a str, &'a str), Vec<(Option<&'a str>, &'a str)>>;
+
 /// The SBOM's package components by (name, version): each one's architecture (the purl's `arch`
 /// qualifier) and `bom-ref`. Linear in the SBOM, whose size the result bundle already bounds
 /// (`scanner_ami::bundle`: 64 MiB per entry).
-fn component_index(sbom: &Value) -> HashMap<(&str, &str), Vec<(Option<&str>, &str)>> {
-    let mut index: HashMap<(&str, &str), Vec<(Option<&str>, &str)>> = HashMap::new();
+fn component_index(sbom: &Value) -> ComponentIndex<'_> {
+    let mut index = ComponentIndex::new();
     for c in sbom.get("components").and_then(Value::as_array).into_iter().flatten() {
         let (Some(name), Some(version), Some(bom_ref)) = (
             c.get("name").and_then(Value::as_str),
