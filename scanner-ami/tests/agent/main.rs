@@ -23,6 +23,7 @@ mod images;
 mod instance;
 mod lvm;
 mod run_mode;
+mod sbom_trivy;
 mod scanner_image;
 mod xfs;
 mod xfs_log;
