@@ -38,6 +38,17 @@ pub struct Metrics {
     runs: Mutex<BTreeMap<(String, &'static str), u64>>,
     skipped: Mutex<BTreeMap<(String, &'static str), u64>>,
     durations: Mutex<BTreeMap<&'static str, Histogram>>,
+    vulndb_updates: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// The vulnerability side of the gauges: counts over each instance's newest stored results and
+/// the advisory database's sources (read after each job, rescan and database update, not at
+/// scrape time: reading every `vulns.json` of a large fleet takes seconds).
+#[derive(Debug, Clone, Default)]
+pub struct VulnGauges {
+    pub fleet: crate::vuln::fleet::FleetCounts,
+    /// The database's sources: (name, imported at, newest record `modified`). Empty: no database.
+    pub sources: Vec<(String, Option<jiff::Timestamp>, Option<jiff::Timestamp>)>,
 }
 
 /// What the ledger and the dispatcher say at scrape time.
@@ -55,6 +66,8 @@ pub struct Gauges {
     pub job_slots_waiting: usize,
     /// Jobs being driven by this process now.
     pub jobs_in_flight: usize,
+    /// Vulnerability counts, once computed.
+    pub vulns: Option<VulnGauges>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -143,6 +156,11 @@ impl Metrics {
     /// A due time did not start a run.
     pub fn record_skip(&self, schedule: &str, why: &'static str) {
         *lock(&self.skipped).entry((schedule.to_owned(), why)).or_default() += 1;
+    }
+
+    /// A scheduled advisory database update ended (`ok` or `failed`).
+    pub fn record_vulndb_update(&self, outcome: &'static str) {
+        *lock(&self.vulndb_updates).entry(outcome).or_default() += 1;
     }
 
     /// A job ended in `state` after `seconds`.
@@ -269,7 +287,58 @@ impl Metrics {
             let _ = writeln!(out, "agentless_scan_duration_seconds_sum{{state=\"{state}\"}} {}", h.sum);
             let _ = writeln!(out, "agentless_scan_duration_seconds_count{{state=\"{state}\"}} {}", h.count);
         }
+        self.render_vulns(&mut out, gauges.vulns.as_ref());
         out
+    }
+
+    fn render_vulns(&self, out: &mut String, vulns: Option<&VulnGauges>) {
+        header(out, "agentless_vulndb_updates_total", "counter", "Scheduled advisory database updates by outcome.");
+        for (outcome, n) in lock(&self.vulndb_updates).iter() {
+            let _ = writeln!(out, "agentless_vulndb_updates_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        let Some(v) = vulns else { return };
+        header(
+            out,
+            "agentless_vuln_findings",
+            "gauge",
+            "Vulnerability findings (low urgency hidden) of each instance's newest results, by severity and status.",
+        );
+        for ((severity, status), n) in &v.fleet.findings {
+            let _ = writeln!(
+                out,
+                "agentless_vuln_findings{{severity=\"{}\",status=\"{}\"}} {n}",
+                escape(severity),
+                escape(status)
+            );
+        }
+        header(out, "agentless_vuln_volumes_assessed", "gauge", "Volumes whose packages were matched against advisories.");
+        let _ = writeln!(out, "agentless_vuln_volumes_assessed {}", v.fleet.volumes_assessed);
+        header(out, "agentless_vuln_volumes_not_assessed", "gauge", "Volumes not assessed, by reason.");
+        for (reason, n) in &v.fleet.not_assessed {
+            let _ = writeln!(out, "agentless_vuln_volumes_not_assessed{{reason=\"{}\"}} {n}", reason.as_str());
+        }
+        let now = jiff::Timestamp::now();
+        let age = |t: &jiff::Timestamp| now.duration_since(*t).as_secs().max(0);
+        header(
+            out,
+            "agentless_vulndb_age_seconds",
+            "gauge",
+            "Seconds since the advisory database was last imported or updated (absent: no database).",
+        );
+        if let Some(newest) = v.sources.iter().filter_map(|(_, i, _)| i.as_ref()).max() {
+            let _ = writeln!(out, "agentless_vulndb_age_seconds {}", age(newest));
+        }
+        header(
+            out,
+            "agentless_vulndb_source_data_age_seconds",
+            "gauge",
+            "Seconds since the newest record of each advisory source was modified.",
+        );
+        for (name, _, newest) in &v.sources {
+            if let Some(t) = newest {
+                let _ = writeln!(out, "agentless_vulndb_source_data_age_seconds{{source=\"{}\"}} {}", escape(name), age(t));
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod scan;
 mod scan_image;
 mod serve;
 mod vulndb;
+mod vulns;
 
 use std::process::ExitCode;
 
@@ -84,6 +85,12 @@ pub enum Command {
     /// The database is vulndb.sqlite in the data directory; the vulnerability matcher reads it.
     /// Exit status: 0 ok, 1 import failed (previous database kept) or status stale/missing, 2 usage.
     Vulndb(vulndb::VulndbArgs),
+    /// Vulnerability results: `rescan` stored inventories after a database update, `show` what is vulnerable where.
+    ///
+    /// Reads and writes only the data directory (no cloud call). `rescan --all` or `--job J`
+    /// rewrites each volume's vulns.json against the current vulndb.sqlite; `show INSTANCE`,
+    /// `show --cve CVE-...` and `show --package NAME` answer from each instance's newest result.
+    Vulns(vulns::VulnsArgs),
 }
 
 /// Run a parsed command line.
@@ -96,6 +103,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::ScanImage(args) => scan_image::run(&args),
         Command::Policy(args) => policy::run(&args),
         Command::Vulndb(args) => vulndb::run(&args),
+        Command::Vulns(args) => vulns::run(&args),
         Command::Scan(args) => runtime(|| scan::run(*args)),
         Command::Jobs(args) => runtime(|| jobs::run(*args)),
         Command::Audit(args) => runtime(|| audit::command(*args)),
