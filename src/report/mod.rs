@@ -62,8 +62,10 @@ pub struct Summary {
 pub struct VulnTotals {
     /// Volumes whose packages were assessed (at least one package set).
     pub volumes_assessed: usize,
-    /// Volumes with a `vulns.json` saying nothing was assessed.
+    /// Volumes with packages whose `vulns.json` says nothing was assessed.
     pub volumes_not_assessed: usize,
+    /// Volumes without any package database (data volumes): nothing to assess.
+    pub volumes_without_packages: usize,
     /// Visible findings by severity label, summed over the volumes.
     pub by_severity: std::collections::BTreeMap<String, usize>,
     /// All findings by status, summed over the volumes.
@@ -74,6 +76,8 @@ impl VulnTotals {
     fn add(&mut self, c: &VulnCounts) {
         if c.assessed {
             self.volumes_assessed += 1;
+        } else if c.not_assessed == Some(crate::vuln::assess::NotAssessedKind::NoPackages) {
+            self.volumes_without_packages += 1;
         } else {
             self.volumes_not_assessed += 1;
         }
@@ -197,14 +201,14 @@ impl Summary {
     pub fn render_table(&self, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
-            "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<20}  STATUS",
+            "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<12}  STATUS",
             "REGION", "INSTANCE", "NAME", "VOLUME", "DEVICE", "OS", "PACKAGES", "BASELINE", "VULNS"
         )?;
         for t in &self.targets {
             if t.volumes.is_empty() {
                 writeln!(
                     out,
-                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<20}  failed: {}",
+                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<12}  failed: {}",
                     t.region,
                     t.instance,
                     clip(t.name.as_deref().unwrap_or("-"), 14),
@@ -230,7 +234,7 @@ impl Summary {
                 let vulns = v.vulns.as_ref().map_or_else(|| "-".to_owned(), VulnCounts::cell);
                 writeln!(
                     out,
-                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<20}  {}",
+                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<12}  {}",
                     t.region,
                     t.instance,
                     clip(t.name.as_deref().unwrap_or("-"), 14),
@@ -245,16 +249,17 @@ impl Summary {
             }
         }
         let v = &self.vulns;
-        if v.volumes_assessed + v.volumes_not_assessed > 0 {
+        if v.volumes_assessed + v.volumes_not_assessed + v.volumes_without_packages > 0 {
             let sev: Vec<String> = ["critical", "high", "medium", "low", "unknown"]
                 .iter()
                 .map(|k| format!("{} {k}", v.by_severity.get(*k).copied().unwrap_or(0)))
                 .collect();
             writeln!(
                 out,
-                "vulnerabilities: {} volume(s) assessed, {} not assessed; findings: {}",
+                "vulnerabilities: {} volume(s) assessed, {} not assessed, {} without packages; findings: {}",
                 v.volumes_assessed,
                 v.volumes_not_assessed,
+                v.volumes_without_packages,
                 sev.join(", ")
             )?;
         }

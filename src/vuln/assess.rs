@@ -105,9 +105,13 @@ impl VulnCounts {
     }
 
     /// One table cell: `3C 10H 20M 1L 2U` (critical, high, medium, low, unknown/none; zero counts
-    /// left out), `0` when assessed with no finding, `not assessed: <why>` otherwise.
+    /// left out), `0` when assessed with no finding, `-` for a volume without packages (nothing
+    /// to assess), `not assessed: <why>` otherwise.
     #[must_use]
     pub fn cell(&self) -> String {
+        if self.not_assessed == Some(NotAssessedKind::NoPackages) {
+            return "-".to_owned();
+        }
         if !self.assessed {
             return format!("not assessed: {}", self.reason.as_deref().unwrap_or("no package set was assessed"));
         }

@@ -122,7 +122,10 @@ pub fn query(volumes: &[VolumeRef], q: &Query, all: bool) -> Answer {
         answer.volumes_examined += 1;
         if !report.assessed {
             let c = VulnCounts::of(&report);
-            answer.not_assessed.push((v.instance.clone(), v.volume.clone(), c.reason.unwrap_or_default()));
+            // A volume without packages (a data volume) has nothing to answer for.
+            if c.not_assessed != Some(NotAssessedKind::NoPackages) {
+                answer.not_assessed.push((v.instance.clone(), v.volume.clone(), c.reason.unwrap_or_default()));
+            }
             continue;
         }
         let findings: Vec<Hit> = report
