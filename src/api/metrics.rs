@@ -311,7 +311,12 @@ impl Metrics {
                 escape(status)
             );
         }
-        header(out, "agentless_vuln_volumes_assessed", "gauge", "Volumes whose packages were matched against advisories.");
+        header(
+            out,
+            "agentless_vuln_volumes_assessed",
+            "gauge",
+            "Volumes whose packages were matched against advisories.",
+        );
         let _ = writeln!(out, "agentless_vuln_volumes_assessed {}", v.fleet.volumes_assessed);
         header(out, "agentless_vuln_volumes_not_assessed", "gauge", "Volumes not assessed, by reason.");
         for (reason, n) in &v.fleet.not_assessed {
@@ -336,7 +341,8 @@ impl Metrics {
         );
         for (name, _, newest) in &v.sources {
             if let Some(t) = newest {
-                let _ = writeln!(out, "agentless_vulndb_source_data_age_seconds{{source=\"{}\"}} {}", escape(name), age(t));
+                let _ =
+                    writeln!(out, "agentless_vulndb_source_data_age_seconds{{source=\"{}\"}} {}", escape(name), age(t));
             }
         }
     }

@@ -315,13 +315,9 @@ async fn vulns(State(state): State<ApiState>, Query(q): Query<VulnQuery>) -> Res
     .await;
     match answer {
         Ok(a) => {
-            let instances: std::collections::BTreeSet<&str> =
-                a.affected.iter().map(|v| v.instance.as_str()).collect();
-            let not_assessed: Vec<Value> = a
-                .not_assessed
-                .iter()
-                .map(|(i, v, why)| json!({ "instance": i, "volume": v, "reason": why }))
-                .collect();
+            let instances: std::collections::BTreeSet<&str> = a.affected.iter().map(|v| v.instance.as_str()).collect();
+            let not_assessed: Vec<Value> =
+                a.not_assessed.iter().map(|(i, v, why)| json!({ "instance": i, "volume": v, "reason": why })).collect();
             axum::Json(json!({
                 "instances": instances,
                 "affected": a.affected,

@@ -288,7 +288,13 @@ impl Summary {
                 let Some(stored) = store.volume(&t.job, &t.instance, &v.volume) else { continue };
                 let vdir = tdir.join(&v.volume);
                 std::fs::create_dir_all(&vdir)?;
-                for f in ["inventory.json", "sbom.cdx.json", "baseline.json", crate::vuln::findings::FILE_NAME, "device.json"] {
+                for f in [
+                    "inventory.json",
+                    "sbom.cdx.json",
+                    "baseline.json",
+                    crate::vuln::findings::FILE_NAME,
+                    "device.json",
+                ] {
                     let src = stored.dir.join(f);
                     if src.is_file() {
                         std::fs::copy(&src, vdir.join(f))?;

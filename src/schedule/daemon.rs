@@ -487,15 +487,19 @@ impl<C: Cloud + 'static> Daemon<C> {
         let store = self.collector.store().clone();
         let data_dir = self.data_dir.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let dirs: Vec<PathBuf> =
-                crate::vuln::fleet::latest_volumes(&store).into_iter().map(|v| v.dir).collect();
+            let dirs: Vec<PathBuf> = crate::vuln::fleet::latest_volumes(&store).into_iter().map(|v| v.dir).collect();
             crate::vuln::assess::Assessor::open(&data_dir).assess_dirs(&dirs, Timestamp::now())
         })
         .await;
         match done {
             Ok(summary) => {
                 let (yes, no) = summary.assessed_and_not();
-                tracing::info!(assessed = yes, not_assessed = no, errors = summary.errors.len(), "rescanned stored results");
+                tracing::info!(
+                    assessed = yes,
+                    not_assessed = no,
+                    errors = summary.errors.len(),
+                    "rescanned stored results"
+                );
                 for e in &summary.errors {
                     tracing::warn!(error = %e, "rescan");
                 }

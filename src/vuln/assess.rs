@@ -307,10 +307,12 @@ impl Assessor {
     ) -> Result<Option<Assessed>, AssessError> {
         let inv_path = dir.join("inventory.json");
         let Some(bytes) = read_bounded(&inv_path, MAX_INVENTORY_BYTES)? else { return Ok(None) };
-        let inv = InventoryDoc::from_json(&bytes).map_err(|source| AssessError::Inventory { path: inv_path, source })?;
+        let inv =
+            InventoryDoc::from_json(&bytes).map_err(|source| AssessError::Inventory { path: inv_path, source })?;
         let report = self.report(matcher, &inv, now);
         let out = dir.join(findings::FILE_NAME);
-        let json = serde_json::to_vec_pretty(&report).map_err(|source| AssessError::Json { path: out.clone(), source })?;
+        let json =
+            serde_json::to_vec_pretty(&report).map_err(|source| AssessError::Json { path: out.clone(), source })?;
         write_atomic(&out, &json)?;
         Ok(Some(Assessed { dir: dir.to_path_buf(), counts: VulnCounts::of(&report) }))
     }

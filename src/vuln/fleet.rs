@@ -149,10 +149,9 @@ pub fn query(volumes: &[VolumeRef], q: &Query, all: bool) -> Answer {
                 instance: v.instance.clone(),
                 job: v.job.clone(),
                 volume: v.volume.clone(),
-                os: report
-                    .os
-                    .as_ref()
-                    .map(|o| format!("{}{}", o.id, o.version_id.as_deref().map(|x| format!(" {x}")).unwrap_or_default())),
+                os: report.os.as_ref().map(|o| {
+                    format!("{}{}", o.id, o.version_id.as_deref().map(|x| format!(" {x}")).unwrap_or_default())
+                }),
                 findings,
             });
         }

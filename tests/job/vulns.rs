@@ -20,8 +20,11 @@ fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vuln").join(rel)
 }
 
-/// (id, package, version, fixed, installed names) of each finding: what must agree.
-fn essence(r: &VulnReport) -> BTreeSet<(String, String, String, Option<String>, Vec<String>)> {
+/// (id, package, version, fixed, installed names) of a finding.
+type Essential = (String, String, String, Option<String>, Vec<String>);
+
+/// What must agree between two reports: the essentials of each finding.
+fn essence(r: &VulnReport) -> BTreeSet<Essential> {
     r.findings
         .iter()
         .map(|f| {
@@ -109,16 +112,15 @@ fn demo_scan_reports_findings_for_alpine_and_not_assessed_for_the_rest() {
     let (app, app_dir, report, line) = app_root.expect("demo-app-1's root volume");
     assert!(report.assessed);
     // The oracle: the stored inventory matched directly against the committed v3.4 secdb.
-    let oracle = direct(
-        &app_dir.join("inventory.json"),
-        dir.path(),
-        &[Input::path(data("alpine-secdb/v3.4"))],
-    );
+    let oracle = direct(&app_dir.join("inventory.json"), dir.path(), &[Input::path(data("alpine-secdb/v3.4"))]);
     assert_eq!(oracle.findings.len(), 32, "the matcher's measured figure for the demo Alpine 3.4 root");
     assert_eq!(essence(&report), essence(&oracle));
     assert_eq!(report.counts, oracle.counts);
     let source = &report.coverage.first().expect("coverage").sources.first().expect("source").name;
-    assert!(source.starts_with("bundled demo snapshot: Alpine secdb v3.4") && source.contains("2018-05-16"), "{source}");
+    assert!(
+        source.starts_with("bundled demo snapshot: Alpine secdb v3.4") && source.contains("2018-05-16"),
+        "{source}"
+    );
     assert_eq!(line["vulns"]["by_severity"]["unknown"], 32, "secdb publishes no severity: {line}");
     assert_eq!(summary["vulns"]["volumes_assessed"], 1, "{}", summary["vulns"]);
     assert_eq!(summary["vulns"]["volumes_not_assessed"], not_assessed.len(), "{}", summary["vulns"]);
@@ -145,9 +147,11 @@ fn demo_scan_reports_findings_for_alpine_and_not_assessed_for_the_rest() {
     let affected = answer["affected"].as_array().expect("affected");
     assert_eq!(affected.len(), 1, "{answer}");
     assert_eq!(affected[0]["instance"], app.as_str());
-    assert!(affected[0]["findings"].as_array().is_some_and(|f| f.iter().all(|f| f["cves"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| c == cve.as_str())))));
+    assert!(
+        affected[0]["findings"].as_array().is_some_and(|f| f
+            .iter()
+            .all(|f| f["cves"].as_array().is_some_and(|c| c.iter().any(|c| c == cve.as_str()))))
+    );
     assert_eq!(answer["not_assessed"].as_array().map(Vec::len), Some(not_assessed.len()), "{answer}");
     let show = agentless()
         .args(["vulns", "show", "--package", "musl", "--data-dir"])
@@ -166,8 +170,12 @@ fn demo_scan_reports_findings_for_alpine_and_not_assessed_for_the_rest() {
         .output()
         .expect("show");
     let answer: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
-    let total: usize =
-        answer["affected"].as_array().expect("affected").iter().map(|v| v["findings"].as_array().map_or(0, Vec::len)).sum();
+    let total: usize = answer["affected"]
+        .as_array()
+        .expect("affected")
+        .iter()
+        .map(|v| v["findings"].as_array().map_or(0, Vec::len))
+        .sum();
     assert_eq!(total, 32, "{answer}");
 }
 

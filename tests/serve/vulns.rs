@@ -48,8 +48,8 @@ async fn archive_server(body: Vec<u8>, open: Arc<AtomicBool>, hits: Arc<std::syn
             hits.fetch_add(1, Ordering::SeqCst);
             let ok = String::from_utf8_lossy(&request).starts_with("GET /Alpine/all.zip ");
             let response = if ok && open.load(Ordering::SeqCst) {
-                let mut r =
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+                let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                    .into_bytes();
                 r.extend_from_slice(&body);
                 r
             } else {
