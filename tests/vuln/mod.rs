@@ -3,4 +3,5 @@
 
 mod craft;
 mod db;
+mod fleet_bench;
 mod matching;
