@@ -353,6 +353,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn vulnerability_gauges_are_exported() {
+        use crate::vuln::assess::NotAssessedKind;
+        let m = Metrics::new();
+        m.record_vulndb_update("failed");
+        let mut fleet = crate::vuln::fleet::FleetCounts::default();
+        fleet.findings.insert(("high".into(), "fixed".into()), 3);
+        fleet.volumes_assessed = 2;
+        fleet.not_assessed.insert(NotAssessedKind::NoSource, 4);
+        let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+        let g = Gauges {
+            vulns: Some(VulnGauges { fleet, sources: vec![("a\"b".into(), Some(hour_ago), Some(hour_ago))] }),
+            ..Gauges::default()
+        };
+        let text = m.render(&g);
+        assert!(text.contains("agentless_vulndb_updates_total{outcome=\"failed\"} 1\n"), "{text}");
+        assert!(text.contains("agentless_vuln_findings{severity=\"high\",status=\"fixed\"} 3\n"), "{text}");
+        assert!(text.contains("agentless_vuln_volumes_assessed 2\n"), "{text}");
+        assert!(text.contains("agentless_vuln_volumes_not_assessed{reason=\"no-source\"} 4\n"), "{text}");
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("agentless_vulndb_age_seconds "))
+            .and_then(|v| v.parse::<i64>().ok())
+            .expect("age");
+        assert!((3600..3700).contains(&age), "{age}");
+        assert!(text.contains("agentless_vulndb_source_data_age_seconds{source=\"a\\\"b\"} "), "{text}");
+        // Without computed gauges only the counter is there.
+        let bare = m.render(&Gauges::default());
+        assert!(!bare.contains("agentless_vuln_findings"), "{bare}");
+    }
+
+    #[test]
     fn exposition_has_types_and_escaped_labels() {
         let m = Metrics::new();
         m.record_run("night\"ly", "scheduled");

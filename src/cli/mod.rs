@@ -60,7 +60,9 @@ pub enum Command {
     /// schedule; scripts/deploy/agentless.toml is an annotated sample). Jobs of all schedules share
     /// each account's quotas through one dispatcher. The API (bearer token from server.token or
     /// $AGENTLESS_API_TOKEN) serves /v1/jobs, /v1/jobs/{id}, /v1/instances/{id}/latest,
-    /// POST /v1/scans, /healthz and /metrics next to the collector. SIGTERM/SIGINT: stop starting
+    /// /v1/vulns?cve=|package=, POST /v1/scans, /healthz and /metrics next to the collector. With a
+    /// [vulndb] section the advisory database is updated on its cron schedule and the stored
+    /// results are matched again. SIGTERM/SIGINT: stop starting
     /// work, finish or tear down what is in flight within the deadline, exit; unfinished jobs
     /// resume on the next start.
     ///

@@ -50,7 +50,8 @@ fn record(n: usize, r: usize) -> agentless::vuln::osv::Record {
         }]
     });
     if r % 2 == 0 {
-        v["severity"] = serde_json::json!([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]);
+        v["severity"] =
+            serde_json::json!([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]);
     }
     serde_json::from_value(v).expect("record")
 }
@@ -60,8 +61,7 @@ fn record(n: usize, r: usize) -> agentless::vuln::osv::Record {
 fn fleet_scale_stored_results() {
     let instances: usize =
         std::env::var("AGENTLESS_FLEET_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let workers: usize =
-        std::env::var("AGENTLESS_FLEET_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let workers: usize = std::env::var("AGENTLESS_FLEET_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path();
     let now = jiff::Timestamp::now();
