@@ -38,6 +38,17 @@ pub struct Metrics {
     runs: Mutex<BTreeMap<(String, &'static str), u64>>,
     skipped: Mutex<BTreeMap<(String, &'static str), u64>>,
     durations: Mutex<BTreeMap<&'static str, Histogram>>,
+    vulndb_updates: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// The vulnerability side of the gauges: counts over each instance's newest stored results and
+/// the advisory database's sources (read after each job, rescan and database update, not at
+/// scrape time: reading every `vulns.json` of a large fleet takes seconds).
+#[derive(Debug, Clone, Default)]
+pub struct VulnGauges {
+    pub fleet: crate::vuln::fleet::FleetCounts,
+    /// The database's sources: (name, imported at, newest record `modified`). Empty: no database.
+    pub sources: Vec<(String, Option<jiff::Timestamp>, Option<jiff::Timestamp>)>,
 }
 
 /// What the ledger and the dispatcher say at scrape time.
@@ -55,6 +66,8 @@ pub struct Gauges {
     pub job_slots_waiting: usize,
     /// Jobs being driven by this process now.
     pub jobs_in_flight: usize,
+    /// Vulnerability counts, once computed.
+    pub vulns: Option<VulnGauges>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -143,6 +156,11 @@ impl Metrics {
     /// A due time did not start a run.
     pub fn record_skip(&self, schedule: &str, why: &'static str) {
         *lock(&self.skipped).entry((schedule.to_owned(), why)).or_default() += 1;
+    }
+
+    /// A scheduled advisory database update ended (`ok` or `failed`).
+    pub fn record_vulndb_update(&self, outcome: &'static str) {
+        *lock(&self.vulndb_updates).entry(outcome).or_default() += 1;
     }
 
     /// A job ended in `state` after `seconds`.
@@ -269,13 +287,101 @@ impl Metrics {
             let _ = writeln!(out, "agentless_scan_duration_seconds_sum{{state=\"{state}\"}} {}", h.sum);
             let _ = writeln!(out, "agentless_scan_duration_seconds_count{{state=\"{state}\"}} {}", h.count);
         }
+        self.render_vulns(&mut out, gauges.vulns.as_ref());
         out
+    }
+
+    fn render_vulns(&self, out: &mut String, vulns: Option<&VulnGauges>) {
+        header(out, "agentless_vulndb_updates_total", "counter", "Scheduled advisory database updates by outcome.");
+        for (outcome, n) in lock(&self.vulndb_updates).iter() {
+            let _ = writeln!(out, "agentless_vulndb_updates_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        let Some(v) = vulns else { return };
+        header(
+            out,
+            "agentless_vuln_findings",
+            "gauge",
+            "Vulnerability findings (low urgency hidden) of each instance's newest results, by severity and status.",
+        );
+        for ((severity, status), n) in &v.fleet.findings {
+            let _ = writeln!(
+                out,
+                "agentless_vuln_findings{{severity=\"{}\",status=\"{}\"}} {n}",
+                escape(severity),
+                escape(status)
+            );
+        }
+        header(
+            out,
+            "agentless_vuln_volumes_assessed",
+            "gauge",
+            "Volumes whose packages were matched against advisories.",
+        );
+        let _ = writeln!(out, "agentless_vuln_volumes_assessed {}", v.fleet.volumes_assessed);
+        header(out, "agentless_vuln_volumes_not_assessed", "gauge", "Volumes not assessed, by reason.");
+        for (reason, n) in &v.fleet.not_assessed {
+            let _ = writeln!(out, "agentless_vuln_volumes_not_assessed{{reason=\"{}\"}} {n}", reason.as_str());
+        }
+        let now = jiff::Timestamp::now();
+        let age = |t: &jiff::Timestamp| now.duration_since(*t).as_secs().max(0);
+        header(
+            out,
+            "agentless_vulndb_age_seconds",
+            "gauge",
+            "Seconds since the advisory database was last imported or updated (absent: no database).",
+        );
+        if let Some(newest) = v.sources.iter().filter_map(|(_, i, _)| i.as_ref()).max() {
+            let _ = writeln!(out, "agentless_vulndb_age_seconds {}", age(newest));
+        }
+        header(
+            out,
+            "agentless_vulndb_source_data_age_seconds",
+            "gauge",
+            "Seconds since the newest record of each advisory source was modified.",
+        );
+        for (name, _, newest) in &v.sources {
+            if let Some(t) = newest {
+                let _ =
+                    writeln!(out, "agentless_vulndb_source_data_age_seconds{{source=\"{}\"}} {}", escape(name), age(t));
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vulnerability_gauges_are_exported() {
+        use crate::vuln::assess::NotAssessedKind;
+        let m = Metrics::new();
+        m.record_vulndb_update("failed");
+        let mut fleet = crate::vuln::fleet::FleetCounts::default();
+        fleet.findings.insert(("high".into(), "fixed".into()), 3);
+        fleet.volumes_assessed = 2;
+        fleet.not_assessed.insert(NotAssessedKind::NoSource, 4);
+        let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+        let g = Gauges {
+            vulns: Some(VulnGauges { fleet, sources: vec![("a\"b".into(), Some(hour_ago), Some(hour_ago))] }),
+            ..Gauges::default()
+        };
+        let text = m.render(&g);
+        assert!(text.contains("agentless_vulndb_updates_total{outcome=\"failed\"} 1\n"), "{text}");
+        assert!(text.contains("agentless_vuln_findings{severity=\"high\",status=\"fixed\"} 3\n"), "{text}");
+        assert!(text.contains("agentless_vuln_volumes_assessed 2\n"), "{text}");
+        assert!(text.contains("agentless_vuln_volumes_not_assessed{reason=\"no-source\"} 4\n"), "{text}");
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("agentless_vulndb_age_seconds "))
+            .and_then(|v| v.parse::<i64>().ok())
+            .expect("age");
+        assert!((3600..3700).contains(&age), "{age}");
+        assert!(text.contains("agentless_vulndb_source_data_age_seconds{source=\"a\\\"b\"} "), "{text}");
+        // Without computed gauges only the counter is there.
+        let bare = m.render(&Gauges::default());
+        assert!(!bare.contains("agentless_vuln_findings"), "{bare}");
+    }
 
     #[test]
     fn exposition_has_types_and_escaped_labels() {

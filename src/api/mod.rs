@@ -8,7 +8,8 @@
 //! | `GET /metrics` | Prometheus text format ([`metrics`]) |
 //! | `GET /v1/jobs` | jobs, newest first; `?state=`, `?schedule=`, `?limit=` (default 100) |
 //! | `GET /v1/jobs/{id}` | one job: state, run, targets, resources, failure |
-//! | `GET /v1/instances/{id}/latest` | the newest stored SBOM, inventory and baseline of an instance, per volume |
+//! | `GET /v1/instances/{id}/latest` | the newest stored SBOM, inventory, baseline and vulnerability report (`vulns`) of an instance, per volume |
+//! | `GET /v1/vulns?cve=ID` or `?package=NAME` | which instances and volumes are affected, from each instance's newest results ([`crate::vuln::fleet`]); `&all=true` includes low-urgency findings |
 //! | `POST /v1/scans` | an on-demand scan through the daemon (JSON body, see [`ScanRequest`]) |
 //!
 //! Everything but `/healthz` and the upload needs `Authorization: Bearer <token>` (the token of
@@ -254,6 +255,7 @@ fn stored_volumes(store: &ResultStore, job: &JobId, instance: &InstanceId) -> Ve
             "inventory": read_json(&v.dir.join("inventory.json")),
             "sbom": read_json(&v.dir.join("sbom.cdx.json")),
             "baseline": read_json(&v.dir.join("baseline.json")),
+            "vulns": read_json(&v.dir.join(crate::vuln::findings::FILE_NAME)),
         }));
     }
     out
@@ -286,6 +288,48 @@ async fn latest(State(state): State<ApiState>, Path(id): Path<String>) -> Respon
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VulnQuery {
+    cve: Option<String>,
+    package: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// Longest query value accepted (a CVE id or package name is far shorter; our choice).
+const MAX_QUERY_VALUE: usize = 256;
+
+async fn vulns(State(state): State<ApiState>, Query(q): Query<VulnQuery>) -> Response {
+    let query = match (q.cve, q.package) {
+        (Some(c), None) if !c.is_empty() && c.len() <= MAX_QUERY_VALUE => crate::vuln::fleet::Query::Id(c),
+        (None, Some(p)) if !p.is_empty() && p.len() <= MAX_QUERY_VALUE => crate::vuln::fleet::Query::Package(p),
+        _ => return error(StatusCode::BAD_REQUEST, "give exactly one of cve= or package= (1 to 256 characters)"),
+    };
+    let store = state.store.clone();
+    let all = q.all;
+    let answer = tokio::task::spawn_blocking(move || {
+        let volumes = crate::vuln::fleet::latest_volumes(&store);
+        crate::vuln::fleet::query(&volumes, &query, all)
+    })
+    .await;
+    match answer {
+        Ok(a) => {
+            let instances: std::collections::BTreeSet<&str> = a.affected.iter().map(|v| v.instance.as_str()).collect();
+            let not_assessed: Vec<Value> =
+                a.not_assessed.iter().map(|(i, v, why)| json!({ "instance": i, "volume": v, "reason": why })).collect();
+            axum::Json(json!({
+                "instances": instances,
+                "affected": a.affected,
+                "not_assessed": not_assessed,
+                "volumes_examined": a.volumes_examined,
+            }))
+            .into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the results: {e}")),
+    }
+}
+
 async fn scan(State(state): State<ApiState>, body: axum::body::Bytes) -> Response {
     if state.stopping.load(Ordering::Relaxed) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is shutting down");
@@ -313,6 +357,7 @@ pub fn router(state: ApiState, collector: Collector) -> Router {
         .route("/v1/jobs", get(list_jobs))
         .route("/v1/jobs/{id}", get(show_job))
         .route("/v1/instances/{id}/latest", get(latest))
+        .route("/v1/vulns", get(vulns))
         .route("/v1/scans", post(scan))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state.clone());

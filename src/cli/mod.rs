@@ -8,6 +8,7 @@ mod scan;
 mod scan_image;
 mod serve;
 mod vulndb;
+mod vulns;
 
 use std::process::ExitCode;
 
@@ -59,7 +60,9 @@ pub enum Command {
     /// schedule; scripts/deploy/agentless.toml is an annotated sample). Jobs of all schedules share
     /// each account's quotas through one dispatcher. The API (bearer token from server.token or
     /// $AGENTLESS_API_TOKEN) serves /v1/jobs, /v1/jobs/{id}, /v1/instances/{id}/latest,
-    /// POST /v1/scans, /healthz and /metrics next to the collector. SIGTERM/SIGINT: stop starting
+    /// /v1/vulns?cve=|package=, POST /v1/scans, /healthz and /metrics next to the collector. With a
+    /// [vulndb] section the advisory database is updated on its cron schedule and the stored
+    /// results are matched again. SIGTERM/SIGINT: stop starting
     /// work, finish or tear down what is in flight within the deadline, exit; unfinished jobs
     /// resume on the next start.
     ///
@@ -84,6 +87,12 @@ pub enum Command {
     /// The database is vulndb.sqlite in the data directory; the vulnerability matcher reads it.
     /// Exit status: 0 ok, 1 import failed (previous database kept) or status stale/missing, 2 usage.
     Vulndb(vulndb::VulndbArgs),
+    /// Vulnerability results: `rescan` stored inventories after a database update, `show` what is vulnerable where.
+    ///
+    /// Reads and writes only the data directory (no cloud call). `rescan --all` or `--job J`
+    /// rewrites each volume's vulns.json against the current vulndb.sqlite; `show INSTANCE`,
+    /// `show --cve CVE-...` and `show --package NAME` answer from each instance's newest result.
+    Vulns(vulns::VulnsArgs),
 }
 
 /// Run a parsed command line.
@@ -96,6 +105,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::ScanImage(args) => scan_image::run(&args),
         Command::Policy(args) => policy::run(&args),
         Command::Vulndb(args) => vulndb::run(&args),
+        Command::Vulns(args) => vulns::run(&args),
         Command::Scan(args) => runtime(|| scan::run(*args)),
         Command::Jobs(args) => runtime(|| jobs::run(*args)),
         Command::Audit(args) => runtime(|| audit::command(*args)),

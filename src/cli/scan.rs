@@ -446,6 +446,7 @@ pub async fn run(args: ScanArgs) -> ExitCode {
                 Ok(o) => o,
                 Err(e) => return setup_failed(&e),
             };
+            sim_demo_advisories(&engine.data_dir).await;
             let agent = match engine.attach_sim(&opened, &args.run) {
                 Ok(a) => a,
                 Err(e) => return setup_failed(&e),
@@ -475,6 +476,25 @@ pub async fn run(args: ScanArgs) -> ExitCode {
             };
             report(&engine, &args.run, results, &opened.guard, None, None)
         }
+    }
+}
+
+/// The simulated account's data directory gets the bundled demo advisories when it has no
+/// advisory database ([`crate::vuln::demo`]); never called for AWS.
+pub(super) async fn sim_demo_advisories(data_dir: &std::path::Path) {
+    let dir = data_dir.to_path_buf();
+    let done =
+        tokio::task::spawn_blocking(move || crate::vuln::demo::ensure_demo_advisories(&dir, jiff::Timestamp::now()))
+            .await;
+    match done {
+        Ok(Ok(true)) => eprintln!(
+            "agentless: simulated account: no advisory database yet; imported the {} into {}",
+            crate::vuln::demo::SOURCE_NAME,
+            crate::vuln::db::path_in(data_dir).display()
+        ),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => eprintln!("agentless: warning: {e}; vulnerabilities will be reported not assessed"),
+        Err(e) => eprintln!("agentless: warning: importing the demo advisories: {e}"),
     }
 }
 

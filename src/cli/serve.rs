@@ -136,6 +136,7 @@ async fn serve_sim(env: Env) -> ExitCode {
         Ok(w) => w,
         Err(e) => return fail(&e),
     };
+    super::scan::sim_demo_advisories(&env.data_dir).await;
     let mut accounts = Vec::new();
     for a in &env.config.accounts {
         let Some(id) = a.id.clone() else {

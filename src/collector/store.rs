@@ -45,10 +45,29 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> StoreResult<()> {
     Ok(())
 }
 
+/// The subdirectories of `dir` whose names are safe path components, sorted.
+fn safe_subdirs(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut v: Vec<String> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| is_path_safe_name(n))
+        .collect();
+    v.sort();
+    v
+}
+
 impl ResultStore {
     #[must_use]
     pub fn new(data_dir: &Path) -> ResultStore {
         ResultStore { root: data_dir.join("results") }
+    }
+
+    /// The data directory the results live in.
+    #[must_use]
+    pub fn data_dir(&self) -> &Path {
+        self.root.parent().unwrap_or(&self.root)
     }
 
     /// `<data_dir>/results`.
@@ -118,6 +137,40 @@ impl ResultStore {
             .map_err(|e| (marker.clone(), std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         write_atomic(&marker, &manifest)?;
         Ok(Ingested::Stored)
+    }
+
+    /// Every stored volume directory: `(job, instance, volume, dir)`, sorted. Entries whose names
+    /// are not safe path components (not written by us) are left out.
+    #[must_use]
+    pub fn all_volumes(&self) -> Vec<(String, String, String, PathBuf)> {
+        let mut out = Vec::new();
+        for job in safe_subdirs(&self.root) {
+            self.job_volumes_into(&job, &mut out);
+        }
+        out
+    }
+
+    /// The stored volume directories of one job: `(job, instance, volume, dir)`, sorted.
+    #[must_use]
+    pub fn job_volumes(&self, job: &str) -> Vec<(String, String, String, PathBuf)> {
+        let mut out = Vec::new();
+        self.job_volumes_into(job, &mut out);
+        out
+    }
+
+    fn job_volumes_into(&self, job: &str, out: &mut Vec<(String, String, String, PathBuf)>) {
+        let Ok(jdir) = self.job_dir(job) else { return };
+        for instance in safe_subdirs(&jdir) {
+            if instance == "scanners" {
+                continue;
+            }
+            for volume in safe_subdirs(&jdir.join(&instance)) {
+                let dir = jdir.join(&instance).join(&volume);
+                if dir.join("device.json").is_file() {
+                    out.push((job.to_owned(), instance.clone(), volume, dir));
+                }
+            }
+        }
     }
 
     /// One volume's stored result, if any.

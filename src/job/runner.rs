@@ -318,7 +318,7 @@ impl<C: Cloud> Job<'_, C> {
                 JobState::Networking => self.network().await,
                 JobState::Launching => self.launch().await,
                 JobState::Scanning => self.wait_for_bundles().await,
-                JobState::Collecting => self.collect(),
+                JobState::Collecting => self.collect().await,
                 JobState::TearingDown => {
                     self.teardown().await?;
                     let end = if self.doc.cancelled {

@@ -1,7 +1,9 @@
 //! `Scanning` and `Collecting`: wait for every launched scanner's bundle (the collector stores it
 //! and wakes us), with a deadline per scanner; a scanner that terminates without reporting, or
 //! misses its deadline, fails its targets, not the job. Then each target's outcome is recorded
-//! from the stored results.
+//! from the stored results, and each scanned volume's inventory is matched against the data
+//! directory's advisory database (`vulns.json` beside it, [`crate::vuln::assess`]): on a blocking
+//! thread, with one matcher for the whole job so its caches serve every volume.
 
 use std::collections::BTreeMap;
 
@@ -104,8 +106,48 @@ impl<C: Cloud> Job<'_, C> {
         }
     }
 
-    /// `Collecting`: each target's outcome from its volumes' results.
-    pub(super) fn collect(&mut self) -> Result<(), JobError> {
+    /// `Collecting`: each target's outcome from its volumes' results, then the vulnerability
+    /// assessment of the scanned volumes.
+    pub(super) async fn collect(&mut self) -> Result<(), JobError> {
+        self.record_outcomes()?;
+        self.assess_vulnerabilities().await;
+        Ok(())
+    }
+
+    /// Match every scanned volume's inventory and write its `vulns.json`. Problems are logged:
+    /// the scan's results stand without the assessment, and `agentless vulns rescan` redoes it.
+    async fn assess_vulnerabilities(&self) {
+        let store = self.r.collector.store();
+        let dirs: Vec<std::path::PathBuf> = self
+            .doc
+            .targets()
+            .iter()
+            .flat_map(|(i, t)| t.volumes.iter().filter(|v| v.scanned).map(move |v| (i, v)))
+            .filter_map(|(i, v)| store.volume_dir(self.id.as_str(), i.as_str(), v.volume.as_str()).ok())
+            .collect();
+        if dirs.is_empty() {
+            return;
+        }
+        let total = dirs.len();
+        let data_dir = store.data_dir().to_path_buf();
+        let task = tokio::task::spawn_blocking(move || {
+            crate::vuln::assess::Assessor::open(&data_dir).assess_dirs(&dirs, jiff::Timestamp::now())
+        });
+        match task.await {
+            Ok(summary) => {
+                for e in &summary.errors {
+                    tracing::warn!(job = %self.id, error = %e, "vulnerability assessment");
+                }
+                let (yes, no) = summary.assessed_and_not();
+                tracing::info!(job = %self.id, assessed = yes, not_assessed = no, "vulnerability assessment");
+                self.r.progress.step(&self.id, "volumes matched against advisories", summary.assessed.len(), total);
+            }
+            Err(e) => tracing::error!(job = %self.id, error = %e, "the vulnerability assessment task failed"),
+        }
+    }
+
+    /// Each target's outcome from its volumes' results.
+    fn record_outcomes(&mut self) -> Result<(), JobError> {
         let targets: Vec<InstanceId> = self.doc.targets().keys().cloned().collect();
         for instance in targets {
             let Some(t) = self.doc.targets().get(&instance) else { continue };

@@ -1,7 +1,8 @@
-//! What a scan run reports: per target and volume, the OS, package count, baseline failures and
-//! status, gathered from the jobs' documents and the stored results ([`Summary`]); rendered as a
-//! table or JSON, and copied into an output directory (`--out`): `<instance>/` holds the
-//! `sbom.cdx.json`, `inventory.json` and `baseline.json` of the instance's OS volume (and
+//! What a scan run reports: per target and volume, the OS, package count, baseline failures,
+//! vulnerability counts by severity (or why the volume was not assessed) and status, gathered from
+//! the jobs' documents and the stored results ([`Summary`]); rendered as a table or JSON, and
+//! copied into an output directory (`--out`): `<instance>/` holds the `sbom.cdx.json`,
+//! `inventory.json`, `baseline.json` and `vulns.json` of the instance's OS volume (and
 //! `<instance>/<volume>/` those of every volume), plus `summary.json` at the top.
 
 use std::io::Write;
@@ -12,6 +13,7 @@ use serde::Serialize;
 use crate::collector::ResultStore;
 use crate::job::JobOutcome;
 use crate::ledger::JobState;
+use crate::vuln::assess::{VulnCounts, read_report};
 
 /// One volume's line.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -28,6 +30,9 @@ pub struct VolumeLine {
     pub error: Option<String>,
     /// A stand-in result of the simulated account (no disk bytes read).
     pub synthetic: bool,
+    /// What the volume's `vulns.json` says (absent when it has none: not scanned, or matched by
+    /// no version of agentless that writes it).
+    pub vulns: Option<VulnCounts>,
 }
 
 /// One target's lines.
@@ -48,6 +53,41 @@ pub struct TargetLine {
 pub struct Summary {
     pub jobs: Vec<JobLine>,
     pub targets: Vec<TargetLine>,
+    /// Over every volume of the run.
+    pub vulns: VulnTotals,
+}
+
+/// Vulnerability counts over a run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct VulnTotals {
+    /// Volumes whose packages were assessed (at least one package set).
+    pub volumes_assessed: usize,
+    /// Volumes with packages whose `vulns.json` says nothing was assessed.
+    pub volumes_not_assessed: usize,
+    /// Volumes without any package database (data volumes): nothing to assess.
+    pub volumes_without_packages: usize,
+    /// Visible findings by severity label, summed over the volumes.
+    pub by_severity: std::collections::BTreeMap<String, usize>,
+    /// All findings by status, summed over the volumes.
+    pub by_status: std::collections::BTreeMap<String, usize>,
+}
+
+impl VulnTotals {
+    fn add(&mut self, c: &VulnCounts) {
+        if c.assessed {
+            self.volumes_assessed += 1;
+        } else if c.not_assessed == Some(crate::vuln::assess::NotAssessedKind::NoPackages) {
+            self.volumes_without_packages += 1;
+        } else {
+            self.volumes_not_assessed += 1;
+        }
+        for (k, n) in &c.by_severity {
+            *self.by_severity.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &c.by_status {
+            *self.by_status.entry(k.clone()).or_default() += n;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -115,6 +155,7 @@ impl Summary {
                         status: status.to_owned(),
                         error,
                         synthetic,
+                        vulns: stored.as_ref().and_then(|s| read_report(&s.dir)).map(|r| VulnCounts::of(&r)),
                     });
                 }
                 let scanned = volumes.iter().filter(|v| v.status == "scanned" || v.status == "partial").count();
@@ -136,7 +177,11 @@ impl Summary {
                 });
             }
         }
-        Summary { jobs, targets }
+        let mut vulns = VulnTotals::default();
+        for c in targets.iter().flat_map(|t| &t.volumes).filter_map(|v| v.vulns.as_ref()) {
+            vulns.add(c);
+        }
+        Summary { jobs, targets, vulns }
     }
 
     /// Every target scanned in full (all its volumes), and every job ended `Done`.
@@ -156,17 +201,18 @@ impl Summary {
     pub fn render_table(&self, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
-            "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  STATUS",
-            "REGION", "INSTANCE", "NAME", "VOLUME", "DEVICE", "OS", "PACKAGES", "BASELINE"
+            "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<12}  STATUS",
+            "REGION", "INSTANCE", "NAME", "VOLUME", "DEVICE", "OS", "PACKAGES", "BASELINE", "VULNS"
         )?;
         for t in &self.targets {
             if t.volumes.is_empty() {
                 writeln!(
                     out,
-                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  failed: {}",
+                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<12}  failed: {}",
                     t.region,
                     t.instance,
                     clip(t.name.as_deref().unwrap_or("-"), 14),
+                    "-",
                     "-",
                     "-",
                     "-",
@@ -185,9 +231,10 @@ impl Summary {
                     (Some(e), s) => format!("{s}: {}", clip(e, 160)),
                     (None, s) => s.to_owned(),
                 };
+                let vulns = v.vulns.as_ref().map_or_else(|| "-".to_owned(), VulnCounts::cell);
                 writeln!(
                     out,
-                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {}",
+                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<12}  {}",
                     t.region,
                     t.instance,
                     clip(t.name.as_deref().unwrap_or("-"), 14),
@@ -196,9 +243,25 @@ impl Summary {
                     clip(v.os.as_deref().unwrap_or("-"), 30),
                     v.packages,
                     format!("{} fail", v.baseline_failed),
+                    vulns,
                     status
                 )?;
             }
+        }
+        let v = &self.vulns;
+        if v.volumes_assessed + v.volumes_not_assessed + v.volumes_without_packages > 0 {
+            let sev: Vec<String> = ["critical", "high", "medium", "low", "unknown"]
+                .iter()
+                .map(|k| format!("{} {k}", v.by_severity.get(*k).copied().unwrap_or(0)))
+                .collect();
+            writeln!(
+                out,
+                "vulnerabilities: {} volume(s) assessed, {} not assessed, {} without packages; findings: {}",
+                v.volumes_assessed,
+                v.volumes_not_assessed,
+                v.volumes_without_packages,
+                sev.join(", ")
+            )?;
         }
         for j in &self.jobs {
             if let Some(f) = &j.failure {
@@ -225,7 +288,13 @@ impl Summary {
                 let Some(stored) = store.volume(&t.job, &t.instance, &v.volume) else { continue };
                 let vdir = tdir.join(&v.volume);
                 std::fs::create_dir_all(&vdir)?;
-                for f in ["inventory.json", "sbom.cdx.json", "baseline.json", "device.json"] {
+                for f in [
+                    "inventory.json",
+                    "sbom.cdx.json",
+                    "baseline.json",
+                    crate::vuln::findings::FILE_NAME,
+                    "device.json",
+                ] {
                     let src = stored.dir.join(f);
                     if src.is_file() {
                         std::fs::copy(&src, vdir.join(f))?;

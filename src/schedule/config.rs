@@ -101,6 +101,8 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     #[serde(default)]
     pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub vulndb: Option<VulndbConfig>,
 }
 
 /// `[sim]`: the simulated account (with `cloud = "sim"`).
@@ -416,6 +418,44 @@ pub struct AuditConfig {
     pub grace: Option<Duration>,
 }
 
+/// `[vulndb]`: the advisory database updated on a schedule, then the stored results rescanned.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VulndbConfig {
+    /// When to update (a cron expression).
+    #[serde(deserialize_with = "de_cron")]
+    pub update: String,
+    #[serde(default = "utc", deserialize_with = "de_time_zone")]
+    pub timezone: String,
+    /// OSV ecosystems to download [default: AlmaLinux, Alpine, Debian, Rocky Linux, Ubuntu].
+    #[serde(default)]
+    pub ecosystems: Vec<String>,
+    /// Where the archives are: `<base_url>/<ecosystem>/all.zip` [default: osv.dev's bucket].
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub base_url: Option<String>,
+    /// Rescan each instance's newest stored results after an update [default: true].
+    #[serde(default = "yes")]
+    pub rescan: bool,
+}
+
+impl VulndbConfig {
+    /// The ecosystems to download.
+    #[must_use]
+    pub fn ecosystems(&self) -> Vec<String> {
+        if self.ecosystems.is_empty() {
+            crate::vuln::db::update::DEFAULT_ECOSYSTEMS.iter().map(|e| (*e).to_owned()).collect()
+        } else {
+            self.ecosystems.clone()
+        }
+    }
+
+    /// The archives' base URL.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        self.base_url.as_deref().unwrap_or(crate::vuln::db::update::DEFAULT_BASE_URL)
+    }
+}
+
 /// `[daemon]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -596,6 +636,15 @@ impl Config {
         if self.scanner.max_devices == 0 {
             return Err("scanner.max_devices must be at least 1".into());
         }
+        if let Some(v) = &self.vulndb {
+            for e in &v.ecosystems {
+                if crate::vuln::osv::known_ecosystem(e).is_none() || e.contains(':') {
+                    return Err(format!(
+                        "vulndb.ecosystems: \"{e}\" is not an OSV ecosystem archive name (e.g. \"Alpine\", \"Debian\", \"Rocky Linux\")"
+                    ));
+                }
+            }
+        }
         if let Some(t) = &self.server.token
             && t.len() < MIN_TOKEN_LEN
         {
@@ -697,6 +746,31 @@ regions = ["us-east-1"]
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve/demo.toml");
         let demo = Config::load(&demo).expect("tests/data/serve/demo.toml");
         assert!(demo.sim.fleet.as_ref().is_some_and(|f| f.is_file()), "{:?}", demo.sim.fleet);
+    }
+
+    #[test]
+    fn vulndb_section_is_checked_like_the_others() {
+        let ok = format!(
+            "{MINIMAL}\n[vulndb]\nupdate = \"0 4 * * *\"\necosystems = [\"Alpine\", \"Rocky Linux\"]\nbase_url = \"http://127.0.0.1:9/osv\"\n"
+        );
+        let c = parse(&ok).expect("parse").vulndb.expect("[vulndb]");
+        assert_eq!(c.ecosystems(), ["Alpine", "Rocky Linux"]);
+        assert_eq!(c.base_url(), "http://127.0.0.1:9/osv");
+        assert!(c.rescan);
+        let defaults = parse(&format!("{MINIMAL}\n[vulndb]\nupdate = \"0 4 * * *\"\n")).expect("parse");
+        let d = defaults.vulndb.expect("[vulndb]");
+        assert_eq!(d.ecosystems(), ["AlmaLinux", "Alpine", "Debian", "Rocky Linux", "Ubuntu"]);
+        assert_eq!(d.base_url(), crate::vuln::db::update::DEFAULT_BASE_URL);
+        // Line 12: the unknown key.
+        let unknown = format!("{MINIMAL}\n[vulndb]\nupdate = \"0 4 * * *\"\necosystem = [\"Alpine\"]\n");
+        let msg = parse(&unknown).expect_err("unknown key").to_string();
+        assert!(msg.starts_with("test.toml:12:") && msg.contains("ecosystem"), "{msg}");
+        let bad_cron = format!("{MINIMAL}\n[vulndb]\nupdate = \"0 4 * *\"\n");
+        let msg = parse(&bad_cron).expect_err("four fields").to_string();
+        assert!(msg.starts_with("test.toml:11:"), "{msg}");
+        let bad_eco = format!("{MINIMAL}\n[vulndb]\nupdate = \"0 4 * * *\"\necosystems = [\"Alpine:v3.4\"]\n");
+        let msg = parse(&bad_eco).expect_err("a release, not an archive").to_string();
+        assert!(msg.contains("Alpine:v3.4"), "{msg}");
     }
 
     #[test]

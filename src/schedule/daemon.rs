@@ -1,7 +1,8 @@
 //! The daemon's core, generic over the backend (`agentless serve` builds it on the simulated
 //! account or AWS in [`crate::cli`]): one runner per (account, Region) sharing the dispatcher and
 //! the job slots; runs started by the [`super::timer`] or the API; jobs resumed on start; the
-//! scheduled leak audit; result retention; and the graceful stop.
+//! scheduled leak audit; result retention; the scheduled advisory database update (`[vulndb]`:
+//! download, then rescan each instance's newest results); and the graceful stop.
 //!
 //! # Lifecycle
 //!
@@ -32,7 +33,7 @@ use super::config::{Config, ON_DEMAND, ShutdownMode, TargetSelector};
 use super::cron::CronSchedule;
 use super::dispatch::{Dispatcher, JobSlots, Limits, SlotKey};
 use super::timer::{Launcher, Skip, TimedSchedule, Timer};
-use crate::api::metrics::{Gauges, Metrics};
+use crate::api::metrics::{Gauges, Metrics, VulnGauges};
 use crate::api::{ApiState, OnDemand, ScanAccepted, ScanRefused, ScanRequest};
 use crate::audit::list::ID_FILTER_CHUNK;
 use crate::audit::{AuditOptions, Class};
@@ -164,6 +165,8 @@ pub struct Daemon<C: Cloud + 'static> {
     tasks: AtomicUsize,
     driving: AtomicUsize,
     idle: tokio::sync::Notify,
+    /// The vulnerability gauges, recomputed after each job, rescan and database update.
+    vulns: Arc<Mutex<Option<VulnGauges>>>,
 }
 
 impl<C: Cloud + 'static> std::fmt::Debug for Daemon<C> {
@@ -223,6 +226,7 @@ impl<C: Cloud + 'static> Daemon<C> {
             tasks: AtomicUsize::new(0),
             driving: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
+            vulns: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -312,6 +316,7 @@ impl<C: Cloud + 'static> Daemon<C> {
             job_slots_in_use: self.slots.in_use(),
             job_slots_waiting: self.slots.waiting(),
             jobs_in_flight: self.driving.load(Ordering::SeqCst),
+            vulns: self.vulns.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         }
     }
 
@@ -380,7 +385,127 @@ impl<C: Cloud + 'static> Daemon<C> {
             let me = Arc::clone(self);
             tokio::spawn(async move { me.retention_loop(keep).await });
         }
+        if let Some(cfg) = self.config.vulndb.clone() {
+            let cron = CronSchedule::new(&cfg.update, &cfg.timezone)?;
+            let me = Arc::clone(self);
+            tokio::spawn(async move { me.vulndb_loop(cron, cfg).await });
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.refresh_vulns().await });
         Ok(())
+    }
+
+    /// Recompute the vulnerability gauges from the stored results and the database (blocking
+    /// reads, off the async threads).
+    pub async fn refresh_vulns(&self) {
+        let store = self.collector.store().clone();
+        let data_dir = self.data_dir.clone();
+        let computed = tokio::task::spawn_blocking(move || {
+            let fleet = crate::vuln::fleet::fleet_counts(&crate::vuln::fleet::latest_volumes(&store));
+            let ts = |s: &str| s.parse::<Timestamp>().ok();
+            let sources = crate::vuln::db::AdvisoryDb::open(&crate::vuln::db::path_in(&data_dir))
+                .and_then(|db| db.sources())
+                .map(|list| {
+                    list.into_iter()
+                        .map(|s| {
+                            let newest = s.newest_modified.as_deref().and_then(ts);
+                            (s.name, ts(&s.imported_at), newest)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            VulnGauges { fleet, sources }
+        })
+        .await;
+        match computed {
+            Ok(g) => *self.vulns.lock().unwrap_or_else(PoisonError::into_inner) = Some(g),
+            Err(e) => tracing::warn!(error = %e, "computing the vulnerability metrics"),
+        }
+    }
+
+    async fn vulndb_loop(self: Arc<Self>, cron: CronSchedule, cfg: super::config::VulndbConfig) {
+        let mut stop = self.stop_tx.subscribe();
+        loop {
+            let now = (self.clock)();
+            let Some(next) = cron.next_after(now) else { return };
+            tokio::select! {
+                () = tokio::time::sleep(now.duration_until(next).unsigned_abs()) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            self.update_vulndb_once(&cfg).await;
+        }
+    }
+
+    /// One scheduled database update: download and import the configured ecosystems (atomically:
+    /// a failure keeps the previous database), then rescan each instance's newest stored results
+    /// and refresh the metrics. Returns whether the update succeeded.
+    pub async fn update_vulndb_once(&self, cfg: &super::config::VulndbConfig) -> bool {
+        let data_dir = self.data_dir.clone();
+        let base = cfg.base_url().to_owned();
+        let ecosystems = cfg.ecosystems();
+        // The download's progress sink is not `Send`: the update runs on a blocking thread with a
+        // runtime of its own (its import is blocking SQLite work anyway).
+        let updated = tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            let db_path = crate::vuln::db::path_in(&data_dir);
+            rt.block_on(crate::vuln::db::update::update(
+                &db_path,
+                &data_dir,
+                &base,
+                &ecosystems,
+                &mut crate::vuln::db::update::Quiet,
+            ))
+            .map(|(downloads, _)| downloads.len())
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        let ok = match updated {
+            Ok(n) => {
+                tracing::info!(archives = n, "advisory database updated");
+                self.metrics.record_vulndb_update("ok");
+                if cfg.rescan {
+                    self.rescan_latest().await;
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "advisory database update failed; the previous database stays in use");
+                self.metrics.record_vulndb_update("failed");
+                false
+            }
+        };
+        self.refresh_vulns().await;
+        ok
+    }
+
+    /// Match each instance's newest stored results against the current database again.
+    pub async fn rescan_latest(&self) {
+        let store = self.collector.store().clone();
+        let data_dir = self.data_dir.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let dirs: Vec<PathBuf> = crate::vuln::fleet::latest_volumes(&store).into_iter().map(|v| v.dir).collect();
+            crate::vuln::assess::Assessor::open(&data_dir).assess_dirs(&dirs, Timestamp::now())
+        })
+        .await;
+        match done {
+            Ok(summary) => {
+                let (yes, no) = summary.assessed_and_not();
+                tracing::info!(
+                    assessed = yes,
+                    not_assessed = no,
+                    errors = summary.errors.len(),
+                    "rescanned stored results"
+                );
+                for e in &summary.errors {
+                    tracing::warn!(error = %e, "rescan");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the rescan task failed"),
+        }
     }
 
     fn resume_unfinished(self: &Arc<Self>) -> Result<usize, LedgerError> {
@@ -432,6 +557,7 @@ impl<C: Cloud + 'static> Daemon<C> {
                     });
                     me.metrics.record_job(o.state.as_str(), secs.max(0.0));
                     tracing::info!(job = %job, state = o.state.as_str(), seconds = secs, "job over");
+                    me.refresh_vulns().await;
                 }
                 Err(e) => {
                     tracing::error!(job = %job, error = %e, "job stopped without finishing; it resumes on the next start")

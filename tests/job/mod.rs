@@ -7,6 +7,7 @@ mod crash;
 mod e2e;
 mod moto;
 mod virtual_time;
+mod vulns;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

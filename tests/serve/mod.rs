@@ -13,6 +13,7 @@ mod moto;
 mod schedule;
 mod select;
 mod shutdown;
+mod vulns;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -4,6 +4,7 @@
 
 mod craft;
 mod db;
+mod fleet_bench;
 mod matching;
 mod rpmdb;
 mod vex;
