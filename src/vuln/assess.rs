@@ -1,6 +1,6 @@
 //! Assessing stored results (issue 18, item 5): for each scanned volume's `inventory.json` in the
 //! result store, match it against the data directory's advisory database and write `vulns.json`
-//! beside it, atomically. Used after a job's collection, by `agentless vulns rescan` and by the
+//! beside it with its CycloneDX VEX (`vex.cdx.json`, linked to the volume's `sbom.cdx.json`), atomically. Used after a job's collection, by `agentless vulns rescan` and by the
 //! daemon after a scheduled database update.
 //!
 //! One [`Assessor`] holds the database (or why there is none) and one [`Matcher`] per call of
@@ -196,6 +196,8 @@ pub enum AssessError {
     Inventory { path: PathBuf, source: super::matcher::inventory::InventoryError },
     #[error("{path}: cannot serialise the report: {source}")]
     Json { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: no VEX document for this SBOM: {reason}")]
+    Vex { path: PathBuf, reason: String },
 }
 
 /// The outcome of assessing several volumes.
@@ -314,6 +316,19 @@ impl Assessor {
         let json =
             serde_json::to_vec_pretty(&report).map_err(|source| AssessError::Json { path: out.clone(), source })?;
         write_atomic(&out, &json)?;
+        // The CycloneDX VEX beside it, pointing at the volume's own SBOM (rebuilt on every
+        // assessment: its links carry the SBOM's serial number).
+        let sbom_path = dir.join("sbom.cdx.json");
+        if let Some(sbom_bytes) = read_bounded(&sbom_path, MAX_INVENTORY_BYTES)? {
+            let sbom: serde_json::Value = serde_json::from_slice(&sbom_bytes)
+                .map_err(|e| AssessError::Vex { path: sbom_path.clone(), reason: format!("not JSON: {e}") })?;
+            let vex = super::vex::vex_document(&report, &sbom)
+                .map_err(|e| AssessError::Vex { path: sbom_path.clone(), reason: e.to_string() })?;
+            let vex_path = dir.join(super::vex::FILE_NAME);
+            let vex_json = serde_json::to_vec_pretty(&vex)
+                .map_err(|source| AssessError::Json { path: vex_path.clone(), source })?;
+            write_atomic(&vex_path, &vex_json)?;
+        }
         Ok(Some(Assessed { dir: dir.to_path_buf(), counts: VulnCounts::of(&report) }))
     }
 }

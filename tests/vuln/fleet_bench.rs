@@ -49,7 +49,7 @@ fn record(n: usize, r: usize) -> agentless::vuln::osv::Record {
             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": format!("1.{}-1", r * 2)}]}]
         }]
     });
-    if r % 2 == 0 {
+    if r.is_multiple_of(2) {
         v["severity"] =
             serde_json::json!([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]);
     }
