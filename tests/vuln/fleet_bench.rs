@@ -54,7 +54,7 @@ fn record(n: usize, r: usize) -> agentless::vuln::osv::Record {
             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": format!("1.{}-1", r * 2)}]}]
         }]
     });
-    if r % 2 == 0 {
+    if r.is_multiple_of(2) {
         v["severity"] =
             serde_json::json!([{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]);
     }
@@ -105,7 +105,7 @@ fn fleet_scale_stored_results() {
         let mut packages = Vec::with_capacity(PER_INSTANCE);
         for _ in 0..PER_INSTANCE {
             let n = next() % COMMON;
-            let old = next() % 50 == 0;
+            let old = next().is_multiple_of(50);
             let v = if old { format!("1.{}", next() % 3) } else { "1.9".to_owned() };
             let mut p = PackageDoc::new("deb", &format!("bin{n}"), &v, "dpkg-status", "/var/lib/dpkg/status");
             p.release = Some("1".into());
