@@ -11,6 +11,11 @@
 //! cargo test --release --test integration vuln::fleet_bench -- --ignored --nocapture
 //! ```
 //!
+//! Measured (2026-12-07, release, the shared 2-core machine): database of 100,000 records built
+//! in 2 s (62 MiB); 10,000 inventories (1,017 MiB of JSON) matched with `vulns.json` written
+//! (fsync and rename each) in 42.5 s with one worker, 27.1 s with two; 365,255 findings; peak RSS
+//! 58 MiB (one worker) and 86 MiB (two), of which 17 MiB before matching.
+//!
 //! `AGENTLESS_FLEET_INSTANCES` scales the fleet (10,000 by default) and
 //! `AGENTLESS_FLEET_WORKERS` splits the volumes over that many threads, each with its own database
 //! connection and matcher (1 by default).
@@ -100,7 +105,7 @@ fn fleet_scale_stored_results() {
         let mut packages = Vec::with_capacity(PER_INSTANCE);
         for _ in 0..PER_INSTANCE {
             let n = next() % COMMON;
-            let old = next() % 50 == 0;
+            let old = next().is_multiple_of(50);
             let v = if old { format!("1.{}", next() % 3) } else { "1.9".to_owned() };
             let mut p = PackageDoc::new("deb", &format!("bin{n}"), &v, "dpkg-status", "/var/lib/dpkg/status");
             p.release = Some("1".into());
