@@ -10,6 +10,7 @@
 //! IMDSv2, scans every attached device and uploads the signed result bundle ([`bundle`]).
 
 pub mod agent;
+pub mod apps;
 pub mod baseline;
 pub mod bundle;
 pub mod disk;

@@ -3,6 +3,7 @@
 //! `pkg:rpm/<distro-id>/<name>@<version>-<release>`, `pkg:apk/<distro-id>/<name>@<version>`, with
 //! the qualifiers `arch`, `epoch`, `upstream` and `distro` (sorted by key, as the spec requires).
 
+use crate::apps::AppEcosystem;
 use crate::inventory::{Ecosystem, Package};
 use crate::os::OsInfo;
 
@@ -86,6 +87,65 @@ pub fn for_package(pkg: &Package, os: Option<&OsInfo>) -> String {
     s
 }
 
+/// Build the purl of an application package from its name as the ecosystem spells it
+/// ([`crate::apps::AppPackage::name`]): the namespace is split off the name per the purl
+/// specification's type rules, each segment percent-encoded; no `@` when the version is empty.
+///
+/// - `golang`: the module path up to its last `/` is the namespace (`github.com/cli/cli/v2` ->
+///   `pkg:golang/github.com/cli/cli/v2@...`, namespace `github.com/cli/cli`, name `v2`);
+/// - `maven`: `group:artifact` -> `pkg:maven/group/artifact`;
+/// - `npm`: `@scope/name` -> `pkg:npm/%40scope/name`; names are lowercased;
+/// - `composer`: `vendor/name`, lowercased;
+/// - `pypi`: lowercased, `_` -> `-` (the spec's rule; PEP 503 normalisation happens before);
+/// - `cargo`, `gem`, `nuget`: the name as is (NuGet ids keep their case);
+/// - `kernel`: `pkg:generic/linux-kernel@<release>`.
+#[must_use]
+pub fn for_app(ecosystem: AppEcosystem, name: &str, version: &str) -> String {
+    let (namespace, name): (Option<&str>, String) = match ecosystem {
+        AppEcosystem::Golang => match name.rsplit_once('/') {
+            Some((ns, n)) => (Some(ns), n.to_owned()),
+            None => (None, name.to_owned()),
+        },
+        AppEcosystem::Maven => match name.split_once(':') {
+            Some((g, a)) => (Some(g), a.to_owned()),
+            None => (None, name.to_owned()),
+        },
+        AppEcosystem::Npm => match name.strip_prefix('@').and_then(|n| n.split_once('/')) {
+            Some((scope, n)) => {
+                return with_version("npm", Some(&format!("@{}", scope.to_lowercase())), &n.to_lowercase(), version);
+            }
+            None => (None, name.to_lowercase()),
+        },
+        AppEcosystem::Composer => {
+            let lower = name.to_lowercase();
+            return match lower.split_once('/') {
+                Some((v, n)) => with_version("composer", Some(v), n, version),
+                None => with_version("composer", None, &lower, version),
+            };
+        }
+        AppEcosystem::Pypi => (None, name.to_lowercase().replace('_', "-")),
+        AppEcosystem::Cargo | AppEcosystem::Gem | AppEcosystem::Nuget => (None, name.to_owned()),
+        AppEcosystem::Kernel => (None, "linux-kernel".to_owned()),
+    };
+    with_version(ecosystem.purl_type(), namespace, &name, version)
+}
+
+fn with_version(ty: &str, namespace: Option<&str>, name: &str, version: &str) -> String {
+    let mut s = format!("pkg:{ty}/");
+    if let Some(ns) = namespace.filter(|n| !n.is_empty()) {
+        for seg in ns.split('/').filter(|seg| !seg.is_empty()) {
+            s.push_str(&encode(seg));
+            s.push('/');
+        }
+    }
+    s.push_str(&encode(name));
+    if !version.is_empty() {
+        s.push('@');
+        s.push_str(&encode(version));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +205,33 @@ mod tests {
             "pkg:apk/alpine/busybox@1.35.0-r17?arch=x86_64&distro=alpine-3.16.3"
         );
         assert_eq!(encode("a+b c/é"), "a%2Bb%20c%2F%C3%A9");
+    }
+
+    #[test]
+    fn application_purls() {
+        use AppEcosystem as E;
+        // Forms of the purl specification's test suite and of Trivy's and Syft's fixtures.
+        assert_eq!(for_app(E::Golang, "github.com/cli/cli/v2", "v2.63.0"), "pkg:golang/github.com/cli/cli/v2@v2.63.0");
+        assert_eq!(for_app(E::Golang, "stdlib", "v1.22.1"), "pkg:golang/stdlib@v1.22.1");
+        assert_eq!(
+            for_app(E::Golang, "github.com/a/b", "v0.0.0-2020+incompatible"),
+            "pkg:golang/github.com/a/b@v0.0.0-2020%2Bincompatible"
+        );
+        assert_eq!(
+            for_app(E::Maven, "org.apache.xmlgraphics:batik-anim", "1.9.1"),
+            "pkg:maven/org.apache.xmlgraphics/batik-anim@1.9.1"
+        );
+        assert_eq!(for_app(E::Npm, "@Angular/Animation", "12.3.1"), "pkg:npm/%40angular/animation@12.3.1");
+        assert_eq!(for_app(E::Npm, "foobar", "12.3.1"), "pkg:npm/foobar@12.3.1");
+        assert_eq!(for_app(E::Pypi, "Django_package", "1.11.1"), "pkg:pypi/django-package@1.11.1");
+        assert_eq!(for_app(E::Composer, "Laravel/Laravel", "5.5.0"), "pkg:composer/laravel/laravel@5.5.0");
+        assert_eq!(for_app(E::Gem, "ruby-advisory-db-check", "0.12.4"), "pkg:gem/ruby-advisory-db-check@0.12.4");
+        assert_eq!(
+            for_app(E::Nuget, "EnterpriseLibrary.Common", "6.0.1304"),
+            "pkg:nuget/EnterpriseLibrary.Common@6.0.1304"
+        );
+        assert_eq!(for_app(E::Cargo, "rand", "0.7.2"), "pkg:cargo/rand@0.7.2");
+        assert_eq!(for_app(E::Cargo, "rand", ""), "pkg:cargo/rand");
+        assert_eq!(for_app(E::Kernel, "6.1.0-18-amd64", "6.1.0-18-amd64"), "pkg:generic/linux-kernel@6.1.0-18-amd64");
     }
 }
