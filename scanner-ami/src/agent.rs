@@ -171,7 +171,10 @@ impl ScanOutputs {
     ///
     /// Serialisation failed (not expected for these plain data types).
     pub fn render(report: &Report, target: &str) -> Result<ScanOutputs, serde_json::Error> {
-        let bom = sbom::build(report.os.as_ref(), &report.packages, target);
+        let mut bom = sbom::build(report.os.as_ref(), &report.packages, target);
+        if let Some(apps) = &report.applications {
+            sbom::add_applications(&mut bom, &apps.packages);
+        }
         Ok(ScanOutputs {
             inventory: serde_json::to_string_pretty(report)?,
             sbom: serde_json::to_string_pretty(&bom)?,
@@ -206,6 +209,7 @@ fn failed_entry(target: &DeviceTarget, error: Option<String>) -> DeviceEntry {
         error,
         os: None,
         packages: 0,
+        app_packages: std::collections::BTreeMap::new(),
         baseline_failed: 0,
         synthetic: false,
     }
@@ -247,7 +251,7 @@ pub fn scan_instance_devices(
         return out;
     }
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    let reports = match scan::scan_images(&refs, ScanOptions { baseline }) {
+    let reports = match scan::scan_images(&refs, ScanOptions { baseline, no_apps: false }) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(instance = %targets.first().map_or("", |t| t.instance_id.as_str()), error = %e, "devices unreadable");
@@ -270,6 +274,7 @@ pub fn scan_instance_devices(
         };
         entry.os = report.os.as_ref().map(|o| o.pretty_name.clone().unwrap_or_else(|| o.id.clone()));
         entry.packages = report.packages.len();
+        entry.app_packages = crate::apps::count_by_ecosystem(report.applications.as_ref());
         entry.baseline_failed = report.baseline.as_ref().map_or(0, |b| b.summary.fail);
         if report.is_complete() {
             entry.status = DeviceStatus::Complete;

@@ -67,6 +67,10 @@ pub struct DeviceEntry {
     /// OS pretty name if detected.
     pub os: Option<String>,
     pub packages: usize,
+    /// Application packages by ecosystem (`golang`, `pypi`, `maven`, `kernel`...), from the
+    /// inventory's `applications` (empty when none were found or they were not inventoried).
+    #[serde(default)]
+    pub app_packages: std::collections::BTreeMap<String, usize>,
     /// Baseline rules that failed (0 without baseline).
     pub baseline_failed: usize,
     /// Produced by the simulated account's fast stand-in agent for a synthetic volume (no disk
@@ -792,6 +796,7 @@ mod tests {
             error: None,
             os: Some("Ubuntu 22.04.4 LTS".into()),
             packages: 1,
+            app_packages: Default::default(),
             baseline_failed: 0,
             synthetic: false,
         }

@@ -21,11 +21,13 @@ const EXIT_FATAL: u8 = 2;
 #[command(
     name = "scanner-agent",
     version,
-    about = "Read a disk read-only, without mounting it, and inventory its OS and OS packages",
-    long_about = "Read a disk read-only, without mounting it, and inventory its OS and OS packages.\n\n\
+    about = "Read a disk read-only, without mounting it, and inventory its OS, OS packages and applications",
+    long_about = "Read a disk read-only, without mounting it, and inventory its OS, OS packages and applications.\n\n\
         The disk (a raw image file or a block device) is parsed in userspace: GPT or MBR partition \
         tables, ext2/3/4 filesystems (journal replayed in memory, nothing written), os-release, and the \
-        dpkg, rpm (BerkeleyDB, NDB, SQLite, distroless manifest) and apk databases. Every byte is treated \
+        dpkg, rpm (BerkeleyDB, NDB, SQLite, distroless manifest) and apk databases; then a bounded walk \
+        finds applications: Go and Rust (cargo auditable) binaries, Python distributions, Java archives \
+        (nested), Node, Ruby, PHP (Composer) and .NET packages, and the installed kernels. Every byte is treated \
         as hostile: damaged parts are reported and the scan goes on.\n\n\
         Exit status: 0 complete, 1 scanned with errors (the report lists them), 2 nothing scanned.",
     after_help = "Examples:\n  scanner-agent scan --image disk.img\n  scanner-agent scan --device /dev/nvme1n1 --format cyclonedx > sbom.cdx.json\n  scanner-agent scan --root /mnt/snapshot --format json --out results/\n  scanner-agent run    (on a scanner instance: the job comes from IMDSv2 user data)"
@@ -121,6 +123,10 @@ struct ScanArgs {
     /// summary and failures. Walks the whole root filesystem.
     #[arg(long)]
     baseline: bool,
+    /// Leave out the application inventory (binaries, language packages, kernels): OS packages
+    /// only, reading far less of the disk.
+    #[arg(long)]
+    no_apps: bool,
     /// Also write inventory.json, sbom.cdx.json (and baseline.json with --baseline) into DIR
     /// (created if missing).
     #[arg(long, value_name = "DIR")]
@@ -171,7 +177,8 @@ fn run_agent(args: RunArgs) -> u8 {
 }
 
 fn run_scan(args: &ScanArgs) -> Result<u8, String> {
-    let opts = scan::ScanOptions { baseline: args.baseline || matches!(args.format, Format::Baseline) };
+    let opts =
+        scan::ScanOptions { baseline: args.baseline || matches!(args.format, Format::Baseline), no_apps: args.no_apps };
     let (report, target) = if let Some(dir) = &args.root {
         (scan::scan_root(dir, opts).map_err(|e| e.to_string())?, dir.display().to_string())
     } else if !args.image.is_empty() || !args.device.is_empty() {
@@ -234,6 +241,48 @@ fn write_out(dir: &Path, files: &[(&str, &str)]) -> Result<(), String> {
 /// Replace control characters (a hostile package name could carry terminal escapes).
 fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect()
+}
+
+/// The application section of the table: one line per package, grouped by where it was found.
+fn app_table(s: &mut String, apps: &scanner_ami::apps::Applications) {
+    use std::fmt::Write as _;
+    let w = apps.packages.iter().map(|p| p.name.len()).max().unwrap_or(4).clamp(4, 48);
+    let _ = writeln!(s, "\n{:<9}  {:<w$}  {:<24}  LOCATION", "ECOSYSTEM", "NAME", "VERSION");
+    let mut sorted: Vec<_> = apps.packages.iter().collect();
+    sorted.sort_by(|a, b| (&a.location, a.role, &a.name).cmp(&(&b.location, b.role, &b.name)));
+    for p in sorted {
+        let eco =
+            serde_json::to_value(p.ecosystem).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{:<9}  {:<w$}  {:<24}  {}",
+            eco,
+            sanitize(&p.name),
+            sanitize(if p.version.is_empty() { "-" } else { &p.version }),
+            sanitize(&p.location)
+        );
+    }
+    let st = &apps.stats;
+    let _ = writeln!(
+        s,
+        "\n{} application packages ({} entries walked, {} files read, {} bytes read{}{})",
+        apps.packages.len(),
+        st.entries,
+        st.files_read,
+        st.bytes_read,
+        if st.os_owned_skipped > 0 {
+            format!(", {} owned by OS packages left out", st.os_owned_skipped)
+        } else {
+            String::new()
+        },
+        if apps.error_count > 0 { format!(", {} files unreadable", apps.error_count) } else { String::new() }
+    );
+    for e in &apps.errors {
+        let _ = writeln!(s, "  error: {}", sanitize(&e.to_string()));
+    }
+    for t in &st.truncated {
+        let _ = writeln!(s, "  walk: {}", sanitize(t));
+    }
 }
 
 fn table(r: &Report) -> String {
@@ -322,6 +371,9 @@ fn table(r: &Report) -> String {
         );
     }
     let _ = writeln!(s, "\n{} packages", r.packages.len());
+    if let Some(apps) = &r.applications {
+        app_table(&mut s, apps);
+    }
     if let Some(b) = &r.baseline {
         let _ = writeln!(
             s,

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::apps::Applications;
 use crate::baseline::Baseline;
 use crate::disk::probe::Probe;
 use crate::disk::table::TableInfo;
@@ -156,6 +157,10 @@ pub struct Report {
     pub os: Option<OsInfo>,
     pub databases: Vec<DbResult>,
     pub packages: Vec<Package>,
+    /// Application packages (Go and Rust binaries, Python, Java, Node, Ruby, PHP, .NET) and the
+    /// installed kernels of the OS root; absent when no root was found or they were not asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applications: Option<Applications>,
     /// Problems that make the result incomplete.
     pub errors: Vec<String>,
     pub stats: Stats,

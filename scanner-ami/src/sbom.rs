@@ -18,6 +18,7 @@
 
 use serde::Serialize;
 
+use crate::apps::{AppEcosystem, AppPackage, AppRole};
 use crate::inventory::{Ecosystem, Package};
 use crate::os::OsInfo;
 use crate::purl;
@@ -65,6 +66,9 @@ pub struct Component {
     pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// `excluded` for what is not part of the shipped program (a Rust build-time dependency).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purl: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -181,6 +185,7 @@ pub fn build(os: Option<&OsInfo>, packages: &[Package], target_name: &str) -> Bo
             name: os_component_name(&o.id).to_owned(),
             version: o.version_id.clone(),
             description: o.pretty_name.clone(),
+            scope: None,
             purl: None,
             licenses: vec![],
             properties: vec![
@@ -224,6 +229,7 @@ pub fn build(os: Option<&OsInfo>, packages: &[Package], target_name: &str) -> Bo
             name: p.name.clone(),
             version: Some(p.full_version()),
             description: None,
+            scope: None,
             purl: Some(purl),
             licenses: p
                 .license
@@ -259,6 +265,7 @@ pub fn build(os: Option<&OsInfo>, packages: &[Package], target_name: &str) -> Bo
                     name: "scanner-agent".into(),
                     version: Some(env!("CARGO_PKG_VERSION").into()),
                     description: None,
+                    scope: None,
                     purl: None,
                     licenses: vec![],
                     properties: vec![],
@@ -271,6 +278,7 @@ pub fn build(os: Option<&OsInfo>, packages: &[Package], target_name: &str) -> Bo
                 name: target_name.to_owned(),
                 version: None,
                 description: None,
+                scope: None,
                 purl: None,
                 licenses: vec![],
                 properties: vec![],
@@ -278,6 +286,125 @@ pub fn build(os: Option<&OsInfo>, packages: &[Package], target_name: &str) -> Bo
         },
         components,
         dependencies,
+    }
+}
+
+/// Trivy's package type for an application package (`aquasecurity:trivy:PkgType`, the analyser
+/// names of Trivy's post-build analysers), so that `trivy sbom` treats it as it treats its own.
+fn trivy_pkg_type(p: &AppPackage) -> Option<&'static str> {
+    Some(match p.ecosystem {
+        AppEcosystem::Golang => "gobinary",
+        AppEcosystem::Cargo => "rustbinary",
+        AppEcosystem::Pypi => "python-pkg",
+        AppEcosystem::Maven => "jar",
+        AppEcosystem::Npm => "node-pkg",
+        AppEcosystem::Gem => "gemspec",
+        AppEcosystem::Composer => "composer-vendor",
+        AppEcosystem::Nuget => "dotnet-core",
+        AppEcosystem::Kernel => return None,
+    })
+}
+
+/// Add the application packages to `bom`: every package is a component (`application` for a
+/// program's own identity, `library` otherwise, a build-time crate with scope `excluded`); the
+/// packages found in one file hang off that file's application when it has one (through its
+/// stated dependencies, or all of them), and everything else off the scanned volume's root.
+pub fn add_applications(bom: &mut Bom, apps: &[AppPackage]) {
+    let mut refs: std::collections::HashSet<String> = bom.components.iter().filter_map(|c| c.bom_ref.clone()).collect();
+    refs.insert(TARGET_REF.to_owned());
+    let mut app_refs: Vec<String> = Vec::with_capacity(apps.len());
+    for p in apps {
+        let mut bom_ref = p.purl.clone();
+        let mut n = 0;
+        while !refs.insert(bom_ref.clone()) {
+            n += 1;
+            bom_ref = duplicate_ref(&p.location, &p.purl, n);
+        }
+        app_refs.push(bom_ref.clone());
+        let mut properties = vec![prop("package:location", p.location.clone()), prop("app:role", role_name(p.role))];
+        properties.push(trivy_prop("FilePath", p.location.trim_start_matches('/')));
+        if let Some(t) = trivy_pkg_type(p) {
+            properties.push(trivy_prop("PkgType", t));
+        }
+        for (k, v) in &p.properties {
+            properties.push(prop(&format!("app:{k}"), v.clone()));
+        }
+        let (group, name) = match (p.ecosystem, p.name.split_once(':')) {
+            (AppEcosystem::Maven, Some((g, a))) => (Some(g.to_owned()), a.to_owned()),
+            _ => (None, p.name.clone()),
+        };
+        bom.components.push(Component {
+            kind: if p.role == AppRole::Application { "application" } else { "library" },
+            bom_ref: Some(bom_ref),
+            group,
+            name,
+            version: (!p.version.is_empty()).then(|| p.version.clone()),
+            description: None,
+            scope: (p.role == AppRole::BuildDependency).then_some("excluded"),
+            purl: Some(p.purl.clone()),
+            licenses: p
+                .license
+                .iter()
+                .filter(|l| !l.is_empty())
+                .map(|l| LicenseChoice { license: License { name: l.clone() } })
+                .collect(),
+            properties,
+        });
+    }
+    // Per location: the application's edges to the packages of the same file.
+    let mut hung: Vec<bool> = vec![false; apps.len()];
+    let mut deps: Vec<Dependency> = Vec::new();
+    for (i, p) in apps.iter().enumerate() {
+        if p.role != AppRole::Application {
+            continue;
+        }
+        let same_file: Vec<usize> =
+            (0..apps.len()).filter(|&j| j != i && apps.get(j).is_some_and(|q| q.location == p.location)).collect();
+        let mut depends_on = Vec::new();
+        for j in same_file {
+            let (Some(q), Some(r)) = (apps.get(j), app_refs.get(j)) else { continue };
+            if p.depends_on.is_empty() || p.depends_on.contains(&q.purl) {
+                depends_on.push(r.clone());
+                if let Some(h) = hung.get_mut(j) {
+                    *h = true;
+                }
+            }
+        }
+        if let Some(r) = app_refs.get(i) {
+            deps.push(Dependency { reference: r.clone(), depends_on });
+        }
+    }
+    // Edges stated between libraries of one file (a crate's own dependencies).
+    for (i, p) in apps.iter().enumerate() {
+        if p.role == AppRole::Application || p.depends_on.is_empty() {
+            continue;
+        }
+        let depends_on: Vec<String> = apps
+            .iter()
+            .enumerate()
+            .filter(|(j, q)| *j != i && q.location == p.location && p.depends_on.contains(&q.purl))
+            .filter_map(|(j, _)| app_refs.get(j).cloned())
+            .collect();
+        if let Some(r) = app_refs.get(i) {
+            deps.push(Dependency { reference: r.clone(), depends_on });
+        }
+    }
+    let top: Vec<String> = app_refs.iter().zip(&hung).filter(|(_, h)| !**h).map(|(r, _)| r.clone()).collect();
+    if let Some(root) = bom.dependencies.iter_mut().find(|d| d.reference == TARGET_REF) {
+        root.depends_on.extend(top);
+    } else {
+        bom.dependencies.push(Dependency { reference: TARGET_REF.to_owned(), depends_on: top });
+    }
+    bom.dependencies.extend(deps);
+}
+
+fn role_name(role: AppRole) -> &'static str {
+    match role {
+        AppRole::Application => "application",
+        AppRole::Library => "library",
+        AppRole::Stdlib => "stdlib",
+        AppRole::BuildDependency => "build-dependency",
+        AppRole::Kernel => "kernel",
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::apps;
 use crate::baseline;
 use crate::disk::{BlockSource, Disk, DiskError};
 use crate::fs::RootFs;
@@ -22,6 +23,8 @@ pub struct ScanOptions {
     /// Also evaluate the baseline (CIS-style) rules on the root filesystem. It walks the whole
     /// root filesystem, so it reads far more of the disk than the inventory alone.
     pub baseline: bool,
+    /// Leave out the application inventory ([`crate::apps`]): OS packages only.
+    pub no_apps: bool,
 }
 
 /// Errors that stop a scan before it starts.
@@ -96,6 +99,7 @@ fn empty_report(source: Source, started: Instant) -> Report {
         os: None,
         databases: Vec::new(),
         packages: Vec::new(),
+        applications: None,
         errors: vec!["nothing scanned".into()],
         baseline: None,
         stats: Stats {
@@ -119,12 +123,14 @@ pub fn scan_root(path: &Path, opts: ScanOptions) -> Result<Report, ScanError> {
 pub fn scan_rootfs(fs: &dyn RootFs, source: Source, started: Instant, opts: ScanOptions) -> Report {
     let os_info = os::detect(fs);
     let inv = inventory::collect(fs);
+    let applications = (!opts.no_apps).then(|| apps::collect(fs));
     let baseline = opts.baseline.then(|| baseline::evaluate(fs, os_info.as_ref(), &inv.packages));
     let mut errors = Vec::new();
     if os_info.is_none() {
         errors.push("no os-release or release file found in the root".into());
     }
     errors.extend(inv.errors());
+    errors.extend(apps::incomplete(applications.as_ref()));
     Report {
         schema: SCHEMA,
         agent: Agent::current(),
@@ -140,6 +146,7 @@ pub fn scan_rootfs(fs: &dyn RootFs, source: Source, started: Instant, opts: Scan
         os: os_info,
         databases: inv.databases,
         packages: inv.packages,
+        applications,
         errors,
         baseline,
         stats: Stats {

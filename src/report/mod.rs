@@ -24,6 +24,8 @@ pub struct VolumeLine {
     pub encrypted: bool,
     pub os: Option<String>,
     pub packages: usize,
+    /// Application packages by ecosystem (`golang`, `pypi`, `maven`, `kernel`...).
+    pub app_packages: std::collections::BTreeMap<String, usize>,
     pub baseline_failed: usize,
     /// `scanned`, `partial`, `failed`, `unscannable`.
     pub status: String,
@@ -117,18 +119,19 @@ impl Summary {
                 let mut volumes = Vec::new();
                 for v in &t.volumes {
                     let stored = store.volume(o.job.as_str(), instance.as_str(), v.volume.as_str());
-                    let (os, packages, baseline_failed, synthetic, stored_status) = stored
+                    let (os, packages, app_packages, baseline_failed, synthetic, stored_status) = stored
                         .as_ref()
                         .map(|s| {
                             (
                                 s.entry.os.clone(),
                                 s.entry.packages,
+                                s.entry.app_packages.clone(),
                                 s.entry.baseline_failed,
                                 s.entry.synthetic,
                                 Some(s.entry.status),
                             )
                         })
-                        .unwrap_or((None, 0, 0, false, None));
+                        .unwrap_or((None, 0, Default::default(), 0, false, None));
                     let status = if v.unscannable.is_some() {
                         "unscannable"
                     } else if v.scanned {
@@ -151,6 +154,7 @@ impl Summary {
                         encrypted: v.encrypted,
                         os,
                         packages,
+                        app_packages,
                         baseline_failed,
                         status: status.to_owned(),
                         error,
@@ -201,17 +205,18 @@ impl Summary {
     pub fn render_table(&self, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
-            "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<12}  STATUS",
-            "REGION", "INSTANCE", "NAME", "VOLUME", "DEVICE", "OS", "PACKAGES", "BASELINE", "VULNS"
+            "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>5} {:>9}  {:<12}  STATUS",
+            "REGION", "INSTANCE", "NAME", "VOLUME", "DEVICE", "OS", "PACKAGES", "APPS", "BASELINE", "VULNS"
         )?;
         for t in &self.targets {
             if t.volumes.is_empty() {
                 writeln!(
                     out,
-                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<12}  failed: {}",
+                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>5} {:>9}  {:<12}  failed: {}",
                     t.region,
                     t.instance,
                     clip(t.name.as_deref().unwrap_or("-"), 14),
+                    "-",
                     "-",
                     "-",
                     "-",
@@ -234,7 +239,7 @@ impl Summary {
                 let vulns = v.vulns.as_ref().map_or_else(|| "-".to_owned(), VulnCounts::cell);
                 writeln!(
                     out,
-                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>9}  {:<12}  {}",
+                    "{:<10} {:<20} {:<14} {:<22} {:<9} {:<30} {:>8} {:>5} {:>9}  {:<12}  {}",
                     t.region,
                     t.instance,
                     clip(t.name.as_deref().unwrap_or("-"), 14),
@@ -242,11 +247,22 @@ impl Summary {
                     v.device,
                     clip(v.os.as_deref().unwrap_or("-"), 30),
                     v.packages,
+                    v.app_packages.values().sum::<usize>(),
                     format!("{} fail", v.baseline_failed),
                     vulns,
                     status
                 )?;
             }
+        }
+        let mut apps: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for v in self.targets.iter().flat_map(|t| &t.volumes) {
+            for (eco, n) in &v.app_packages {
+                *apps.entry(eco.as_str()).or_insert(0) += n;
+            }
+        }
+        if !apps.is_empty() {
+            let parts: Vec<String> = apps.iter().map(|(e, n)| format!("{n} {e}")).collect();
+            writeln!(out, "applications: {}", parts.join(", "))?;
         }
         let v = &self.vulns;
         if v.volumes_assessed + v.volumes_not_assessed + v.volumes_without_packages > 0 {

@@ -26,7 +26,8 @@ fn target() -> DeviceTarget {
 fn files() -> VolumeFiles {
     let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/demo/demo-disk.img");
     let report =
-        scanner_ami::scan::scan_image(&image, scanner_ami::scan::ScanOptions { baseline: false }).expect("scan");
+        scanner_ami::scan::scan_image(&image, scanner_ami::scan::ScanOptions { baseline: false, ..Default::default() })
+            .expect("scan");
     scanner_ami::agent::ScanOutputs::render(&report, "test").expect("render").into_volume_files()
 }
 
@@ -50,6 +51,7 @@ fn manifest(format: &str) -> BundleManifest {
             error: None,
             os: Some("Ubuntu".into()),
             packages: 90,
+            app_packages: Default::default(),
             baseline_failed: 0,
             synthetic: false,
         }],

@@ -73,8 +73,11 @@ fn demo_fleet_scans_end_to_end_and_leaves_nothing() {
             volumes.push((v, backing(volume).expect("image-backed volume")));
         }
         let images: Vec<&Path> = volumes.iter().map(|(_, p)| p.as_path()).collect();
-        let direct =
-            scanner_ami::scan::scan_images(&images, scanner_ami::scan::ScanOptions { baseline: false }).expect("scan");
+        let direct = scanner_ami::scan::scan_images(
+            &images,
+            scanner_ami::scan::ScanOptions { baseline: false, ..Default::default() },
+        )
+        .expect("scan");
         assert_eq!(direct.len(), volumes.len());
         for ((v, _), direct) in volumes.iter().zip(&direct) {
             let volume = v["volume"].as_str().expect("volume");

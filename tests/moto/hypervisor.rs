@@ -50,10 +50,13 @@ impl CustomerVolume {
     /// The packages `scanner_ami::scan::scan_image` reads from the volume's image directly: what
     /// the stored result of a scan through the scanners must count.
     pub fn expected_packages(&self) -> usize {
-        scanner_ami::scan::scan_image(&self.image, scanner_ami::scan::ScanOptions { baseline: false })
-            .expect("scan the image directly")
-            .packages
-            .len()
+        scanner_ami::scan::scan_image(
+            &self.image,
+            scanner_ami::scan::ScanOptions { baseline: false, ..Default::default() },
+        )
+        .expect("scan the image directly")
+        .packages
+        .len()
     }
 }
 

@@ -236,7 +236,7 @@ fn the_xfs_lvm_and_btrfs_instances_scan_to_their_fixtures() {
         vols[&(name.to_owned(), device.to_owned())].0.clone().unwrap_or_else(|| panic!("{name} {device}"))
     };
     let scan = |paths: &[&Path]| -> Vec<serde_json::Value> {
-        scan_images(paths, ScanOptions { baseline: false })
+        scan_images(paths, ScanOptions { baseline: false, ..Default::default() })
             .expect("scan")
             .iter()
             .map(|r| serde_json::to_value(r).expect("json"))

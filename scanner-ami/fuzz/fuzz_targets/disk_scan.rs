@@ -11,5 +11,5 @@ use scanner_ami::scan::ScanOptions;
 
 fuzz_target!(|data: &[u8]| {
     let source = Source::Image { path: "fuzz".into(), size: data.len() as u64 };
-    let _ = scanner_ami::scan::scan_source(Arc::new(MemDisk(data.to_vec())), source, Instant::now(), ScanOptions { baseline: true });
+    let _ = scanner_ami::scan::scan_source(Arc::new(MemDisk(data.to_vec())), source, Instant::now(), ScanOptions { baseline: true, ..Default::default() });
 });

@@ -196,6 +196,9 @@ pub struct WalkStats {
     pub files_read: u64,
     /// Bytes read from files by the readers (not counting filesystem metadata).
     pub bytes_read: u64,
+    /// Packages found in metadata that an OS package installed (dpkg's file lists), left out so
+    /// that the same software is not reported twice.
+    pub os_owned_skipped: u64,
     /// Why the walk stopped early or skipped parts (a cap reached, a directory unreadable).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,
@@ -211,6 +214,25 @@ pub struct Applications {
     /// Total per-file errors, including those not kept in `errors`.
     pub error_count: u64,
     pub stats: WalkStats,
+}
+
+/// The report errors an application walk gives: the caps it reached and the directories it could
+/// not list (the walk is then incomplete). Files a reader could not read stay in
+/// [`Applications::errors`]: a corrupt jar in a cache does not make the volume's scan partial.
+pub fn incomplete(apps: Option<&Applications>) -> impl Iterator<Item = String> + '_ {
+    apps.into_iter().flat_map(|a| a.stats.truncated.iter().map(|t| format!("applications: {t}")))
+}
+
+/// How many application packages of each ecosystem (keys as serialised: `golang`, `pypi`...).
+#[must_use]
+pub fn count_by_ecosystem(apps: Option<&Applications>) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in apps.iter().flat_map(|a| &a.packages) {
+        let key =
+            serde_json::to_value(p.ecosystem).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        *out.entry(key).or_insert(0) += 1;
+    }
+    out
 }
 
 /// Remove control characters (C0, DEL, C1: the ANSI escape introducers among them) from a string

@@ -14,6 +14,7 @@ pub mod mounts;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::apps;
 use crate::baseline;
 use crate::disk::lvm::{self, PvCandidate};
 use crate::disk::probe::{self, Content, Probe};
@@ -430,11 +431,12 @@ pub fn scan_instance(disks: Vec<DiskInput>, started: Instant, opts: ScanOptions)
             errs.extend(instance_errors.iter().cloned());
         }
         let root = reports_root.get_mut(d).and_then(Option::take);
-        let (root_partition, root_volume, os_info, inv, baseline, mounts) = match root {
+        let (root_partition, root_volume, os_info, inv, applications, baseline, mounts) = match root {
             Some(InstanceRoot { vol: vi, fs, mounts }) => {
                 let v = vols.get(vi);
                 let os_info = states.get(vi).and_then(|s| s.os.clone());
                 let inv = inventory::collect(fs.as_ref());
+                let applications = (!opts.no_apps).then(|| apps::collect(fs.as_ref()));
                 let baseline = opts.baseline.then(|| baseline::evaluate(fs.as_ref(), os_info.as_ref(), &inv.packages));
                 for m in &mounts {
                     if matches!(m.status, MountStatus::Missing | MountStatus::Error) {
@@ -447,16 +449,17 @@ pub fn scan_instance(disks: Vec<DiskInput>, started: Instant, opts: ScanOptions)
                         ));
                     }
                 }
-                (v.and_then(|v| v.partition), v.map(|v| v.label.clone()), os_info, inv, baseline, mounts)
+                (v.and_then(|v| v.partition), v.map(|v| v.label.clone()), os_info, inv, applications, baseline, mounts)
             }
             None => {
                 if assembled_into.get(d).is_none_or(Option::is_none) {
                     errs.push("no partition holds a readable OS root (no os-release or release file found)".into());
                 }
-                (None, None, None, inventory::Inventory::default(), None, Vec::new())
+                (None, None, None, inventory::Inventory::default(), None, None, Vec::new())
             }
         };
         errs.extend(inv.errors());
+        errs.extend(apps::incomplete(applications.as_ref()));
         reports.push(Report {
             schema: SCHEMA,
             agent: Agent::current(),
@@ -472,6 +475,7 @@ pub fn scan_instance(disks: Vec<DiskInput>, started: Instant, opts: ScanOptions)
             os: os_info,
             databases: inv.databases,
             packages: inv.packages,
+            applications,
             errors: errs,
             baseline,
             stats: Stats {

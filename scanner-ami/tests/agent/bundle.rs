@@ -36,6 +36,7 @@ fn device(status: DeviceStatus) -> DeviceEntry {
         error: None,
         os: None,
         packages: 0,
+        app_packages: Default::default(),
         baseline_failed: 0,
         synthetic: false,
     }

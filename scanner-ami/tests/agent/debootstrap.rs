@@ -355,7 +355,9 @@ fn debian_bookworm_baseline_matches_written_expectations() {
     let work = tempfile::tempdir().expect("tmp");
     // Through the image (GPT + ext4 read by ext4-view), as on a scanner instance.
     let img = gpt_efi_ext4(work.path(), root, 512);
-    let r = scanner_ami::scan::scan_image(&img, scanner_ami::scan::ScanOptions { baseline: true }).expect("scan");
+    let r =
+        scanner_ami::scan::scan_image(&img, scanner_ami::scan::ScanOptions { baseline: true, ..Default::default() })
+            .expect("scan");
     let b = r.baseline.expect("baseline computed");
     assert!(b.stats.files_visited > 5000 && !b.stats.walk_capped, "{:?}", b.stats);
     let got: Vec<(&str, Status)> = b.findings.iter().map(|f| (f.id, f.status)).collect();

@@ -224,8 +224,11 @@ fn synthetic_files() -> Option<VolumeFiles> {
     FILES
         .get_or_init(|| {
             let empty = tempfile::tempdir().ok()?;
-            let report =
-                scanner_ami::scan::scan_root(empty.path(), scanner_ami::scan::ScanOptions { baseline: true }).ok()?;
+            let report = scanner_ami::scan::scan_root(
+                empty.path(),
+                scanner_ami::scan::ScanOptions { baseline: true, ..Default::default() },
+            )
+            .ok()?;
             let out = scanner_ami::agent::ScanOutputs::render(&report, "synthetic").ok()?;
             Some(out.into_volume_files())
         })
