@@ -409,6 +409,46 @@ EOF
 mkdir -p "$X/root" "$X/home/ec2-user" "$X/tmp" "$X/boot"
 chmod 0700 "$X/root" "$X/home/ec2-user"
 chmod 1777 "$X/tmp"
+# The applications of this app server (what `scanner-agent` inventories besides the rpms): Go
+# binaries (Trivy's fixtures: one built by go1.15.2 with three dependencies, one by go1.22.1 whose
+# version comes from -ldflags -X), a Rust binary built with cargo auditable, a Java web archive
+# with its WEB-INF/lib jars, a Python distribution (dist-info and egg-info), a Node application
+# and its node_modules, and two installed kernels with the BLS entry GRUB boots by default. The
+# vmlinuz files are placeholders: the kernel inventory reads names and boot configuration only.
+G="$FIXTURES/trivy/golang-binary" L="$FIXTURES/trivy/lang"
+put "$X/usr/local/bin/legacy-agent" 0755 <"$G/test.elf"
+put "$X/usr/local/bin/ldflags-app" 0755 <"$G/main-version-via-ldflags.elf"
+put "$X/usr/local/bin/crate-tool" 0755 <"$FIXTURES/trivy/rust-binary/test.elf"
+put "$X/opt/tomcat/webapps/shop.war" 0644 <"$L/java/maven.war"
+for d in distlib-0.3.1.dist-info distlib-0.3.1.egg-info; do
+    for f in "$L/python/$d"/*; do
+        put "$X/usr/local/lib/python3.9/site-packages/$d/$(basename "$f")" 0644 <"$f"
+    done
+done
+put "$X/srv/web/package.json" 0644 <"$L/nodejs/package.json"
+put "$X/srv/web/node_modules/lodash/package.json" 0644 <<'EOF'
+{
+  "name": "lodash",
+  "version": "4.17.20",
+  "license": "MIT",
+  "main": "lodash.js"
+}
+EOF
+for k in 6.1.61-85.amzn2023.x86_64 6.1.72-96.amzn2023.x86_64; do
+    put "$X/boot/vmlinuz-$k" 0755 <<<"placeholder kernel image $k"
+    put "$X/lib/modules/$k/modules.dep" 0644 </dev/null
+    put "$X/boot/loader/entries/ec2d0e1f2a3b4c5d6e7f8091a2b3c4d5-$k.conf" 0644 <<EOF
+title Amazon Linux ($k) 2023
+version $k
+linux /boot/vmlinuz-$k
+options root=UUID=$AL_UUID ro console=tty0 console=ttyS0,115200n8 nvme_core.io_timeout=4294967295
+EOF
+done
+put "$X/boot/grub2/grubenv" 0644 <<'EOF'
+# GRUB Environment Block
+saved_entry=ec2d0e1f2a3b4c5d6e7f8091a2b3c4d5-6.1.61-85.amzn2023.x86_64
+boot_success=1
+EOF
 xfs_image "$X" "$TMP/al-root.xfs" 68M "$AL_UUID" / -d agcount=4 -i size=512 -n ftype=1 -m finobt=1
 # 1 MiB of GPT and alignment, BIOS boot at 1 MiB (1 MiB), root at 2 MiB (68 MiB), 1 MiB for the
 # backup GPT: 71 MiB.
