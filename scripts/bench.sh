@@ -7,6 +7,8 @@
 # read-write loop mount (`cp -a`), so the bench runs as root.
 #
 # Usage: scripts/bench.sh [-n RUNS] [--no-build] [--no-agent] [--warm]
+#        scripts/bench.sh --apps [-n RUNS] [--no-build]   (the application-inventory bench,
+#                     scripts/bench-apps.sh: ours vs Syft and Trivy on an application load)
 #   -n RUNS      measured runs per command (default $BENCH_RUNS or 5)
 #   --no-build   do not run cargo build; use an existing scanner-agent binary
 #   --no-agent   skip our agent entirely (tests the rest of the pipeline)
@@ -37,7 +39,8 @@ while [ "$#" -gt 0 ]; do
         --no-build) BUILD=0; shift ;;
         --no-agent) AGENT=0; BUILD=0; shift ;;
         --warm) MODE=warm; shift ;;
-        -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+        --apps) shift; exec "$(dirname "${BASH_SOURCE[0]}")/bench-apps.sh" "$@" ;;
+        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done

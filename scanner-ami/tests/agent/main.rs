@@ -9,6 +9,8 @@
 
 mod util;
 
+mod apps;
+
 mod baseline_access;
 mod baseline_system;
 
