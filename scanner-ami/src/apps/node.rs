@@ -43,7 +43,8 @@ pub fn parse_package_json(bytes: &[u8], location: &str) -> Result<Option<AppPack
     let Value::Object(obj) = &doc else {
         return Err(AppError::new(location, format!("package.json is {}, not an object", kind(&doc))));
     };
-    let (Some(name), Some(version)) = (field(obj.get("name"), "name", location)?, field(obj.get("version"), "version", location)?)
+    let (Some(name), Some(version)) =
+        (field(obj.get("name"), "name", location)?, field(obj.get("version"), "version", location)?)
     else {
         return Ok(None);
     };
@@ -127,7 +128,10 @@ mod tests {
     #[test]
     fn plain_and_scoped() {
         let p = parse(r#"{"name":"lodash","version":"4.17.21","license":"MIT"}"#).expect("ok").expect("pkg");
-        assert_eq!((p.name.as_str(), p.version.as_str(), p.purl.as_str()), ("lodash", "4.17.21", "pkg:npm/lodash@4.17.21"));
+        assert_eq!(
+            (p.name.as_str(), p.version.as_str(), p.purl.as_str()),
+            ("lodash", "4.17.21", "pkg:npm/lodash@4.17.21")
+        );
         assert_eq!((p.license.as_deref(), p.role), (Some("MIT"), AppRole::Library));
         let p = parse("\u{feff}{\"name\":\"@Types/Node\",\"version\":\"20.1.0\"}").expect("ok").expect("pkg");
         assert_eq!(p.name, "@Types/Node");

@@ -102,7 +102,8 @@ mod tests {
 
     #[test]
     fn licence_list_joined() {
-        let got = parse(r#"[{"name":"a/b","version":"1","license":["LGPL-2.1-only","GPL-3.0-or-later"]}]"#).expect("ok");
+        let got =
+            parse(r#"[{"name":"a/b","version":"1","license":["LGPL-2.1-only","GPL-3.0-or-later"]}]"#).expect("ok");
         assert_eq!(got[0].license.as_deref(), Some("LGPL-2.1-only, GPL-3.0-or-later"));
     }
 
@@ -119,7 +120,8 @@ mod tests {
 
     #[test]
     fn control_characters_are_stripped() {
-        let got = parse(r#"[{"name":"a/b\u001b]0;pwned\u0007","version":"1\r\n","license":["MIT\u001b"]}]"#).expect("ok");
+        let got =
+            parse(r#"[{"name":"a/b\u001b]0;pwned\u0007","version":"1\r\n","license":["MIT\u001b"]}]"#).expect("ok");
         assert_eq!((got[0].name.as_str(), got[0].version.as_str()), ("a/b]0;pwned", "1"));
         assert_eq!(got[0].license.as_deref(), Some("MIT"));
     }

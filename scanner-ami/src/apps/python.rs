@@ -135,9 +135,7 @@ fn license(headers: &[(&str, String)]) -> Option<String> {
     let found = values("License-Expression")
         .map(first_line)
         .find(|v| !v.is_empty())
-        .or_else(|| {
-            values("License").map(first_line).find(|v| !v.is_empty() && !v.eq_ignore_ascii_case("UNKNOWN"))
-        })
+        .or_else(|| values("License").map(first_line).find(|v| !v.is_empty() && !v.eq_ignore_ascii_case("UNKNOWN")))
         .or_else(|| {
             let names: Vec<&str> = values("Classifier")
                 .filter_map(|c| c.strip_prefix("License ::"))
@@ -200,7 +198,10 @@ mod tests {
     #[test]
     fn licence_precedence() {
         let lic = |t: &str| parse(&format!("Name: a\nVersion: 1\n{t}")).expect("pkg").license;
-        assert_eq!(lic("License: MIT License\nLicense-Expression: Apache-2.0 OR MIT\n").as_deref(), Some("Apache-2.0 OR MIT"));
+        assert_eq!(
+            lic("License: MIT License\nLicense-Expression: Apache-2.0 OR MIT\n").as_deref(),
+            Some("Apache-2.0 OR MIT")
+        );
         assert_eq!(
             lic("License: UNKNOWN\nClassifier: License :: OSI Approved :: BSD License\nClassifier: License :: OSI Approved\nClassifier: License :: Public Domain\n")
                 .as_deref(),

@@ -215,7 +215,8 @@ mod tests {
 
     #[test]
     fn control_characters_are_stripped_and_fields_bounded() {
-        let p = parse("s.name = \"ev\u{1b}[31mil\"\ns.version = \"1\u{7}.0\"\ns.licenses = [\"MIT\u{9b}\"]\n").expect("pkg");
+        let p = parse("s.name = \"ev\u{1b}[31mil\"\ns.version = \"1\u{7}.0\"\ns.licenses = [\"MIT\u{9b}\"]\n")
+            .expect("pkg");
         assert_eq!((p.name.as_str(), p.version.as_str(), p.license.as_deref()), ("ev[31mil", "1.0", Some("MIT")));
         let long = format!("s.name = \"{}\"\ns.version = \"1\"\n", "a".repeat(MAX_FIELD_BYTES + 1));
         assert!(parse_gemspec(long.as_bytes(), "/g").is_err());
