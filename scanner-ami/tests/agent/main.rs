@@ -9,6 +9,7 @@
 
 mod util;
 
+mod apps_meta;
 mod baseline_access;
 mod baseline_system;
 
