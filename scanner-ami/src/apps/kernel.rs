@@ -320,10 +320,10 @@ impl GrubMenu {
             let Some(cmd) = words.first().map(String::as_str) else { continue };
             match cmd {
                 "set" => {
-                    if let Some(v) = words.get(1).and_then(|w| w.strip_prefix("default=")) {
-                        if !v.contains("next_entry") {
-                            menu.default = Some(clean(v));
-                        }
+                    if let Some(v) = words.get(1).and_then(|w| w.strip_prefix("default="))
+                        && !v.contains("next_entry")
+                    {
+                        menu.default = Some(clean(v));
                     }
                 }
                 "blscfg" => menu.blscfg = true,
@@ -360,10 +360,10 @@ impl GrubMenu {
                     menu.entries.push(MenuEntry { position, titles, ids, release: None });
                 }
                 "linux" | "linux16" | "linuxefi" => {
-                    if let Some(Block::Entry(i)) = stack.last() {
-                        if let (Some(e), Some(path)) = (menu.entries.get_mut(*i), words.get(1)) {
-                            e.release = e.release.take().or_else(|| image_release(path));
-                        }
+                    if let Some(Block::Entry(i)) = stack.last()
+                        && let (Some(e), Some(path)) = (menu.entries.get_mut(*i), words.get(1))
+                    {
+                        e.release = e.release.take().or_else(|| image_release(path));
                     }
                 }
                 _ if line.ends_with('{') => stack.push(Block::Other),

@@ -3,8 +3,8 @@
 //! This module owns the reading of one `package.json` into an [`AppPackage`] (the walker decides
 //! which files are package roots), and the JSON helpers the other JSON readers ([`super::php`],
 //! [`super::dotnet`]) share: parsing with serde_json's recursion limit (128 nested arrays or
-//! objects, an error rather than a stack overflow on hostile nesting), licence fields, bounded
-//! strings.
+//! objects, an error rather than a stack overflow on hostile nesting) after a linear pre-count
+//! that bounds the parsed tree ([`MAX_JSON_VALUES`]), licence fields, bounded strings.
 //!
 //! - `name` and `version` must both be non-empty strings, else no package (Trivy and Syft skip
 //!   such files too); a `name` or `version` of another JSON type is an error for the file.
@@ -54,15 +54,49 @@ pub fn parse_package_json(bytes: &[u8], location: &str) -> Result<Option<AppPack
     Ok(Some(pkg))
 }
 
+/// Most JSON values (and object keys) parsed from one file. A parsed value costs 32 bytes and more
+/// (object entries about 100), while `[],` is 3 bytes of text: 32 MiB of empty arrays would take
+/// over 350 MiB parsed. Large real files stay far below this: a Laravel `installed.json` of 150
+/// packages holds ~20,000 values, a big ASP.NET `deps.json` ~50,000. 500,000 bounds the parsed
+/// tree to ~50 MiB.
+pub const MAX_JSON_VALUES: usize = 500_000;
+
 /// Parse JSON text (a UTF-8 byte order mark allowed, as Windows editors write one) with
-/// serde_json's recursion limit.
+/// serde_json's recursion limit, after checking that it holds at most [`MAX_JSON_VALUES`] values.
 ///
 /// # Errors
 ///
-/// Not JSON, or nested deeper than serde_json's limit of 128.
+/// Not JSON, nested deeper than serde_json's limit of 128, or too many values.
 pub(super) fn parse_json(bytes: &[u8], location: &str) -> Result<Value, AppError> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let values = value_count_bound(bytes);
+    if values > MAX_JSON_VALUES {
+        return Err(AppError::new(location, format!("more than {MAX_JSON_VALUES} JSON values ({values})")));
+    }
     serde_json::from_slice(bytes).map_err(|e| AppError::new(location, format!("not JSON: {e}")))
+}
+
+/// An upper bound on the values and keys of JSON text: one plus each `[`, `{`, `,` and `:` outside
+/// strings (one linear pass, no allocation).
+fn value_count_bound(bytes: &[u8]) -> usize {
+    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' | b',' | b':' => count = count.saturating_add(1),
+                _ => {}
+            }
+        }
+    }
+    count
 }
 
 /// The JSON type of `v`, for error messages.
@@ -173,6 +207,16 @@ mod tests {
             .expect("pkg");
         assert_eq!((p.name.as_str(), p.version.as_str(), p.license.as_deref()), ("ev[31mil", "1.0", Some("MIT")));
         assert_eq!(p.purl, "pkg:npm/ev%5B31mil@1.0");
+    }
+
+    #[test]
+    fn too_many_values_is_an_error_before_parsing() {
+        assert_eq!(value_count_bound(br#"{"a":[1,2],"b":"[,{:\"x"}"#), 7);
+        let wide = format!("[{}[]]", "[],".repeat(MAX_JSON_VALUES));
+        let e = parse(&wide).expect_err("too many");
+        assert!(e.reason.contains("more than 500000 JSON values"), "{e}");
+        let fine = format!(r#"{{"name":"a","version":"1","files":[{}1]}}"#, "1,".repeat(MAX_JSON_VALUES / 2));
+        assert!(parse(&fine).expect("ok").is_some());
     }
 
     #[test]
