@@ -10,6 +10,7 @@
 mod util;
 
 mod apps;
+mod apps_meta;
 
 mod baseline_access;
 mod baseline_system;
