@@ -96,7 +96,7 @@ pub fn for_package(pkg: &Package, os: Option<&OsInfo>) -> String {
 /// - `maven`: `group:artifact` -> `pkg:maven/group/artifact`;
 /// - `npm`: `@scope/name` -> `pkg:npm/%40scope/name`; names are lowercased;
 /// - `composer`: `vendor/name`, lowercased;
-/// - `pypi`: lowercased, `_` -> `-` (the spec's rule; PEP 503 normalisation happens before);
+/// - `pypi`: normalised per PEP 503 (lowercase, runs of `-_.` -> `-`), which includes the spec's rule;
 /// - `cargo`, `gem`, `nuget`: the name as is (NuGet ids keep their case);
 /// - `kernel`: `pkg:generic/linux-kernel@<release>`.
 #[must_use]
@@ -123,7 +123,7 @@ pub fn for_app(ecosystem: AppEcosystem, name: &str, version: &str) -> String {
                 None => with_version("composer", None, &lower, version),
             };
         }
-        AppEcosystem::Pypi => (None, name.to_lowercase().replace('_', "-")),
+        AppEcosystem::Pypi => (None, crate::apps::python::normalize_name(name)),
         AppEcosystem::Cargo | AppEcosystem::Gem | AppEcosystem::Nuget => (None, name.to_owned()),
         AppEcosystem::Kernel => (None, "linux-kernel".to_owned()),
     };
@@ -224,6 +224,8 @@ mod tests {
         assert_eq!(for_app(E::Npm, "@Angular/Animation", "12.3.1"), "pkg:npm/%40angular/animation@12.3.1");
         assert_eq!(for_app(E::Npm, "foobar", "12.3.1"), "pkg:npm/foobar@12.3.1");
         assert_eq!(for_app(E::Pypi, "Django_package", "1.11.1"), "pkg:pypi/django-package@1.11.1");
+        assert_eq!(for_app(E::Pypi, "zope.interface", "6.0"), "pkg:pypi/zope-interface@6.0");
+        assert_eq!(for_app(E::Pypi, "A__B-.c", "1"), "pkg:pypi/a-b-c@1");
         assert_eq!(for_app(E::Composer, "Laravel/Laravel", "5.5.0"), "pkg:composer/laravel/laravel@5.5.0");
         assert_eq!(for_app(E::Gem, "ruby-advisory-db-check", "0.12.4"), "pkg:gem/ruby-advisory-db-check@0.12.4");
         assert_eq!(
