@@ -1,12 +1,12 @@
 //! The application inventory of one root: runs the bounded walk ([`super::walk`]), reads each
 //! candidate with its reader under a per-scan byte budget, drops metadata of packages the OS
-//! package manager installed (dpkg's file lists), and adds the installed kernels.
+//! package manager installed (dpkg's and rpm's file lists), and adds the installed kernels.
 //!
 //! Bytes are counted as the readers take them ([`WalkStats::bytes_read`]): on a volume restored
 //! from a snapshot every first read of a block is a fetch from S3, so this is the cost of the walk.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use super::walk::{self, Candidate};
@@ -201,24 +201,33 @@ fn base_location(location: &str) -> String {
     location.split('!').next().unwrap_or(location).to_owned()
 }
 
-/// Which of the found packages' files an OS package installed, from dpkg's file lists: location
-/// -> owning package. rpm's file lists live in the package headers and are not read yet, so on
-/// rpm systems a distribution's Python or Java package can appear both as an rpm and as an
-/// application package (reported in the README).
+/// Which of the found packages' files an OS package installed: location -> owning package, from
+/// dpkg's file lists (`/var/lib/dpkg/info/*.list`) and the file lists in the headers of the rpm
+/// databases ([`crate::inventory::rpm::owners`]).
 fn os_owners(
     fs: &dyn RootFs,
     packages: &[AppPackage],
     bytes: &Cell<u64>,
     errors: &mut Errors,
 ) -> HashMap<String, String> {
-    let mut wanted: BTreeMap<String, ()> = BTreeMap::new();
-    for p in packages {
-        wanted.insert(base_location(&p.location), ());
-    }
-    let mut owners = HashMap::new();
+    let wanted: HashSet<String> = packages.iter().map(|p| base_location(&p.location)).collect();
     if wanted.is_empty() {
-        return owners;
+        return HashMap::new();
     }
+    let mut owners = dpkg_owners(fs, &wanted, bytes, errors);
+    let rest: HashSet<String> = wanted.iter().filter(|w| !owners.contains_key(*w)).cloned().collect();
+    owners.extend(crate::inventory::rpm::owners(fs, &rest));
+    owners
+}
+
+/// [`os_owners`] from dpkg's file lists.
+fn dpkg_owners(
+    fs: &dyn RootFs,
+    wanted: &HashSet<String>,
+    bytes: &Cell<u64>,
+    errors: &mut Errors,
+) -> HashMap<String, String> {
+    let mut owners = HashMap::new();
     let entries = match fs.read_dir(DPKG_INFO_DIR) {
         Ok(e) => e,
         Err(e) if e.is_not_found() => return owners,
@@ -245,7 +254,7 @@ fn os_owners(
         bytes.set(bytes.get().saturating_add(text.len() as u64));
         let name = pkg.split(':').next().unwrap_or(pkg);
         for line in text.lines() {
-            if wanted.contains_key(line) {
+            if wanted.contains(line) {
                 owners.insert(line.to_owned(), name.to_owned());
             }
         }

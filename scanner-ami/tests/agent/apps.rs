@@ -39,7 +39,10 @@ fn app_tree() -> Tree {
         .copy("usr/local/bin/crate-tool", "trivy/rust-binary/test.elf")
         .copy("usr/local/bin/dummy", "trivy/golang-binary/dummy")
         .copy("opt/tomcat/webapps/shop.war", "trivy/lang/java/maven.war")
-        .copy("usr/lib/python3.11/site-packages/distlib-0.3.1.dist-info/METADATA", "trivy/lang/python/distlib-0.3.1.dist-info/METADATA")
+        .copy(
+            "usr/lib/python3.11/site-packages/distlib-0.3.1.dist-info/METADATA",
+            "trivy/lang/python/distlib-0.3.1.dist-info/METADATA",
+        )
         .copy("opt/legacy/distlib-0.3.1.egg-info/PKG-INFO", "trivy/lang/python/distlib-0.3.1.egg-info/PKG-INFO")
         .copy("srv/web/package.json", "trivy/lang/nodejs/package.json")
         .put("srv/web/node_modules/lodash/package.json", br#"{"name":"lodash","version":"4.17.20","license":"MIT"}"#)
@@ -81,7 +84,10 @@ fn assert_app_server(apps: &Applications, what: &str) {
     // Node: package roots only (not lodash/fp's helper), scoped names encoded.
     find(apps, "pkg:npm/lodash@4.17.20", "/srv/web/node_modules/lodash/package.json");
     find(apps, "pkg:npm/%40babel/core@7.12.3", "/srv/web/node_modules/@babel/core/package.json");
-    assert!(!apps.packages.iter().any(|p| p.name == "lodash-fp-helper"), "{what}: a subpath package.json is no package");
+    assert!(
+        !apps.packages.iter().any(|p| p.name == "lodash-fp-helper"),
+        "{what}: a subpath package.json is no package"
+    );
     // One of each other ecosystem, and the kernel.
     for (eco, n) in [(AppEcosystem::Gem, 1), (AppEcosystem::Kernel, 1)] {
         assert_eq!(apps.packages.iter().filter(|p| p.ecosystem == eco).count(), n, "{what}: {eco:?}");
@@ -192,7 +198,10 @@ fn control_characters_are_stripped() {
     );
     let apps = scan_root(t.path()).applications.expect("applications");
     let p = apps.packages.first().unwrap_or_else(|| panic!("{apps:#?}"));
-    assert_eq!((p.name.as_str(), p.version.as_str(), p.location.as_str()), ("evil[31m-pkg", "1.0.0", "/srv/evil[2J/package.json"));
+    assert_eq!(
+        (p.name.as_str(), p.version.as_str(), p.location.as_str()),
+        ("evil[31m-pkg", "1.0.0", "/srv/evil[2J/package.json")
+    );
     assert!(!p.purl.chars().any(char::is_control), "{}", p.purl);
 }
 
@@ -205,7 +214,10 @@ fn metadata_owned_by_dpkg_is_left_out_and_owned_binaries_are_marked() {
     t.os_release("debian", "12", "Debian GNU/Linux 12 (bookworm)")
         .put("var/lib/dpkg/status", b"")
         .copy(meta, "trivy/lang/python/distlib-0.3.1.dist-info/METADATA")
-        .copy("usr/local/lib/python3.11/dist-packages/distlib-0.3.1.dist-info/METADATA", "trivy/lang/python/distlib-0.3.1.dist-info/METADATA")
+        .copy(
+            "usr/local/lib/python3.11/dist-packages/distlib-0.3.1.dist-info/METADATA",
+            "trivy/lang/python/distlib-0.3.1.dist-info/METADATA",
+        )
         .copy("usr/bin/ldflags-app", "trivy/golang-binary/main-version-via-ldflags.elf")
         .put(
             "var/lib/dpkg/info/python3-distlib.list",
@@ -226,10 +238,52 @@ fn metadata_owned_by_dpkg_is_left_out_and_owned_binaries_are_marked() {
 #[test]
 fn no_apps_leaves_them_out() {
     let t = app_tree();
-    let r = scanner_ami::scan::scan_root(
-        t.path(),
-        scanner_ami::scan::ScanOptions { no_apps: true, ..Default::default() },
-    )
-    .expect("scan");
+    let r =
+        scanner_ami::scan::scan_root(t.path(), scanner_ami::scan::ScanOptions { no_apps: true, ..Default::default() })
+            .expect("scan");
     assert!(r.applications.is_none());
+}
+
+/// The same with an rpm database made by rpm itself: the file lists in its headers say which
+/// metadata and binaries the OS installed.
+#[test]
+fn metadata_owned_by_rpm_is_left_out_and_owned_binaries_are_marked() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let meta = "/usr/lib/python3.9/site-packages/distlib-0.3.1.dist-info/METADATA";
+    let spec = work.path().join("distlib.spec");
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: python3-distlib\nVersion: 0.3.1\nRelease: 1\nSummary: s\nLicense: PSF\nBuildArch: noarch\n\
+             %description\nstand-in (file list only)\n%install\n\
+             mkdir -p %{{buildroot}}/usr/lib/python3.9/site-packages/distlib-0.3.1.dist-info %{{buildroot}}/usr/bin\n\
+             touch %{{buildroot}}{meta} %{{buildroot}}/usr/bin/ldflags-app\n%files\n{meta}\n/usr/bin/ldflags-app\n"
+        ),
+    )
+    .expect("spec");
+    let top = work.path().join("rpmbuild");
+    run(Command::new("rpmbuild")
+        .arg("-bb")
+        .args(["--define", &format!("_topdir {}", top.display())])
+        .args(["--define", "__os_install_post %{nil}"])
+        .arg(&spec));
+    let t = Tree::new();
+    t.os_release("almalinux", "9.1", "AlmaLinux 9.1 (Lime Lynx)")
+        .copy(meta.trim_start_matches('/'), "trivy/lang/python/distlib-0.3.1.dist-info/METADATA")
+        .copy("opt/venv/lib/python3.9/site-packages/distlib-0.3.1.dist-info/METADATA", "trivy/lang/python/distlib-0.3.1.dist-info/METADATA")
+        .copy("usr/bin/ldflags-app", "trivy/golang-binary/main-version-via-ldflags.elf");
+    run(Command::new("chmod").arg("0755").arg(t.path().join("usr/bin/ldflags-app")));
+    run(Command::new("rpm")
+        .arg("--root")
+        .arg(t.path())
+        .args(["--dbpath", "/var/lib/rpm", "--define", "_db_backend sqlite"])
+        .args(["--justdb", "--nodeps", "--noscripts", "--notriggers", "-i"])
+        .arg(top.join("RPMS/noarch/python3-distlib-0.3.1-1.noarch.rpm")));
+    let apps = scan_root(t.path()).applications.expect("applications");
+    let pypi: Vec<&str> =
+        apps.packages.iter().filter(|p| p.ecosystem == AppEcosystem::Pypi).map(|p| p.location.as_str()).collect();
+    assert_eq!(pypi, ["/opt/venv/lib/python3.9/site-packages/distlib-0.3.1.dist-info/METADATA"], "{apps:#?}");
+    assert_eq!(apps.stats.os_owned_skipped, 1);
+    let go = find(&apps, "pkg:golang/github.com/aquasecurity/test@v1.0.0", "/usr/bin/ldflags-app");
+    assert!(go.properties.contains(&("os.package".to_owned(), "python3-distlib".to_owned())), "{go:#?}");
 }

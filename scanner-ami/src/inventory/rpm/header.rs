@@ -44,6 +44,12 @@ pub mod tag {
     pub const SOURCERPM: i32 = 1044;
     /// `RPMTAG_LONGSIZE` (INT64): installed size, used instead of SIZE for packages over 4 GiB.
     pub const LONGSIZE: i32 = 5009;
+    /// `RPMTAG_DIRINDEXES` (INT32 array): for each installed file, its directory in DIRNAMES.
+    pub const DIRINDEXES: i32 = 1116;
+    /// `RPMTAG_BASENAMES` (STRING_ARRAY): each installed file's name.
+    pub const BASENAMES: i32 = 1117;
+    /// `RPMTAG_DIRNAMES` (STRING_ARRAY): the directories of the installed files, ending in `/`.
+    pub const DIRNAMES: i32 = 1118;
 }
 
 /// rpm data type numbers (rpm `include/rpm/rpmtag.h`, `rpmTagType_e`).
@@ -314,6 +320,28 @@ impl<'a> RpmHeader<'a> {
             return Err(HeaderError::WrongType { tag, found: e.kind, expected: "INT32" });
         }
         Ok(be_u32(self.data(e), 0))
+    }
+
+    /// Every value of an INT32 tag (empty when absent).
+    pub fn u32s(&self, tag: i32) -> Result<Vec<u32>, HeaderError> {
+        let Some(e) = self.entry(tag) else { return Ok(Vec::new()) };
+        if e.kind != kind::INT32 {
+            return Err(HeaderError::WrongType { tag, found: e.kind, expected: "INT32" });
+        }
+        Ok(self.data(e).chunks_exact(4).filter_map(|c| be_u32(c, 0)).collect())
+    }
+
+    /// The paths of the files the package installed (DIRNAMES[DIRINDEXES[i]] + BASENAMES[i]);
+    /// an index out of range skips that file.
+    pub fn file_paths(&self) -> Result<Vec<String>, HeaderError> {
+        let bases = self.strings(tag::BASENAMES)?.unwrap_or_default();
+        let dirs = self.strings(tag::DIRNAMES)?.unwrap_or_default();
+        let index = self.u32s(tag::DIRINDEXES)?;
+        Ok(bases
+            .iter()
+            .zip(index)
+            .filter_map(|(b, i)| dirs.get(usize::try_from(i).ok()?).map(|d| format!("{d}{b}")))
+            .collect())
     }
 
     /// The first value of an INT64 tag (an INT32 tag is widened).

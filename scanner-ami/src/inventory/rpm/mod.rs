@@ -163,6 +163,61 @@ fn fingerprint(file: &mut dyn FileRead) -> Option<Fingerprint> {
     Some(Fingerprint { len, head, tail })
 }
 
+/// Finds which of some paths the packages of an rpm database installed.
+struct OwnerSink<'w> {
+    wanted: &'w std::collections::HashSet<String>,
+    owners: std::collections::HashMap<String, String>,
+}
+
+impl BlobSink for OwnerSink<'_> {
+    fn blob(&mut self, _record: &str, blob: &[u8]) -> ControlFlow<()> {
+        let Ok(h) = header::parse_header(blob) else { return ControlFlow::Continue(()) };
+        let (Ok(Some(name)), Ok(paths)) = (h.string(header::tag::NAME), h.file_paths()) else {
+            return ControlFlow::Continue(());
+        };
+        for p in paths {
+            if self.wanted.contains(&p) {
+                self.owners.insert(p, name.clone());
+            }
+        }
+        if self.owners.len() == self.wanted.len() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+    fn skip(&mut self, _why: String) {}
+}
+
+/// Which of the `wanted` paths the packages of the root's rpm databases installed: path ->
+/// package name, from each header's file list (DIRNAMES, BASENAMES, DIRINDEXES). The databases
+/// are read again (the inventory keeps no file lists); a database reached twice through a
+/// symlinked directory is read once. Unreadable databases give no owners (the inventory reports
+/// them).
+#[must_use]
+pub fn owners(
+    fs: &dyn RootFs,
+    wanted: &std::collections::HashSet<String>,
+) -> std::collections::HashMap<String, String> {
+    let mut sink = OwnerSink { wanted, owners: std::collections::HashMap::new() };
+    let mut seen: Vec<Fingerprint> = Vec::new();
+    for (format, path) in PROBES {
+        if format == DbFormat::RpmManifest || wanted.is_empty() || !is_file(fs, path) {
+            continue;
+        }
+        let Ok(mut file) = fs.open(path) else { continue };
+        if let Some(print) = fingerprint(&mut *file) {
+            if seen.contains(&print) {
+                continue;
+            }
+            seen.push(print);
+        }
+        let _ = match format {
+            DbFormat::RpmBdb => bdb::read_blobs(&mut *file, &mut sink).map_err(|e| e.to_string()),
+            DbFormat::RpmNdb => ndb::read_blobs(&mut *file, &mut sink).map_err(|e| e.to_string()),
+            DbFormat::RpmSqlite => sqlite::read_blobs(&mut *file, &mut sink).map_err(|e| e.to_string()),
+            _ => Ok(()),
+        };
+    }
+    sink.owners
+}
+
 /// Read every rpm database found on `fs`, in [`PROBES`] order, one result per database file.
 ///
 /// A path that reaches a database already read (same format, size, first and last 4 KiB: the
