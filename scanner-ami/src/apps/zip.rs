@@ -30,6 +30,9 @@ const EOCD_LEN: usize = 22;
 /// Longest archive comment: its length is a 16-bit field (APPNOTE 4.3.16), so the end record lies
 /// in the last 65,535 + 22 bytes.
 const MAX_COMMENT: usize = 0xffff;
+/// The first, cheap look for the end record: comments are rare and short, so the last KiB holds
+/// it in nearly every archive; only if it does not is the whole 64 KiB window read.
+const SHORT_TAIL: usize = 1024;
 /// Size of the zip64 end-of-central-directory locator (APPNOTE 4.3.15).
 const ZIP64_LOCATOR_LEN: usize = 20;
 /// Size of the fixed part of the zip64 end-of-central-directory record (APPNOTE 4.3.14).
@@ -182,6 +185,21 @@ fn read_vec(file: &mut dyn FileRead, offset: u64, len: u64) -> Result<Vec<u8>, Z
     Ok(buf)
 }
 
+/// The last end-record signature in `tail` whose comment fits in the rest of `tail` (a comment may
+/// itself contain the signature bytes; the last one is what readers use).
+fn last_end_record(tail: &[u8]) -> Option<usize> {
+    let mut at = tail.len().checked_sub(EOCD_LEN)?;
+    loop {
+        if u32_at(tail, at) == Some(SIG_EOCD) {
+            let comment = u16_at(tail, at + 20).map_or(usize::MAX, usize::from);
+            if at.checked_add(EOCD_LEN + comment).is_some_and(|end| end <= tail.len()) {
+                return Some(at);
+            }
+        }
+        at = at.checked_sub(1)?;
+    }
+}
+
 /// Where the central directory is, as the end records state it.
 struct EndRecord {
     /// Offset of the end record the directory must end at (zip64 record if any, else EOCD).
@@ -193,21 +211,23 @@ struct EndRecord {
 
 fn find_end(file: &mut dyn FileRead) -> Result<EndRecord, ZipError> {
     let len = file.len();
-    let tail_len = len.min((EOCD_LEN + MAX_COMMENT) as u64);
-    let tail_start = len - tail_len;
-    let tail = read_vec(file, tail_start, tail_len)?;
-    // The last signature whose comment length fits the rest of the file is the record (a comment
-    // may itself contain the signature bytes; the last one is what readers use).
-    let mut at = tail.len().checked_sub(EOCD_LEN).ok_or(ZipError::NoEndRecord { searched: tail_len })?;
-    let eocd = loop {
-        if u32_at(&tail, at) == Some(SIG_EOCD) {
-            let comment = u16_at(&tail, at + 20).map_or(usize::MAX, usize::from);
-            if at + EOCD_LEN + comment <= tail.len() {
-                break at;
-            }
+    // Most archives have no comment: look in the last KiB first, then in the whole window.
+    let mut found = None;
+    for window in [EOCD_LEN + SHORT_TAIL, EOCD_LEN + MAX_COMMENT] {
+        let tail_len = len.min(window as u64);
+        let tail_start = len - tail_len;
+        let tail = read_vec(file, tail_start, tail_len)?;
+        // Found too near the window's start, the zip64 locator before it would be cut off.
+        if let Some(at) = last_end_record(&tail).filter(|&at| at >= ZIP64_LOCATOR_LEN || tail_start == 0) {
+            found = Some((tail, tail_start, at));
+            break;
         }
-        at = at.checked_sub(1).ok_or(ZipError::NoEndRecord { searched: tail_len })?;
-    };
+        if tail_len == len {
+            break;
+        }
+    }
+    let searched = len.min((EOCD_LEN + MAX_COMMENT) as u64);
+    let (tail, tail_start, eocd) = found.ok_or(ZipError::NoEndRecord { searched })?;
     let field16 = |o: usize| u16_at(&tail, eocd + o).map_or(0, u64::from);
     let field32 = |o: usize| u32_at(&tail, eocd + o).map_or(0, u64::from);
     let (disk, cd_disk) = (field16(4), field16(6));

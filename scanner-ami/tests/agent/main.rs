@@ -9,6 +9,7 @@
 
 mod util;
 
+mod apps_java;
 mod baseline_access;
 mod baseline_system;
 
