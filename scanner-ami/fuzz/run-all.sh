@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 secs="${1:-120}"
 mkdir -p logs
 [ -d corpus ] || ./seed-corpus.sh
-targets=(partition_table disk_scan rpm_header rpm_bdb rpm_ndb dpkg_status apk_installed btrfs lvm xfs xfs_log)
+targets=(partition_table disk_scan rpm_header rpm_bdb rpm_ndb dpkg_status apk_installed btrfs lvm xfs xfs_log apps_zip)
 run() {
     local t="$1" maxlen=()
     # The XFS targets read their input as the head of a 1 GiB device: 256 KiB covers AG 0's

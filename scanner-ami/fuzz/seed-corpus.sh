@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 fx=../../../shared/fixtures
-mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed,btrfs,lvm,xfs,xfs_log}
+mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed,btrfs,lvm,xfs,xfs_log,apps_zip}
 cp "$fx/go-rpmdb/libuuid-bdb/Packages" corpus/rpm_bdb/libuuid
 cp "$fx/go-rpmdb/sle15-bci-ndb/Packages.db" corpus/rpm_ndb/sle15
 cp "$fx/trivy/dpkg/status" corpus/dpkg_status/ubuntu
@@ -45,4 +45,25 @@ d = tempfile.mkdtemp(); p = os.path.join(d, "db"); shutil.copy(sys.argv[1], p)
 for i, (blob,) in enumerate(sqlite3.connect(p).execute("select blob from Packages limit 20")):
     open(os.path.join(sys.argv[2], f"mariner-{i}"), "wb").write(blob)
 PY
+# Java archives: Trivy's war, and the jars of the Syft differential (tests/agent/apps_java.rs).
+cp "$fx/trivy/lang/java/maven.war" corpus/apps_zip/maven.war
+python3 - "$tmp/jars" <<'PY'
+import io, os, sys, zipfile
+out = sys.argv[1]; os.makedirs(out)
+def jar(entries):
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, c in entries:
+            z.writestr(n, c)
+    return b.getvalue()
+pom = lambda g, a, v: f"groupId={g}\nartifactId={a}\nversion={v}\n"
+mf = "Manifest-Version: 1.0\r\nImplementation-Vendor-Id: org.mf\r\nImplementation-Title: mf-lib\r\nImplementation-Version: 3.1\r\n\r\n"
+plain = jar([("META-INF/MANIFEST.MF", mf), ("META-INF/maven/org.acme/plain-lib/pom.properties", pom("org.acme", "plain-lib", "1.2.3"))])
+shaded = jar([("META-INF/maven/a/b/pom.properties", pom("a", "b", "1")), ("META-INF/maven/c/d/pom.properties", pom("c", "d", "2"))])
+war = jar([("WEB-INF/lib/plain-lib-1.2.3.jar", plain), ("WEB-INF/lib/shaded-2.jar", shaded)])
+ear = jar([("web.war", war), ("META-INF/maven/e/app/pom.properties", pom("e", "app", "1"))])
+for n, c in {"plain.jar": plain, "shaded.jar": shaded, "web.war": war, "app.ear": ear}.items():
+    open(os.path.join(out, n), "wb").write(c)
+PY
+cp "$tmp"/jars/* corpus/apps_zip/
 echo "corpus seeded"

@@ -10,6 +10,7 @@
 mod util;
 
 mod apps;
+mod apps_java;
 mod apps_meta;
 
 mod baseline_access;
