@@ -258,6 +258,37 @@ fn the_xfs_lvm_and_btrfs_instances_scan_to_their_fixtures() {
     let al = scan(&[&image("demo-al-1", "/dev/xvda")]);
     assert_eq!((al[0]["os"]["id"].as_str(), count(&al[0])), (Some("mariner"), 129), "{:#}", al[0]);
     assert_eq!(al[0]["errors"], serde_json::json!([]), "{:#}", al[0]);
+    // The app server's applications (tests/data/demo/README.md), read off XFS.
+    let apps: BTreeSet<(String, String)> = al[0]["applications"]["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (p["purl"].as_str().unwrap_or("").to_owned(), p["location"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    for (purl, location) in [
+        ("pkg:golang/stdlib@v1.15.2", "/usr/local/bin/legacy-agent"),
+        ("pkg:golang/golang.org/x/xerrors@v0.0.0-20200804184101-5ec99f83aff1", "/usr/local/bin/legacy-agent"),
+        ("pkg:golang/github.com/aquasecurity/test@v1.0.0", "/usr/local/bin/ldflags-app"),
+        ("pkg:cargo/crate_with_features@0.1.0", "/usr/local/bin/crate-tool"),
+        ("pkg:maven/com.example/web-app@1.0-SNAPSHOT", "/opt/tomcat/webapps/shop.war"),
+        (
+            "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.10.6",
+            "/opt/tomcat/webapps/shop.war!/WEB-INF/lib/jackson-databind-2.9.10.6.jar",
+        ),
+        ("pkg:pypi/distlib@0.3.1", "/usr/local/lib/python3.9/site-packages/distlib-0.3.1.dist-info/METADATA"),
+        ("pkg:npm/lodash@4.17.20", "/srv/web/node_modules/lodash/package.json"),
+        ("pkg:generic/linux-kernel@6.1.72-96.amzn2023.x86_64", "/boot/vmlinuz-6.1.72-96.amzn2023.x86_64"),
+    ] {
+        assert!(apps.contains(&(purl.to_owned(), location.to_owned())), "{purl} at {location}: {apps:#?}");
+    }
+    let default_kernel: Vec<&str> = al[0]["applications"]["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["properties"].as_array().into_iter().flatten().any(|kv| kv[0] == "kernel.default-boot"))
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(default_kernel, ["6.1.61-85.amzn2023.x86_64"], "GRUB's saved_entry names the BLS entry of 6.1.61");
 
     let (root, var) = (image("demo-rhel8-1", "/dev/xvda"), image("demo-rhel8-1", "/dev/sdf"));
     let rhel = scan(&[&root, &var]);
