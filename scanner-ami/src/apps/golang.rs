@@ -131,9 +131,10 @@ pub fn read_build_info(elf: &ElfFile, file: &mut dyn FileRead, path: &str) -> Re
     if version.is_empty() {
         return Ok(None);
     }
-    let text = strip_sentinels(&modinfo);
-    let mut info = parse_modinfo(text).map_err(|e| bad(path, e))?;
-    info.go_version = version;
+    // The sentinels are binary: strip them before reading the text as UTF-8.
+    let text = String::from_utf8_lossy(strip_sentinels(&modinfo));
+    let mut info = parse_modinfo(&text).map_err(|e| bad(path, e))?;
+    info.go_version = String::from_utf8_lossy(&version).into_owned();
     Ok(Some(info))
 }
 
@@ -192,7 +193,7 @@ fn read_varint_string(
     file: &mut dyn FileRead,
     path: &str,
     addr: u64,
-) -> Result<(String, u64), AppError> {
+) -> Result<(Vec<u8>, u64), AppError> {
     let head = elf.read_vaddr(file, path, addr, MAX_VARINT)?;
     let (len, used) = uvarint(&head).ok_or_else(|| bad(path, "bad string length varint"))?;
     if len > MAX_STRING {
@@ -204,7 +205,7 @@ fn read_varint_string(
         return Err(bad(path, format!("string of {len} bytes runs past its segment")));
     }
     let next = data_addr.checked_add(len).ok_or_else(|| bad(path, "address overflow"))?;
-    Ok((String::from_utf8_lossy(&data).into_owned(), next))
+    Ok((data, next))
 }
 
 /// The string whose `{data pointer, length}` header is at `addr` (pointer layout).
@@ -215,7 +216,7 @@ fn read_pointer_string(
     addr: u64,
     ptr_size: usize,
     big: bool,
-) -> Result<String, AppError> {
+) -> Result<Vec<u8>, AppError> {
     let header = elf.read_vaddr(file, path, addr, 2 * ptr_size as u64)?;
     let (Some(p), Some(l)) = (header.get(..ptr_size), header.get(ptr_size..2 * ptr_size)) else {
         return Err(bad(path, "string header runs past its segment"));
@@ -225,13 +226,13 @@ fn read_pointer_string(
         return Err(bad(path, format!("string of {len} bytes exceeds the {MAX_STRING}-byte bound")));
     }
     if len == 0 {
-        return Ok(String::new());
+        return Ok(Vec::new());
     }
     let data = elf.read_vaddr(file, path, data_addr, len)?;
     if (data.len() as u64) < len {
         return Err(bad(path, format!("string of {len} bytes runs past its segment")));
     }
-    Ok(String::from_utf8_lossy(&data).into_owned())
+    Ok(data)
 }
 
 /// Decode a little-endian base-128 varint (Go `encoding/binary.Uvarint`): value and bytes used.
@@ -252,12 +253,11 @@ fn uvarint(buf: &[u8]) -> Option<(u64, u64)> {
 
 /// The module text between its two 16-byte sentinels; empty when the framing is absent (as Go
 /// `debug/buildinfo` does: the text is kept only when `len ≥ 33` and byte `len-17` is a newline).
-fn strip_sentinels(modinfo: &str) -> &str {
-    let b = modinfo.as_bytes();
-    if b.len() >= 2 * SENTINEL + 1 && b.get(b.len() - SENTINEL - 1) == Some(&b'\n') {
-        modinfo.get(SENTINEL..b.len() - SENTINEL).unwrap_or_default()
+fn strip_sentinels(b: &[u8]) -> &[u8] {
+    if b.len() > 2 * SENTINEL && b.get(b.len() - SENTINEL - 1) == Some(&b'\n') {
+        b.get(SENTINEL..b.len() - SENTINEL).unwrap_or_default()
     } else {
-        ""
+        &[]
     }
 }
 
@@ -732,7 +732,8 @@ mod tests {
     fn framed(text: &str) -> Vec<u8> {
         let mut v = b"0123456789abcdef".to_vec();
         v.extend_from_slice(text.as_bytes());
-        v.extend_from_slice(b"\x10\x32\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e");
+        // Go's closing sentinel: binary, not UTF-8 (reading it as text once shifted the framing).
+        v.extend_from_slice(b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2");
         v
     }
 
@@ -914,7 +915,7 @@ mod tests {
         assert!(i.deps.is_empty(), "a last line without newline is ignored");
         assert_eq!(unquote("\"\\101\""), Some("A".into()));
         assert_eq!(unquote("\"a\"b\""), None);
-        assert_eq!(strip_sentinels("short"), "");
+        assert_eq!(strip_sentinels(b"short"), b"");
     }
 
     #[test]

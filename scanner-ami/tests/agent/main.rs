@@ -9,6 +9,7 @@
 
 mod util;
 
+mod apps_binary;
 mod baseline_access;
 mod baseline_system;
 
