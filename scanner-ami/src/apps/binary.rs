@@ -48,7 +48,7 @@ mod tests {
 
     #[test]
     fn damaged_elf_is_an_error_naming_the_file() {
-        let err = read(&mut MemFile(b"\x7fELF\x02\x01\x01\0".to_vec()), "/usr/bin/x").unwrap_err();
+        let err = read(&mut MemFile(b"\x7fELF\x02\x01\x01\0".to_vec()), "/usr/bin/x").expect_err("an error");
         assert_eq!(err.path, "/usr/bin/x");
     }
 }

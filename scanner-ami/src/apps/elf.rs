@@ -453,16 +453,16 @@ pub(crate) mod tests {
             b.segments[0].offset = data_off;
             let bytes = b.build();
             let mut f = MemFile(bytes);
-            let elf = ElfFile::read(&mut f, "/x").unwrap().unwrap();
+            let elf = ElfFile::read(&mut f, "/x").expect("valid in this test").expect("valid in this test");
             assert_eq!((elf.is_64, elf.little_endian, elf.machine), (is_64, !big, 62));
             let names: Vec<_> = elf.sections.iter().map(|s| s.name.as_str()).collect();
             assert_eq!(names, ["", ".data", ".shstrtab"]);
-            let data = elf.section(".data").unwrap().clone();
+            let data = elf.section(".data").expect("valid in this test").clone();
             assert_eq!((data.addr, data.size, data.flags), (0x2000, 11, 3));
-            assert_eq!(elf.read_section(&mut f, "/x", &data, 64).unwrap(), b"hello world");
+            assert_eq!(elf.read_section(&mut f, "/x", &data, 64).expect("valid in this test"), b"hello world");
             assert!(elf.read_section(&mut f, "/x", &data, 10).is_err());
             assert_eq!(elf.vaddr_to_offset(0x2006), Some((data_off + 6, 5)));
-            assert_eq!(elf.read_vaddr(&mut f, "/x", 0x2006, 100).unwrap(), b"world");
+            assert_eq!(elf.read_vaddr(&mut f, "/x", 0x2006, 100).expect("valid in this test"), b"world");
             assert_eq!(elf.vaddr_to_offset(0x200b), None, "past filesz (bss) is not file data");
             assert!(elf.read_vaddr(&mut f, "/x", 0x1000, 1).is_err());
             assert_eq!(elf.first_writable_load().map(|s| s.vaddr), Some(0x2000));
@@ -471,8 +471,8 @@ pub(crate) mod tests {
 
     #[test]
     fn not_elf_and_short_files() {
-        assert_eq!(read(b"#!/bin/sh\necho hi\n".to_vec()).unwrap(), None);
-        assert_eq!(read(Vec::new()).unwrap(), None);
+        assert_eq!(read(b"#!/bin/sh\necho hi\n".to_vec()).expect("valid in this test"), None);
+        assert_eq!(read(Vec::new()).expect("valid in this test"), None);
         assert!(read(b"\x7fELF\x02\x01\x01".to_vec()).is_err(), "truncated header");
         assert!(read(b"\x7fELF\x05\x01\x01\0\0\0\0\0\0\0\0\0".to_vec()).is_err(), "bad class");
     }
@@ -483,7 +483,7 @@ pub(crate) mod tests {
         // e_shoff past the end.
         let mut b = good.clone();
         b[0x28..0x30].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        assert!(read(b).unwrap_err().reason.contains("past the end"));
+        assert!(read(b).expect_err("an error").reason.contains("past the end"));
         // e_shoff + table wrapping around u64.
         let mut b = good.clone();
         b[0x28..0x30].copy_from_slice(&(u64::MAX - 10).to_le_bytes());
@@ -491,7 +491,7 @@ pub(crate) mod tests {
         // e_shnum = 0xffff with the right entry size: 4 MiB table over the bound.
         let mut b = good.clone();
         b[0x3c..0x3e].copy_from_slice(&0xffffu16.to_le_bytes());
-        assert!(read(b).unwrap_err().reason.contains("bound"));
+        assert!(read(b).expect_err("an error").reason.contains("bound"));
         // e_shentsize = e_shnum = 0xffff.
         let mut b = good.clone();
         b[0x3a..0x3e].copy_from_slice(&[0xff; 4]);
@@ -499,14 +499,14 @@ pub(crate) mod tests {
         // e_shnum = 0: the count comes from section 0's sh_size, here 2^60.
         let mut b = good.clone();
         b[0x3c..0x3e].copy_from_slice(&[0, 0]);
-        let shoff = u64::from_le_bytes(b[0x28..0x30].try_into().unwrap()) as usize;
+        let shoff = u64::from_le_bytes(b[0x28..0x30].try_into().expect("valid in this test")) as usize;
         b[shoff + 32..shoff + 40].copy_from_slice(&(1u64 << 60).to_le_bytes());
-        assert!(read(b).unwrap_err().reason.contains("bound"));
+        assert!(read(b).expect_err("an error").reason.contains("bound"));
         // e_phnum at maximum with a matching entry size: 3.6 MB of program headers.
         let mut b = good.clone();
         b[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
         b[0x38..0x3a].copy_from_slice(&0xffffu16.to_le_bytes());
-        assert!(read(b).unwrap_err().reason.contains("bound"));
+        assert!(read(b).expect_err("an error").reason.contains("bound"));
     }
 
     #[test]
@@ -515,11 +515,11 @@ pub(crate) mod tests {
         let mut b = Builder::new(true, false);
         b.sections.push((".go.buildinfo".into(), 1, 3, 0x1000, vec![1, 2, 3]));
         let mut bytes = b.build();
-        let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap()) as usize;
+        let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().expect("valid in this test")) as usize;
         bytes[0x3c..0x40].copy_from_slice(&[0, 0, 0xff, 0xff]);
         bytes[shoff + 32..shoff + 40].copy_from_slice(&3u64.to_le_bytes()); // sh_size: count
         bytes[shoff + 40..shoff + 44].copy_from_slice(&2u32.to_le_bytes()); // sh_link: strndx
-        let elf = read(bytes).unwrap().unwrap();
+        let elf = read(bytes).expect("valid in this test").expect("valid in this test");
         assert_eq!(elf.sections.len(), 3);
         assert_eq!(elf.section(".go.buildinfo").map(|s| s.size), Some(3));
     }

@@ -164,7 +164,7 @@ fn search_magic(
         while let Some(i) = chunk.get(from..).and_then(|rest| find(rest, MAGIC)) {
             let pos = from + i;
             let abs = at.saturating_add(pos as u64);
-            if abs % ALIGN == 0 && end - abs >= HEADER_SIZE {
+            if abs.is_multiple_of(ALIGN) && end - abs >= HEADER_SIZE {
                 return Ok(Some(abs));
             }
             from = pos + 1;
@@ -798,7 +798,7 @@ mod tests {
 
     fn read_bytes(bytes: Vec<u8>) -> Result<Option<BuildInfo>, AppError> {
         let mut f = MemFile(bytes);
-        let elf = ElfFile::read(&mut f, "/bin/app").unwrap().unwrap();
+        let elf = ElfFile::read(&mut f, "/bin/app").expect("valid in this test").expect("valid in this test");
         read_build_info(&elf, &mut f, "/bin/app")
     }
 
@@ -809,11 +809,13 @@ mod tests {
             let ptr = if is_64 { 8 } else { 4 };
             for blob in [inline_blob("go1.21.0", &modinfo), pointer_blob("go1.21.0", &modinfo, ptr, big)] {
                 for with_sections in [true, false] {
-                    let info = read_bytes(go_elf(blob.clone(), is_64, big, with_sections)).unwrap().unwrap();
+                    let info = read_bytes(go_elf(blob.clone(), is_64, big, with_sections))
+                        .expect("valid in this test")
+                        .expect("valid in this test");
                     assert_eq!(info.go_version, "go1.21.0");
                     assert_eq!(info.path, "example.com/app");
                     assert_eq!(info.deps.len(), 3);
-                    assert_eq!(info.deps[1].replace.as_ref().unwrap().path, "example.com/new");
+                    assert_eq!(info.deps[1].replace.as_ref().expect("valid in this test").path, "example.com/new");
                     assert_eq!(info.settings[0], ("-ldflags".into(), "-s -X 'main.version=1.2.3'".into()));
                 }
             }
@@ -826,7 +828,7 @@ mod tests {
             i.go_version = "go1.21.0 X:loopvar".into();
             i
         });
-        let pk = packages(&info.unwrap(), "/usr/bin/app");
+        let pk = packages(&info.expect("valid in this test"), "/usr/bin/app");
         let got: Vec<_> = pk.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.role)).collect();
         assert_eq!(
             got,
@@ -910,7 +912,8 @@ mod tests {
         assert!(parse_modinfo("dep\ta\tb\tc\td\n").is_err());
         assert!(parse_modinfo("build\t=x\n").is_err());
         assert!(parse_modinfo("build\tnoequals\n").is_err());
-        let i = parse_modinfo("build\t\"we=ird\"=\"a\\tb\\x41\\u00e9\"\nbuild\tk=`raw`\ndep\tlast\tv1").unwrap();
+        let i = parse_modinfo("build\t\"we=ird\"=\"a\\tb\\x41\\u00e9\"\nbuild\tk=`raw`\ndep\tlast\tv1")
+            .expect("valid in this test");
         assert_eq!(i.settings, [("we=ird".to_owned(), "a\tbAé".to_owned()), ("k".to_owned(), "raw".to_owned())]);
         assert!(i.deps.is_empty(), "a last line without newline is ignored");
         assert_eq!(unquote("\"\\101\""), Some("A".into()));
@@ -926,13 +929,13 @@ mod tests {
         blob.resize(32, 0);
         put_uvarint(&mut blob, 1 << 62);
         blob.extend_from_slice(b"go1");
-        assert!(read_bytes(go_elf(blob, true, false, true)).unwrap_err().reason.contains("bound"));
+        assert!(read_bytes(go_elf(blob, true, false, true)).expect_err("an error").reason.contains("bound"));
         // A varint length beyond the segment but under the bound.
         let mut blob = inline_blob("go1.22.1", b"");
         blob.truncate(33);
         blob.push(0x80);
         blob.push(0x40);
-        assert!(read_bytes(go_elf(blob, true, false, true)).unwrap_err().reason.contains("past"));
+        assert!(read_bytes(go_elf(blob, true, false, true)).expect_err("an error").reason.contains("past"));
         // An unterminated varint.
         let mut blob = MAGIC.to_vec();
         blob.extend_from_slice(&[8, FLAG_INLINE]);
@@ -942,34 +945,45 @@ mod tests {
         // A pointer-layout string of 2^40 bytes.
         let mut blob = pointer_blob("go1.15.2", b"", 8, false);
         blob[32 + 8..32 + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        assert!(read_bytes(go_elf(blob, true, false, true)).unwrap_err().reason.contains("bound"));
+        assert!(read_bytes(go_elf(blob, true, false, true)).expect_err("an error").reason.contains("bound"));
         // A pointer into no segment.
         let mut blob = pointer_blob("go1.15.2", b"", 8, false);
         blob[16..24].copy_from_slice(&0xdead_0000u64.to_le_bytes());
-        assert!(read_bytes(go_elf(blob, true, false, true)).unwrap_err().reason.contains("no loaded segment"));
+        assert!(
+            read_bytes(go_elf(blob, true, false, true)).expect_err("an error").reason.contains("no loaded segment")
+        );
         // A bad pointer size.
         let mut blob = pointer_blob("go1.15.2", b"", 8, false);
         blob[14] = 3;
         assert!(read_bytes(go_elf(blob, true, false, true)).is_err());
         // A section claiming 2^63 bytes: the search stops at the segment's file data.
         let mut bytes = go_elf(inline_blob("go1.22.1", &framed("path\tx\n")), true, false, true);
-        let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap()) as usize;
+        let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().expect("valid in this test")) as usize;
         bytes[shoff + 64 + 32..shoff + 64 + 40].copy_from_slice(&(1u64 << 63).to_le_bytes());
-        assert_eq!(read_bytes(bytes).unwrap().unwrap().path, "x");
+        assert_eq!(read_bytes(bytes).expect("valid in this test").expect("valid in this test").path, "x");
     }
 
     #[test]
     fn no_magic_or_unaligned_magic_is_not_go() {
         let mut blob = vec![0u8; 3];
         blob.extend_from_slice(&inline_blob("go1.22.1", b""));
-        assert_eq!(read_bytes(go_elf(blob, true, false, true)).unwrap(), None, "magic not 16-aligned");
-        assert_eq!(read_bytes(go_elf(vec![0u8; 4096], true, false, false)).unwrap(), None);
-        assert_eq!(read_bytes(go_elf(inline_blob("", b""), true, false, true)).unwrap(), None, "empty version");
+        assert_eq!(
+            read_bytes(go_elf(blob, true, false, true)).expect("valid in this test"),
+            None,
+            "magic not 16-aligned"
+        );
+        assert_eq!(read_bytes(go_elf(vec![0u8; 4096], true, false, false)).expect("valid in this test"), None);
+        assert_eq!(
+            read_bytes(go_elf(inline_blob("", b""), true, false, true)).expect("valid in this test"),
+            None,
+            "empty version"
+        );
     }
 
     #[test]
     fn control_characters_are_stripped() {
-        let info = parse_modinfo("mod\tevil\u{1b}[31m.com/x\tv1.0.0\t\ndep\ta\u{9b}b\tv1\u{7}\t\n").unwrap();
+        let info = parse_modinfo("mod\tevil\u{1b}[31m.com/x\tv1.0.0\t\ndep\ta\u{9b}b\tv1\u{7}\t\n")
+            .expect("valid in this test");
         let pk = packages(&info, "/x");
         assert_eq!(pk[0].name, "evil[31m.com/x");
         assert_eq!((pk[2].name.as_str(), pk[2].version.as_str()), ("ab", "v1"));

@@ -199,7 +199,7 @@ mod tests {
 
     fn read_bytes(bytes: Vec<u8>) -> Result<Vec<AppPackage>, AppError> {
         let mut f = MemFile(bytes);
-        let elf = ElfFile::read(&mut f, "/bin/r").unwrap().unwrap();
+        let elf = ElfFile::read(&mut f, "/bin/r").expect("valid in this test").expect("valid in this test");
         read(&elf, &mut f, "/bin/r")
     }
 
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn roles_sources_and_edges() {
-        let pk = read_bytes(elf_with(zlib(GRAPH.as_bytes()))).unwrap();
+        let pk = read_bytes(elf_with(zlib(GRAPH.as_bytes()))).expect("valid in this test");
         let got: Vec<_> = pk.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.role)).collect();
         assert_eq!(
             got,
@@ -231,12 +231,12 @@ mod tests {
 
     #[test]
     fn no_section_is_empty() {
-        assert_eq!(read_bytes(Builder::new(true, false).build()).unwrap(), []);
+        assert_eq!(read_bytes(Builder::new(true, false).build()).expect("valid in this test"), []);
     }
 
     #[test]
     fn invalid_graphs_are_errors() {
-        let e = |json: &str| parse(json.as_bytes()).unwrap_err();
+        let e = |json: &str| parse(json.as_bytes()).expect_err("an error");
         let p = |deps: &str, root: bool| {
             format!(r#"{{"name":"a","version":"1","source":"crates.io","dependencies":{deps},"root":{root}}}"#)
         };
@@ -267,7 +267,7 @@ mod tests {
         let mut info = VersionInfo { format: Some(1), packages };
         assert_eq!(validate(&info), Ok(()));
         info.packages[n - 1].dependencies = vec![0];
-        assert!(validate(&info).unwrap_err().contains("cycle"));
+        assert!(validate(&info).expect_err("an error").contains("cycle"));
     }
 
     /// A zlib stream inflating to `1 + 258 × copies` zero bytes: one fixed-Huffman deflate block
@@ -304,28 +304,28 @@ mod tests {
     #[test]
     fn zlib_bomb_and_garbage_are_errors() {
         let small = zero_bomb(10);
-        let inflated = miniz_oxide::inflate::decompress_to_vec_zlib(&small).unwrap();
+        let inflated = miniz_oxide::inflate::decompress_to_vec_zlib(&small).expect("valid in this test");
         assert_eq!((inflated.len(), inflated.iter().all(|b| *b == 0)), (2581, true));
         // 1 GiB of zeros in about 6.8 MB.
         let bomb = zero_bomb((1 << 30) / 258);
         assert!(bomb.len() < 8 << 20, "bomb is {} bytes", bomb.len());
-        let err = read_bytes(elf_with(bomb)).unwrap_err();
+        let err = read_bytes(elf_with(bomb)).expect_err("an error");
         assert!(err.reason.contains("more than"), "{err}");
-        assert!(read_bytes(elf_with(b"not zlib at all".to_vec())).unwrap_err().reason.contains("damaged"));
+        assert!(read_bytes(elf_with(b"not zlib at all".to_vec())).expect_err("an error").reason.contains("damaged"));
     }
 
     #[test]
     fn oversized_section_is_refused_before_reading() {
         let mut bytes = elf_with(vec![0u8; 16]);
-        let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap()) as usize;
+        let shoff = u64::from_le_bytes(bytes[0x28..0x30].try_into().expect("valid in this test")) as usize;
         bytes[shoff + 64 + 32..shoff + 64 + 40].copy_from_slice(&(1u64 << 63).to_le_bytes());
-        assert!(read_bytes(bytes).unwrap_err().reason.contains("bound"));
+        assert!(read_bytes(bytes).expect_err("an error").reason.contains("bound"));
     }
 
     #[test]
     fn control_characters_are_stripped() {
         let json = r#"{"packages":[{"name":"ev\u001b[2Jil","version":"1\u0007.0","source":"crates.io","root":true}]}"#;
-        let pk = packages(&parse(json.as_bytes()).unwrap(), "/bin/r");
+        let pk = packages(&parse(json.as_bytes()).expect("valid in this test"), "/bin/r");
         assert_eq!((pk[0].name.as_str(), pk[0].version.as_str()), ("ev[2Jil", "1.0"));
         assert_eq!(pk[0].purl, "pkg:cargo/ev%5B2Jil@1.0");
     }

@@ -69,7 +69,10 @@ fn check_expected(dir: &str) -> BTreeMap<String, Vec<AppPackage>> {
         }
         let mut want_set = BTreeSet::new();
         for p in want["packages"].as_array().expect("packages") {
-            let (n, v) = (p["name"].as_str().unwrap().to_owned(), p["version"].as_str().unwrap().to_owned());
+            let (n, v) = (
+                p["name"].as_str().expect("valid in this test").to_owned(),
+                p["version"].as_str().expect("valid in this test").to_owned(),
+            );
             let role = match (p["relationship"].as_str(), n.as_str()) {
                 (Some("root"), _) => AppRole::Application,
                 (_, "stdlib") => AppRole::Stdlib,
@@ -90,15 +93,16 @@ fn check_expected(dir: &str) -> BTreeMap<String, Vec<AppPackage>> {
         // Trivy's dependency edges, where stated (Rust).
         if let Some(edges) = want.get("dependencies").and_then(|d| d.as_array()) {
             for e in edges {
-                let id = e["id"].as_str().unwrap();
-                let (n, v) = id.rsplit_once('@').unwrap();
+                let id = e["id"].as_str().expect("valid in this test");
+                let (n, v) = id.rsplit_once('@').expect("valid in this test");
                 let p = got.iter().find(|p| p.name == n && p.version == v).unwrap_or_else(|| panic!("{id}"));
                 let want_deps: Vec<String> = e["dependsOn"]
                     .as_array()
-                    .unwrap()
+                    .expect("valid in this test")
                     .iter()
                     .map(|d| {
-                        let (n, v) = d.as_str().unwrap().rsplit_once('@').unwrap();
+                        let (n, v) =
+                            d.as_str().expect("valid in this test").rsplit_once('@').expect("valid in this test");
                         format!("pkg:cargo/{n}@{v}")
                     })
                     .collect();
@@ -108,7 +112,7 @@ fn check_expected(dir: &str) -> BTreeMap<String, Vec<AppPackage>> {
         eprintln!(
             "{name}: {} packages, {bytes} bytes read of {}",
             got.len(),
-            std::fs::metadata(dir.join(name)).unwrap().len()
+            std::fs::metadata(dir.join(name)).expect("valid in this test").len()
         );
         out.insert(name.clone(), got);
     }
@@ -120,12 +124,12 @@ fn go_fixtures_match_trivy_expected() {
     let got = check_expected("trivy/golang-binary");
     assert_eq!(got.len(), 3);
     let test = &got["test.elf"];
-    let main = test.iter().find(|p| p.role == AppRole::Application).unwrap();
+    let main = test.iter().find(|p| p.role == AppRole::Application).expect("valid in this test");
     assert_eq!(main.purl, "pkg:golang/github.com/aquasecurity/test");
     assert_eq!(main.depends_on.len(), 4, "three modules and stdlib");
     assert!(main.depends_on.contains(&"pkg:golang/stdlib@v1.15.2".to_owned()));
     let ld = &got["main-version-via-ldflags.elf"];
-    let main = ld.iter().find(|p| p.role == AppRole::Application).unwrap();
+    let main = ld.iter().find(|p| p.role == AppRole::Application).expect("valid in this test");
     assert_eq!(main.purl, "pkg:golang/github.com/aquasecurity/test@v1.0.0");
     let props: BTreeMap<_, _> = main.properties.iter().cloned().collect();
     assert_eq!(props["go.build.-ldflags"], "-w -X main.version=v1.0.0");
@@ -158,12 +162,12 @@ fn parse_go_version_m(text: &str) -> BTreeMap<String, GoVersionM> {
     let mut cur: Option<String> = None;
     for line in text.lines() {
         if let Some(h) = line.strip_prefix("== ") {
-            let name = h.rsplit('/').next().unwrap().to_owned();
+            let name = h.rsplit('/').next().expect("valid in this test").to_owned();
             out.insert(name.clone(), GoVersionM::default());
             cur = Some(name);
             continue;
         }
-        let m = out.get_mut(cur.as_ref().expect("header first")).unwrap();
+        let m = out.get_mut(cur.as_ref().expect("header first")).expect("valid in this test");
         let Some(body) = line.strip_prefix('\t') else {
             m.go = line.split_once(": ").expect("file: version").1.to_owned();
             continue;
@@ -173,10 +177,14 @@ fn parse_go_version_m(text: &str) -> BTreeMap<String, GoVersionM> {
             "path" => m.path = cols[1].to_owned(),
             "mod" => m.main = Some((cols[1].to_owned(), cols[2].to_owned())),
             "dep" => m.deps.push((cols[1].to_owned(), cols[2].to_owned())),
-            "=>" => *m.deps.last_mut().unwrap() = (cols[1].to_owned(), cols[2].to_owned()),
+            "=>" => *m.deps.last_mut().expect("valid in this test") = (cols[1].to_owned(), cols[2].to_owned()),
             "build" => {
-                let (k, v) = cols[1].split_once('=').unwrap();
-                let v = if v.starts_with('"') { serde_json::from_str::<String>(v).unwrap() } else { v.to_owned() };
+                let (k, v) = cols[1].split_once('=').expect("valid in this test");
+                let v = if v.starts_with('"') {
+                    serde_json::from_str::<String>(v).expect("valid in this test")
+                } else {
+                    v.to_owned()
+                };
                 m.build.push((k.to_owned(), v));
             }
             other => panic!("unknown line {other}"),
@@ -188,12 +196,15 @@ fn parse_go_version_m(text: &str) -> BTreeMap<String, GoVersionM> {
 #[test]
 fn go_fixtures_match_go_version_m() {
     let dir = fixtures().join("trivy/golang-binary");
-    let oracle = parse_go_version_m(&std::fs::read_to_string(dir.join("go-version-m.oracle.txt")).unwrap());
+    let oracle =
+        parse_go_version_m(&std::fs::read_to_string(dir.join("go-version-m.oracle.txt")).expect("valid in this test"));
     assert_eq!(oracle.len(), 3);
     for (name, want) in &oracle {
         let mut f = Counting::open(&dir.join(name));
-        let elf = scanner_ami::apps::elf::ElfFile::read(&mut f, name).unwrap().unwrap();
-        let info = golang::read_build_info(&elf, &mut f, name).unwrap().expect("Go build info");
+        let elf = scanner_ami::apps::elf::ElfFile::read(&mut f, name)
+            .expect("valid in this test")
+            .expect("valid in this test");
+        let info = golang::read_build_info(&elf, &mut f, name).expect("valid in this test").expect("Go build info");
         assert_eq!(info.go_version, want.go, "{name}");
         assert_eq!(info.path, want.path, "{name}");
         assert_eq!(info.main.as_ref().map(|m| (m.path.clone(), m.version.clone())), want.main, "{name}");
@@ -208,7 +219,7 @@ fn go_fixtures_match_go_version_m() {
         assert_eq!(deps, want.deps, "{name}");
         assert_eq!(info.settings, want.build, "{name}");
         // And the packages carry those settings.
-        let pk = binary::read(&mut Counting::open(&dir.join(name)), name).unwrap();
+        let pk = binary::read(&mut Counting::open(&dir.join(name)), name).expect("valid in this test");
         if let Some(main) = pk.iter().find(|p| p.role == AppRole::Application) {
             let n = main.properties.iter().filter(|(k, _)| k.starts_with("go.build.")).count();
             assert_eq!(n, want.build.len(), "{name}");
@@ -229,7 +240,7 @@ fn bytes_read_stay_small() {
         let path = fixtures().join(rel);
         let (r, bytes) = scan(&path);
         assert!(r.is_ok(), "{rel}");
-        let size = std::fs::metadata(&path).unwrap().len();
+        let size = std::fs::metadata(&path).expect("valid in this test").len();
         eprintln!("{rel}: {bytes} bytes read of {size}");
         assert!(bytes <= most, "{rel}: {bytes} bytes read, bound {most}");
     }
@@ -255,9 +266,9 @@ fn venv_python() -> Option<PathBuf> {
 /// Run the oracle on `paths` in one process: `{path: result}` (`get_go_build_info` or
 /// `get_rust_audit`).
 fn oracle(py: &Path, func: &str, paths: &[PathBuf]) -> BTreeMap<String, serde_json::Value> {
-    let list = tempfile::NamedTempFile::new().unwrap();
+    let list = tempfile::NamedTempFile::new().expect("valid in this test");
     let names: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    std::fs::write(list.path(), names.join("\n")).unwrap();
+    std::fs::write(list.path(), names.join("\n")).expect("valid in this test");
     let script = format!(
         "import json,sys,pygorpmrustinfo as p\nr={{}}\nfor f in open(sys.argv[1]).read().split('\\n'):\n    if f: r[f]=p.{func}(f)\nprint(json.dumps(r))"
     );
@@ -322,7 +333,7 @@ fn oracle_build_info(v: &serde_json::Value) -> golang::BuildInfo {
         }),
     };
     golang::BuildInfo {
-        go_version: v["GoVersion"].as_str().unwrap().to_owned(),
+        go_version: v["GoVersion"].as_str().expect("valid in this test").to_owned(),
         path: v["Path"].as_str().unwrap_or_default().to_owned(),
         main: v.get("Main").filter(|m| m.get("Path").is_some()).map(module),
         deps: v.get("Deps").and_then(|d| d.as_array()).map(|d| d.iter().map(module).collect()).unwrap_or_default(),
@@ -332,7 +343,10 @@ fn oracle_build_info(v: &serde_json::Value) -> golang::BuildInfo {
             .map(|s| {
                 s.iter()
                     .map(|kv| {
-                        (kv["Key"].as_str().unwrap().to_owned(), kv["Value"].as_str().unwrap_or_default().to_owned())
+                        (
+                            kv["Key"].as_str().expect("valid in this test").to_owned(),
+                            kv["Value"].as_str().unwrap_or_default().to_owned(),
+                        )
                     })
                     .collect()
             })
@@ -383,7 +397,7 @@ fn go_binaries_on_this_machine_match_the_oracle() {
             );
         }
         // And the facts themselves, independently of `packages`.
-        let stdlib = got_go.iter().find(|p| p.role == AppRole::Stdlib).unwrap();
+        let stdlib = got_go.iter().find(|p| p.role == AppRole::Stdlib).expect("valid in this test");
         assert_eq!(stdlib.version, golang::stdlib_version(&info.go_version), "{path}");
         let libs: BTreeSet<(String, String)> =
             got_go.iter().filter(|p| p.role == AppRole::Library).map(|p| (p.name.clone(), p.version.clone())).collect();
@@ -403,7 +417,7 @@ fn go_binaries_on_this_machine_match_the_oracle() {
         modules += info.deps.len();
         replaced += info.deps.iter().filter(|d| d.replace.is_some()).count();
         total_bytes += bytes;
-        let size = std::fs::metadata(path).unwrap().len();
+        let size = std::fs::metadata(path).expect("valid in this test").len();
         total_size += size;
         assert!(*bytes < 1 << 20, "{path}: {bytes} bytes read of {size}");
     }
@@ -418,7 +432,7 @@ fn go_binaries_on_this_machine_match_the_oracle() {
 /// A copy of /bin/true carrying `.dep-v0` with `json` zlib-compressed (as `cargo auditable` does).
 fn auditable_elf(dir: &Path, name: &str, json: &str) -> PathBuf {
     let z = dir.join(format!("{name}.zlib"));
-    std::fs::write(&z, miniz_oxide::deflate::compress_to_vec_zlib(json.as_bytes(), 9)).unwrap();
+    std::fs::write(&z, miniz_oxide::deflate::compress_to_vec_zlib(json.as_bytes(), 9)).expect("valid in this test");
     let out = dir.join(name);
     run(Command::new("objcopy")
         .arg("--add-section")
@@ -452,9 +466,9 @@ const RUST_GRAPHS: [(&str, &str); 3] = [
 
 #[test]
 fn rust_auditable_binaries_match_the_oracle() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("valid in this test");
     let files: Vec<PathBuf> = RUST_GRAPHS.iter().map(|(n, j)| auditable_elf(dir.path(), n, j)).collect();
-    let ours: Vec<Vec<AppPackage>> = files.iter().map(|f| scan(f).0.unwrap()).collect();
+    let ours: Vec<Vec<AppPackage>> = files.iter().map(|f| scan(f).0.expect("valid in this test")).collect();
     // Without the oracle, still check the mixed graph against its JSON.
     let mixed = &ours[0];
     let roles: Vec<_> = mixed.iter().map(|p| (p.name.as_str(), p.role)).collect();
@@ -482,12 +496,16 @@ fn rust_auditable_binaries_match_the_oracle() {
         let want = want.as_array().unwrap_or_else(|| panic!("{}: oracle {want}", file.display()));
         assert_eq!(got.len(), want.len(), "{}", file.display());
         let purl = |i: &serde_json::Value| {
-            let w = &want[i.as_u64().unwrap() as usize];
-            format!("pkg:cargo/{}@{}", w["name"].as_str().unwrap(), w["version"].as_str().unwrap())
+            let w = &want[i.as_u64().expect("valid in this test") as usize];
+            format!(
+                "pkg:cargo/{}@{}",
+                w["name"].as_str().expect("valid in this test"),
+                w["version"].as_str().expect("valid in this test")
+            )
         };
         for (g, w) in got.iter().zip(want) {
-            assert_eq!(g.name, w["name"].as_str().unwrap());
-            assert_eq!(g.version, w["version"].as_str().unwrap());
+            assert_eq!(g.name, w["name"].as_str().expect("valid in this test"));
+            assert_eq!(g.version, w["version"].as_str().expect("valid in this test"));
             let role = if w["root"].as_bool() == Some(true) {
                 AppRole::Application
             } else if w["kind"].as_str() == Some("build") {
@@ -500,7 +518,7 @@ fn rust_auditable_binaries_match_the_oracle() {
                 w["dependencies"].as_array().map(|d| d.iter().map(purl).collect()).unwrap_or_default();
             deps.sort();
             assert_eq!(g.depends_on, deps, "{}", g.name);
-            let source = w["source"].as_str().unwrap();
+            let source = w["source"].as_str().expect("valid in this test");
             let prop = g.properties.iter().find(|(k, _)| k == "cargo.source").map(|(_, v)| v.as_str());
             assert_eq!(prop, (source != "crates.io").then_some(source), "{}", g.name);
             crates += 1;
@@ -513,15 +531,18 @@ fn rust_auditable_binaries_match_the_oracle() {
 /// Hostile files through `binary::read`: each a per-file error naming the file, none a panic.
 #[test]
 fn hostile_binaries_are_per_file_errors() {
-    let good = std::fs::read(fixtures().join("trivy/golang-binary/main-version-via-ldflags.elf")).unwrap();
+    let good =
+        std::fs::read(fixtures().join("trivy/golang-binary/main-version-via-ldflags.elf")).expect("valid in this test");
     let read = |bytes: Vec<u8>| binary::read(&mut MemFile(bytes), "/usr/bin/evil");
-    let le64 = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let le64 = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("valid in this test"));
     let shoff = le64(&good, 0x28) as usize;
-    let shnum = u16::from_le_bytes(good[0x3c..0x3e].try_into().unwrap()) as usize;
+    let shnum = u16::from_le_bytes(good[0x3c..0x3e].try_into().expect("valid in this test")) as usize;
     let section = |name: &str| {
         let mut f = MemFile(good.clone());
-        let elf = scanner_ami::apps::elf::ElfFile::read(&mut f, "x").unwrap().unwrap();
-        elf.sections.iter().position(|s| s.name == name).unwrap()
+        let elf = scanner_ami::apps::elf::ElfFile::read(&mut f, "x")
+            .expect("valid in this test")
+            .expect("valid in this test");
+        elf.sections.iter().position(|s| s.name == name).expect("valid in this test")
     };
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
     let mut b = good.clone();
@@ -555,9 +576,9 @@ fn hostile_binaries_are_per_file_errors() {
     // The 2^63-byte section alone: the search is bounded and the blob is still read.
     let mut b = good.clone();
     b[shoff + bi * 64 + 32..shoff + bi * 64 + 40].copy_from_slice(&(1u64 << 63).to_le_bytes());
-    assert_eq!(read(b).unwrap().len(), 2);
+    assert_eq!(read(b).expect("valid in this test").len(), 2);
     // .dep-v0: a 1 GiB zlib bomb, two roots, a cycle, an index out of range.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("valid in this test");
     let bomb = dir.path().join("bomb.zlib");
     run(Command::new("python3").arg("-c").arg(format!(
         "import zlib\nc=zlib.compressobj(9)\nz=b''.join(c.compress(bytes(1<<24)) for _ in range(64))+c.flush()\nopen('{}','wb').write(z)",
@@ -569,7 +590,7 @@ fn hostile_binaries_are_per_file_errors() {
         .arg(format!(".dep-v0={}", bomb.display()))
         .args(["--set-section-flags", ".dep-v0=noload,readonly", "/bin/true"])
         .arg(&bomb_elf));
-    let err = read(std::fs::read(&bomb_elf).unwrap()).unwrap_err();
+    let err = read(std::fs::read(&bomb_elf).expect("valid in this test")).expect_err("an error");
     assert!(err.reason.contains("more than"), "{err}");
     let p = |deps: &str, root: bool| {
         format!(r#"{{"name":"x","version":"1.0.0","source":"crates.io","dependencies":{deps},"root":{root}}}"#)
@@ -580,7 +601,7 @@ fn hostile_binaries_are_per_file_errors() {
         ("range", format!(r#"{{"packages":[{}]}}"#, p("[3]", true)), "out of range"),
     ] {
         let f = auditable_elf(dir.path(), name, &json);
-        let err = read(std::fs::read(&f).unwrap()).unwrap_err();
+        let err = read(std::fs::read(&f).expect("valid in this test")).expect_err("an error");
         assert!(err.reason.contains(why), "{name}: {err}");
     }
     // Control and ANSI characters in module names are stripped.
@@ -589,7 +610,7 @@ fn hostile_binaries_are_per_file_errors() {
         "ansi",
         r#"{"packages":[{"name":"\u001b]0;pwned\u0007evil","version":"1.0.0\r","source":"crates.io","root":true}]}"#,
     );
-    let pk = read(std::fs::read(&f).unwrap()).unwrap();
+    let pk = read(std::fs::read(&f).expect("valid in this test")).expect("valid in this test");
     assert_eq!((pk[0].name.as_str(), pk[0].version.as_str()), ("]0;pwnedevil", "1.0.0"));
     // Unchanged sanity: rustaudit's bound is the one stated.
     assert_eq!(rustaudit::MAX_INFLATED, 8 << 20);
