@@ -6,12 +6,14 @@ cd "$(dirname "$0")"
 secs="${1:-120}"
 mkdir -p logs
 [ -d corpus ] || ./seed-corpus.sh
-targets=(partition_table disk_scan rpm_header rpm_bdb rpm_ndb dpkg_status apk_installed btrfs lvm xfs xfs_log apps_zip)
+targets=(partition_table disk_scan rpm_header rpm_bdb rpm_ndb dpkg_status apk_installed btrfs lvm xfs xfs_log apps_binary apps_zip)
 run() {
     local t="$1" maxlen=()
     # The XFS targets read their input as the head of a 1 GiB device: 256 KiB covers AG 0's
-    # metadata and a log; the others take the length of their largest seed (libFuzzer's default).
-    case "$t" in xfs | xfs_log) maxlen=(-max_len=262144) ;; esac
+    # metadata and a log; apps_binary 64 KiB, room for headers, tables and a build info blob
+    # (its seeds are cut to that); the others take the length of their largest seed (libFuzzer's
+    # default).
+    case "$t" in xfs | xfs_log) maxlen=(-max_len=262144) ;; apps_binary) maxlen=(-max_len=65536) ;; esac
     cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 "${maxlen[@]}" \
         -timeout=10 > "logs/$t.log" 2>&1 || true
 }

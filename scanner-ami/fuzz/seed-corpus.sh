@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 fx=../../../shared/fixtures
-mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed,btrfs,lvm,xfs,xfs_log,apps_zip}
+mkdir -p corpus/{partition_table,disk_scan,rpm_header,rpm_bdb,rpm_ndb,dpkg_status,apk_installed,btrfs,lvm,xfs,xfs_log,apps_zip,apps_binary}
 cp "$fx/go-rpmdb/libuuid-bdb/Packages" corpus/rpm_bdb/libuuid
 cp "$fx/go-rpmdb/sle15-bci-ndb/Packages.db" corpus/rpm_ndb/sle15
 cp "$fx/trivy/dpkg/status" corpus/dpkg_status/ubuntu
@@ -66,4 +66,48 @@ for n, c in {"plain.jar": plain, "shaded.jar": shaded, "web.war": war, "app.ear"
     open(os.path.join(out, n), "wb").write(c)
 PY
 cp "$tmp"/jars/* corpus/apps_zip/
+# Executables: Trivy's Go and Rust binaries (whole, and rebuilt as small ELFs keeping the headers,
+# section table, names and the two records at their offsets, so the fuzzer can reach them within
+# its 64 KiB max_len), plus a non-ELF file.
+python3 - "$fx/trivy" corpus/apps_binary <<'PY'
+import os, struct, sys
+src, out = sys.argv[1], sys.argv[2]
+for rel in ["golang-binary/test.elf", "golang-binary/main-version-via-ldflags.elf", "golang-binary/goexperiment",
+            "rust-binary/test.elf", "golang-binary/dummy"]:
+    data = open(os.path.join(src, rel), "rb").read()
+    name = rel.replace("/", "-")
+    open(os.path.join(out, name), "wb").write(data)
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        continue
+    # Compact copy: header, program headers, section headers, .shstrtab and the records, moved to
+    # the front; offsets rewritten (the addresses keep mapping through the rewritten PT_LOADs).
+    shoff, = struct.unpack_from("<Q", data, 0x28); shnum, shstrndx = struct.unpack_from("<HH", data, 0x3c)
+    phoff, = struct.unpack_from("<Q", data, 0x20); phnum, = struct.unpack_from("<H", data, 0x38)
+    secs = [list(struct.unpack_from("<IIQQQQIIQQ", data, shoff + 64 * i)) for i in range(shnum)]
+    stroff, strsize = secs[shstrndx][4], secs[shstrndx][5]
+    names = data[stroff:stroff + strsize]
+    def nm(s): return names[s[0]:names.index(b"\0", s[0])].decode()
+    keep = {i for i, s in enumerate(secs) if nm(s) in (".go.buildinfo", ".dep-v0", ".shstrtab")}
+    body = bytearray(data[:64 + 56 * phnum] if phoff == 64 else data[:64])
+    newoff = {}
+    for i in sorted(keep):
+        newoff[i] = len(body); body += data[secs[i][4]:secs[i][4] + secs[i][5]]
+    phs = [list(struct.unpack_from("<IIQQQQQQ", data, phoff + 56 * i)) for i in range(phnum)]
+    for ph in phs:
+        for i in keep:
+            s = secs[i]
+            if ph[0] == 1 and s[3] and ph[3] <= s[3] < ph[3] + ph[5]:
+                ph[2] = newoff[i] - (s[3] - ph[3])
+    if phoff == 64:
+        for j, ph in enumerate(phs): struct.pack_into("<IIQQQQQQ", body, 64 + 56 * j, *ph)
+    sh = bytearray()
+    for i, s in enumerate(secs):
+        s = list(s)
+        s[4] = newoff.get(i, 0)
+        if i not in keep and s[1] != 0: s[1] = 8  # SHT_NOBITS: no file data
+        sh += struct.pack("<IIQQQQIIQQ", *s)
+    struct.pack_into("<Q", body, 0x28, len(body)); body += sh
+    if len(body) <= 65536:
+        open(os.path.join(out, name + ".small"), "wb").write(bytes(body))
+PY
 echo "corpus seeded"

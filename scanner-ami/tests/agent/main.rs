@@ -10,6 +10,7 @@
 mod util;
 
 mod apps;
+mod apps_binary;
 mod apps_java;
 mod apps_meta;
 
