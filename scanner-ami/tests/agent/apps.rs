@@ -10,7 +10,7 @@ use std::process::Command;
 
 use scanner_ami::apps::{AppEcosystem, AppPackage, AppRole, Applications};
 
-use crate::util::{Tree, blank_image, fixtures, mkfs_ext4, run, scan_image, scan_root, tree_size};
+use crate::util::{Tree, blank_image, fixtures, mkfs_ext4, run, scan_image, scan_root, syft, syft_json, tree_size};
 
 /// (ecosystem, name, version, purl, location) of every package, sorted.
 fn keyed(apps: &Applications) -> BTreeSet<(String, String, String, String, String)> {
@@ -290,4 +290,52 @@ fn metadata_owned_by_rpm_is_left_out_and_owned_binaries_are_marked() {
     assert_eq!(apps.stats.os_owned_skipped, 1);
     let go = find(&apps, "pkg:golang/github.com/aquasecurity/test@v1.0.0", "/usr/bin/ldflags-app");
     assert!(go.properties.contains(&("os.package".to_owned(), "python3-distlib".to_owned())), "{go:#?}");
+}
+
+/// Syft on the Go and Rust binaries of the app server tree: the same modules and crates, with
+/// the three differences below written down.
+#[test]
+fn binaries_against_syft() {
+    let Some(syft) = syft() else {
+        eprintln!("SKIP binaries_against_syft: no syft in the venv (scripts/setup-test-env.sh)");
+        return;
+    };
+    let t = app_tree();
+    t.copy("usr/local/bin/goexperiment", "trivy/golang-binary/goexperiment");
+    run(Command::new("chmod").arg("0755").arg(t.path().join("usr/local/bin/goexperiment")));
+    let doc = syft_json(&syft, t.path());
+    let theirs: BTreeSet<(String, String)> = doc["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .filter(|a| a["type"] == "go-module" || a["type"] == "rust-crate")
+        .filter_map(|a| Some((a["purl"].as_str()?.to_owned(), a["locations"][0]["path"].as_str()?.to_owned())))
+        // Our Go rules, which Trivy shares, where Syft differs:
+        .filter_map(|(purl, loc)| {
+            // 1. A main module built as `(devel)` has no version for us (the issue: never
+            //    `(devel)`; Trivy blanks it too): no advisory range can match "(devel)".
+            let purl = purl.strip_suffix("@(devel)").map_or(purl.clone(), str::to_owned);
+            // 2. `go run`/`go build file.go` binaries record `path command-line-arguments` and no
+            //    `mod` line: no module, so no package for us (Trivy: only stdlib).
+            if purl.starts_with("pkg:golang/command-line-arguments") {
+                return None;
+            }
+            // 3. The Go toolchain as `stdlib@v1.22.1` (Trivy's form, which its Go advisories use);
+            //    Syft writes `stdlib@1.22.1`.
+            let purl = match purl.strip_prefix("pkg:golang/stdlib@") {
+                Some(v) => format!("pkg:golang/stdlib@v{v}"),
+                None => purl,
+            };
+            Some((purl, loc))
+        })
+        .collect();
+    let apps = scan_root(t.path()).applications.expect("applications");
+    let ours: BTreeSet<(String, String)> = apps
+        .packages
+        .iter()
+        .filter(|p| matches!(p.ecosystem, AppEcosystem::Golang | AppEcosystem::Cargo))
+        .map(|p| (p.purl.clone(), p.location.clone()))
+        .collect();
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.len(), 10, "{ours:#?}");
 }

