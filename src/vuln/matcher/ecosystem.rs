@@ -206,22 +206,9 @@ fn as_is(name: &str) -> String {
     name.to_owned()
 }
 
-/// PEP 503 normalisation, which OSV's PyPI names use: lower case, runs of `-`, `_`, `.` → `-`.
+/// PEP 503 normalisation, which OSV's PyPI names use (the agent's own: its purls carry the same).
 fn pep503(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_sep {
-                out.push('-');
-            }
-            in_sep = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_sep = false;
-        }
-    }
-    out
+    scanner_ami::apps::python::normalize_name(name)
 }
 
 /// OSV's Maven names are `groupId:artifactId`; a purl-style `group/artifact` is converted.
