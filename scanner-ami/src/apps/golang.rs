@@ -465,7 +465,8 @@ fn setting<'a>(info: &'a BuildInfo, key: &str) -> Option<&'a str> {
 ///
 /// 1. the recorded version, `(devel)` read as empty;
 /// 2. when that is empty or a `v0.0.0` pseudo-version, a version from the `-ldflags` setting
-///    ([`ldflags_version`]), if one is found;
+///    ([`ldflags_version`]), if one is found, given its `v` when written without (Syft's form;
+///    Trivy keeps it as written);
 /// 3. when still empty, a pseudo-version `v0.0.0-YYYYMMDDHHMMSS-<first 12 of vcs.revision>` from
 ///    `vcs.time` and `vcs.revision`;
 /// 4. else empty — never `(devel)`.
@@ -475,7 +476,10 @@ pub fn main_version(info: &BuildInfo, main: &Module) -> String {
     if version.is_empty() || version.starts_with("v0.0.0") {
         let from_ldflags = setting(info, "-ldflags").map(|f| ldflags_version(&main.path, f)).unwrap_or_default();
         if !from_ldflags.is_empty() {
-            version = from_ldflags;
+            // A Go module version always carries its `v` (`x/mod/semver`); projects often set
+            // `-X main.version=1.18.1` without it (Syft's own binary does). Written with the `v`,
+            // as Syft reports it, so the purl is the module's canonical one.
+            version = if from_ldflags.starts_with('v') { from_ldflags } else { format!("v{from_ldflags}") };
         }
     }
     if version.is_empty() {
@@ -833,7 +837,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("example.com/app", "1.2.3", AppRole::Application),
+                ("example.com/app", "v1.2.3", AppRole::Application),
                 ("stdlib", "v1.21.0", AppRole::Stdlib),
                 ("golang.org/x/sys", "v0.1.0", AppRole::Library),
                 ("example.com/new", "v1.2.0", AppRole::Library),
@@ -868,6 +872,7 @@ mod tests {
         assert_eq!(main_version(&info("-X main.version=v2.0.0", true), &m("v1.5.0")), "v1.5.0");
         assert_eq!(main_version(&info("-X main.version=v2.0.0", false), &m("v0.0.0-2020-abc")), "v2.0.0");
         assert_eq!(main_version(&info("-X main.version=notsemver", false), &m("(devel)")), "");
+        assert_eq!(main_version(&info("-X main.version=1.18.1", false), &m("(devel)")), "v1.18.1");
     }
 
     #[test]
