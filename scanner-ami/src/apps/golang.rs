@@ -845,7 +845,7 @@ mod tests {
             ]
         );
         assert_eq!(pk[3].properties, [("go.replaces".to_owned(), "example.com/old@v1.0.0".to_owned())]);
-        assert_eq!(pk[0].purl, "pkg:golang/example.com/app@1.2.3");
+        assert_eq!(pk[0].purl, "pkg:golang/example.com/app@v1.2.3");
         assert_eq!(pk[0].depends_on.len(), 4);
         assert!(pk[0].depends_on.contains(&"pkg:golang/stdlib@v1.21.0".to_owned()));
         let props: BTreeMap<_, _> = pk[0].properties.iter().cloned().collect();
