@@ -79,7 +79,10 @@ pub fn collect(fs: &dyn RootFs) -> Applications {
         if candidate == Candidate::MaybeExecutable {
             files_examined += 1;
             match fs.symlink_metadata(path) {
-                Ok(m) if m.kind == FileKind::File && m.mode & 0o111 != 0 && m.len >= MIN_EXECUTABLE_LEN => {}
+                Ok(m)
+                    if m.kind == FileKind::File
+                        && (m.mode & 0o111 != 0 || is_shared_library(path))
+                        && m.len >= MIN_EXECUTABLE_LEN => {}
                 Ok(_) => return ControlFlow::Continue(()),
                 Err(e) => {
                     errors.push(AppError::new(path, e.to_string()));
@@ -127,6 +130,14 @@ pub fn collect(fs: &dyn RootFs) -> Applications {
     stats.files_read = files_read;
     stats.bytes_read = bytes.get();
     Applications { packages, errors: errors.kept, error_count: errors.count, stats }
+}
+
+/// True for a shared library's name (`x.so`, `libx.so.1.2`): read whatever its mode, since a Go
+/// `c-shared` library (a Python extension built with cgo, say) carries Go build info and is often
+/// installed without an execute bit (Trivy reads execute-bit files only; Syft reads these too).
+fn is_shared_library(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.ends_with(".so") || name.contains(".so.")
 }
 
 /// Read one candidate file with its reader.

@@ -51,6 +51,7 @@ fn app_tree() -> Tree {
         .copy("usr/share/gems/specifications/multiple_licenses.gemspec", "trivy/lang/ruby/multiple_licenses.gemspec")
         .copy("var/www/app/vendor/composer/installed.json", "trivy/lang/php/installed.json")
         .copy("opt/collector/datacollector.deps.json", "trivy/lang/dotnet/datacollector.deps.json")
+        .copy("usr/lib/python3/dist-packages/_cgo.cpython-311-x86_64-linux-gnu.so", "trivy/golang-binary/main-version-via-ldflags.elf")
         .put("boot/vmlinuz-6.1.61-85.amzn2023.x86_64", b"placeholder")
         .put("lib/modules/6.1.61-85.amzn2023.x86_64/modules.dep", b"");
     for bin in ["legacy-agent", "ldflags-app", "crate-tool", "dummy"] {
@@ -70,6 +71,8 @@ fn assert_app_server(apps: &Applications, what: &str) {
     assert_eq!((main.role, main.version.as_str()), (AppRole::Application, ""), "{what}");
     // The main module's version from -ldflags -X main.version.
     find(apps, "pkg:golang/github.com/aquasecurity/test@v1.0.0", "/usr/local/bin/ldflags-app");
+    // A Go c-shared library without an execute bit (a cgo Python extension) is read for its name.
+    find(apps, "pkg:golang/stdlib@v1.22.1", "/usr/lib/python3/dist-packages/_cgo.cpython-311-x86_64-linux-gnu.so");
     // Rust: the root crate and its library.
     let root = find(apps, "pkg:cargo/crate_with_features@0.1.0", "/usr/local/bin/crate-tool");
     assert_eq!(root.role, AppRole::Application, "{what}");
@@ -337,5 +340,5 @@ fn binaries_against_syft() {
         .map(|p| (p.purl.clone(), p.location.clone()))
         .collect();
     assert_eq!(ours, theirs);
-    assert_eq!(ours.len(), 10, "{ours:#?}");
+    assert_eq!(ours.len(), 12, "{ours:#?}");
 }
