@@ -31,7 +31,7 @@ fn find<'a>(apps: &'a Applications, purl: &str, location: &str) -> &'a AppPackag
 }
 
 /// The tree of an application server.
-fn app_tree() -> Tree {
+pub(crate) fn app_tree() -> Tree {
     let t = Tree::new();
     t.os_release("amzn", "2023", "Amazon Linux 2023");
     t.copy("usr/local/bin/legacy-agent", "trivy/golang-binary/test.elf")

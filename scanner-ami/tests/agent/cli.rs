@@ -67,6 +67,9 @@ fn cyclonedx_validates_against_the_official_1_6_schema() {
             t.put("etc/alpine-release", b"3.4.6\n").copy("lib/apk/db/installed", "trivy/apk/installed");
             t
         }),
+        // Application components (Go, Rust, Java, Python, Node, Ruby, PHP, .NET, a kernel) and
+        // the dependencies that tie them to their binaries and archives.
+        ("apps", crate::apps::app_tree()),
     ];
     for (name, tree) in &trees {
         let cdx = run(agent().arg("scan").arg("--root").arg(tree.path()).arg("--format").arg("cyclonedx"));
@@ -75,7 +78,7 @@ fn cyclonedx_validates_against_the_official_1_6_schema() {
         files.push(f);
     }
     let out = run(Command::new(python).arg(project_root().join("scripts/validate-cyclonedx.py")).args(&files));
-    assert_eq!(out.matches("valid").count(), 3, "{out}");
+    assert_eq!(out.matches("valid").count(), 4, "{out}");
 }
 
 #[test]
