@@ -51,7 +51,10 @@ pub(crate) fn app_tree() -> Tree {
         .copy("usr/share/gems/specifications/multiple_licenses.gemspec", "trivy/lang/ruby/multiple_licenses.gemspec")
         .copy("var/www/app/vendor/composer/installed.json", "trivy/lang/php/installed.json")
         .copy("opt/collector/datacollector.deps.json", "trivy/lang/dotnet/datacollector.deps.json")
-        .copy("usr/lib/python3/dist-packages/_cgo.cpython-311-x86_64-linux-gnu.so", "trivy/golang-binary/main-version-via-ldflags.elf")
+        .copy(
+            "usr/lib/python3/dist-packages/_cgo.cpython-311-x86_64-linux-gnu.so",
+            "trivy/golang-binary/main-version-via-ldflags.elf",
+        )
         .put("boot/vmlinuz-6.1.61-85.amzn2023.x86_64", b"placeholder")
         .put("lib/modules/6.1.61-85.amzn2023.x86_64/modules.dep", b"");
     for bin in ["legacy-agent", "ldflags-app", "crate-tool", "dummy"] {

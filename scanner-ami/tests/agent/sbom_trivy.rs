@@ -219,3 +219,36 @@ fn trivy_sbom_on_alpine_finds_what_trivy_rootfs_finds() {
     assert_eq!(from_sbom, recorded);
     assert_eq!(from_sbom.len(), 57);
 }
+
+/// The application components of our SBOM read by Trivy: on the AL2023 app server, `trivy sbom`
+/// lists every Go, Rust, Java, Python and Node package we list, with the same version, under the
+/// file we found it in (`FilePath`).
+#[test]
+#[ignore = "needs the venv's Trivy (scripts/setup-test-env.sh, AGENTLESS_PYTHON)"]
+fn trivy_sbom_reads_our_application_packages() {
+    let work = tempfile::tempdir().expect("tmp");
+    let cache = trivy_cache(work.path());
+    let img = demo(work.path(), "demo-al2023.img.gz");
+    let mut reports = scan_images(&[img.as_path()], ScanOptions::default()).expect("scan");
+    let report = reports.remove(0);
+    let outputs = scanner_ami::agent::ScanOutputs::render(&report, "demo-al2023").expect("render");
+    let sbom = work.path().join("al2023.cdx.json");
+    std::fs::write(&sbom, outputs.sbom).expect("write sbom");
+    let out = trivy_json(&cache, &list_packages(&sbom));
+    let mut theirs: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for r in out["Results"].as_array().expect("Results").iter().filter(|r| r["Class"] == "lang-pkgs") {
+        for p in r["Packages"].as_array().into_iter().flatten() {
+            let s = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
+            let path = p["FilePath"].as_str().or(r["Target"].as_str()).unwrap_or_default().to_owned();
+            theirs.insert((s("Name"), s("Version"), path));
+        }
+    }
+    let apps = report.applications.as_ref().expect("applications");
+    let ours: BTreeSet<(String, String, String)> = apps
+        .packages
+        .iter()
+        .filter(|p| p.ecosystem != scanner_ami::apps::AppEcosystem::Kernel)
+        .map(|p| (p.name.clone(), p.version.clone(), p.location.trim_start_matches('/').to_owned()))
+        .collect();
+    assert_eq!(theirs, ours, "{:#}", out["Results"]);
+}
