@@ -65,6 +65,7 @@ impl Errors {
 /// Inventory the applications of the root `fs`.
 #[must_use]
 pub fn collect(fs: &dyn RootFs) -> Applications {
+    let started = std::time::Instant::now();
     let bytes = Cell::new(0u64);
     let mut stats = WalkStats::default();
     let mut errors = Errors { kept: Vec::new(), count: 0 };
@@ -129,6 +130,18 @@ pub fn collect(fs: &dyn RootFs) -> Applications {
     stats.files_examined = files_examined;
     stats.files_read = files_read;
     stats.bytes_read = bytes.get();
+    tracing::info!(
+        fs = fs.kind(),
+        packages = packages.len(),
+        entries = stats.entries,
+        files_read = stats.files_read,
+        bytes_read = stats.bytes_read,
+        os_owned_skipped = stats.os_owned_skipped,
+        errors = errors.count,
+        capped = !stats.truncated.is_empty(),
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "application inventory done"
+    );
     Applications { packages, errors: errors.kept, error_count: errors.count, stats }
 }
 
