@@ -91,6 +91,7 @@ fn authz_of_run_instances_covers_every_resource_type() {
     let key: KmsKeyId = "1234abcd-12ab-34cd-56ef-1234567890ab".parse().expect("key");
     let input = RunScannerInput {
         image: Tagged::new("ami-0123456789abcdef0".parse().expect("ami"), Tags::new()),
+        root_device_name: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new("subnet-0123456789abcdef0".parse().expect("subnet"), ours.clone()),
         security_groups: vec![Tagged::new("sg-0123456789abcdef0".parse().expect("sg"), ours.clone())],
@@ -333,11 +334,20 @@ fn an_empty_tag_set_never_reaches_a_create_call() {
         .expect_err("an untagged VPC is refused");
     assert_eq!(err.kind(), ErrorKind::PolicyDenied, "{err}");
     assert!(err.to_string().contains("empty tag set"), "{err}");
+    assert_eq!(
+        err.guard_violation(),
+        Some(&agentless::cloud::GuardViolation::EmptyTags {
+            operation: "CreateVpc",
+            region: region(),
+            resource_type: "VPC"
+        })
+    );
     // A scanner whose volumes would carry no tags is refused too, although its instance's are set.
     let tsc = tags::resource_tags(&job(), Some(Role::SCANNER), expires());
     let ours = tags::resource_tags(&job(), Some(Role::SUBNET), expires());
     let input = RunScannerInput {
         image: Tagged::new("ami-0123456789abcdef0".parse().expect("ami"), Tags::new()),
+        root_device_name: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new("subnet-0123456789abcdef0".parse().expect("subnet"), ours.clone()),
         security_groups: vec![Tagged::new("sg-0123456789abcdef0".parse().expect("sg"), ours)],
