@@ -257,7 +257,12 @@ fn add_image(sim: &SimCloud, id: &str, name: &str) -> agentless::cloud::ImageId 
     sim.setup(move |s| {
         let world = s.world();
         let r = world.accounts.get_mut(&account).and_then(|a| a.regions.get_mut(&region)).expect("region");
-        let mut image = r.images.values().next().cloned().expect("the scanner image");
+        let mut image = r
+            .images
+            .values()
+            .find(|i| i.tags.get("agentless:image-version").is_some())
+            .cloned()
+            .expect("the scanner image");
         image.name = name.to_owned();
         r.images.insert(new, image);
         Ok(())
@@ -283,7 +288,12 @@ fn launched_images(sim: &SimCloud) -> Vec<String> {
 async fn two_tagged_scanner_images_are_refused_naming_both() {
     let s = setup(None);
     let ours = s.sim.inspect(|w| {
-        w.accounts.values().flat_map(|a| a.regions.values()).flat_map(|r| r.images.keys()).next().cloned()
+        w.accounts
+            .values()
+            .flat_map(|a| a.regions.values())
+            .flat_map(|r| r.images.iter())
+            .find(|(_, i)| i.tags.get("agentless:image-version").is_some())
+            .map(|(id, _)| id.clone())
     });
     let ours = ours.expect("installed image");
     let name = format!("alibaba-cloud-security-scan-image-{}-20260101-000000", agentless::cli::common::image_version());
