@@ -289,6 +289,21 @@ pub fn image_tags(version: Role<'_>) -> Tags {
     t
 }
 
+/// `alibaba-cloud-security-scan-image-<version>`: the `Name` tag of our scanner image, and the
+/// prefix of its AMI name (`scanner-ami/image/register.sh` registers `<this>-<UTC stamp>`). The AMI
+/// name is set at registration and cannot be changed by `ec2:CreateTags`.
+#[must_use]
+pub fn image_name(version: &str) -> String {
+    format!("{RESOURCE_NAME_PREFIX}-image-{version}")
+}
+
+/// An AMI name [`image_name`] for `version` made: that name, or it followed by `-<suffix>`.
+#[must_use]
+pub fn is_image_name(name: &str, version: &str) -> bool {
+    let want = image_name(version);
+    name.strip_prefix(want.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,19 +366,4 @@ mod tests {
         }
         assert_eq!(t.insert("one-too-many", "v"), Err(TagError::TooMany));
     }
-}
-
-/// `alibaba-cloud-security-scan-image-<version>`: the `Name` tag of our scanner image, and the
-/// prefix of its AMI name (`scanner-ami/image/register.sh` registers `<this>-<UTC stamp>`). The AMI
-/// name is set at registration and cannot be changed by `ec2:CreateTags`.
-#[must_use]
-pub fn image_name(version: &str) -> String {
-    format!("{RESOURCE_NAME_PREFIX}-image-{version}")
-}
-
-/// An AMI name [`image_name`] for `version` made: that name, or it followed by `-<suffix>`.
-#[must_use]
-pub fn is_image_name(name: &str, version: &str) -> bool {
-    let want = image_name(version);
-    name.strip_prefix(want.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
 }

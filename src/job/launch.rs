@@ -61,7 +61,7 @@ impl<C: Cloud> Job<'_, C> {
     }
 
     fn ierr(&self, source: ScannerImageError) -> JobError {
-        JobError::Image { job: self.id.clone(), source }
+        JobError::Image { job: self.id.clone(), source: Box::new(source) }
     }
 
     /// The scanner image and its root device name: pinned by id, or found by tag and name

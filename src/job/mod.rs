@@ -146,7 +146,7 @@ pub enum JobError {
     #[error("job {job} in {region}: {message}")]
     Setup { job: JobId, region: Region, message: String },
     #[error("job {job}: {source}")]
-    Image { job: JobId, source: ScannerImageError },
+    Image { job: JobId, source: Box<ScannerImageError> },
     #[error("job {0} is not in the ledger")]
     UnknownJob(JobId),
     #[error(transparent)]
