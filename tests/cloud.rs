@@ -91,6 +91,7 @@ fn authz_of_run_instances_covers_every_resource_type() {
     let key: KmsKeyId = "1234abcd-12ab-34cd-56ef-1234567890ab".parse().expect("key");
     let input = RunScannerInput {
         image: Tagged::new("ami-0123456789abcdef0".parse().expect("ami"), Tags::new()),
+        root_device_name: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new("subnet-0123456789abcdef0".parse().expect("subnet"), ours.clone()),
         security_groups: vec![Tagged::new("sg-0123456789abcdef0".parse().expect("sg"), ours.clone())],
@@ -321,4 +322,46 @@ fn guard_confines_grant_revocation_and_snapshot_copies_to_ours() {
     assert!(err.is_err());
     let ok = now(g.copy_snapshot(&region(), &copy(snapshot(Some("SAS_Agentless-x"), true)))).expect("ready");
     assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[test]
+fn an_empty_tag_set_never_reaches_a_create_call() {
+    let g = guard();
+    // CreateVpc is unconditioned in the custom policy: only the guard stands between an untagged
+    // (hence unattributable, undeletable under the policy) VPC and the account.
+    let err = now(g.create_vpc(&region(), &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: Tags::new() }))
+        .expect("ready")
+        .expect_err("an untagged VPC is refused");
+    assert_eq!(err.kind(), ErrorKind::PolicyDenied, "{err}");
+    assert!(err.to_string().contains("empty tag set"), "{err}");
+    assert_eq!(
+        err.guard_violation(),
+        Some(&agentless::cloud::GuardViolation::EmptyTags {
+            operation: "CreateVpc",
+            region: region(),
+            resource_type: "VPC"
+        })
+    );
+    // A scanner whose volumes would carry no tags is refused too, although its instance's are set.
+    let tsc = tags::resource_tags(&job(), Some(Role::SCANNER), expires());
+    let ours = tags::resource_tags(&job(), Some(Role::SUBNET), expires());
+    let input = RunScannerInput {
+        image: Tagged::new("ami-0123456789abcdef0".parse().expect("ami"), Tags::new()),
+        root_device_name: None,
+        instance_type: "m5.xlarge".into(),
+        subnet: Tagged::new("subnet-0123456789abcdef0".parse().expect("subnet"), ours.clone()),
+        security_groups: vec![Tagged::new("sg-0123456789abcdef0".parse().expect("sg"), ours)],
+        volumes: Vec::new(),
+        user_data_base64: String::new(),
+        client_token: "t".into(),
+        instance_tags: tsc.clone(),
+        volume_tags: Tags::new(),
+        network_interface_tags: tsc,
+    };
+    let err = now(g.run_scanner(&region(), &input)).expect("ready").expect_err("untagged volumes are refused");
+    assert_eq!(err.kind(), ErrorKind::PolicyDenied, "{err}");
+    assert!(err.to_string().contains("volume"), "{err}");
+    // Nothing reached the backend; the refusals are in the trace.
+    assert!(g.backend().calls().is_empty(), "{:?}", g.backend().calls());
+    assert_eq!(g.trace().iter().filter(|t| !t.allowed).count(), 2);
 }

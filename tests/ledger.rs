@@ -392,3 +392,67 @@ fn targets_have_their_own_status() {
     assert_eq!(ledger.job(&j).expect("job").expect("some").error.as_deref(), Some("boom"));
     assert_eq!(ledger.events(&j).expect("events").last().map(|e| e.kind), Some(EventKind::Note));
 }
+
+/// Every `open`/`openat` in an strace log that creates (`O_CREAT`) a file whose name starts with
+/// `ledger.sqlite3`: (file name, requested mode), the first per name only (the one that created it
+/// in a fresh directory; later ones open an existing file and do not change its mode).
+fn creating_opens(log: &str) -> Vec<(String, u32)> {
+    let mut seen: Vec<(String, u32)> = Vec::new();
+    for line in log.lines() {
+        if !line.contains("O_CREAT") {
+            continue;
+        }
+        let Some(start) = line.find('"') else { continue };
+        let Some(len) = line[start + 1..].find('"') else { continue };
+        let path = &line[start + 1..start + 1 + len];
+        let name = Path::new(path).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !name.starts_with(agentless::ledger::FILE_NAME) || seen.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        // `..., O_RDWR|O_CREAT|O_CLOEXEC, 0644) = 3`: the mode is the last argument, in octal.
+        let Some(args) = line.rsplit_once(')').map(|(a, _)| a) else { continue };
+        let mode = args.rsplit(", ").next().and_then(|m| u32::from_str_radix(m.trim(), 8).ok());
+        seen.push((name.to_owned(), mode.unwrap_or(u32::MAX)));
+    }
+    seen
+}
+
+#[test]
+fn ledger_files_are_created_owner_only_under_a_permissive_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let log = dir.path().join("strace.log");
+    let strace = std::process::Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success());
+    // umask 000: whatever mode a file is created with is the mode it gets, so a file SQLite creates
+    // (0644) would be world-readable until chmodded.
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg("umask 000; exec \"$@\"").arg("sh");
+    if strace {
+        c.args(["strace", "-f", "-qq", "-e", "trace=open,openat,creat", "-o"]).arg(&log);
+    } else {
+        eprintln!("strace not found: only the final modes are checked, not the modes files were created with");
+    }
+    c.arg(env!("CARGO_BIN_EXE_agentless")).args(["jobs", "list", "--data-dir"]).arg(&data);
+    c.env_remove("AGENTLESS_DATA_DIR").env("AGENTLESS_LOG", "warn");
+    let out = c.output().expect("run agentless");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for entry in std::fs::read_dir(&data).expect("data dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(agentless::ledger::FILE_NAME) {
+            let mode = entry.metadata().expect("metadata").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+        }
+    }
+    if strace {
+        let text = std::fs::read_to_string(&log).expect("strace log");
+        let created = creating_opens(&text);
+        // The database and, in WAL mode, its -wal and -shm siblings.
+        for want in ["", "-wal", "-shm"] {
+            let name = format!("{}{want}", agentless::ledger::FILE_NAME);
+            let got = created.iter().find(|(n, _)| *n == name);
+            assert_eq!(got.map(|(_, m)| *m), Some(0o600), "{name} created with {got:?}; all: {created:?}");
+        }
+    }
+}

@@ -235,7 +235,8 @@ pub fn sim_install_scanner_image(sim: &SimCloud, regions: &[Region]) -> Result<(
             r.images.insert(
                 id,
                 crate::cloud::sim::state::Image {
-                    name: format!("agentless-scanner-{version}"),
+                    // As register.sh names it: `<image_name>-<UTC stamp>`.
+                    name: format!("{}-00000000-000000", tags::image_name(&version)),
                     description: "agentless scanner image (simulated: the hypervisor runs scanner-agent)".into(),
                     owner: account.clone(),
                     owner_alias: None,

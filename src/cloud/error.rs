@@ -171,6 +171,7 @@ struct Detail {
     request_id: Option<String>,
     ids: Vec<String>,
     denial: Option<PolicyDenial>,
+    violation: Option<super::guard::GuardViolation>,
 }
 
 impl CloudError {
@@ -195,6 +196,7 @@ impl CloudError {
             request_id,
             ids,
             denial: None,
+            violation: None,
         }))
     }
 
@@ -217,6 +219,7 @@ impl CloudError {
             request_id: None,
             ids,
             denial: None,
+            violation: None,
         }))
     }
 
@@ -237,7 +240,21 @@ impl CloudError {
             request_id: None,
             ids,
             denial: Some(denial),
+            violation: None,
         }))
+    }
+
+    /// The same refusal, saying which typed guard rule refused it.
+    #[must_use]
+    pub fn with_guard_violation(mut self, violation: super::guard::GuardViolation) -> CloudError {
+        self.0.violation = Some(violation);
+        self
+    }
+
+    /// For a refusal by one of the guard's own typed rules: which.
+    #[must_use]
+    pub fn guard_violation(&self) -> Option<&super::guard::GuardViolation> {
+        self.0.violation.as_ref()
     }
 
     #[must_use]

@@ -18,6 +18,9 @@
 //!    names) **and** an `agentless:job` tag. The second half can be switched off
 //!    ([`GuardRules::include_foreign`], for a later `audit --include-foreign`); the first cannot.
 //!    Reading anything and snapshotting the targets are, of course, allowed.
+//! 3. No create call with an empty tag set for anything it creates ([`GuardViolation::EmptyTags`]):
+//!    every create in the custom policy is unconditioned, and an untagged resource could never be
+//!    told ours by the auditor nor deleted under the policy's `Name` conditions.
 //!
 //! # Only way in
 //!
@@ -33,6 +36,80 @@ use super::tags::{JOB, RESOURCE_NAME_PREFIX, SNAPSHOT_NAME_PREFIX, Tags};
 use super::{Call, Cloud};
 use crate::policy::authz::{self, AuthzRequest, Origin, Scope};
 use crate::policy::{Decision, Policy, Request, evaluate};
+
+/// A guard rule (stricter than the policy) a call breaks, typed; [`CloudError::guard_violation`]
+/// carries it on the refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardViolation {
+    /// Rule 3: a create call whose tag set for `resource_type` is empty.
+    #[error(
+        "{operation} in {region}: empty tag set for the new {resource_type}: every resource we create carries our \
+         Name and {JOB} tags (an untagged one could not be attributed to a job nor deleted under the policy)"
+    )]
+    EmptyTags { operation: &'static str, region: Region, resource_type: &'static str },
+}
+
+/// Rule 3 for `call`: one violation per created resource type whose tag set is empty.
+fn empty_tag_sets(region: &Region, call: Call<'_>) -> Vec<GuardViolation> {
+    let sets: Vec<(&'static str, &Tags)> = match call {
+        Call::CreateSnapshots(i) => vec![("snapshot", &i.tags)],
+        Call::CreateSnapshot(i) => vec![("snapshot", &i.tags)],
+        Call::CopySnapshot(i) => vec![("snapshot", &i.tags)],
+        Call::CopyImage(i) => vec![("image", &i.tags)],
+        Call::CreateVpc(i) => vec![("VPC", &i.tags)],
+        Call::CreateSubnet(i) => vec![("subnet", &i.tags)],
+        Call::CreateInternetGateway(i) => vec![("internet gateway", &i.tags)],
+        Call::CreateSecurityGroup(i) => vec![("security group", &i.tags)],
+        Call::CreateVpcEndpoint(i) => vec![("VPC endpoint", &i.tags)],
+        Call::RunInstances(i) => vec![
+            ("instance", &i.instance_tags),
+            ("volume", &i.volume_tags),
+            ("network interface", &i.network_interface_tags),
+        ],
+        // Reads, changes and deletes create nothing; a KMS grant has a name, not tags.
+        Call::DescribeRegions(_)
+        | Call::DescribeAvailabilityZones(_)
+        | Call::DescribeInstanceTypeOfferings(_)
+        | Call::GetCallerIdentity(_)
+        | Call::GetUser(_)
+        | Call::DescribeInstances(_)
+        | Call::DescribeVolumes(_)
+        | Call::DescribeSnapshots(_)
+        | Call::DescribeRouteTables(_)
+        | Call::DescribeVpcs(_)
+        | Call::DescribeSubnets(_)
+        | Call::DescribeSecurityGroups(_)
+        | Call::DescribeInternetGateways(_)
+        | Call::DescribeVpcEndpoints(_)
+        | Call::DescribeImages(_)
+        | Call::DescribeKey(_)
+        | Call::ListGrants(_)
+        | Call::CreateGrant(_)
+        | Call::ModifySnapshotAttribute(_)
+        | Call::DeleteSnapshot(_)
+        | Call::ModifySubnetAttribute(_)
+        | Call::AttachInternetGateway(_)
+        | Call::DetachInternetGateway(_)
+        | Call::CreateRoute(_)
+        | Call::AuthorizeSecurityGroupEgress(_)
+        | Call::TerminateInstances(_)
+        | Call::StopInstances(_)
+        | Call::DeleteVpcEndpoints(_)
+        | Call::DeleteSecurityGroup(_)
+        | Call::DeleteSubnet(_)
+        | Call::DeleteInternetGateway(_)
+        | Call::DeleteVpc(_)
+        | Call::RevokeGrant(_) => Vec::new(),
+    };
+    sets.into_iter()
+        .filter(|(_, t)| t.is_empty())
+        .map(|(resource_type, _)| GuardViolation::EmptyTags {
+            operation: call.name(),
+            region: region.clone(),
+            resource_type,
+        })
+        .collect()
+}
 
 /// Proof that the guard authorized one call; the only way to call a [`Cloud`] method.
 #[derive(Debug)]
@@ -164,7 +241,8 @@ impl GuardPolicy {
     /// Evaluate one call: its requests against the policies, and the guard's rules.
     #[must_use]
     pub fn evaluate(&self, region: &Region, call: Call<'_>) -> TraceEntry {
-        let mut violations = ownership_violations(call, self.rules);
+        let mut violations: Vec<String> = empty_tag_sets(region, call).iter().map(ToString::to_string).collect();
+        violations.extend(ownership_violations(call, self.rules));
         let requests = match authz::requests(&self.scope, region, call) {
             Ok(r) => r,
             Err(e) => {
@@ -440,7 +518,13 @@ impl<C: Cloud> Guard<C> {
             self.trace.lock().unwrap_or_else(PoisonError::into_inner).push(entry);
         }
         match refusal {
-            Some(denial) => Err(CloudError::policy_denied(call.name(), region.clone(), ids, denial)),
+            Some(denial) => {
+                let err = CloudError::policy_denied(call.name(), region.clone(), ids, denial);
+                Err(match empty_tag_sets(region, call).into_iter().next() {
+                    Some(v) => err.with_guard_violation(v),
+                    None => err,
+                })
+            }
             None => Ok(Authorized { operation: call.name(), region: region.clone() }),
         }
     }

@@ -30,7 +30,7 @@ pub mod sim;
 pub mod tags;
 
 pub use error::{CloudError, ErrorKind, PolicyDenial, classify};
-pub use guard::{Authorized, CallObserver, Evaluated, Guard, GuardPolicy, GuardRules, TraceEntry};
+pub use guard::{Authorized, CallObserver, Evaluated, Guard, GuardPolicy, GuardRules, GuardViolation, TraceEntry};
 pub use ids::{
     AccountId, GrantId, IdError, ImageId, InstanceId, InternetGatewayId, JobId, KmsKeyId, NetworkInterfaceId, Region,
     RouteTableId, SecurityGroupId, SnapshotId, SubnetId, VolumeId, VpcEndpointId, VpcId,

@@ -564,6 +564,10 @@ pub struct ScannerVolume {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunScannerInput {
     pub image: Tagged<ImageId>,
+    /// The image's root device (`DescribeImages` RootDeviceName): mapped with
+    /// `DeleteOnTermination=true` whatever the AMI says (the policy has no `ec2:DeleteVolume`, so a
+    /// root volume kept on termination could never be removed by us). `None`: the AMI's mapping.
+    pub root_device_name: Option<String>,
     pub instance_type: String,
     pub subnet: Tagged<SubnetId>,
     pub security_groups: Vec<Tagged<SecurityGroupId>>,

@@ -280,13 +280,28 @@ pub fn resource_tags(job: &JobId, role: Option<Role<'_>>, expires_at: jiff::Time
 
 /// The tags of a scanner AMI copied into a Region. It outlives the job that copied it (the policy
 /// has no `ec2:DeregisterImage`, so it could not be removed anyway; later jobs reuse it), hence no
-/// job and no expiry: `Name=alibaba-cloud-security-scan-image-<version>`.
+/// job and no expiry: `Name=alibaba-cloud-security-scan-image-<version>` (= [`image_name`]).
 #[must_use]
 pub fn image_tags(version: Role<'_>) -> Tags {
     let mut t = Tags::new();
-    t.push_known(NAME, format!("{RESOURCE_NAME_PREFIX}-image-{}", version.as_str()));
+    t.push_known(NAME, image_name(version.as_str()));
     t.push_known(IMAGE_VERSION, version.as_str().to_owned());
     t
+}
+
+/// `alibaba-cloud-security-scan-image-<version>`: the `Name` tag of our scanner image, and the
+/// prefix of its AMI name (`scanner-ami/image/register.sh` registers `<this>-<UTC stamp>`). The AMI
+/// name is set at registration and cannot be changed by `ec2:CreateTags`.
+#[must_use]
+pub fn image_name(version: &str) -> String {
+    format!("{RESOURCE_NAME_PREFIX}-image-{version}")
+}
+
+/// An AMI name [`image_name`] for `version` made: that name, or it followed by `-<suffix>`.
+#[must_use]
+pub fn is_image_name(name: &str, version: &str) -> bool {
+    let want = image_name(version);
+    name.strip_prefix(want.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
 }
 
 #[cfg(test)]

@@ -146,6 +146,9 @@ pub struct JobDoc {
     targets: BTreeMap<InstanceId, TargetDoc>,
     pub network: NetworkDoc,
     pub image: Option<ImageId>,
+    /// The image's root device (`DescribeImages` RootDeviceName), mapped `DeleteOnTermination`.
+    #[serde(default)]
+    pub image_root_device: Option<String>,
     /// Stored as parts since schema version 4; inline in documents written before.
     #[serde(default)]
     scanners: Vec<ScannerDoc>,
@@ -208,6 +211,7 @@ impl JobDoc {
             targets: BTreeMap::new(),
             network: NetworkDoc::default(),
             image: None,
+            image_root_device: None,
             scanners: Vec::new(),
             failure: None,
             cancelled: false,

@@ -14,7 +14,7 @@ use scanner_ami::job::{DeviceTarget, JOB_MANIFEST_VERSION, JobManifest};
 use super::doc::ScannerDoc;
 use super::retry::{Retry, retry};
 use super::runner::Job;
-use super::{JobError, ScannerImage};
+use super::{JobError, ScannerImage, ScannerImageError};
 use crate::cloud::ops::{
     DescribeImagesInput, DescribeInput, Filter, InstanceState, RunScannerInput, ScannerVolume, Tagged,
 };
@@ -60,40 +60,97 @@ impl<C: Cloud> Job<'_, C> {
             .collect()
     }
 
-    async fn resolve_image(&mut self) -> Result<ImageId, JobError> {
-        if let Some(i) = &self.doc.image {
-            return Ok(i.clone());
+    fn ierr(&self, source: ScannerImageError) -> JobError {
+        JobError::Image { job: self.id.clone(), source: Box::new(source) }
+    }
+
+    /// The scanner image and its root device name: pinned by id, or found by tag and name
+    /// ([`ScannerImage`]); saved in the document so a resumed job boots the same one.
+    async fn resolve_image(&mut self) -> Result<(ImageId, String), JobError> {
+        if let (Some(i), Some(root)) = (&self.doc.image, &self.doc.image_root_device) {
+            return Ok((i.clone(), root.clone()));
         }
-        let image = match &self.r.settings.image {
-            ScannerImage::Id(id) => id.clone(),
-            ScannerImage::Version(version) => {
-                let input = DescribeImagesInput {
-                    owners: vec!["self".into()],
-                    describe: DescribeInput::filters(vec![
-                        Filter::tag(tags::IMAGE_VERSION, [version.as_str()]),
-                        Filter::new("state", ["available"]),
-                    ]),
-                };
-                let page =
-                    retry(Retry::Transient, "DescribeImages", || self.r.guard.describe_images(&self.region, &input))
-                        .await
-                        .map_err(self.cerr("finding the scanner image"))?;
-                let Some(img) = page.items.into_iter().next() else {
-                    return Err(JobError::Setup {
-                        job: self.id.clone(),
-                        region: self.region.clone(),
-                        message: format!(
-                            "no scanner image tagged {}={version} owned by this account here; build one (scanner-ami/image/README.md), or name one: `--scanner-ami` (scan), `scanner.regions.<Region>.ami` (serve)",
-                            tags::IMAGE_VERSION
-                        ),
-                    });
-                };
-                img.id
-            }
+        let region = self.region.clone();
+        // A resumed job describes the image it chose before (an older document has no root device).
+        let image = match (self.doc.image.clone(), self.r.settings.image.clone()) {
+            (Some(id), _) | (None, ScannerImage::Id(id)) => self.describe_pinned_image(id).await?,
+            (None, ScannerImage::Version(version)) => self.find_tagged_image(&version).await?,
         };
-        self.doc.image = Some(image.clone());
+        if image.state != "available" {
+            return Err(self.ierr(ScannerImageError::Unusable {
+                region,
+                image: image.id,
+                why: format!("its state is {}, not available", image.state),
+            }));
+        }
+        let Some(root) = image.root_device_name.clone() else {
+            return Err(self.ierr(ScannerImageError::Unusable {
+                region,
+                image: image.id,
+                why: "DescribeImages gives it no root device name".into(),
+            }));
+        };
+        self.doc.image = Some(image.id.clone());
+        self.doc.image_root_device = Some(root.clone());
         self.save()?;
-        Ok(image)
+        Ok((image.id, root))
+    }
+
+    /// The image pinned by id (any owner: the user chose it).
+    async fn describe_pinned_image(&self, id: ImageId) -> Result<crate::cloud::ops::ImageInfo, JobError> {
+        let input = DescribeImagesInput { owners: Vec::new(), describe: DescribeInput::ids(vec![id.clone()]) };
+        let page = retry(Retry::Transient, "DescribeImages", || self.r.guard.describe_images(&self.region, &input))
+            .await
+            .map_err(self.cerr("describing the scanner image"))?;
+        page.items.into_iter().find(|i| i.id == id).ok_or_else(|| {
+            self.ierr(ScannerImageError::Unusable {
+                region: self.region.clone(),
+                image: id,
+                why: "not found (an AMI id belongs to one Region: pin one per Region)".into(),
+            })
+        })
+    }
+
+    /// Our image for `version`: owned by this account, tagged with it, named for it; exactly one.
+    async fn find_tagged_image(&self, version: &str) -> Result<crate::cloud::ops::ImageInfo, JobError> {
+        let input = DescribeImagesInput {
+            owners: vec!["self".into()],
+            describe: DescribeInput::filters(vec![
+                Filter::tag(tags::IMAGE_VERSION, [version]),
+                Filter::new("state", ["available"]),
+            ]),
+        };
+        let page = retry(Retry::Transient, "DescribeImages", || self.r.guard.describe_images(&self.region, &input))
+            .await
+            .map_err(self.cerr("finding the scanner image"))?;
+        let (named, rejected): (Vec<_>, Vec<_>) =
+            page.items.into_iter().partition(|i| tags::is_image_name(&i.name, version));
+        let list = |v: &[crate::cloud::ops::ImageInfo]| {
+            v.iter().map(|i| format!("{} ({})", i.id, i.name)).collect::<Vec<_>>().join(", ")
+        };
+        let mut named = named;
+        match named.len() {
+            1 => Ok(named.remove(0)),
+            0 => Err(self.ierr(ScannerImageError::NotFound {
+                region: self.region.clone(),
+                version: version.to_owned(),
+                tag: tags::IMAGE_VERSION,
+                name: tags::image_name(version),
+                rejected: if rejected.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (tagged, but not named so, hence not used: {})", list(&rejected))
+                },
+            })),
+            count => Err(self.ierr(ScannerImageError::Ambiguous {
+                region: self.region.clone(),
+                version: version.to_owned(),
+                tag: tags::IMAGE_VERSION,
+                name: tags::image_name(version),
+                count,
+                candidates: list(&named),
+            })),
+        }
     }
 
     /// Group the volumes that are ready into scanners (once; the plan is saved). The volumes of one
@@ -134,7 +191,7 @@ impl<C: Cloud> Job<'_, C> {
 
     /// `Launching`.
     pub(super) async fn launch(&mut self) -> Result<(), JobError> {
-        let image = self.resolve_image().await?;
+        let (image, root_device) = self.resolve_image().await?;
         self.plan_scanners();
         self.save()?;
         let (Some(subnet), Some(sg)) = (self.doc.network.subnet.clone(), self.doc.network.security_group.clone())
@@ -208,6 +265,7 @@ impl<C: Cloud> Job<'_, C> {
                 .collect();
             let input = RunScannerInput {
                 image: Tagged::new(image.clone(), crate::cloud::Tags::new()),
+                root_device_name: Some(root_device.clone()),
                 instance_type: self.r.settings.instance_type.clone(),
                 subnet: Tagged::new(subnet.clone(), self.role_tags(Role::SUBNET)),
                 security_groups: vec![Tagged::new(sg.clone(), self.role_tags(Role::SECURITY_GROUP))],

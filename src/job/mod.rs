@@ -55,8 +55,29 @@ pub const MAX_PENDING_SNAPSHOTS: usize = 90;
 pub enum ScannerImage {
     /// This AMI.
     Id(ImageId),
-    /// Our own image tagged `agentless:image-version=<version>` (built from `scanner-ami/image`).
+    /// Our own image: owned by this account, tagged `agentless:image-version=<version>` **and**
+    /// with an AMI name [`crate::cloud::tags::is_image_name`] accepts (built from
+    /// `scanner-ami/image`); exactly one such image, else [`ScannerImageError`].
     Version(String),
+}
+
+/// Why no scanner image can be used in a Region.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScannerImageError {
+    #[error(
+        "no scanner image in {region}: none owned by this account is tagged {tag}={version} and named \
+         {name}[-...]{rejected}; build one (scanner-ami/image/README.md), or pin one: `--scanner-ami` (scan), \
+         `scanner.regions.<Region>.ami` (serve)"
+    )]
+    NotFound { region: Region, version: String, tag: &'static str, name: String, rejected: String },
+    #[error(
+        "{} scanner images in {region} are tagged {tag}={version} and named {name}[-...]: {candidates}; \
+         refusing to guess which receives customer disks: deregister the extra ones, or pin one by id",
+        .count
+    )]
+    Ambiguous { region: Region, version: String, tag: &'static str, name: String, count: usize, candidates: String },
+    #[error("the scanner image {image} in {region}: {why}")]
+    Unusable { region: Region, image: ImageId, why: String },
 }
 
 /// What a job does and how patiently.
@@ -124,6 +145,8 @@ pub enum JobError {
     Cloud { job: JobId, region: Region, step: &'static str, source: CloudError },
     #[error("job {job} in {region}: {message}")]
     Setup { job: JobId, region: Region, message: String },
+    #[error("job {job}: {source}")]
+    Image { job: JobId, source: Box<ScannerImageError> },
     #[error("job {0} is not in the ledger")]
     UnknownJob(JobId),
     #[error(transparent)]

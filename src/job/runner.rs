@@ -193,6 +193,20 @@ impl<C: Cloud> Runner<C> {
             let key: Option<HmacKey> = l.job_data(job, doc::KEY).map_err(err)?;
             (record, doc, key)
         };
+        // A finished job's key is erased (it needs none): give the outcome from its document.
+        if record.state.is_terminal()
+            && let Some(doc) = &doc
+        {
+            self.lock()
+                .erase_job_data(job, doc::KEY)
+                .map_err(|source| JobError::Ledger { job: job.clone(), source })?;
+            return Ok(JobOutcome {
+                job: job.clone(),
+                region: record.region.clone(),
+                state: record.state,
+                doc: doc.clone(),
+            });
+        }
         let (Some(doc), Some(key)) = (doc, key) else {
             return Err(JobError::Setup {
                 job: job.clone(),
@@ -332,6 +346,9 @@ impl<C: Cloud> Job<'_, C> {
                     continue;
                 }
                 JobState::Done | JobState::Failed | JobState::Cancelled => {
+                    // The scanners are gone and no bundle is accepted any more: the key that
+                    // signed them has no use left, and would only let its holder forge results.
+                    self.r.lock().erase_job_data(&self.id, doc::KEY).map_err(self.lerr())?;
                     return Ok(JobOutcome {
                         job: self.id.clone(),
                         region: self.region.clone(),

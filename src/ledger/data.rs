@@ -110,4 +110,29 @@ impl Ledger {
             .context(|| format!("job {job}: reading the parts of {name}"))?;
         rows.collect::<std::result::Result<Vec<_>, _>>().context(|| format!("job {job}: reading the parts of {name}"))
     }
+
+    /// Erases the job's document `name` and its parts (a no-op if there is none), then
+    /// checkpoints and truncates the WAL: with `secure_delete` on, the bytes are gone from the
+    /// database file and its WAL, not merely unlinked. A checkpoint another connection's reader
+    /// blocks is left to SQLite's next one (the row is erased from the database either way).
+    ///
+    /// # Errors
+    ///
+    /// SQLite fails.
+    pub fn erase_job_data(&mut self, job: &JobId, name: &'static str) -> Result<()> {
+        let tx = self.write(|| format!("job {job}: erasing {name}"))?;
+        tx.execute("DELETE FROM job_data_parts WHERE job_id = ?1 AND name = ?2", params![job.as_str(), name])
+            .context(|| format!("job {job}: erasing the parts of {name}"))?;
+        tx.execute("DELETE FROM job_data WHERE job_id = ?1 AND name = ?2", params![job.as_str(), name])
+            .context(|| format!("job {job}: erasing {name}"))?;
+        tx.commit().context(|| format!("job {job}: committing the erasure of {name}"))?;
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .context(|| format!("job {job}: checkpointing after erasing {name}"))?;
+        if busy != 0 {
+            tracing::debug!(%job, what = name, "WAL checkpoint blocked by a reader; SQLite finishes it later");
+        }
+        Ok(())
+    }
 }

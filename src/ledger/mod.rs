@@ -59,6 +59,10 @@ use error::SqlContext;
 /// The ledger's file name in the data directory.
 pub const FILE_NAME: &str = "ledger.sqlite3";
 
+/// The ledger file's mode, and its siblings': owner read and write only (it holds the HMAC keys
+/// of running jobs).
+pub const FILE_MODE: u32 = 0o600;
+
 /// How long a write waits for another connection's write transaction. Our own write transactions
 /// are a handful of row writes (milliseconds); 5 s covers a burst of them from a concurrent
 /// `agentless` process or the auditor many times over, and still fails visibly (as
@@ -121,13 +125,28 @@ impl Ledger {
             .map_err(|source| LedgerError::DataDir { path: data_dir.to_path_buf(), source })?;
         let path = data_dir.join(FILE_NAME);
         let open_err = |source| LedgerError::Open { path: path.clone(), source };
-        let conn = Connection::open(&path).map_err(open_err)?;
-        // Owner-only: the file holds each job's HMAC key (`job_data`).
+        // Owner-only from the first byte: the file holds each running job's HMAC key (`job_data`).
+        // Created here with 0600 before SQLite opens it (SQLite would create it 0644 & ~umask);
+        // SQLite gives its -wal, -shm and -journal siblings the database file's mode.
         {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|source| LedgerError::DataDir { path: path.clone(), source })?;
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let private = |source| LedgerError::DataDir { path: path.clone(), source };
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(FILE_MODE)
+                .open(&path)
+                .map_err(private)?;
+            // A file an older version created (chmodded after the fact), and siblings left by it.
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let p = PathBuf::from(format!("{}{suffix}", path.display()));
+                if p.exists() {
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(FILE_MODE)).map_err(private)?;
+                }
+            }
         }
+        let conn = Connection::open(&path).map_err(open_err)?;
         // The timeout first: switching to WAL itself needs the lock a concurrent opener may hold.
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         let mode: String =
@@ -154,6 +173,9 @@ impl Ledger {
         let open_err = |source| LedgerError::Open { path: shown.clone(), source };
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        // Deleted rows (a finished job's HMAC key) are overwritten with zeros, not only unlinked
+        // (SQLite documentation, "PRAGMA secure_delete").
+        conn.pragma_update(None, "secure_delete", "ON").map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         if let Err(found) = schema::migrate(&mut conn)? {
             return Err(LedgerError::NewerSchema { path: shown, found, supported: schema::SCHEMA_VERSION });

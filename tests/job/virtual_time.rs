@@ -217,3 +217,123 @@ async fn the_snapshot_timeout_counts_from_each_snapshots_creation() {
     assert_eq!(singles, 3, "the three-volume instance, one volume at a time");
     assert_eq!(ours_left(&s.sim), 0);
 }
+
+/// A finished job's HMAC key is erased from the ledger: not in the database file nor its WAL.
+#[tokio::test(start_paused = true)]
+async fn a_finished_jobs_key_is_erased_from_the_ledger_file() {
+    let s = setup(None);
+    let region: Region = "us-east-1".parse().expect("region");
+    let job = s.runner.create(&region, Selector::All, "http://127.0.0.1:9").expect("create");
+    let key: String = Ledger::open(s._dir.path())
+        .expect("second connection")
+        .job_data(&job, agentless::job::doc::KEY)
+        .expect("read")
+        .expect("the key is stored while the job runs");
+    assert_eq!(key.len(), 64);
+    let outcome = s.runner.drive(&job).await.expect("drive");
+    assert_eq!(outcome.state, JobState::Done, "{:?}", outcome.doc.failure);
+    let stored: Option<String> =
+        Ledger::open(s._dir.path()).expect("connection").job_data(&job, agentless::job::doc::KEY).expect("read");
+    assert_eq!(stored, None, "the key of a finished job is still in the ledger");
+    // Not merely unlinked from the table: absent from the bytes of the file and its siblings.
+    for entry in std::fs::read_dir(s._dir.path()).expect("dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if name.starts_with(agentless::ledger::FILE_NAME) {
+            let bytes = std::fs::read(&path).expect("read");
+            let found = bytes.windows(key.len()).any(|w| w == key.as_bytes());
+            assert!(!found, "the key is still in the bytes of {name}");
+        }
+    }
+}
+
+/// A copy of the installed scanner image under `id` named `name` (same tags): what any principal
+/// allowed `ec2:CreateTags` (unconditioned in the policy) can make of an image of its own.
+fn add_image(sim: &SimCloud, id: &str, name: &str) -> agentless::cloud::ImageId {
+    let id: agentless::cloud::ImageId = id.parse().expect("ami");
+    let account = sim.account().clone();
+    let region: Region = "us-east-1".parse().expect("region");
+    let new = id.clone();
+    sim.setup(move |s| {
+        let world = s.world();
+        let r = world.accounts.get_mut(&account).and_then(|a| a.regions.get_mut(&region)).expect("region");
+        let mut image = r
+            .images
+            .values()
+            .find(|i| i.tags.get("agentless:image-version").is_some())
+            .cloned()
+            .expect("the scanner image");
+        image.name = name.to_owned();
+        r.images.insert(new, image);
+        Ok(())
+    })
+    .expect("setup");
+    id
+}
+
+fn launched_images(sim: &SimCloud) -> Vec<String> {
+    sim.inspect(|w| {
+        w.accounts
+            .values()
+            .flat_map(|a| a.regions.values())
+            .flat_map(|r| r.instances.values())
+            .filter_map(|i| i.image.as_ref().map(ToString::to_string))
+            .collect()
+    })
+}
+
+/// Chosen by tag, two candidates is one too many: the job refuses, naming both, and launches
+/// nothing.
+#[tokio::test(start_paused = true)]
+async fn two_tagged_scanner_images_are_refused_naming_both() {
+    let s = setup(None);
+    let ours = s.sim.inspect(|w| {
+        w.accounts
+            .values()
+            .flat_map(|a| a.regions.values())
+            .flat_map(|r| r.images.iter())
+            .find(|(_, i)| i.tags.get("agentless:image-version").is_some())
+            .map(|(id, _)| id.clone())
+    });
+    let ours = ours.expect("installed image");
+    let name = format!("alibaba-cloud-security-scan-image-{}-20260101-000000", agentless::cli::common::image_version());
+    let other = add_image(&s.sim, "ami-0feedfacecafe0001", &name);
+    let region: Region = "us-east-1".parse().expect("region");
+    let job = s.runner.create(&region, Selector::All, "http://127.0.0.1:9").expect("create");
+    let outcome = s.runner.drive(&job).await.expect("drive");
+    assert_eq!(outcome.state, JobState::Failed);
+    let failure = outcome.doc.failure.clone().unwrap_or_default();
+    assert!(failure.contains(ours.as_str()) && failure.contains(other.as_str()), "{failure}");
+    assert!(launched_images(&s.sim).is_empty(), "{:?}", launched_images(&s.sim));
+    assert_eq!(ours_left(&s.sim), 0);
+}
+
+/// Chosen by tag, an image whose AMI name lacks our prefix is not a candidate: the tag alone
+/// (anyone may set it) does not nominate an image.
+#[tokio::test(start_paused = true)]
+async fn a_tagged_image_without_our_name_prefix_is_not_a_scanner_image() {
+    let fleet = Fleet::load(&demo_fleet()).expect("fleet");
+    let s = setup_with(&fleet, None, JobSettings::new(ScannerImage::Version("9-9-9".into())), None);
+    let version_tagged = s.sim.setup(|st| {
+        let world = st.world();
+        let mut n = 0;
+        for r in world.accounts.values_mut().flat_map(|a| a.regions.values_mut()) {
+            for i in r.images.values_mut() {
+                if i.tags.get("agentless:image-version").is_some() {
+                    i.tags.insert("agentless:image-version", "9-9-9").expect("tag");
+                    i.name = "someone-elses-image".into();
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    });
+    assert_eq!(version_tagged.expect("setup"), 1);
+    let region: Region = "us-east-1".parse().expect("region");
+    let job = s.runner.create(&region, Selector::All, "http://127.0.0.1:9").expect("create");
+    let outcome = s.runner.drive(&job).await.expect("drive");
+    assert_eq!(outcome.state, JobState::Failed);
+    let failure = outcome.doc.failure.clone().unwrap_or_default();
+    assert!(failure.contains("someone-elses-image"), "{failure}");
+    assert!(launched_images(&s.sim).is_empty());
+}

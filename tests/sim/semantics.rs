@@ -165,6 +165,7 @@ async fn teardown_dependency_order() {
             &r,
             &RunScannerInput {
                 image: Tagged::new(image.id, image.tags),
+                root_device_name: None,
                 instance_type: "m5.xlarge".into(),
                 subnet: subnet.clone(),
                 security_groups: vec![sg.clone()],
@@ -306,6 +307,7 @@ async fn scanner_lifecycle_and_delete_on_termination() {
     let image = some_image(&fx, &g, &east()).await;
     let mut input = RunScannerInput {
         image: Tagged::new(image.id, image.tags),
+        root_device_name: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new(subnet, ours(Role::SUBNET)),
         security_groups: Vec::new(),
@@ -576,6 +578,7 @@ async fn scanner(
     let image = some_image(fx, g, &east()).await;
     RunScannerInput {
         image: Tagged::new(image.id, image.tags),
+        root_device_name: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new(subnet_a(&fx.sim), ours(Role::SUBNET)),
         security_groups: Vec::new(),

@@ -776,10 +776,17 @@ pub(super) async fn run_scanner(
     auth: &Authorized,
     input: &RunScannerInput,
 ) -> Result<RunScannerOutput, CloudError> {
-    let devices = input
-        .volumes
-        .iter()
-        .map(|v| {
+    // The image's root device first: only DeleteOnTermination, the rest (snapshot, size, type)
+    // from the AMI (EC2 API Reference, `BlockDeviceMapping`, `EbsBlockDevice`).
+    let root = input.root_device_name.as_ref().map(|name| {
+        BlockDeviceMapping::builder()
+            .device_name(name)
+            .ebs(EbsBlockDevice::builder().delete_on_termination(true).build())
+            .build()
+    });
+    let devices = root
+        .into_iter()
+        .chain(input.volumes.iter().map(|v| {
             BlockDeviceMapping::builder()
                 .device_name(&v.device_name)
                 .ebs(
@@ -790,7 +797,7 @@ pub(super) async fn run_scanner(
                         .build(),
                 )
                 .build()
-        })
+        }))
         .collect();
     let out = c
         .run_instances()

@@ -419,6 +419,20 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
     let Some(subnet) = subnet else {
         return Err(ctx.not_found("InvalidSubnetID.NotFound", "subnet ID", input.subnet.id.as_str()));
     };
+    // A mapping of the root device must name the image's (else EC2 takes it for a new, empty
+    // volume with no snapshot or size, and refuses it).
+    if let Some(root) = &input.root_device_name
+        && *root != image.root_device_name
+    {
+        return Err(ctx.err(
+            "InvalidBlockDeviceMapping",
+            format!(
+                "The device {root} has no snapshot or size: the root device of {} is {}",
+                input.image.id, image.root_device_name
+            ),
+            vec![input.image.id.to_string()],
+        ));
+    }
     let mut groups = Vec::new();
     for g in &input.security_groups {
         let Some(group) = ctx.reg()?.security_groups.get(&g.id).cloned() else {
