@@ -1042,7 +1042,9 @@ fn xfs_debian_bookworm_root_on_xfs_matches_dpkg_query_and_the_kernel() {
             fs.as_ref(),
             scanner_ami::report::Source::Image { path: img.display().to_string(), size },
             t,
-            scanner_ami::scan::ScanOptions::default(),
+            // The OS package inventory's cost: the application walk reads every directory and is
+            // measured by tests/agent/apps.rs and scripts/bench-apps.sh.
+            scanner_ami::scan::ScanOptions { no_apps: true, ..Default::default() },
         );
         (r, t.elapsed(), load_time, load_bytes, stats.bytes(), stats.calls())
     };
