@@ -80,9 +80,7 @@ impl IngestError {
         match self {
             IngestError::UnknownJob(_) => "unknown_job",
             IngestError::UnknownScanner { .. } => "unknown_scanner",
-            IngestError::MissingSignature | IngestError::MissingAuth | IngestError::BadAuth { .. } => {
-                "unauthenticated"
-            }
+            IngestError::MissingSignature | IngestError::MissingAuth | IngestError::BadAuth { .. } => "unauthenticated",
             IngestError::LengthRequired => "length_required",
             IngestError::BadSignature { .. } => "bad_signature",
             IngestError::TooLarge { .. } => "too_large",

@@ -87,8 +87,7 @@ async fn receive(
     job: &str,
     scanner: &str,
 ) -> Result<(), IngestError> {
-    let failed =
-        |reason: String| IngestError::Receive { job: job.to_owned(), scanner: scanner.to_owned(), reason };
+    let failed = |reason: String| IngestError::Receive { job: job.to_owned(), scanner: scanner.to_owned(), reason };
     let mut mac = BodyMac::new(&authorized.key);
     let mut got = 0u64;
     let mut body = body;
@@ -121,11 +120,11 @@ async fn upload(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let declared = header(axum::http::header::CONTENT_LENGTH.as_str()).and_then(|v| v.trim().parse::<u64>().ok());
     // Headers only: nothing of the body has been read.
-    let authorized =
-        match collector.authorize(&job, &scanner, declared, header(SIGNATURE_HEADER), header(AUTH_HEADER)) {
-            Ok(a) => a,
-            Err(e) => return refuse(&collector, &job, &scanner, e),
-        };
+    let authorized = match collector.authorize(&job, &scanner, declared, header(SIGNATURE_HEADER), header(AUTH_HEADER))
+    {
+        Ok(a) => a,
+        Err(e) => return refuse(&collector, &job, &scanner, e),
+    };
     if authorized.already_stored {
         tracing::info!(%job, %scanner, "bundle already stored; duplicate upload ignored unread");
         return (StatusCode::OK, "already stored\n").into_response();
@@ -138,7 +137,12 @@ async fn upload(
     let tmp = match tokio::task::spawn_blocking(move || create_incoming(&c)).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
-            let e = IngestError::Store { job: job.clone(), scanner: scanner.clone(), path: collector.incoming_dir(), source: e };
+            let e = IngestError::Store {
+                job: job.clone(),
+                scanner: scanner.clone(),
+                path: collector.incoming_dir(),
+                source: e,
+            };
             return refuse(&collector, &job, &scanner, e);
         }
         Err(e) => {
@@ -149,7 +153,12 @@ async fn upload(
     let mut file = match tmp.reopen() {
         Ok(f) => tokio::fs::File::from_std(f),
         Err(e) => {
-            let e = IngestError::Store { job: job.clone(), scanner: scanner.clone(), path: tmp.path().to_path_buf(), source: e };
+            let e = IngestError::Store {
+                job: job.clone(),
+                scanner: scanner.clone(),
+                path: tmp.path().to_path_buf(),
+                source: e,
+            };
             return refuse(&collector, &job, &scanner, e);
         }
     };

@@ -228,7 +228,8 @@ async fn a_bundle_for_other_devices_is_refused() {
     other.volume_id = "vol-0fedcba9876543210".into();
     collector.register_scanner(JOB, "s0", vec![other]);
     let good = write_bundle(&manifest(BUNDLE_FORMAT), &BTreeMap::from([(0, files())])).expect("bundle");
-    let err = collector.ingest(JOB, "s0", Some(&sign(&key.for_scanner(JOB, "s0"), &good)), &good).expect_err("mismatch");
+    let err =
+        collector.ingest(JOB, "s0", Some(&sign(&key.for_scanner(JOB, "s0"), &good)), &good).expect_err("mismatch");
     assert!(err.to_string().contains("does not match"), "{err}");
 }
 
@@ -308,23 +309,24 @@ fn vm_hwm_kib() -> u64 {
 async fn collector_load_child() {
     let Some(dir) = std::env::var_os(LOAD_CHILD_ENV).filter(|d| !d.is_empty()) else { return };
     let key = HmacKey::from_hex(&std::env::var(LOAD_KEY_ENV).expect("key")).expect("key");
-    let uploads = agentless::collector::UploadLimits {
-        retry_after: std::time::Duration::from_secs(1),
-        ..Default::default()
-    };
+    let uploads =
+        agentless::collector::UploadLimits { retry_after: std::time::Duration::from_secs(1), ..Default::default() };
     let collector = Collector::with_limits(Path::new(&dir), BundleLimits::default(), uploads);
     collector.register_job(JOB, key);
     for i in 0..GOOD_UPLOADS {
         collector.register_scanner(JOB, &format!("s{i}"), vec![load_target(i)]);
     }
     let server = Server::start(collector.clone(), ([127, 0, 0, 1], 0).into()).await.expect("server");
-    println!("ADDR {}", server.addr);
-    let mut stdin = tokio::io::stdin();
-    let mut sink = Vec::new();
-    let _ = stdin.read_to_end(&mut sink).await;
+    // On a line of its own: the test harness has printed the test's name without a newline.
+    println!("\nADDR {}", server.addr);
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+    })
+    .await;
     let refusals = serde_json::to_string(&collector.refusals()).expect("json");
-    println!("REFUSALS {refusals}");
-    println!("VMHWM {}", vm_hwm_kib());
+    println!("\nREFUSALS {refusals}");
+    println!("\nVMHWM {}", vm_hwm_kib());
 }
 
 /// A forged upload: headers claiming [`CLAIMED`] bytes, signed with a key that is not the
@@ -378,7 +380,7 @@ async fn forged_uploads_are_refused_unread_and_good_ones_stored_once() {
         line.clear();
         let n = tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line).await.expect("child output");
         assert!(n > 0, "the collector child ended before listening");
-        addr = line.trim().strip_prefix("ADDR ").map(|a| a.parse::<std::net::SocketAddr>().expect("addr"));
+        addr = line.split("ADDR ").nth(1).map(|a| a.trim().parse::<std::net::SocketAddr>().expect("addr"));
     }
     let addr = addr.expect("addr");
     let url = format!("http://{addr}");
@@ -389,8 +391,8 @@ async fn forged_uploads_are_refused_unread_and_good_ones_stored_once() {
     let mut good = Vec::new();
     for i in 0..GOOD_UPLOADS {
         let scanner = format!("s{i}");
-        let body = write_bundle(&manifest_for(&scanner, &load_target(i)), &BTreeMap::from([(0, f.clone())]))
-            .expect("bundle");
+        let body =
+            write_bundle(&manifest_for(&scanner, &load_target(i)), &BTreeMap::from([(0, f.clone())])).expect("bundle");
         let key = job_key.for_scanner(JOB, &scanner);
         let url = format!("{url}/v1/jobs/{JOB}/bundles/{scanner}");
         good.push(tokio::task::spawn_blocking(move || {
@@ -420,7 +422,10 @@ async fn forged_uploads_are_refused_unread_and_good_ones_stored_once() {
     let status = child.wait().await.expect("child");
     assert!(status.success(), "collector child failed: {rest}");
     let value = |tag: &str| {
-        rest.lines().find_map(|l| l.strip_prefix(tag)).map(|v| v.trim().to_owned()).unwrap_or_else(|| panic!("{tag}: {rest}"))
+        rest.lines()
+            .find_map(|l| l.split(tag).nth(1))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("{tag}: {rest}"))
     };
     let peak_kib: u64 = value("VMHWM ").parse().expect("VmHWM");
     let refusals: BTreeMap<String, u64> = serde_json::from_str(&value("REFUSALS ")).expect("refusals");
@@ -436,9 +441,10 @@ async fn forged_uploads_are_refused_unread_and_good_ones_stored_once() {
     let store = agentless::collector::ResultStore::new(dir.path());
     for i in 0..GOOD_UPLOADS {
         assert!(store.scanner_reported(JOB, &format!("s{i}")), "s{i} stored");
-        let files = std::fs::read_dir(store.volume_dir(JOB, "i-0123456789abcdef0", &load_target(i).volume_id).expect("dir"))
-            .expect("volume dir")
-            .count();
+        let files =
+            std::fs::read_dir(store.volume_dir(JOB, "i-0123456789abcdef0", &load_target(i).volume_id).expect("dir"))
+                .expect("volume dir")
+                .count();
         assert_eq!(files, 4, "s{i}: stored once, no temporaries");
     }
     assert_eq!(store.all_volumes().len(), GOOD_UPLOADS, "one volume per good upload");
