@@ -3,8 +3,14 @@
 //! A tar archive (ustar, regular files only): `manifest.json` first ([`BundleManifest`]), then
 //! for each scanned device with index `N` (its position in the manifest's `devices`):
 //! `vN/inventory.json`, `vN/sbom.cdx.json`, `vN/baseline.json`. Uploaded with
-//! `PUT /v1/jobs/<job>/bundles/<scanner>` and `X-Agentless-Signature: sha256=<hex HMAC-SHA256 of
-//! the body under the job's key>` ([`sign`], [`verify`]).
+//! `PUT /v1/jobs/<job>/bundles/<scanner>`, a `Content-Length`, `X-Agentless-Signature:
+//! sha256=<hex HMAC-SHA256 of the body under the scanner's key>` ([`sign`], [`verify`],
+//! [`BodyMac`]) and `X-Agentless-Auth: sha256=<hex HMAC-SHA256 under the same key of
+//! "agentless.upload/v1\n<content length>\n<signature header>">` ([`upload_token`]). The
+//! scanner's key is [`HmacKey::for_scanner`] of the job's key. The auth header depends on headers
+//! only, so the collector refuses a sender without the scanner's key before reading a byte of the
+//! body; the signature then authenticates the body, which the collector streams to disk while
+//! computing it.
 //!
 //! Shared by the agent (which writes it) and the collector (which reads it): the reader
 //! [`read_bundle`] treats the body as hostile. It works in memory on the body, never unpacks onto
@@ -164,6 +170,13 @@ pub const MANIFEST_NAME: &str = "manifest.json";
 
 /// The HTTP header carrying [`sign`]'s value.
 pub const SIGNATURE_HEADER: &str = "X-Agentless-Signature";
+
+/// The HTTP header carrying [`upload_token`]'s value: proves the key from headers alone.
+pub const AUTH_HEADER: &str = "X-Agentless-Auth";
+
+/// The label [`upload_token`] MACs first (a version string, so a token is never a valid MAC of
+/// anything else signed with the key: a bundle body starts with a tar header, never with this).
+pub const UPLOAD_TOKEN_LABEL: &str = "agentless.upload/v1";
 
 /// The signature scheme prefix of [`SIGNATURE_HEADER`] (DESIGN.md, "The result bundle").
 pub const SIGNATURE_PREFIX: &str = "sha256=";
@@ -743,41 +756,104 @@ fn mac(key: &HmacKey) -> Hmac<Sha256> {
     }
 }
 
-/// The [`SIGNATURE_HEADER`] value of `body` under `key`: `sha256=<lower-case hex HMAC-SHA256>`.
-#[must_use]
-pub fn sign(key: &HmacKey, body: &[u8]) -> String {
+/// `sha256=<lower-case hex>` of a tag.
+fn tag_header(tag: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut m = mac(key);
-    m.update(body);
-    let tag = m.finalize().into_bytes();
     let mut out = String::with_capacity(SIGNATURE_PREFIX.len() + 2 * tag.len());
     out.push_str(SIGNATURE_PREFIX);
-    for b in tag.iter() {
+    for b in tag {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     out
 }
 
+/// The tag of a `sha256=<64 hex digits>` header (either case), or `None` if malformed.
+fn parse_tag_header(header: &str) -> Option<Vec<u8>> {
+    let hex = header.trim().strip_prefix(SIGNATURE_PREFIX)?;
+    // SHA-256: 32 bytes, 64 hex digits.
+    if hex.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    hex.as_bytes().chunks(2).map(|pair| Some(digit(*pair.first()?)? << 4 | digit(*pair.get(1)?)?)).collect()
+}
+
+/// The [`SIGNATURE_HEADER`] value of `body` under `key`: `sha256=<lower-case hex HMAC-SHA256>`.
+#[must_use]
+pub fn sign(key: &HmacKey, body: &[u8]) -> String {
+    let mut m = BodyMac::new(key);
+    m.update(body);
+    m.finish()
+}
+
 /// True if `header` is `sha256=<hex>` with the HMAC-SHA256 of `body` under `key`. The comparison
 /// is constant-time (`Mac::verify_slice`); a malformed header is simply false.
 #[must_use]
 pub fn verify(key: &HmacKey, body: &[u8], header: &str) -> bool {
-    let Some(hex) = header.trim().strip_prefix(SIGNATURE_PREFIX) else {
-        return false;
-    };
-    // SHA-256: 32 bytes, 64 hex digits.
-    if hex.len() != 64 {
-        return false;
+    let mut m = BodyMac::new(key);
+    m.update(body);
+    m.verify(header)
+}
+
+/// The body's HMAC-SHA256 computed incrementally, as the collector receives it in chunks.
+#[derive(Clone)]
+pub struct BodyMac(Hmac<Sha256>);
+
+impl std::fmt::Debug for BodyMac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyMac(<keyed>)")
     }
-    let digit = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let tag: Option<Vec<u8>> =
-        hex.as_bytes().chunks(2).map(|pair| Some(digit(*pair.first()?)? << 4 | digit(*pair.get(1)?)?)).collect();
-    let Some(tag) = tag else {
+}
+
+impl BodyMac {
+    /// A MAC under `key` over nothing yet.
+    #[must_use]
+    pub fn new(key: &HmacKey) -> BodyMac {
+        BodyMac(mac(key))
+    }
+
+    /// Add the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The [`SIGNATURE_HEADER`] value of what was added.
+    #[must_use]
+    pub fn finish(self) -> String {
+        tag_header(&self.0.finalize().into_bytes())
+    }
+
+    /// True if `header` is the signature of what was added (constant-time; malformed: false).
+    #[must_use]
+    pub fn verify(self, header: &str) -> bool {
+        let Some(tag) = parse_tag_header(header) else {
+            return false;
+        };
+        self.0.verify_slice(&tag).is_ok()
+    }
+}
+
+/// The [`AUTH_HEADER`] value of an upload of `content_length` bytes whose
+/// [`SIGNATURE_HEADER`] is `signature`, under the scanner's `key`: `sha256=<hex HMAC-SHA256 of
+/// "agentless.upload/v1\n<content_length>\n<signature>">`. It binds the key to the headers the
+/// collector sees before the body, so a sender without the key is refused before the body is read.
+#[must_use]
+pub fn upload_token(key: &HmacKey, content_length: u64, signature: &str) -> String {
+    let mut m = mac(key);
+    m.update(format!("{UPLOAD_TOKEN_LABEL}\n{content_length}\n{}", signature.trim()).as_bytes());
+    tag_header(&m.finalize().into_bytes())
+}
+
+/// True if `token` is [`upload_token`] of `content_length` and `signature` under `key`
+/// (constant-time; a malformed token is simply false).
+#[must_use]
+pub fn verify_upload_token(key: &HmacKey, content_length: u64, signature: &str, token: &str) -> bool {
+    let Some(tag) = parse_tag_header(token) else {
         return false;
     };
     let mut m = mac(key);
-    m.update(body);
+    m.update(format!("{UPLOAD_TOKEN_LABEL}\n{content_length}\n{}", signature.trim()).as_bytes());
     m.verify_slice(&tag).is_ok()
 }
 
@@ -878,6 +954,25 @@ mod tests {
         // `openssl dgst -sha256 -mac HMAC -macopt hexkey:0b0b...0b` (32 bytes of 0x0b) of "Hi There".
         let key = HmacKey::from_hex(&"0b".repeat(32)).expect("key");
         assert_eq!(sign(&key, b"Hi There"), "sha256=198a607eb44bfbc69903a0f1cf2bbdc5ba0aa3f3d9ae3c1c7a3b1696a0b68cf7");
+    }
+
+    #[test]
+    fn upload_token_vector_and_incremental_mac() {
+        let key = HmacKey::from_hex(&"0b".repeat(32)).expect("key");
+        let sig = format!("sha256={}", "ab".repeat(32));
+        // Python: hmac.new(bytes.fromhex("0b"*32), b"agentless.upload/v1\n1234\n" + sig, sha256).
+        let token = upload_token(&key, 1234, &sig);
+        assert_eq!(token, "sha256=28dd76f46c8d181aeedc7910ec791cc593577ef3ccfafeb10f66c0b2d4f45df3");
+        assert!(verify_upload_token(&key, 1234, &sig, &token));
+        assert!(!verify_upload_token(&key, 1235, &sig, &token), "bound to the length");
+        assert!(!verify_upload_token(&key, 1234, &sig.replace("ab", "cd"), &token), "bound to the signature");
+        assert!(!verify_upload_token(&HmacKey::generate(), 1234, &sig, &token), "bound to the key");
+        assert!(!verify_upload_token(&key, 1234, &sig, "sha256=00"));
+        let mut m = BodyMac::new(&key);
+        m.update(b"Hi ");
+        m.update(b"There");
+        assert_eq!(m.clone().finish(), sign(&key, b"Hi There"));
+        assert!(m.verify(&sign(&key, b"Hi There")));
     }
 
     #[test]

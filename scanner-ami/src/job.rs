@@ -1,6 +1,8 @@
 //! The job manifest: what the orchestrator tells a scanner instance, as its EC2 user data
 //! (DESIGN.md, "A scan job"): the job, the scanner's name in the job, where to upload the result
-//! bundle, the per-job HMAC key that signs it, and which attached device holds which target volume.
+//! bundle, the scanner's own HMAC key that signs it ([`HmacKey::for_scanner`]: derived from the
+//! job's key, so one scanner's key signs nothing for its siblings), and which attached device
+//! holds which target volume.
 //!
 //! It is JSON (the user data is its base64, as `RunInstances` takes it). It is shared by the
 //! orchestrator (which writes it) and the agent's `run` mode (which reads it from IMDSv2), so both
@@ -22,7 +24,8 @@ pub const MAX_USER_DATA_BYTES: usize = 16 * 1024;
 /// shared-limit Nitro types, orchestrator-anchors 1) with room for larger configured limits.
 pub const MAX_DEVICES: usize = 128;
 
-/// The per-job HMAC key: secret. `Debug` and `Display` never show it.
+/// An HMAC key (the job's, or one scanner's derived from it): secret. `Debug` and `Display` never
+/// show it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct HmacKey(String);
@@ -58,6 +61,37 @@ impl HmacKey {
             .collect()
     }
 
+    /// The key of scanner `scanner` of job `job`, derived from this (the job's) key: HKDF-Expand
+    /// (RFC 5869 section 2.3) with HMAC-SHA256, one 32-byte block, `info` =
+    /// [`SCANNER_KEY_INFO`] `|| 0x00 || job || 0x00 || scanner`. The job key is uniformly random
+    /// ([`HmacKey::generate`]), so it serves as the pseudorandom key directly (HKDF-Extract is for
+    /// keys that are not). Knowing one scanner's key tells nothing about the job key or about any
+    /// other scanner's key (HMAC is a PRF), so a scanner whose disk turned hostile cannot sign for
+    /// its siblings; the collector derives the same key to verify.
+    #[must_use]
+    pub fn for_scanner(&self, job: &str, scanner: &str) -> HmacKey {
+        use hmac::{Hmac, KeyInit, Mac};
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = match <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.bytes()) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        };
+        mac.update(SCANNER_KEY_INFO.as_bytes());
+        mac.update(&[0]);
+        mac.update(job.as_bytes());
+        mac.update(&[0]);
+        mac.update(scanner.as_bytes());
+        // HKDF-Expand's block counter: T(1) = HMAC(PRK, info || 0x01).
+        mac.update(&[1]);
+        let okm = mac.finalize().into_bytes();
+        let mut hex = String::with_capacity(2 * okm.len());
+        for b in okm.iter() {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        HmacKey(hex)
+    }
+
     /// The hex form, for storing it (never for logging).
     #[must_use]
     pub fn expose_hex(&self) -> &str {
@@ -70,6 +104,10 @@ impl fmt::Debug for HmacKey {
         f.write_str("HmacKey(<redacted>)")
     }
 }
+
+/// The HKDF `info` label of [`HmacKey::for_scanner`] (a version string: a new derivation gets a
+/// new label, so keys of two derivations never coincide).
+pub const SCANNER_KEY_INFO: &str = "agentless.scanner-key/v1";
 
 /// One attached device and the target volume it is a snapshot of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +137,8 @@ pub struct JobManifest {
     /// Base URL of the collector, e.g. `http://10.0.0.5:8443`; the agent PUTs to
     /// `<collector_url>/v1/jobs/<job>/bundles/<scanner>`.
     pub collector_url: String,
-    /// The per-job key of the bundle's `X-Agentless-Signature`.
+    /// This scanner's key ([`HmacKey::for_scanner`]) of the bundle's `X-Agentless-Signature` and
+    /// `X-Agentless-Auth`.
     pub hmac_key: HmacKey,
     /// Evaluate the baseline rules too.
     pub baseline: bool,
@@ -236,6 +275,25 @@ mod tests {
         assert_eq!(back, m);
         assert_eq!(m.hmac_key.bytes().len(), 32);
         assert!(!format!("{m:?}").contains(m.hmac_key.expose_hex()));
+    }
+
+    #[test]
+    fn each_scanner_gets_its_own_key() {
+        let job = HmacKey::from_hex(&"0b".repeat(32)).expect("key");
+        // Computed with Python's `hmac.new(bytes.fromhex("0b"*32),
+        // b"agentless.scanner-key/v1\x00j-1\x00s0\x01", hashlib.sha256).hexdigest()`.
+        assert_eq!(
+            job.for_scanner("j-1", "s0").expose_hex(),
+            "05c449164297381d96e7f4d26dfd423230f507029650e5665bb729b5b7b992a5"
+        );
+        let s0 = job.for_scanner("j-1", "s0");
+        assert_eq!(s0, job.for_scanner("j-1", "s0"), "deterministic: the collector derives the same");
+        assert_ne!(s0, job.for_scanner("j-1", "s1"));
+        assert_ne!(s0, job.for_scanner("j-2", "s0"));
+        assert_ne!(s0, job);
+        // The separator keeps (job, scanner) pairs apart that concatenate alike.
+        assert_ne!(job.for_scanner("j-1", "1s0"), job.for_scanner("j-11", "s0"));
+        assert!(HmacKey::from_hex(s0.expose_hex()).is_ok(), "a valid manifest key");
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct Gauges {
     pub jobs_in_flight: usize,
     /// Vulnerability counts, once computed.
     pub vulns: Option<VulnGauges>,
+    /// Uploads the collector refused since the daemon started, by reason
+    /// ([`crate::collector::IngestError::reason`]).
+    pub collector_refusals: Vec<(String, u64)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -277,6 +280,16 @@ impl Metrics {
             let _ = writeln!(out, "agentless_budget_refusals_total{{{}}} {}", labels(account, region), u.refusals);
         }
 
+        header(
+            &mut out,
+            "agentless_collector_refusals_total",
+            "counter",
+            "Bundle uploads the collector refused, by reason (unauthenticated, bad_signature, busy, ...).",
+        );
+        for (reason, n) in &gauges.collector_refusals {
+            let _ = writeln!(out, "agentless_collector_refusals_total{{reason=\"{}\"}} {n}", escape(reason));
+        }
+
         header(&mut out, "agentless_scan_duration_seconds", "histogram", "Duration of finished jobs, by end state.");
         for (state, h) in lock(&self.durations).iter() {
             for (le, n) in DURATION_BUCKETS.iter().zip(h.counts.iter()) {
@@ -388,7 +401,12 @@ mod tests {
         let m = Metrics::new();
         m.record_run("night\"ly", "scheduled");
         m.record_job("Done", 42.0);
-        let text = m.render(&Gauges { jobs: vec![("Done".into(), 3)], ..Gauges::default() });
+        let text = m.render(&Gauges {
+            jobs: vec![("Done".into(), 3)],
+            collector_refusals: vec![("unauthenticated".into(), 2)],
+            ..Gauges::default()
+        });
+        assert!(text.contains("agentless_collector_refusals_total{reason=\"unauthenticated\"} 2\n"), "{text}");
         assert!(text.contains("# TYPE agentless_jobs gauge\nagentless_jobs{state=\"Done\"} 3\n"), "{text}");
         assert!(text.contains("agentless_runs_total{schedule=\"night\\\"ly\",kind=\"scheduled\"} 1"), "{text}");
         assert!(text.contains("agentless_scan_duration_seconds_bucket{state=\"Done\",le=\"30\"} 0"), "{text}");

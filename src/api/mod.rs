@@ -1,6 +1,6 @@
 //! The daemon's HTTP API (issue 9, item 4), served on the collector's listener: the collector's
-//! bundle upload route ([`crate::collector::server::router`], authenticated by its own per-job
-//! HMAC) merged with
+//! bundle upload route ([`crate::collector::server::router`], authenticated by each scanner's
+//! own HMAC key, its refusals counted in `/metrics`) merged with
 //!
 //! | route | what |
 //! |---|---|
@@ -351,7 +351,15 @@ async fn scan(State(state): State<ApiState>, body: axum::body::Bytes) -> Respons
 }
 
 /// The API routes merged with the collector's upload route.
-pub fn router(state: ApiState, collector: Collector) -> Router {
+pub fn router(mut state: ApiState, collector: Collector) -> Router {
+    // The collector's refusal counters join the scrape-time gauges.
+    let gauges = Arc::clone(&state.gauges);
+    let c = collector.clone();
+    state.gauges = Arc::new(move || {
+        let mut g = gauges();
+        g.collector_refusals = c.refusals().into_iter().map(|(reason, n)| (reason.to_owned(), n)).collect();
+        g
+    });
     let authed = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/v1/jobs", get(list_jobs))

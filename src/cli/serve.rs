@@ -96,7 +96,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    let collector = Collector::new(&data_dir, scanner_ami::bundle::BundleLimits::default());
+    let collector =
+        Collector::with_limits(&data_dir, scanner_ami::bundle::BundleLimits::default(), config.limits.upload_limits());
     let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
         Ok(l) => l,
         Err(e) => return fail(&format!("cannot listen on {}: {e}", config.server.listen)),

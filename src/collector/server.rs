@@ -1,36 +1,114 @@
 //! The collector's HTTP endpoint (axum): `PUT /v1/jobs/{job}/bundles/{scanner}` with the bundle
-//! as the body and `X-Agentless-Signature`. Status codes: 200 stored (or already stored), 400 a
-//! bad bundle, 401 a missing or bad signature, 404 an unknown job or scanner, 413 too large,
-//! 500 the results could not be stored (the agent retries). The body limit is enforced before the
-//! body is read (a `Content-Length` over the limit is refused at once).
+//! as the body, a `Content-Length`, `X-Agentless-Signature` and `X-Agentless-Auth` (DESIGN.md,
+//! "The result bundle").
+//!
+//! Everything the headers allow is checked before a byte of the body is read
+//! ([`Collector::authorize`]): an unknown job or scanner is refused 404, a missing
+//! `Content-Length` 411, a declared size over the limit 413, a missing or wrong credential 401.
+//! An already stored bundle is acknowledged (200) without reading its body. Then the upload needs
+//! a share of the [`super::UploadLimits`] ([`Collector::admit`]): 503 when all upload slots are
+//! taken, 429 when its size would pass the bytes in flight, both with `Retry-After`. The body is
+//! streamed to a temporary file (mode 0600) under `<data_dir>/incoming` while its HMAC is
+//! computed, within a time limit (408), and the file is removed whatever the outcome. A body whose
+//! signature does not verify is 401; then the bundle's own checks: 400 a bad bundle, 413 too
+//! large, 500 the results could not be stored (the agent retries). Every refusal is counted
+//! ([`Collector::refusals`]).
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::put;
+use http_body_util::BodyExt;
+use scanner_ami::bundle::BodyMac;
+use tokio::io::AsyncWriteExt;
 
-use super::{Collector, IngestError, Ingested};
-use scanner_ami::bundle::BundleError;
+use super::{Authorized, Collector, IngestError, Ingested};
 
 /// The signature header (DESIGN.md, "The result bundle").
 pub const SIGNATURE_HEADER: &str = "x-agentless-signature";
 
+/// The header-only credential ([`scanner_ami::bundle::upload_token`]).
+pub const AUTH_HEADER: &str = "x-agentless-auth";
+
 fn status(e: &IngestError) -> StatusCode {
     match e {
         IngestError::UnknownJob(_) | IngestError::UnknownScanner { .. } => StatusCode::NOT_FOUND,
-        IngestError::MissingSignature | IngestError::BadSignature { .. } => StatusCode::UNAUTHORIZED,
+        IngestError::MissingSignature
+        | IngestError::MissingAuth
+        | IngestError::BadAuth { .. }
+        | IngestError::BadSignature { .. } => StatusCode::UNAUTHORIZED,
+        IngestError::LengthRequired => StatusCode::LENGTH_REQUIRED,
         IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        IngestError::Bundle { source, .. } if is_size(source) => StatusCode::PAYLOAD_TOO_LARGE,
-        IngestError::Bundle { .. } | IngestError::Mismatch { .. } => StatusCode::BAD_REQUEST,
+        IngestError::Bundle { source, .. } if source.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
+        IngestError::Bundle { .. }
+        | IngestError::Mismatch { .. }
+        | IngestError::LengthMismatch { .. }
+        | IngestError::Receive { .. } => StatusCode::BAD_REQUEST,
+        IngestError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        IngestError::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
+        IngestError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         IngestError::Store { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-fn is_size(e: &BundleError) -> bool {
-    e.is_too_large()
+/// The answer to a refused upload (counted), with `Retry-After` on 503 and 429.
+fn refuse(collector: &Collector, job: &str, scanner: &str, e: IngestError) -> Response {
+    let e = collector.refused(e);
+    let code = status(&e);
+    tracing::warn!(%job, %scanner, reason = e.reason(), error = %e, "bundle refused");
+    let mut resp = (code, format!("{e}\n")).into_response();
+    if matches!(code, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
+        let secs = collector.upload_limits().retry_after.as_secs().max(1);
+        resp.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// Create the temporary file of an upload: `<data_dir>/incoming/upload-*`, the directory 0700,
+/// the file 0600 (`tempfile`'s default on Unix), removed when dropped.
+fn create_incoming(collector: &Collector) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = collector.incoming_dir();
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    let tmp = tempfile::Builder::new().prefix("upload-").tempfile_in(&dir)?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(tmp)
+}
+
+/// Stream `body` into `file`, computing its MAC under the scanner's key; at most `length` bytes.
+async fn receive(
+    body: Body,
+    file: &mut tokio::fs::File,
+    authorized: &Authorized,
+    job: &str,
+    scanner: &str,
+) -> Result<(), IngestError> {
+    let failed = |reason: String| IngestError::Receive { job: job.to_owned(), scanner: scanner.to_owned(), reason };
+    let mut mac = BodyMac::new(&authorized.key);
+    let mut got = 0u64;
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| failed(e.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        got = got.saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
+        if got > authorized.length {
+            return Err(IngestError::LengthMismatch { declared: authorized.length, got });
+        }
+        mac.update(&data);
+        file.write_all(&data).await.map_err(|e| failed(e.to_string()))?;
+    }
+    if got != authorized.length {
+        return Err(IngestError::LengthMismatch { declared: authorized.length, got });
+    }
+    file.flush().await.map_err(|e| failed(e.to_string()))?;
+    if !mac.verify(&authorized.signature) {
+        return Err(IngestError::BadSignature { job: job.to_owned(), scanner: scanner.to_owned() });
+    }
+    Ok(())
 }
 
 async fn upload(
@@ -38,49 +116,85 @@ async fn upload(
     Path((job, scanner)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> (StatusCode, String) {
-    let limit = collector.limits().max_body_bytes;
-    // A declared size over the limit is refused before a byte of the body is read.
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared.filter(|n| *n > limit) {
-        tracing::warn!(%job, %scanner, declared = n, limit, "bundle refused: declared size over the limit");
-        return (StatusCode::PAYLOAD_TOO_LARGE, format!("body of {n} bytes exceeds the limit of {limit}\n"));
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let declared = header(axum::http::header::CONTENT_LENGTH.as_str()).and_then(|v| v.trim().parse::<u64>().ok());
+    // Headers only: nothing of the body has been read.
+    let authorized = match collector.authorize(&job, &scanner, declared, header(SIGNATURE_HEADER), header(AUTH_HEADER))
+    {
+        Ok(a) => a,
+        Err(e) => return refuse(&collector, &job, &scanner, e),
+    };
+    if authorized.already_stored {
+        tracing::info!(%job, %scanner, "bundle already stored; duplicate upload ignored unread");
+        return (StatusCode::OK, "already stored\n").into_response();
     }
-    let body = match axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX)).await {
-        Ok(b) => b,
+    let admission = match collector.admit(authorized.length) {
+        Ok(a) => a,
+        Err(e) => return refuse(&collector, &job, &scanner, e),
+    };
+    let c = collector.clone();
+    let tmp = match tokio::task::spawn_blocking(move || create_incoming(&c)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            let e = IngestError::Store {
+                job: job.clone(),
+                scanner: scanner.clone(),
+                path: collector.incoming_dir(),
+                source: e,
+            };
+            return refuse(&collector, &job, &scanner, e);
+        }
         Err(e) => {
-            tracing::warn!(%job, %scanner, error = %e, "bundle refused: body unreadable or over the limit");
-            return (StatusCode::PAYLOAD_TOO_LARGE, format!("body unreadable or over {limit} bytes: {e}\n"));
+            tracing::error!(%job, %scanner, error = %e, "creating an upload file panicked");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
         }
     };
-    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let mut file = match tmp.reopen() {
+        Ok(f) => tokio::fs::File::from_std(f),
+        Err(e) => {
+            let e = IngestError::Store {
+                job: job.clone(),
+                scanner: scanner.clone(),
+                path: tmp.path().to_path_buf(),
+                source: e,
+            };
+            return refuse(&collector, &job, &scanner, e);
+        }
+    };
+    let limit = collector.upload_limits().body_timeout;
+    let received = match tokio::time::timeout(limit, receive(body, &mut file, &authorized, &job, &scanner)).await {
+        Ok(r) => r,
+        Err(_) => Err(IngestError::Timeout(limit)),
+    };
+    drop(file);
+    if let Err(e) = received {
+        // `tmp` is dropped on return: the file is removed.
+        return refuse(&collector, &job, &scanner, e);
+    }
     let c = collector.clone();
     let (j, s) = (job.clone(), scanner.clone());
-    // Parsing and fsyncing a bundle is blocking work.
-    let outcome = tokio::task::spawn_blocking({
-        let signature = signature.map(str::to_owned);
-        move || c.ingest(&j, &s, signature.as_deref(), &body)
+    // Parsing and fsyncing a bundle is blocking work; the admission is held until it is done.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let r = c.ingest_file(&j, &s, &authorized, tmp.path());
+        drop(tmp);
+        drop(admission);
+        r
     })
     .await;
     match outcome {
         Ok(Ok(Ingested::Stored)) => {
             tracing::info!(%job, %scanner, "bundle stored");
-            (StatusCode::OK, "stored\n".into())
+            (StatusCode::OK, "stored\n").into_response()
         }
         Ok(Ok(Ingested::Duplicate)) => {
             tracing::info!(%job, %scanner, "bundle already stored; duplicate upload ignored");
-            (StatusCode::OK, "already stored\n".into())
+            (StatusCode::OK, "already stored\n").into_response()
         }
-        Ok(Err(e)) => {
-            tracing::warn!(%job, %scanner, error = %e, "bundle refused");
-            (status(&e), format!("{e}\n"))
-        }
+        Ok(Err(e)) => refuse(&collector, &job, &scanner, e),
         Err(e) => {
             tracing::error!(%job, %scanner, error = %e, "bundle check panicked");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n".into())
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
         }
     }
 }
@@ -89,7 +203,7 @@ async fn upload(
 pub fn router(collector: Collector) -> Router {
     Router::new()
         .route("/v1/jobs/{job}/bundles/{scanner}", put(upload))
-        // The handler enforces the collector's own limit (axum's default of 2 MB would be lower).
+        // The handler enforces the collector's own limits (axum's default of 2 MB would be lower).
         .layer(DefaultBodyLimit::disable())
         .with_state(collector)
 }

@@ -233,7 +233,8 @@ impl<C: Cloud> Job<'_, C> {
                 job: self.id.to_string(),
                 scanner: s.name.clone(),
                 collector_url: self.doc.collector_url.clone(),
-                hmac_key: self.key.clone(),
+                // This scanner's own key, never the job's (the collector derives the same one).
+                hmac_key: self.key.for_scanner(self.id.as_str(), &s.name),
                 baseline: self.doc.baseline,
                 deadline_unix,
                 devices,

@@ -39,6 +39,15 @@ impl<C: Cloud> Job<'_, C> {
         if let Some(sd) = self.doc.scanner_mut(idx) {
             sd.reported = true;
         }
+        // Collected: the scanner's key signs nothing more.
+        self.r.collector.forget_scanner(self.id.as_str(), &s.name);
+    }
+
+    /// Revoke a failed scanner's key at the collector: a late bundle is no longer taken.
+    fn revoke_scanner(&self, idx: usize) {
+        if let Some(s) = self.doc.scanners().get(idx) {
+            self.r.collector.forget_scanner(self.id.as_str(), &s.name);
+        }
     }
 
     /// `Scanning`.
@@ -89,12 +98,14 @@ impl<C: Cloud> Job<'_, C> {
                     let since = *dead_since.entry(id.clone()).or_insert(now);
                     if now - since >= TERMINATED_GRACE_MS {
                         self.scanner_failed(idx, &format!("scanner {id} shut down without uploading its results"));
+                        self.revoke_scanner(idx);
                     }
                 } else if now - launched > timeout_ms {
                     self.scanner_failed(
                         idx,
                         &format!("scanner {id} did not report within {} s", self.r.settings.scan_timeout.as_secs()),
                     );
+                    self.revoke_scanner(idx);
                 }
             }
             let collector = self.r.collector.clone();

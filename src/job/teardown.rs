@@ -90,6 +90,10 @@ impl<C: Cloud> Job<'_, C> {
     }
 
     async fn terminate_scanners(&mut self) -> Result<(), JobError> {
+        // Their keys go with them: the collector takes no bundle from a scanner being terminated.
+        for s in self.doc.scanners() {
+            self.r.collector.forget_scanner(self.id.as_str(), &s.name);
+        }
         let scanner_tags = self.role_tags(Role::SCANNER);
         let mut ids: BTreeMap<InstanceId, Tags> = BTreeMap::new();
         for s in self.doc.scanners() {

@@ -352,6 +352,29 @@ pub struct LimitsConfig {
     /// On-Demand vCPUs our scanners may hold per (account, Region) [default: not limited].
     #[serde(default)]
     pub vcpus: Option<u32>,
+    /// Bundle uploads the collector receives at once; more are answered 503 with `Retry-After`
+    /// [default: `collector::UploadLimits::default()`, 16].
+    #[serde(default)]
+    pub collector_uploads: Option<usize>,
+    /// Bytes of bundle uploads (declared `Content-Length`s) in flight at once; more are answered
+    /// 429 with `Retry-After` [default: 512 MiB].
+    #[serde(default)]
+    pub collector_bytes_in_flight: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The collector's upload limits: the defaults with what this section sets.
+    #[must_use]
+    pub fn upload_limits(&self) -> crate::collector::UploadLimits {
+        let mut l = crate::collector::UploadLimits::default();
+        if let Some(n) = self.collector_uploads {
+            l.max_concurrent = n.max(1);
+        }
+        if let Some(b) = self.collector_bytes_in_flight {
+            l.max_bytes_in_flight = b;
+        }
+        l
+    }
 }
 
 /// Jobs at once: every (account, Region) of a mid-size organisation (3 accounts x 4 Regions)
@@ -389,6 +412,8 @@ impl Default for LimitsConfig {
             vpcs: default_vpcs(),
             internet_gateways: default_vpcs(),
             vcpus: None,
+            collector_uploads: None,
+            collector_bytes_in_flight: None,
         }
     }
 }

@@ -317,6 +317,8 @@ impl<C: Cloud + 'static> Daemon<C> {
             job_slots_waiting: self.slots.waiting(),
             jobs_in_flight: self.driving.load(Ordering::SeqCst),
             vulns: self.vulns.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            // Filled in by the API router, which holds the collector.
+            collector_refusals: Vec::new(),
         }
     }
 

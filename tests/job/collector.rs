@@ -1,5 +1,7 @@
 //! The collector over HTTP: a good bundle is stored (a second upload is acknowledged, not stored
-//! twice), and each malformed or unauthorised upload of a table is refused with its status.
+//! twice), each malformed or unauthorised upload of a table is refused with its status, a
+//! sibling scanner's key is refused and counted, and a load of forged 256 MiB uploads beside
+//! good ones is refused before the bodies are read, within a bound on the collector's memory.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,7 +9,8 @@ use std::path::Path;
 use agentless::collector::Collector;
 use agentless::collector::server::Server;
 use scanner_ami::bundle::{
-    BUNDLE_FORMAT, BundleLimits, BundleManifest, DeviceEntry, DeviceStatus, VolumeFiles, sign, write_bundle,
+    BUNDLE_FORMAT, BundleLimits, BundleManifest, DeviceEntry, DeviceStatus, VolumeFiles, sign, upload_token,
+    write_bundle,
 };
 use scanner_ami::job::{DeviceTarget, HmacKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -96,21 +99,23 @@ fn manifest_json(format: &str) -> Vec<u8> {
     serde_json::to_vec(&manifest(format)).expect("json")
 }
 
-/// `PUT` over a raw socket; the status code.
+/// `PUT` over a raw socket, signed with `key` (signature and auth headers); the status code.
 async fn put(
     addr: std::net::SocketAddr,
     path: &str,
-    sig: Option<&str>,
+    key: Option<&HmacKey>,
     body: &[u8],
     content_length: Option<u64>,
 ) -> u16 {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let length = content_length.unwrap_or(body.len() as u64);
     let mut head = format!(
-        "PUT {path} HTTP/1.1\r\nHost: collector\r\nContent-Type: application/x-tar\r\nConnection: close\r\nContent-Length: {}\r\n",
-        content_length.unwrap_or(body.len() as u64)
+        "PUT {path} HTTP/1.1\r\nHost: collector\r\nContent-Type: application/x-tar\r\nConnection: close\r\nContent-Length: {length}\r\n",
     );
-    if let Some(sig) = sig {
+    if let Some(key) = key {
+        let sig = sign(key, body);
         head.push_str(&format!("X-Agentless-Signature: {sig}\r\n"));
+        head.push_str(&format!("X-Agentless-Auth: {}\r\n", upload_token(key, length, &sig)));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).await.expect("write head");
@@ -136,9 +141,10 @@ async fn put(
 async fn collector_stores_good_bundles_once_and_refuses_bad_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let collector = Collector::new(dir.path(), BundleLimits::default());
-    let key = HmacKey::generate();
-    collector.register_job(JOB, key.clone());
+    let job_key = HmacKey::generate();
+    collector.register_job(JOB, job_key.clone());
     collector.register_scanner(JOB, "s0", vec![target()]);
+    let key = job_key.for_scanner(JOB, "s0");
     let server = Server::start(collector.clone(), ([127, 0, 0, 1], 0).into()).await.expect("server");
     let path = format!("/v1/jobs/{JOB}/bundles/s0");
     let f = files();
@@ -186,32 +192,28 @@ async fn collector_stores_good_bundles_once_and_refuses_bad_ones() {
     ];
     for (what, body, want) in &bad {
         eprintln!("case: {what}");
-        let sig = sign(&key, body);
-        assert_eq!(put(server.addr, &path, Some(&sig), body, None).await, *want, "{what}");
+        assert_eq!(put(server.addr, &path, Some(&key), body, None).await, *want, "{what}");
     }
     // Authentication and routing.
-    assert_eq!(
-        put(server.addr, &path, Some(&sign(&HmacKey::generate(), &good)), &good, None).await,
-        401,
-        "bad signature"
-    );
+    assert_eq!(put(server.addr, &path, Some(&HmacKey::generate()), &good, None).await, 401, "bad signature");
+    assert_eq!(put(server.addr, &path, Some(&job_key), &good, None).await, 401, "the job's key is not the scanner's");
     assert_eq!(put(server.addr, &path, None, &good, None).await, 401, "no signature");
     let other = format!("/v1/jobs/{JOB}/bundles/s9");
-    assert_eq!(put(server.addr, &other, Some(&sign(&key, &good)), &good, None).await, 404, "unknown scanner");
-    assert_eq!(put(server.addr, "/v1/jobs/20261129-00000000/bundles/s0", Some("sha256=00"), &good, None).await, 404);
+    assert_eq!(put(server.addr, &other, Some(&key), &good, None).await, 404, "unknown scanner");
+    assert_eq!(put(server.addr, "/v1/jobs/20261129-00000000/bundles/s0", Some(&key), &good, None).await, 404);
     // A 10 GB Content-Length is refused before the body is read.
-    assert_eq!(put(server.addr, &path, Some(&sign(&key, &good)), b"", Some(10 << 30)).await, 413, "10 GB body");
+    assert_eq!(put(server.addr, &path, Some(&key), b"", Some(10 << 30)).await, 413, "10 GB body");
     // Nothing stored so far.
     assert!(!collector.store().scanner_reported(JOB, "s0"));
     assert!(collector.store().volume(JOB, "i-0123456789abcdef0", "vol-0123456789abcdef0").is_none());
 
     // The good bundle: stored; a retry is acknowledged without a second copy.
-    assert_eq!(put(server.addr, &path, Some(&sign(&key, &good)), &good, None).await, 200);
+    assert_eq!(put(server.addr, &path, Some(&key), &good, None).await, 200);
     assert!(collector.store().scanner_reported(JOB, "s0"));
     let stored = collector.store().volume(JOB, "i-0123456789abcdef0", "vol-0123456789abcdef0").expect("stored");
     assert_eq!(stored.entry.packages, 90);
     assert_eq!(std::fs::read(stored.dir.join("inventory.json")).expect("inventory"), f.inventory);
-    assert_eq!(put(server.addr, &path, Some(&sign(&key, &good)), &good, None).await, 200);
+    assert_eq!(put(server.addr, &path, Some(&key), &good, None).await, 200);
     let files: Vec<_> = std::fs::read_dir(&stored.dir).expect("dir").collect();
     assert_eq!(files.len(), 4, "inventory, sbom, baseline, device: no duplicates or temporaries");
 }
@@ -226,6 +228,227 @@ async fn a_bundle_for_other_devices_is_refused() {
     other.volume_id = "vol-0fedcba9876543210".into();
     collector.register_scanner(JOB, "s0", vec![other]);
     let good = write_bundle(&manifest(BUNDLE_FORMAT), &BTreeMap::from([(0, files())])).expect("bundle");
-    let err = collector.ingest(JOB, "s0", Some(&sign(&key, &good)), &good).expect_err("mismatch");
+    let err =
+        collector.ingest(JOB, "s0", Some(&sign(&key.for_scanner(JOB, "s0"), &good)), &good).expect_err("mismatch");
     assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+/// A manifest of scanner `scanner` over `target`.
+fn manifest_for(scanner: &str, target: &DeviceTarget) -> BundleManifest {
+    let mut m = manifest(BUNDLE_FORMAT);
+    m.scanner = scanner.into();
+    m.devices[0].instance_id.clone_from(&target.instance_id);
+    m.devices[0].volume_id.clone_from(&target.volume_id);
+    m
+}
+
+#[tokio::test]
+async fn a_bundle_signed_with_a_sibling_scanners_key_is_refused_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let collector = Collector::new(dir.path(), BundleLimits::default());
+    let job_key = HmacKey::generate();
+    collector.register_job(JOB, job_key.clone());
+    let mut t1 = target();
+    t1.volume_id = "vol-0000000000000000b".into();
+    collector.register_scanner(JOB, "s0", vec![target()]);
+    collector.register_scanner(JOB, "s1", vec![t1.clone()]);
+    let server = Server::start(collector.clone(), ([127, 0, 0, 1], 0).into()).await.expect("server");
+    let body = write_bundle(&manifest_for("s1", &t1), &BTreeMap::from([(0, files())])).expect("bundle");
+    let path = format!("/v1/jobs/{JOB}/bundles/s1");
+
+    // Scanner s0 (compromised: it holds its own key) forges s1's bundle.
+    let s0_key = job_key.for_scanner(JOB, "s0");
+    assert_eq!(put(server.addr, &path, Some(&s0_key), &body, None).await, 401, "s0's key for s1's bundle");
+    // In process too (the simulated account's delivery).
+    let err = collector.ingest(JOB, "s1", Some(&sign(&s0_key, &body)), &body).expect_err("sibling key");
+    assert!(matches!(err, agentless::collector::IngestError::BadSignature { .. }), "{err}");
+    assert_eq!(collector.refusals().get("unauthenticated"), Some(&1), "{:?}", collector.refusals());
+    assert!(!collector.store().scanner_reported(JOB, "s1"));
+
+    // Its own key works; once collected its key is revoked.
+    let s1_key = job_key.for_scanner(JOB, "s1");
+    assert_eq!(put(server.addr, &path, Some(&s1_key), &body, None).await, 200);
+    assert!(collector.store().scanner_reported(JOB, "s1"));
+    collector.forget_scanner(JOB, "s1");
+    assert_eq!(put(server.addr, &path, Some(&s1_key), &body, None).await, 404, "revoked");
+    assert_eq!(collector.refusals().get("unknown_scanner"), Some(&1));
+}
+
+/// The load test's collector runs in a process of its own so that its peak RSS (`VmHWM`) is its
+/// own: the test binary re-runs itself with only [`collector_load_child`] and this variable set
+/// to the data directory (empty or unset: that test does nothing).
+const LOAD_CHILD_ENV: &str = "AGENTLESS_TEST_COLLECTOR_CHILD";
+/// The job key the child registers (hex), and the number of scanners.
+const LOAD_KEY_ENV: &str = "AGENTLESS_TEST_COLLECTOR_KEY";
+const GOOD_UPLOADS: usize = 50;
+const BAD_UPLOADS: usize = 200;
+/// What every forged upload claims: the collector's whole body limit (BundleLimits::default()).
+const CLAIMED: u64 = 256 * 1024 * 1024;
+/// The bound on the collector's peak RSS the issue asks for.
+const MAX_PEAK_RSS_KIB: u64 = 128 * 1024;
+
+fn load_target(i: usize) -> DeviceTarget {
+    let mut t = target();
+    t.volume_id = format!("vol-{i:017x}");
+    t
+}
+
+/// `VmHWM` of this process, in KiB (Linux `/proc/self/status`).
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// The child half of [`forged_uploads_are_refused_unread_and_good_ones_stored_once`]: serve a
+/// collector, print its address, wait for stdin to close, print its refusals and peak RSS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_load_child() {
+    let Some(dir) = std::env::var_os(LOAD_CHILD_ENV).filter(|d| !d.is_empty()) else { return };
+    let key = HmacKey::from_hex(&std::env::var(LOAD_KEY_ENV).expect("key")).expect("key");
+    let uploads =
+        agentless::collector::UploadLimits { retry_after: std::time::Duration::from_secs(1), ..Default::default() };
+    let collector = Collector::with_limits(Path::new(&dir), BundleLimits::default(), uploads);
+    collector.register_job(JOB, key);
+    for i in 0..GOOD_UPLOADS {
+        collector.register_scanner(JOB, &format!("s{i}"), vec![load_target(i)]);
+    }
+    let server = Server::start(collector.clone(), ([127, 0, 0, 1], 0).into()).await.expect("server");
+    // On a line of its own: the test harness has printed the test's name without a newline.
+    println!("\nADDR {}", server.addr);
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+    })
+    .await;
+    let refusals = serde_json::to_string(&collector.refusals()).expect("json");
+    println!("\nREFUSALS {refusals}");
+    println!("\nVMHWM {}", vm_hwm_kib());
+}
+
+/// A forged upload: headers claiming [`CLAIMED`] bytes, signed with a key that is not the
+/// scanner's; the body is never sent (the collector must answer without it). The status code.
+async fn forged(addr: std::net::SocketAddr, scanner: usize) -> u16 {
+    let wrong = HmacKey::generate();
+    let sig = format!("sha256={}", "ab".repeat(32));
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "PUT /v1/jobs/{JOB}/bundles/s{scanner} HTTP/1.1\r\nHost: collector\r\nContent-Type: application/x-tar\r\n\
+         Content-Length: {CLAIMED}\r\nX-Agentless-Signature: {sig}\r\nX-Agentless-Auth: {}\r\n\r\n",
+        upload_token(&wrong, CLAIMED, &sig)
+    );
+    s.write_all(head.as_bytes()).await.expect("write head");
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !resp.windows(2).any(|w| w == b"\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => resp.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    if read.is_err() {
+        return 0; // no answer without the body
+    }
+    String::from_utf8_lossy(&resp).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_uploads_are_refused_unread_and_good_ones_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let job_key = HmacKey::generate();
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "job::collector::collector_load_child", "--nocapture", "--test-threads=1"])
+        .env(LOAD_CHILD_ENV, dir.path())
+        .env(LOAD_KEY_ENV, job_key.expose_hex())
+        .env("RUST_LOG", "off")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the collector child");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout);
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() {
+        line.clear();
+        let n = tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line).await.expect("child output");
+        assert!(n > 0, "the collector child ended before listening");
+        addr = line.split("ADDR ").nth(1).map(|a| a.trim().parse::<std::net::SocketAddr>().expect("addr"));
+    }
+    let addr = addr.expect("addr");
+    let url = format!("http://{addr}");
+
+    // The good bundles, signed by the agent's own upload code with each scanner's key.
+    let f = files();
+    let started = std::time::Instant::now();
+    let mut good = Vec::new();
+    for i in 0..GOOD_UPLOADS {
+        let scanner = format!("s{i}");
+        let body =
+            write_bundle(&manifest_for(&scanner, &load_target(i)), &BTreeMap::from([(0, f.clone())])).expect("bundle");
+        let key = job_key.for_scanner(JOB, &scanner);
+        let url = format!("{url}/v1/jobs/{JOB}/bundles/{scanner}");
+        good.push(tokio::task::spawn_blocking(move || {
+            let policy = scanner_ami::agent::upload::UploadPolicy {
+                max_attempts: 30,
+                attempt_timeout: std::time::Duration::from_secs(60),
+                initial_backoff: std::time::Duration::from_millis(100),
+                max_backoff: std::time::Duration::from_secs(2),
+                deadline: std::time::SystemTime::now() + std::time::Duration::from_secs(300),
+            };
+            scanner_ami::agent::upload::upload_to(&url, &key, &body, &policy)
+        }));
+    }
+    let bad: Vec<_> = (0..BAD_UPLOADS).map(|i| tokio::spawn(forged(addr, i % GOOD_UPLOADS))).collect();
+    let mut bad_status = BTreeMap::new();
+    for b in bad {
+        *bad_status.entry(b.await.expect("forged upload")).or_insert(0usize) += 1;
+    }
+    let mut receipts = Vec::new();
+    for g in good {
+        receipts.push(g.await.expect("good upload").expect("accepted"));
+    }
+    let wall = started.elapsed();
+    drop(child.stdin.take());
+    let mut rest = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut lines, &mut rest).await.expect("child output");
+    let status = child.wait().await.expect("child");
+    assert!(status.success(), "collector child failed: {rest}");
+    let value = |tag: &str| {
+        rest.lines()
+            .find_map(|l| l.split(tag).nth(1))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("{tag}: {rest}"))
+    };
+    let peak_kib: u64 = value("VMHWM ").parse().expect("VmHWM");
+    let refusals: BTreeMap<String, u64> = serde_json::from_str(&value("REFUSALS ")).expect("refusals");
+    let attempts: u32 = receipts.iter().map(|r| r.attempts).sum();
+    eprintln!(
+        "collector load: {BAD_UPLOADS} forged uploads claiming {CLAIMED} bytes -> {bad_status:?}; {GOOD_UPLOADS} good \
+         uploads stored in {attempts} attempts; refusals {refusals:?}; collector peak RSS (VmHWM) {} KiB; wall {:.2?}",
+        peak_kib, wall
+    );
+    assert_eq!(bad_status, BTreeMap::from([(401u16, BAD_UPLOADS)]), "every forged upload refused 401");
+    assert_eq!(refusals.get("unauthenticated"), Some(&(BAD_UPLOADS as u64)), "{refusals:?}");
+    assert!(receipts.iter().all(|r| r.status == 200));
+    let store = agentless::collector::ResultStore::new(dir.path());
+    for i in 0..GOOD_UPLOADS {
+        assert!(store.scanner_reported(JOB, &format!("s{i}")), "s{i} stored");
+        let files =
+            std::fs::read_dir(store.volume_dir(JOB, "i-0123456789abcdef0", &load_target(i).volume_id).expect("dir"))
+                .expect("volume dir")
+                .count();
+        assert_eq!(files, 4, "s{i}: stored once, no temporaries");
+    }
+    assert_eq!(store.all_volumes().len(), GOOD_UPLOADS, "one volume per good upload");
+    let incoming: Vec<_> = std::fs::read_dir(dir.path().join("incoming")).map(|d| d.collect()).unwrap_or_default();
+    assert!(incoming.is_empty(), "no upload file left behind: {incoming:?}");
+    assert!(peak_kib < MAX_PEAK_RSS_KIB, "collector peak RSS {peak_kib} KiB over {MAX_PEAK_RSS_KIB} KiB");
 }

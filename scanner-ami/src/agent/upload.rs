@@ -1,9 +1,11 @@
 //! The bundle upload: `PUT <collector>/v1/jobs/<job>/bundles/<scanner>` with the signed body
-//! (DESIGN.md, "The result bundle"), retried until it is accepted, refused for good, or the job's
+//! (DESIGN.md, "The result bundle") and its header-only credential `X-Agentless-Auth`
+//! ([`crate::bundle::upload_token`]), retried until it is accepted, refused for good, or the job's
 //! deadline passes.
 //!
 //! Retried: connection and timeout errors, HTTP 5xx and 429 (honouring a `Retry-After` in
-//! seconds, within the backoff cap). Not retried: any other status outside 2xx, since the
+//! seconds, within the backoff cap: the collector answers 503 or 429 with one when it is at its
+//! concurrent-upload or bytes-in-flight limit). Not retried: any other status outside 2xx, since the
 //! collector has decided (bad signature, unknown job, bundle refused); the first 200 characters of
 //! its answer are logged. At least one attempt is always made, even past the deadline (the
 //! scanner's clock may lag right after boot); retries stop at the deadline.
@@ -11,7 +13,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::retry::Backoff;
-use crate::bundle::{CONTENT_TYPE, SIGNATURE_HEADER, sign};
+use crate::bundle::{AUTH_HEADER, CONTENT_TYPE, SIGNATURE_HEADER, sign, upload_token};
 use crate::job::{HmacKey, JobManifest};
 
 /// How much of a refusing collector's answer is read and logged.
@@ -71,7 +73,7 @@ enum Outcome {
     Retry(String, Option<Duration>),
 }
 
-fn attempt(agent: &ureq::Agent, url: &str, signature: &str, body: &[u8], timeout: Duration) -> Outcome {
+fn attempt(agent: &ureq::Agent, url: &str, signature: &str, token: &str, body: &[u8], timeout: Duration) -> Outcome {
     let sent = agent
         .put(url)
         .config()
@@ -79,6 +81,7 @@ fn attempt(agent: &ureq::Agent, url: &str, signature: &str, body: &[u8], timeout
         .build()
         .header("Content-Type", CONTENT_TYPE)
         .header(SIGNATURE_HEADER, signature)
+        .header(AUTH_HEADER, token)
         .send(body);
     let mut resp = match sent {
         Ok(r) => r,
@@ -116,6 +119,7 @@ pub fn upload(manifest: &JobManifest, body: &[u8], policy: &UploadPolicy) -> Res
 /// See [`UploadError`].
 pub fn upload_to(url: &str, key: &HmacKey, body: &[u8], policy: &UploadPolicy) -> Result<UploadReceipt, UploadError> {
     let signature = sign(key, body);
+    let token = upload_token(key, u64::try_from(body.len()).unwrap_or(u64::MAX), &signature);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         // The collector is reached directly (in the job's VPC, or over loopback in the simulated
@@ -130,7 +134,7 @@ pub fn upload_to(url: &str, key: &HmacKey, body: &[u8], policy: &UploadPolicy) -
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let (last, retry_after) = match attempt(&agent, url, &signature, body, policy.attempt_timeout) {
+        let (last, retry_after) = match attempt(&agent, url, &signature, &token, body, policy.attempt_timeout) {
             Outcome::Accepted(status) => {
                 tracing::info!(url, status, attempts, bytes = body.len(), "bundle uploaded");
                 return Ok(UploadReceipt { status, attempts });

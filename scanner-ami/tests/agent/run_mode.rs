@@ -234,8 +234,13 @@ fn run_reads_imds_scans_uploads_a_signed_bundle() {
     assert_eq!((up.method.as_str(), up.path.as_str()), ("PUT", "/v1/jobs/j-20261129-run/bundles/s0"));
     assert_eq!(up.header("Content-Type"), Some("application/x-tar"));
     let signature = up.header("X-Agentless-Signature").expect("signature header");
-    assert!(verify(&manifest.hmac_key, &up.body, signature), "signature verifies under the job key");
+    assert!(verify(&manifest.hmac_key, &up.body, signature), "signature verifies under the scanner's key");
     assert!(!verify(&HmacKey::generate(), &up.body, signature));
+    // The header-only credential: checkable before the body is read.
+    let token = up.header("X-Agentless-Auth").expect("auth header");
+    let length = u64::try_from(up.body.len()).expect("length");
+    assert!(scanner_ami::bundle::verify_upload_token(&manifest.hmac_key, length, signature, token));
+    assert!(!scanner_ami::bundle::verify_upload_token(&HmacKey::generate(), length, signature, token));
 
     let bundle = read_bundle(&up.body, &BundleLimits::default()).expect("the collector's reader accepts it");
     let expected = scan_image(&demo_image(), ScanOptions::default()).expect("scan the demo image");
