@@ -298,7 +298,7 @@ impl RegionRun {
         let t = self.ours(Role::SCANNER);
         let input = RunScannerInput {
             image: image.clone(),
-            root_device_name: None,
+            root: None,
             instance_type: SCANNER_TYPE.into(),
             subnet: net.subnet.clone(),
             security_groups: vec![net.sg.clone()],

@@ -91,7 +91,7 @@ fn authz_of_run_instances_covers_every_resource_type() {
     let key: KmsKeyId = "1234abcd-12ab-34cd-56ef-1234567890ab".parse().expect("key");
     let input = RunScannerInput {
         image: Tagged::new("ami-0123456789abcdef0".parse().expect("ami"), Tags::new()),
-        root_device_name: None,
+        root: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new("subnet-0123456789abcdef0".parse().expect("subnet"), ours.clone()),
         security_groups: vec![Tagged::new("sg-0123456789abcdef0".parse().expect("sg"), ours.clone())],
@@ -347,7 +347,7 @@ fn an_empty_tag_set_never_reaches_a_create_call() {
     let ours = tags::resource_tags(&job(), Some(Role::SUBNET), expires());
     let input = RunScannerInput {
         image: Tagged::new("ami-0123456789abcdef0".parse().expect("ami"), Tags::new()),
-        root_device_name: None,
+        root: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new("subnet-0123456789abcdef0".parse().expect("subnet"), ours.clone()),
         security_groups: vec![Tagged::new("sg-0123456789abcdef0".parse().expect("sg"), ours)],

@@ -575,7 +575,7 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
             &east(),
             &RunScannerInput {
                 image: Tagged::new(image.id.clone(), image.tags.clone()),
-                root_device_name: None,
+                root: None,
                 instance_type: "m5.xlarge".into(),
                 subnet: subnet.clone(),
                 security_groups: vec![sg.clone()],

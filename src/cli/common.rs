@@ -243,6 +243,10 @@ pub fn sim_install_scanner_image(sim: &SimCloud, regions: &[Region]) -> Result<(
                     architecture: "x86_64".into(),
                     root_device_name: "/dev/xvda".into(),
                     root_size_gib: 8,
+                    // As a careless or hostile AMI would be: the job's root mapping must
+                    // override it, or every scanner leaves its root volume behind, and the
+                    // policy has no `ec2:DeleteVolume` to remove it.
+                    root_delete_on_termination: false,
                     encrypted: false,
                     kms_key_id: None,
                     available_ms: 0,

@@ -521,6 +521,8 @@ pub struct ImageInfo {
     pub state: String,
     pub owner: AccountId,
     pub root_device_name: Option<String>,
+    /// The size of the root device's EBS mapping (`BlockDeviceMappings[].Ebs.VolumeSize`).
+    pub root_size_gib: Option<i32>,
     pub tags: Tags,
 }
 
@@ -558,16 +560,28 @@ pub struct ScannerVolume {
     pub grant_operations: Vec<GrantOperation>,
 }
 
+/// The scanner image's root device as `RunInstances` maps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannerRoot {
+    /// `DescribeImages` RootDeviceName.
+    pub device_name: String,
+    /// The AMI's own root size, restated: AWS accepts a root mapping with `DeleteOnTermination`
+    /// alone, moto requires a size or a snapshot id in every EBS mapping, and the AMI's size is
+    /// valid for both (EC2 API Reference, `EbsBlockDevice.VolumeSize`: at least the snapshot's).
+    /// `None`: not sent.
+    pub size_gib: Option<i32>,
+}
+
 /// `RunInstances` of one scanner, with fixed settings the backend must apply: IMDSv2 required
 /// (`HttpTokens=required`), `InstanceInitiatedShutdownBehavior=terminate`, every data volume gp3
 /// with `DeleteOnTermination`, no key pair, no instance profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunScannerInput {
     pub image: Tagged<ImageId>,
-    /// The image's root device (`DescribeImages` RootDeviceName): mapped with
-    /// `DeleteOnTermination=true` whatever the AMI says (the policy has no `ec2:DeleteVolume`, so a
-    /// root volume kept on termination could never be removed by us). `None`: the AMI's mapping.
-    pub root_device_name: Option<String>,
+    /// The image's root device: mapped with `DeleteOnTermination=true` whatever the AMI says (the
+    /// policy has no `ec2:DeleteVolume`, so a root volume kept on termination could never be
+    /// removed by us). `None`: the AMI's mapping.
+    pub root: Option<ScannerRoot>,
     pub instance_type: String,
     pub subnet: Tagged<SubnetId>,
     pub security_groups: Vec<Tagged<SecurityGroupId>>,

@@ -268,7 +268,7 @@ fn probe_launch(key: &KmsKeyId) -> Option<RunScannerInput> {
     );
     Some(RunScannerInput {
         image: Tagged::new("ami-00000000".parse().ok()?, Tags::new()),
-        root_device_name: None,
+        root: None,
         instance_type: super::DEFAULT_INSTANCE_TYPE.to_owned(),
         subnet: Tagged::new("subnet-00000000".parse().ok()?, t.clone()),
         security_groups: vec![Tagged::new("sg-00000000".parse().ok()?, t.clone())],

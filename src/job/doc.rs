@@ -149,6 +149,9 @@ pub struct JobDoc {
     /// The image's root device (`DescribeImages` RootDeviceName), mapped `DeleteOnTermination`.
     #[serde(default)]
     pub image_root_device: Option<String>,
+    /// The image's root size (`DescribeImages`), restated in the mapping (see `ScannerRoot`).
+    #[serde(default)]
+    pub image_root_size_gib: Option<i32>,
     /// Stored as parts since schema version 4; inline in documents written before.
     #[serde(default)]
     scanners: Vec<ScannerDoc>,
@@ -212,6 +215,7 @@ impl JobDoc {
             network: NetworkDoc::default(),
             image: None,
             image_root_device: None,
+            image_root_size_gib: None,
             scanners: Vec::new(),
             failure: None,
             cancelled: false,

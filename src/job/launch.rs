@@ -16,7 +16,7 @@ use super::retry::{Retry, retry};
 use super::runner::Job;
 use super::{JobError, ScannerImage, ScannerImageError};
 use crate::cloud::ops::{
-    DescribeImagesInput, DescribeInput, Filter, InstanceState, RunScannerInput, ScannerVolume, Tagged,
+    DescribeImagesInput, DescribeInput, Filter, InstanceState, RunScannerInput, ScannerRoot, ScannerVolume, Tagged,
 };
 use crate::cloud::tags::{self, Role};
 use crate::cloud::{Cloud, ErrorKind, ImageId};
@@ -66,9 +66,9 @@ impl<C: Cloud> Job<'_, C> {
 
     /// The scanner image and its root device name: pinned by id, or found by tag and name
     /// ([`ScannerImage`]); saved in the document so a resumed job boots the same one.
-    async fn resolve_image(&mut self) -> Result<(ImageId, String), JobError> {
+    async fn resolve_image(&mut self) -> Result<(ImageId, ScannerRoot), JobError> {
         if let (Some(i), Some(root)) = (&self.doc.image, &self.doc.image_root_device) {
-            return Ok((i.clone(), root.clone()));
+            return Ok((i.clone(), ScannerRoot { device_name: root.clone(), size_gib: self.doc.image_root_size_gib }));
         }
         let region = self.region.clone();
         // A resumed job describes the image it chose before (an older document has no root device).
@@ -92,8 +92,9 @@ impl<C: Cloud> Job<'_, C> {
         };
         self.doc.image = Some(image.id.clone());
         self.doc.image_root_device = Some(root.clone());
+        self.doc.image_root_size_gib = image.root_size_gib;
         self.save()?;
-        Ok((image.id, root))
+        Ok((image.id, ScannerRoot { device_name: root, size_gib: image.root_size_gib }))
     }
 
     /// The image pinned by id (any owner: the user chose it).
@@ -266,7 +267,7 @@ impl<C: Cloud> Job<'_, C> {
                 .collect();
             let input = RunScannerInput {
                 image: Tagged::new(image.clone(), crate::cloud::Tags::new()),
-                root_device_name: Some(root_device.clone()),
+                root: Some(root_device.clone()),
                 instance_type: self.r.settings.instance_type.clone(),
                 subnet: Tagged::new(subnet.clone(), self.role_tags(Role::SUBNET)),
                 security_groups: vec![Tagged::new(sg.clone(), self.role_tags(Role::SECURITY_GROUP))],

@@ -484,7 +484,7 @@ pub fn example_plan() -> Result<Plan, IdError> {
     let scanner = |n: u32, volumes: Vec<ScannerVolume>| {
         O::RunInstances(RunScannerInput {
             image: tagged(ami.clone(), &tami),
-            root_device_name: None,
+            root: None,
             instance_type: SCANNER_INSTANCE_TYPE.into(),
             subnet: tagged(subnet.clone(), &tsubnet),
             security_groups: vec![tagged(sg.clone(), &tsg)],

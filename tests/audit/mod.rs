@@ -286,7 +286,7 @@ pub async fn leave_job_with<C: Cloud>(
             &r,
             &RunScannerInput {
                 image: customer.image.clone(),
-                root_device_name: None,
+                root: None,
                 instance_type: "m5.xlarge".into(),
                 subnet: subnet_t,
                 security_groups: vec![sg_t],

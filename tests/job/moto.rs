@@ -38,6 +38,10 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs moto from the venv (scripts/setup-test-env.sh) and the scanner-agent binary (cargo build --workspace)"]
 async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("AGENTLESS_LOG"))
+        .with_test_writer()
+        .try_init();
     let moto = Moto::start().await;
     let region = east();
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk(&region).await);
@@ -82,8 +86,11 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
     );
     let job = runner.create(&region, Selector::All, &server.url()).expect("create");
     let started = Instant::now();
-    let outcome =
-        tokio::time::timeout(JOB_TIMEOUT, runner.drive(&job)).await.expect("the job ends in time").expect("drive");
+    let Ok(driven) = tokio::time::timeout(JOB_TIMEOUT, runner.drive(&job)).await else {
+        let l = hypervisor.log.lock().unwrap_or_else(PoisonError::into_inner);
+        panic!("the job did not end in {JOB_TIMEOUT:?}; scanners booted: {:#?}; failures: {:#?}", l.boots, l.failures);
+    };
+    let outcome = driven.expect("drive");
     let took = started.elapsed();
     let log = {
         let l = hypervisor.log.lock().unwrap_or_else(PoisonError::into_inner);

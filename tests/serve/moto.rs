@@ -63,7 +63,7 @@ async fn scanner_image(ec2: &aws_sdk_ec2::Client, base: &ImageId) -> ImageId {
     let image = ec2
         .create_image()
         .instance_id(&builder)
-        .name(format!("agentless-scanner-{version}"))
+        .name(agentless::cloud::tags::image_name(&version))
         .no_reboot(true)
         .tag_specifications(
             ec2t::TagSpecification::builder().resource_type(ec2t::ResourceType::Image).set_tags(Some(tags)).build(),

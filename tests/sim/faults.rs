@@ -41,7 +41,7 @@ async fn scanner_input(fx: &SimFixture, g: &Guard<SimCloud>, token: &str) -> Run
     let image = some_image(fx, g, &east()).await;
     RunScannerInput {
         image: Tagged::new(image.id, image.tags),
-        root_device_name: None,
+        root: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new(default_subnet(&fx.sim), ours(Role::SUBNET)),
         security_groups: Vec::new(),

@@ -152,7 +152,7 @@ fn scanner_input(sim: &SimCloud, snapshots: &[&SnapshotId], snap_tags: &Tags) ->
     let devices = ["/dev/sdf", "/dev/sdg"];
     RunScannerInput {
         image,
-        root_device_name: None,
+        root: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new(subnet, ours(Role::SUBNET)),
         security_groups: Vec::new(),

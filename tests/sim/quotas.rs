@@ -147,7 +147,7 @@ async fn attachments_per_instance() {
         .collect();
     let input = RunScannerInput {
         image: Tagged::new(image.id, image.tags),
-        root_device_name: None,
+        root: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new(subnet, ours(Role::SUBNET)),
         security_groups: Vec::new(),
@@ -236,7 +236,7 @@ async fn launch_of(
     );
     RunScannerInput {
         image: Tagged::new(image.id, image.tags),
-        root_device_name: None,
+        root: None,
         instance_type: instance_type.into(),
         subnet: Tagged::new(subnet, ours(Role::SUBNET)),
         security_groups: Vec::new(),

@@ -165,7 +165,7 @@ async fn teardown_dependency_order() {
             &r,
             &RunScannerInput {
                 image: Tagged::new(image.id, image.tags),
-                root_device_name: None,
+                root: None,
                 instance_type: "m5.xlarge".into(),
                 subnet: subnet.clone(),
                 security_groups: vec![sg.clone()],
@@ -307,7 +307,7 @@ async fn scanner_lifecycle_and_delete_on_termination() {
     let image = some_image(&fx, &g, &east()).await;
     let mut input = RunScannerInput {
         image: Tagged::new(image.id, image.tags),
-        root_device_name: None,
+        root: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new(subnet, ours(Role::SUBNET)),
         security_groups: Vec::new(),
@@ -578,7 +578,7 @@ async fn scanner(
     let image = some_image(fx, g, &east()).await;
     RunScannerInput {
         image: Tagged::new(image.id, image.tags),
-        root_device_name: None,
+        root: None,
         instance_type: "m5.xlarge".into(),
         subnet: Tagged::new(subnet_a(&fx.sim), ours(Role::SUBNET)),
         security_groups: Vec::new(),
@@ -820,4 +820,65 @@ async fn a_client_token_reused_with_other_parameters_is_a_mismatch() {
         w.accounts[&account()].regions[&east()].instances.values().filter(|i| i.client_token.is_some()).count()
     });
     assert_eq!(count, 1, "no second scanner");
+}
+
+/// An image whose own root mapping keeps the root volume (`DeleteOnTermination=false`, as the
+/// simulated scanner image is registered): a launch without a root mapping leaves the root behind
+/// after termination, which the policy (no `ec2:DeleteVolume`) could never remove; the root
+/// mapping the job sends (`ScannerRoot`) makes it go with the instance; a size under the image's is
+/// refused as EC2 refuses it.
+#[tokio::test(start_paused = true)]
+async fn the_root_mapping_overrides_an_image_that_keeps_its_root() {
+    let fx = SimFixture::new();
+    let g = guard_over(&fx.sim, policies(&[]));
+    agentless::cli::common::sim_install_scanner_image(&fx.sim, &[east()]).expect("scanner image");
+    let page = g
+        .describe_images(
+            &east(),
+            &DescribeImagesInput {
+                owners: vec!["self".into()],
+                describe: DescribeInput::filters(vec![Filter::new("tag-key", [tags::IMAGE_VERSION])]),
+            },
+        )
+        .await
+        .expect("DescribeImages");
+    let image = page.items.into_iter().find(|i| i.tags.get(tags::IMAGE_VERSION).is_some()).expect("the scanner image");
+    assert_eq!((image.root_device_name.as_deref(), image.root_size_gib), (Some("/dev/xvda"), Some(8)));
+    let input = |token: &str, root: Option<ScannerRoot>| RunScannerInput {
+        image: Tagged::new(image.id.clone(), image.tags.clone()),
+        root,
+        instance_type: "m5.xlarge".into(),
+        subnet: Tagged::new(subnet_a(&fx.sim), ours(Role::SUBNET)),
+        security_groups: Vec::new(),
+        volumes: Vec::new(),
+        user_data_base64: String::new(),
+        client_token: token.into(),
+        instance_tags: ours(Role::SCANNER),
+        volume_tags: ours(Role::SCANNER),
+        network_interface_tags: ours(Role::SCANNER),
+    };
+    let mapped = || Some(ScannerRoot { device_name: "/dev/xvda".into(), size_gib: Some(8) });
+
+    let small = Some(ScannerRoot { device_name: "/dev/xvda".into(), size_gib: Some(4) });
+    let err = g.run_scanner(&east(), &input("small", small)).await.expect_err("smaller than the snapshot");
+    assert_eq!(err.code(), Some("InvalidBlockDeviceMapping"), "{err}");
+
+    let mut roots = Vec::new();
+    for (token, root) in [("unmapped", None), ("mapped", mapped())] {
+        let launched = g.run_scanner(&east(), &input(token, root)).await.expect("launch");
+        roots.push(root_volume(&fx.sim, &launched.instance_id));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        g.terminate_instances(
+            &east(),
+            &TerminateInstancesInput {
+                instances: vec![Tagged::new(launched.instance_id.clone(), ours(Role::SCANNER))],
+            },
+        )
+        .await
+        .expect("terminate");
+        tokio::time::advance(Duration::from_secs(120)).await;
+    }
+    let alive = |v: &VolumeId| fx.sim.inspect(|w| w.accounts[&account()].regions[&east()].volumes.contains_key(v));
+    assert!(alive(&roots[0]), "without a root mapping the image's DeleteOnTermination=false keeps {}", roots[0]);
+    assert!(!alive(&roots[1]), "the root mapping's DeleteOnTermination=true removes {}", roots[1]);
 }

@@ -778,10 +778,10 @@ pub(super) async fn run_scanner(
 ) -> Result<RunScannerOutput, CloudError> {
     // The image's root device first: only DeleteOnTermination, the rest (snapshot, size, type)
     // from the AMI (EC2 API Reference, `BlockDeviceMapping`, `EbsBlockDevice`).
-    let root = input.root_device_name.as_ref().map(|name| {
+    let root = input.root.as_ref().map(|root| {
         BlockDeviceMapping::builder()
-            .device_name(name)
-            .ebs(EbsBlockDevice::builder().delete_on_termination(true).build())
+            .device_name(&root.device_name)
+            .ebs(EbsBlockDevice::builder().delete_on_termination(true).set_volume_size(root.size_gib).build())
             .build()
     });
     let devices = root
@@ -862,6 +862,12 @@ pub(super) async fn describe_images(
                 state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
                 owner: id(auth, "OwnerId", i.owner_id())?,
                 root_device_name: i.root_device_name().map(str::to_owned),
+                root_size_gib: i
+                    .block_device_mappings()
+                    .iter()
+                    .find(|m| m.device_name().is_some() && m.device_name() == i.root_device_name())
+                    .and_then(|m| m.ebs())
+                    .and_then(|e| e.volume_size()),
                 tags: read_tags(i.tags()),
             })
         })

@@ -219,6 +219,7 @@ pub fn describe_images(ctx: &mut Ctx<'_>, input: &DescribeImagesInput) -> Result
             state: i.state().to_owned(),
             owner: i.0.owner.clone(),
             root_device_name: Some(i.0.root_device_name.clone()),
+            root_size_gib: i32::try_from(i.0.root_size_gib).ok(),
             tags: i.0.tags.clone(),
         },
     );
@@ -250,6 +251,8 @@ pub fn copy_image(ctx: &mut Ctx<'_>, input: &CopyImageInput) -> Result<CopyImage
         architecture: source.architecture.clone(),
         root_device_name: source.root_device_name.clone(),
         root_size_gib: source.root_size_gib,
+        // CopyImage keeps the source's block device mappings.
+        root_delete_on_termination: source.root_delete_on_termination,
         encrypted: input.encrypted || source.encrypted,
         kms_key_id: input.kms_key_id.clone(),
         available_ms: ctx.now_ms.saturating_add(latency),
@@ -421,7 +424,20 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
     };
     // A mapping of the root device must name the image's (else EC2 takes it for a new, empty
     // volume with no snapshot or size, and refuses it).
-    if let Some(root) = &input.root_device_name
+    if let Some(root) = &input.root
+        && let Some(size) = root.size_gib
+        && u32::try_from(size).map_or(true, |s| s < image.root_size_gib)
+    {
+        return Err(ctx.err(
+            "InvalidBlockDeviceMapping",
+            format!(
+                "Volume of size {size}GiB is smaller than snapshot of {} for {}, expect size >= {}GiB",
+                input.image.id, root.device_name, image.root_size_gib
+            ),
+            vec![input.image.id.to_string()],
+        ));
+    }
+    if let Some(root) = input.root.as_ref().map(|r| &r.device_name)
         && *root != image.root_device_name
     {
         return Err(ctx.err(
@@ -503,7 +519,9 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
     let mut attachments = vec![Attachment {
         device_name: image.root_device_name.clone(),
         volume_id: root_id.clone(),
-        delete_on_termination: true,
+        // A root mapping in the request overrides the image's (only `DeleteOnTermination=true`
+        // is ever sent: `ScannerRoot`).
+        delete_on_termination: input.root.is_some() || image.root_delete_on_termination,
     }];
     let mut new_volumes = vec![(
         root_id,

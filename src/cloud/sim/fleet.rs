@@ -511,6 +511,7 @@ fn new_region(prng: &mut Prng, account: &AccountId, region: &Region) -> Result<R
                 architecture: arch.into(),
                 root_device_name: "/dev/xvda".into(),
                 root_size_gib: 8,
+                root_delete_on_termination: true,
                 encrypted: false,
                 kms_key_id: None,
                 available_ms: 0,

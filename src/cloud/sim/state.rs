@@ -309,6 +309,11 @@ pub struct Image {
     pub architecture: String,
     pub root_device_name: String,
     pub root_size_gib: u32,
+    /// `DeleteOnTermination` of the image's own root mapping: what an instance launched without
+    /// a root mapping of its own gets (true for images made by `CreateImage` from a default
+    /// instance; an image registered with `false` keeps its instances' roots after termination).
+    #[serde(default = "default_true")]
+    pub root_delete_on_termination: bool,
     pub encrypted: bool,
     pub kms_key_id: Option<KmsKeyId>,
     /// `pending` until then, `available` after.
@@ -505,4 +510,8 @@ mod tests {
         assert!(a.hex(64).parse::<GrantId>().is_ok());
         assert_ne!(a.ec2_id("i"), i);
     }
+}
+
+fn default_true() -> bool {
+    true
 }
