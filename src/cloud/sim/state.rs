@@ -494,6 +494,10 @@ impl RegionState {
 /// The alias of the Region's AWS managed EBS key.
 pub const AWS_EBS_ALIAS: &str = "alias/aws/ebs";
 
+fn default_true() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,8 +514,4 @@ mod tests {
         assert!(a.hex(64).parse::<GrantId>().is_ok());
         assert_ne!(a.ec2_id("i"), i);
     }
-}
-
-fn default_true() -> bool {
-    true
 }
