@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::common::{self, CloudArgs, CloudKind, Opened};
+use super::common::{self, CloudArgs, CloudKind, Opened, SetupError};
 use super::scan::{CliProgress, EXIT_ERROR, EXIT_OK, Engine, RunArgs, drive_all, report, setup_failed, sim_leftovers};
 use crate::cloud::{Cloud, JobId};
 use crate::job::Progress;
@@ -156,23 +156,29 @@ async fn resume_on<C: Cloud + 'static>(
     engine: &Engine,
     opened: &Opened<C>,
     a: &ResumeArgs,
-) -> Vec<Result<crate::job::JobOutcome, crate::job::JobError>> {
+) -> Result<Vec<Result<crate::job::JobOutcome, crate::job::JobError>>, SetupError> {
     let unfinished = {
         let l = engine.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         l.unfinished_jobs().unwrap_or_default()
     };
     let progress = Arc::new(CliProgress::new());
     let mut jobs = Vec::new();
+    let mut regions = Vec::new();
     for j in unfinished {
         if j.account != opened.account || (!a.jobs.is_empty() && !a.jobs.contains(&j.id)) {
             continue;
         }
         progress.set_region(&j.id, j.region.as_str());
         eprintln!("agentless: resuming job {} in {} from {}", j.id, j.region, j.state.as_str());
+        if !regions.contains(&j.region) {
+            regions.push(j.region.clone());
+        }
         jobs.push(j.id);
     }
-    let runner = Arc::new(engine.runner(opened, engine.settings(&a.run), progress as Arc<dyn Progress>));
-    drive_all(runner, jobs).await
+    // A job that chose its image before keeps it (its document); this is for those that had not.
+    let image = super::scan::scanner_image(&a.run, &regions).map_err(SetupError::Message)?;
+    let runner = Arc::new(engine.runner(opened, engine.settings(&a.run, image), progress as Arc<dyn Progress>));
+    Ok(drive_all(runner, jobs).await)
 }
 
 async fn resume(a: ResumeArgs) -> ExitCode {
@@ -190,7 +196,10 @@ async fn resume(a: ResumeArgs) -> ExitCode {
                 Ok(x) => x,
                 Err(e) => return setup_failed(&e),
             };
-            let results = resume_on(&engine, &opened, &a).await;
+            let results = match resume_on(&engine, &opened, &a).await {
+                Ok(r) => r,
+                Err(e) => return setup_failed(&e),
+            };
             let left = sim_leftovers(opened.guard.backend());
             report(&engine, &a.run, results, &opened.guard, Some(left), Some(&agent))
         }
@@ -199,7 +208,10 @@ async fn resume(a: ResumeArgs) -> ExitCode {
                 Ok(o) => o,
                 Err(e) => return setup_failed(&e),
             };
-            let results = resume_on(&engine, &opened, &a).await;
+            let results = match resume_on(&engine, &opened, &a).await {
+                Ok(r) => r,
+                Err(e) => return setup_failed(&e),
+            };
             report(&engine, &a.run, results, &opened.guard, None, None)
         }
     }

@@ -16,7 +16,7 @@ use super::common::{self, CloudArgs, CloudKind, Opened, SetupError};
 use crate::cloud::sim::SimCloud;
 use crate::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
 use crate::cloud::tags;
-use crate::cloud::{Cloud, InstanceId, JobId};
+use crate::cloud::{Cloud, InstanceId, JobId, Region};
 use crate::collector::Collector;
 use crate::collector::server::Server;
 use crate::job::runner::{NowMs, wall_clock};
@@ -52,9 +52,14 @@ pub struct RunArgs {
     /// URL scanners upload to (required with --cloud aws: an address scanners can reach).
     #[arg(long, value_name = "URL")]
     pub collector_url: Option<String>,
-    /// The scanner AMI [default: our image tagged agentless:image-version=<this version>].
-    #[arg(long, value_name = "AMI")]
-    pub scanner_ami: Option<crate::cloud::ImageId>,
+    /// The scanner AMI, pinned: `REGION=AMI` once per Region scanned (an AMI id belongs to one
+    /// Region), or a bare `AMI` when one Region is scanned [default: the one image of this account
+    /// tagged agentless:image-version=<this version> and named alibaba-cloud-security-scan-image-<version>].
+    #[arg(long, value_name = "[REGION=]AMI", value_parser = parse_pinned_ami, conflicts_with = "scanner_image_name")]
+    pub scanner_ami: Vec<PinnedAmi>,
+    /// The scanner AMI by its exact name, owned by this account (the same name in every Region).
+    #[arg(long, value_name = "NAME")]
+    pub scanner_image_name: Option<String>,
     /// Scanner instance type.
     #[arg(long, default_value = crate::job::DEFAULT_INSTANCE_TYPE)]
     pub instance_type: String,
@@ -90,6 +95,62 @@ pub struct ScanArgs {
     pub tag: Vec<(String, String)>,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// One `--scanner-ami` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedAmi {
+    pub region: Option<Region>,
+    pub image: crate::cloud::ImageId,
+}
+
+fn parse_pinned_ami(s: &str) -> Result<PinnedAmi, String> {
+    let (region, image) = match s.split_once('=') {
+        Some((r, i)) => (Some(r.parse::<Region>().map_err(|e| format!("{r:?}: {e}"))?), i),
+        None => (None, s),
+    };
+    let image = image.parse().map_err(|e| format!("{image:?}: {e}"))?;
+    Ok(PinnedAmi { region, image })
+}
+
+/// The scanner image for jobs in `regions`: a bare AMI id with one Region only, `REGION=AMI` for
+/// each Region, or an image name.
+pub fn scanner_image(run: &RunArgs, regions: &[Region]) -> Result<ScannerImage, String> {
+    if let Some(name) = &run.scanner_image_name {
+        if name.is_empty() {
+            return Err("--scanner-image-name is empty".into());
+        }
+        return Ok(ScannerImage::Name(name.clone()));
+    }
+    let (bare, by_region): (Vec<&PinnedAmi>, Vec<&PinnedAmi>) =
+        run.scanner_ami.iter().partition(|p| p.region.is_none());
+    match (bare.as_slice(), by_region.is_empty()) {
+        ([], true) => Ok(ScannerImage::Version(common::image_version())),
+        ([one], true) => match regions {
+            [_] => Ok(ScannerImage::Id(one.image.clone())),
+            _ => Err(format!(
+                "--scanner-ami {} names no Region, and {} Regions are scanned ({}): an AMI id belongs to \
+                 one Region; give --scanner-ami REGION=AMI for each",
+                one.image,
+                regions.len(),
+                regions.iter().map(Region::as_str).collect::<Vec<_>>().join(", ")
+            )),
+        },
+        ([], false) => {
+            let mut map = std::collections::BTreeMap::new();
+            for p in by_region {
+                let Some(region) = &p.region else { continue };
+                if let Some(before) = map.insert(region.clone(), p.image.clone()) {
+                    return Err(format!("--scanner-ami pins {region} twice ({before} and {})", p.image));
+                }
+            }
+            if let Some(missing) = regions.iter().find(|r| !map.contains_key(*r)) {
+                return Err(format!("--scanner-ami pins no image for {missing}, which is scanned"));
+            }
+            Ok(ScannerImage::ByRegion(map))
+        }
+        _ => Err("--scanner-ami: give either one bare AMI or REGION=AMI values, not both or several bare ones".into()),
+    }
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
@@ -242,11 +303,7 @@ impl Engine {
         Ok(label)
     }
 
-    pub(super) fn settings(&self, run: &RunArgs) -> JobSettings {
-        let image = match &run.scanner_ami {
-            Some(id) => ScannerImage::Id(id.clone()),
-            None => ScannerImage::Version(common::image_version()),
-        };
+    pub(super) fn settings(&self, run: &RunArgs, image: ScannerImage) -> JobSettings {
         let mut s = JobSettings::new(image);
         s.instance_type = run.instance_type.clone();
         s.baseline = !run.no_baseline;
@@ -416,8 +473,10 @@ async fn scan_on<C: Cloud + 'static>(
     selector: Selector,
     url: &str,
 ) -> Result<Vec<Result<JobOutcome, JobError>>, SetupError> {
+    let image = scanner_image(&args.run, &opened.regions).map_err(SetupError::Message)?;
     let progress = Arc::new(CliProgress::new());
-    let runner = Arc::new(engine.runner(opened, engine.settings(&args.run), progress.clone() as Arc<dyn Progress>));
+    let runner =
+        Arc::new(engine.runner(opened, engine.settings(&args.run, image), progress.clone() as Arc<dyn Progress>));
     let mut jobs = Vec::new();
     for region in &opened.regions {
         let job = runner.create(region, selector.clone(), url).map_err(|e| SetupError::Message(e.to_string()))?;
@@ -501,4 +560,70 @@ pub(super) async fn sim_demo_advisories(data_dir: &std::path::Path) {
 pub(super) fn setup_failed(e: &SetupError) -> ExitCode {
     eprintln!("agentless: {e}");
     ExitCode::from(EXIT_ERROR)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn run(args: &[&str]) -> RunArgs {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).expect("parse").run
+    }
+
+    fn regions(r: &[&str]) -> Vec<Region> {
+        r.iter().map(|r| r.parse().expect("region")).collect()
+    }
+
+    #[test]
+    fn scanner_ami_values_pin_one_image_per_region() {
+        let two = regions(&["us-east-1", "eu-west-1"]);
+        assert_eq!(scanner_image(&run(&[]), &two), Ok(ScannerImage::Version(common::image_version())));
+        let bare = run(&["--scanner-ami", "ami-0123456789abcdef0"]);
+        assert_eq!(
+            scanner_image(&bare, &regions(&["us-east-1"])),
+            Ok(ScannerImage::Id("ami-0123456789abcdef0".parse().expect("ami")))
+        );
+        let err = scanner_image(&bare, &two).expect_err("bare id over two Regions");
+        assert!(err.contains("an AMI id belongs to one Region") && err.contains("us-east-1, eu-west-1"), "{err}");
+
+        let pinned = run(&[
+            "--scanner-ami",
+            "us-east-1=ami-0123456789abcdef0",
+            "--scanner-ami",
+            "eu-west-1=ami-0fedcba9876543210",
+        ]);
+        let Ok(ScannerImage::ByRegion(map)) = scanner_image(&pinned, &two) else { panic!("by Region") };
+        assert_eq!(map.len(), 2);
+        assert_eq!(map[&two[1]].as_str(), "ami-0fedcba9876543210");
+        let err = scanner_image(&pinned, &regions(&["us-east-1", "eu-west-1", "ap-south-1"])).expect_err("one missing");
+        assert!(err.contains("no image for ap-south-1"), "{err}");
+        let twice = run(&[
+            "--scanner-ami",
+            "us-east-1=ami-0123456789abcdef0",
+            "--scanner-ami",
+            "us-east-1=ami-0fedcba9876543210",
+        ]);
+        assert!(scanner_image(&twice, &two).expect_err("twice").contains("pins us-east-1 twice"));
+        let mixed =
+            run(&["--scanner-ami", "ami-0123456789abcdef0", "--scanner-ami", "us-east-1=ami-0fedcba9876543210"]);
+        assert!(scanner_image(&mixed, &two).is_err());
+
+        assert!(T::try_parse_from(["t", "--scanner-ami", "us-east-1=not-an-ami"]).is_err());
+        assert!(T::try_parse_from(["t", "--scanner-ami", "nowhere=ami-0123456789abcdef0"]).is_err());
+        assert!(
+            T::try_parse_from(["t", "--scanner-ami", "ami-0123456789abcdef0", "--scanner-image-name", "x"]).is_err()
+        );
+        assert_eq!(
+            scanner_image(&run(&["--scanner-image-name", "my-scanner"]), &two),
+            Ok(ScannerImage::Name("my-scanner".into()))
+        );
+    }
 }

@@ -74,6 +74,14 @@ impl<C: Cloud> Job<'_, C> {
         // A resumed job describes the image it chose before (an older document has no root device).
         let image = match (self.doc.image.clone(), self.r.settings.image.clone()) {
             (Some(id), _) | (None, ScannerImage::Id(id)) => self.describe_pinned_image(id).await?,
+            (None, ScannerImage::ByRegion(pinned)) => match pinned.get(&region) {
+                Some(id) => self.describe_pinned_image(id.clone()).await?,
+                None => {
+                    let pinned = pinned.iter().map(|(r, i)| format!("{r}={i}")).collect::<Vec<_>>().join(", ");
+                    return Err(self.ierr(ScannerImageError::NotPinned { region, pinned }));
+                }
+            },
+            (None, ScannerImage::Name(name)) => self.find_named_image(&name).await?,
             (None, ScannerImage::Version(version)) => self.find_tagged_image(&version).await?,
         };
         if image.state != "available" {
@@ -113,6 +121,36 @@ impl<C: Cloud> Job<'_, C> {
     }
 
     /// Our image for `version`: owned by this account, tagged with it, named for it; exactly one.
+    /// The self-owned image named exactly `name` ([`ScannerImage::Name`]).
+    async fn find_named_image(&self, name: &str) -> Result<crate::cloud::ops::ImageInfo, JobError> {
+        let input = DescribeImagesInput {
+            owners: vec!["self".into()],
+            describe: DescribeInput::filters(vec![Filter::new("name", [name])]),
+        };
+        let page = retry(Retry::Transient, "DescribeImages", || self.r.guard.describe_images(&self.region, &input))
+            .await
+            .map_err(self.cerr("finding the scanner image by name"))?;
+        // The filter is exact on AWS (no wildcard in `name`); compared again so that a backend
+        // that matched loosely cannot hand us another image.
+        let mut named: Vec<_> = page.items.into_iter().filter(|i| i.name == name).collect();
+        match named.len() {
+            1 => Ok(named.remove(0)),
+            0 => Err(self.ierr(ScannerImageError::NameNotFound {
+                region: self.region.clone(),
+                name: name.to_owned(),
+                other: String::new(),
+            })),
+            count => Err(self.ierr(ScannerImageError::NameNotFound {
+                region: self.region.clone(),
+                name: name.to_owned(),
+                other: format!(
+                    " (exactly one expected, {count} match: {})",
+                    named.iter().map(|i| i.id.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            })),
+        }
+    }
+
     async fn find_tagged_image(&self, version: &str) -> Result<crate::cloud::ops::ImageInfo, JobError> {
         let input = DescribeImagesInput {
             owners: vec!["self".into()],

@@ -53,8 +53,17 @@ pub const MAX_PENDING_SNAPSHOTS: usize = 90;
 /// How the scanner AMI is found in the job's Region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScannerImage {
-    /// This AMI.
+    /// This AMI (any owner: the user chose it). An AMI id belongs to one Region: a job in
+    /// another Region finds no such image and fails with [`ScannerImageError::Unusable`].
     Id(ImageId),
+    /// One AMI per Region (`--scanner-ami REGION=AMI`, `scanner.regions.<Region>.ami`); a Region
+    /// with none is refused ([`ScannerImageError::NotPinned`]) rather than falling back to a tag
+    /// search the user opted out of.
+    ByRegion(std::collections::BTreeMap<Region, ImageId>),
+    /// The image owned by this account with exactly this AMI name, chosen by the user (as an SSM
+    /// parameter would name it): exactly one, available, else [`ScannerImageError`]. AMI names are
+    /// unique per account and Region (EC2 User Guide, "Create an AMI": "must be unique").
+    Name(String),
     /// Our own image: owned by this account, tagged `agentless:image-version=<version>` **and**
     /// with an AMI name [`crate::cloud::tags::is_image_name`] accepts (built from
     /// `scanner-ami/image`); exactly one such image, else [`ScannerImageError`].
@@ -78,6 +87,16 @@ pub enum ScannerImageError {
     Ambiguous { region: Region, version: String, tag: &'static str, name: String, count: usize, candidates: String },
     #[error("the scanner image {image} in {region}: {why}")]
     Unusable { region: Region, image: ImageId, why: String },
+    #[error(
+        "no scanner image pinned for {region} (pinned: {pinned}); an AMI id belongs to one Region: \
+         give `--scanner-ami {region}=ami-...` (scan) or `scanner.regions.{region}.ami` (serve)"
+    )]
+    NotPinned { region: Region, pinned: String },
+    #[error(
+        "no scanner image named {name:?} owned by this account in {region}{other}; check the name, \
+         or pin the image by id"
+    )]
+    NameNotFound { region: Region, name: String, other: String },
 }
 
 /// What a job does and how patiently.

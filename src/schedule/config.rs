@@ -285,6 +285,10 @@ pub struct ScannerConfig {
     /// the job runner's]. Counted per snapshot, so it need not cover a whole Region's snapshots.
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub snapshot_timeout: Option<Duration>,
+    /// The scanner AMI by its exact name, owned by the account, in every Region without an `ami`
+    /// or `image_name` of its own [default: our tagged image, see `ScannerImage::Version`].
+    #[serde(default)]
+    pub image_name: Option<String>,
     /// Per Region: the AMI and instance type there.
     #[serde(default)]
     pub regions: BTreeMap<Region, ScannerRegionConfig>,
@@ -299,6 +303,7 @@ impl Default for ScannerConfig {
             ttl: None,
             poll: None,
             snapshot_timeout: None,
+            image_name: None,
             regions: BTreeMap::new(),
         }
     }
@@ -320,9 +325,13 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScannerRegionConfig {
-    /// The scanner AMI [default: our image tagged `agentless:image-version=<version>`].
+    /// The scanner AMI pinned by id [default: `image_name`, then our image tagged
+    /// `agentless:image-version=<version>` and named by our prefix].
     #[serde(default)]
     pub ami: Option<ImageId>,
+    /// The scanner AMI by its exact name in this Region (not with `ami`).
+    #[serde(default)]
+    pub image_name: Option<String>,
     #[serde(default)]
     pub instance_type: Option<String>,
 }
@@ -661,6 +670,17 @@ impl Config {
         if self.scanner.max_devices == 0 {
             return Err("scanner.max_devices must be at least 1".into());
         }
+        if self.scanner.image_name.as_deref() == Some("") {
+            return Err("scanner.image_name is empty".into());
+        }
+        for (region, r) in &self.scanner.regions {
+            if r.ami.is_some() && r.image_name.is_some() {
+                return Err(format!("scanner.regions.{region}: give ami or image_name, not both"));
+            }
+            if r.image_name.as_deref() == Some("") {
+                return Err(format!("scanner.regions.{region}.image_name is empty"));
+            }
+        }
         if let Some(v) = &self.vulndb {
             for e in &v.ecosystems {
                 if crate::vuln::osv::known_ecosystem(e).is_none() || e.contains(':') {
@@ -734,6 +754,23 @@ regions = ["us-east-1"]
         assert_eq!(c.daemon.missed_runs, MissedRuns::RunOnce);
         assert_eq!(c.scanner.instance_type, "m5.xlarge");
         assert!(c.schedules.is_empty());
+    }
+
+    #[test]
+    fn scanner_images_by_name_or_id_per_region() {
+        let text = format!(
+            "{MINIMAL}\n[scanner]\nimage_name = \"my-scanner\"\n[scanner.regions.eu-west-1]\nami = \"ami-0123456789abcdef0\"\n"
+        );
+        let c = parse(&text).expect("parse");
+        assert_eq!(c.scanner.image_name.as_deref(), Some("my-scanner"));
+        let eu: Region = "eu-west-1".parse().expect("region");
+        assert_eq!(c.scanner.regions[&eu].ami.as_ref().map(ImageId::as_str), Some("ami-0123456789abcdef0"));
+        let text =
+            format!("{MINIMAL}\n[scanner.regions.eu-west-1]\nami = \"ami-0123456789abcdef0\"\nimage_name = \"x\"\n");
+        let msg = parse(&text).expect_err("both").to_string();
+        assert!(msg.contains("scanner.regions.eu-west-1: give ami or image_name, not both"), "{msg}");
+        let msg = parse(&format!("{MINIMAL}\n[scanner]\nimage_name = \"\"\n")).expect_err("empty").to_string();
+        assert!(msg.contains("scanner.image_name is empty"), "{msg}");
     }
 
     #[test]

@@ -337,3 +337,65 @@ async fn a_tagged_image_without_our_name_prefix_is_not_a_scanner_image() {
     assert!(failure.contains("someone-elses-image"), "{failure}");
     assert!(launched_images(&s.sim).is_empty());
 }
+
+/// Pinned per Region: the job in us-east-1 boots the AMI pinned for us-east-1 (an untagged,
+/// foreign-named image the user chose), and a map without us-east-1 is refused before anything is
+/// launched, naming what was pinned, rather than falling back to a tag search.
+#[tokio::test(start_paused = true)]
+async fn a_per_region_pin_boots_that_regions_image_and_refuses_a_region_without_one() {
+    let fleet = Fleet::load(&demo_fleet()).expect("fleet");
+    let pinned: agentless::cloud::ImageId = "ami-0feedfacecafe0002".parse().expect("ami");
+    let west: Region = "us-west-2".parse().expect("region");
+    let east: Region = "us-east-1".parse().expect("region");
+
+    let only_west = std::collections::BTreeMap::from([(west.clone(), pinned.clone())]);
+    let s = setup_with(&fleet, None, JobSettings::new(ScannerImage::ByRegion(only_west)), None);
+    add_image(&s.sim, pinned.as_str(), "my-hardened-scanner");
+    let job = s.runner.create(&east, Selector::All, "http://127.0.0.1:9").expect("create");
+    let outcome = s.runner.drive(&job).await.expect("drive");
+    assert_eq!(outcome.state, JobState::Failed);
+    let failure = outcome.doc.failure.clone().unwrap_or_default();
+    assert!(failure.contains("no scanner image pinned for us-east-1") && failure.contains("us-west-2="), "{failure}");
+    assert!(launched_images(&s.sim).is_empty());
+    assert_eq!(ours_left(&s.sim), 0);
+
+    let both = std::collections::BTreeMap::from([
+        (west, "ami-0feedfacecafe0003".parse().expect("ami")),
+        (east.clone(), pinned.clone()),
+    ]);
+    let s = setup_with(&fleet, None, JobSettings::new(ScannerImage::ByRegion(both)), None);
+    add_image(&s.sim, pinned.as_str(), "my-hardened-scanner");
+    let job = s.runner.create(&east, Selector::All, "http://127.0.0.1:9").expect("create");
+    let outcome = s.runner.drive(&job).await.expect("drive");
+    assert_eq!(outcome.state, JobState::Done, "{:?}", outcome.doc.failure);
+    let launched = launched_images(&s.sim);
+    assert!(!launched.is_empty() && launched.iter().all(|i| i == pinned.as_str()), "{launched:?}");
+    assert_eq!(ours_left(&s.sim), 0);
+}
+
+/// By exact name: the user's name selects that image whatever its tags; a name no image of the
+/// account carries fails the job naming it, and nothing is launched.
+#[tokio::test(start_paused = true)]
+async fn an_image_chosen_by_exact_name_is_that_image_and_an_unknown_name_is_refused() {
+    let fleet = Fleet::load(&demo_fleet()).expect("fleet");
+    let east: Region = "us-east-1".parse().expect("region");
+    let id: agentless::cloud::ImageId = "ami-0feedfacecafe0004".parse().expect("ami");
+
+    let s = setup_with(&fleet, None, JobSettings::new(ScannerImage::Name("my-hardened-scanner-2".into())), None);
+    add_image(&s.sim, id.as_str(), "my-hardened-scanner");
+    let job = s.runner.create(&east, Selector::All, "http://127.0.0.1:9").expect("create");
+    let outcome = s.runner.drive(&job).await.expect("drive");
+    assert_eq!(outcome.state, JobState::Failed);
+    let failure = outcome.doc.failure.clone().unwrap_or_default();
+    assert!(failure.contains("no scanner image named \"my-hardened-scanner-2\""), "{failure}");
+    assert!(launched_images(&s.sim).is_empty());
+
+    let s = setup_with(&fleet, None, JobSettings::new(ScannerImage::Name("my-hardened-scanner".into())), None);
+    add_image(&s.sim, id.as_str(), "my-hardened-scanner");
+    let job = s.runner.create(&east, Selector::All, "http://127.0.0.1:9").expect("create");
+    let outcome = s.runner.drive(&job).await.expect("drive");
+    assert_eq!(outcome.state, JobState::Done, "{:?}", outcome.doc.failure);
+    let launched = launched_images(&s.sim);
+    assert!(!launched.is_empty() && launched.iter().all(|i| i == id.as_str()), "{launched:?}");
+    assert_eq!(ours_left(&s.sim), 0);
+}
