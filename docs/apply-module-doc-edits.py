@@ -206,7 +206,7 @@ EDITS = [
     ("src/cloud/sim/limits.rs",
      "The anchors (4.3) say a large first snapshot \"can\n"
      "/// take several hours\" and that Datadog's 15-minute pending timeout is hit in practice;",
-     "AWS says a large first snapshot \"can\n"
+     "The EBS User Guide says a large first snapshot \"can\n"
      "/// take several hours\"; Datadog's 15-minute pending timeout is hit in practice (docs/references.md);"),
     ("src/cloud/sim/limits.rs", "/// The buckets of orchestrator-anchors 4.1.", "/// The buckets of docs/references.md, \"EC2 API throttling\"."),
     ("src/cloud/sim/throttle.rs", "as tabulated in\n//! `../shared/reference/orchestrator-anchors.md` 4.1):",
@@ -238,9 +238,9 @@ EDITS = [
     ("scanner-ami/src/apps/walk.rs", "developer machine measured for reference/app-inventory.md §5: 392,501 regular files)",
      "developer machine held 392,501 regular files, docs/references.md)"),
     ("scanner-ami/src/apps/java.rs", "(reference app-inventory.md, issue B: 64 MiB per\n/// nested jar).",
-     "(INFERENCE: 64 MiB per nested\n/// jar, as for the research notes' other bounds, docs/references.md)."),
+     "(docs/references.md, \"Application inventory bounds\":\n/// 64 MiB per nested jar)."),
     ("scanner-ami/src/apps/zip.rs", "the research notes' cap (reference\n/// app-inventory.md, issue B);",
-     "the research notes' cap\n/// (INFERENCE);"),
+     "a bound of docs/references.md\n/// (\"Application inventory bounds\");"),
 
     # --- tests ---
     ("tests/conformance.rs", "(`../shared/reference/moto.md`)", "(docs/references.md, \"moto versus AWS\")"),
