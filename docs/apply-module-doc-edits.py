@@ -152,7 +152,7 @@ EDITS = [
      "//! policy allows them):",
      "//! Exactly those the scan, the teardown and the leak auditor need and the custom policy allows\n"
      "//! (docs/cloud-seam.md):"),
-    ("src/cloud/mod.rs", "settings of DESIGN.md (see", "settings of docs/job.md, \"Launching\" (see"),
+    ("src/cloud/mod.rs", "settings of DESIGN.md (see", "settings of docs/job.md, \"The scanner launch\" (see"),
     ("src/cloud/tags.rs", "//! (`../shared/DESIGN.md`, \"Tags\"): what", "//! (docs/tags.md): what"),
     ("src/cloud/tags.rs", "One deviation from the table in DESIGN.md, forced",
      "One deviation from the original design (docs/tags.md), forced"),
@@ -169,7 +169,7 @@ EDITS = [
     ("src/cloud/pacer.rs", "the rates of orchestrator-anchors\n//! 4.1)", "the rates of docs/references.md,\n//! \"EC2 API throttling\")"),
     ("src/cloud/aws/mod.rs", "//! (`../shared/reference/moto.md`); the throttling", "//! (docs/cloud-seam.md, \"moto\"); the throttling"),
     ("src/cloud/aws/ec2.rs", "(moto.md, 4.4)", "(docs/references.md, \"moto versus AWS\")"),
-    ("src/cloud/aws/ec2.rs", "the fixed settings of DESIGN.md:", "the fixed settings of docs/job.md (\"Launching\"):"),
+    ("src/cloud/aws/ec2.rs", "the fixed settings of DESIGN.md:", "the fixed settings of docs/job.md (\"The scanner launch\"):"),
     ("src/cloud/sim/mod.rs", "(DESIGN.md, \"The cloud seam and the\n//! embedded default\")",
      "(docs/cloud-seam.md,\n//! \"The simulated account\")"),
     ("src/cloud/sim/mod.rs", "(`../shared/reference/moto.md` 1-3)", "(docs/references.md, \"moto versus AWS\")"),
@@ -216,12 +216,12 @@ EDITS = [
     ("src/cloud/sim/throttle.rs", "(anchors 4.1; membership is the anchors' INFERENCE)",
      "(docs/references.md; the membership is INFERENCE)"),
     ("src/cloud/sim/throttle.rs", "(anchors 4.1: \"CreateSnapshot / CreateSnapshots\")",
-     "(docs/references.md: \"CreateSnapshot / CreateSnapshots\")"),
+     "(docs/references.md, \"EC2 API throttling\")"),
 
     # --- scanner-ami/src ---
     ("scanner-ami/src/purl.rs", "conventions in reference/inventory-anchors.md 1.2:", "conventions in docs/references.md, \"Package URLs\":"),
     ("scanner-ami/src/agent/upload.rs", "(DESIGN.md, \"The result bundle\")", "(docs/bundle.md)"),
-    ("scanner-ami/src/agent/imds.rs", "(DESIGN.md, \"A scan job\")", "(docs/job.md, \"Launching\")"),
+    ("scanner-ami/src/agent/imds.rs", "(DESIGN.md, \"A scan job\")", "(docs/job.md, \"The scanner launch\")"),
     ("scanner-ami/src/agent.rs", "(DESIGN.md, \"The guest agent\")", "(docs/bundle.md, \"The agent's `run` mode\")"),
     ("scanner-ami/src/job.rs", "(DESIGN.md, \"A scan job\")", "(docs/bundle.md, \"The job manifest (user data)\")"),
     ("scanner-ami/src/job.rs", "Nitro types, orchestrator-anchors 1)", "Nitro types, docs/references.md)"),
