@@ -18,4 +18,5 @@ pub mod ledger;
 pub mod policy;
 pub mod report;
 pub mod schedule;
+pub mod teardown;
 pub mod vuln;

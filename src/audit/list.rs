@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use super::ledger_view::LedgerState;
-use super::retry::{self, RetryPolicy};
 use crate::cloud::ops::*;
+use crate::cloud::retry::{Retry, RetryPolicy, retry_with};
 use crate::cloud::tags::{JOB, NAME, RESOURCE_NAME_PREFIX, SNAPSHOT_NAME_PREFIX};
 use crate::cloud::{AccountId, Cloud, CloudError, ErrorKind, Guard, InstanceId, KmsKeyId, Region, Tags, VpcId};
 use crate::ledger::{ResourceId, ResourceKind};
@@ -23,9 +23,8 @@ use crate::ledger::{ResourceId, ResourceKind};
 /// Page size of every Describe. EC2 takes 5 to 1000 for most paginated Describes but at most 500
 /// for `DescribeVolumes` (EC2 API Reference, `MaxResults` of each action); one value for all.
 pub const PAGE_SIZE: u32 = 500;
-/// At most this many ids in one id filter: EC2 refuses more than 200 filter values in one call
-/// (`FilterLimitExceeded`); half leaves room for the other filters.
-pub const ID_FILTER_CHUNK: usize = 100;
+/// At most this many ids in one id filter (the teardown's constant, where its source is given).
+pub use crate::teardown::ID_FILTER_CHUNK;
 /// A listing that has not ended after this many pages is refused (a backend that keeps handing
 /// out tokens): 1000 pages of [`PAGE_SIZE`] is far beyond any account's quotas.
 pub const MAX_PAGES: usize = 1000;
@@ -112,7 +111,7 @@ where
 {
     let mut out = Vec::new();
     for _ in 0..MAX_PAGES {
-        let page = retry::call(retry, || describe(input.clone())).await?;
+        let page = retry_with(retry, Retry::Teardown, operation, || describe(input.clone())).await?;
         out.extend(page.items);
         match page.next_token {
             Some(t) if !t.is_empty() && input.next_token.as_ref() != Some(&t) => input.next_token = Some(t),
@@ -434,7 +433,7 @@ pub async fn list_grants<C: Cloud>(
         }
         for key in keys.into_values() {
             let describe = DescribeKeyInput { key: key.clone() };
-            match retry::call(retry, || guard.describe_key(region, &describe)).await {
+            match retry_with(retry, Retry::Teardown, "DescribeKey", || guard.describe_key(region, &describe)).await {
                 Ok(info) => match info.manager {
                     KeyManager::Aws => continue,
                     KeyManager::Customer => {}
@@ -479,7 +478,7 @@ async fn grants_of<C: Cloud>(
     let mut input = ListGrantsInput { key: key.clone(), marker: None };
     let mut out = Vec::new();
     for _ in 0..MAX_PAGES {
-        let page = retry::call(retry, || guard.list_grants(region, &input)).await?;
+        let page = retry_with(retry, Retry::Teardown, "ListGrants", || guard.list_grants(region, &input)).await?;
         out.extend(page.items);
         match page.next_token {
             Some(t) if !t.is_empty() && input.marker.as_ref() != Some(&t) => input.marker = Some(t),

@@ -6,7 +6,7 @@
 //!
 //! One concept per file: [`list`] (filtered, paginated Describe calls and `ListGrants`),
 //! [`ledger_view`] (what the ledger says, read once), [`classify`] (active / leaked / foreign /
-//! stuck), [`delete`] (teardown of the leaks), [`retry`] (jittered exponential backoff),
+//! stuck), [`delete`] (the leaks to [`crate::teardown`]),
 //! [`duration`] (`--grace`), [`report`] (table, JSON, exit status), [`error`].
 //!
 //! # What is listed
@@ -69,7 +69,6 @@ pub mod error;
 pub mod ledger_view;
 pub mod list;
 pub mod report;
-pub mod retry;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -80,11 +79,11 @@ use crate::cloud::ops::Empty;
 use crate::cloud::{AccountId, Cloud, Guard, JobId, Region, Tags};
 use crate::ledger::{JobRecord, JobState, Ledger, ResourceId, ResourceKind};
 
+pub use crate::cloud::retry::RetryPolicy;
 pub use duration::{DurationError, parse_duration};
 pub use error::AuditError;
 pub use ledger_view::open_ledger;
 pub use report::{EXIT_CLEAN, EXIT_ERROR, EXIT_LEAKS};
-pub use retry::RetryPolicy;
 
 /// The default `--grace`. INFERENCE: long enough that a resource created a moment ago by a job this
 /// ledger does not know (another host's ledger, an intent whose id is not recorded yet) is never
@@ -412,7 +411,11 @@ async fn resolve_regions<C: Cloud>(
     let mut last_err = None;
     let mut enabled = None;
     for h in &home {
-        match retry::call(retry, || guard.describe_regions(h, &Empty)).await {
+        match crate::cloud::retry::retry_with(retry, crate::cloud::retry::Retry::Teardown, "DescribeRegions", || {
+            guard.describe_regions(h, &Empty)
+        })
+        .await
+        {
             Ok(list) => {
                 enabled = Some(list);
                 break;

@@ -26,6 +26,7 @@ pub mod guard;
 pub mod ids;
 pub mod ops;
 pub mod pacer;
+pub mod retry;
 pub mod sim;
 pub mod tags;
 

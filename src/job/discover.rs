@@ -45,7 +45,7 @@ impl<C: Cloud> Job<'_, C> {
         let mut out = Vec::new();
         let mut input = input;
         loop {
-            let page = super::retry::retry(super::retry::Retry::Transient, "DescribeInstances", || {
+            let page = crate::cloud::retry::retry(crate::cloud::retry::Retry::Transient, "DescribeInstances", || {
                 self.r.guard.describe_instances(&self.region, &input)
             })
             .await
@@ -111,7 +111,7 @@ impl<C: Cloud> Job<'_, C> {
         for chunk in volume_ids.chunks(IDS_PER_CALL) {
             let mut input = DescribeInput::ids(chunk.to_vec());
             loop {
-                let page = super::retry::retry(super::retry::Retry::Transient, "DescribeVolumes", || {
+                let page = crate::cloud::retry::retry(crate::cloud::retry::Retry::Transient, "DescribeVolumes", || {
                     self.r.guard.describe_volumes(&self.region, &input)
                 })
                 .await
@@ -130,7 +130,7 @@ impl<C: Cloud> Job<'_, C> {
                 continue;
             }
             let input = DescribeKeyInput { key: key.clone() };
-            let got = super::retry::retry(super::retry::Retry::Transient, "DescribeKey", || {
+            let got = crate::cloud::retry::retry(crate::cloud::retry::Retry::Transient, "DescribeKey", || {
                 self.r.guard.describe_key(&self.region, &input)
             })
             .await;

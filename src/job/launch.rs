@@ -12,12 +12,12 @@ use base64::Engine as _;
 use scanner_ami::job::{DeviceTarget, JOB_MANIFEST_VERSION, JobManifest};
 
 use super::doc::ScannerDoc;
-use super::retry::{Retry, retry};
 use super::runner::Job;
 use super::{JobError, ScannerImage, ScannerImageError};
 use crate::cloud::ops::{
     DescribeImagesInput, DescribeInput, Filter, InstanceState, RunScannerInput, ScannerRoot, ScannerVolume, Tagged,
 };
+use crate::cloud::retry::{Retry, retry};
 use crate::cloud::tags::{self, Role};
 use crate::cloud::{Cloud, ErrorKind, ImageId};
 use crate::ledger::{ResourceId, ResourceKind, TargetStatus};

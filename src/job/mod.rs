@@ -16,7 +16,6 @@ pub mod doc;
 pub mod launch;
 pub mod lock;
 pub mod network;
-pub mod retry;
 pub mod runner;
 pub mod scan;
 pub mod share;

@@ -9,7 +9,6 @@
 //! `InvalidPermission.Duplicate` after a crash mean it was done).
 
 use super::JobError;
-use super::retry::{Retry, retry};
 use super::runner::Job;
 use crate::cloud::ops::Empty;
 use crate::cloud::ops::{
@@ -17,6 +16,7 @@ use crate::cloud::ops::{
     CreateSecurityGroupInput, CreateSubnetInput, CreateVpcEndpointInput, CreateVpcInput, DescribeInput,
     DescribeInstanceTypeOfferingsInput, EgressRule, EndpointKind, Filter, ModifySubnetAttributeInput, Tagged,
 };
+use crate::cloud::retry::{Retry, retry};
 use crate::cloud::tags::{self, Role, Tags};
 use crate::cloud::{Cloud, CloudError};
 use crate::ledger::{ResourceId, ResourceKind};
@@ -191,8 +191,8 @@ impl<C: Cloud> Job<'_, C> {
             ]);
             // A VPC just created may not list its main route table yet (eventual consistency):
             // look again a few times before giving up.
-            let mut delays =
-                backon::BackoffBuilder::build(super::retry::backoff()).take(super::retry::NOT_YET_VISIBLE_RETRIES);
+            let mut delays = backon::BackoffBuilder::build(crate::cloud::retry::backoff())
+                .take(crate::cloud::retry::NOT_YET_VISIBLE_RETRIES);
             let table = loop {
                 let tables = retry(Retry::Fresh, "DescribeRouteTables", || g.describe_route_tables(&region, &input))
                     .await

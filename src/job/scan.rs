@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use scanner_ami::bundle::DeviceStatus;
 
 use super::JobError;
-use super::retry::{Retry, retry};
 use super::runner::Job;
 use crate::cloud::ops::{DescribeInput, InstanceState};
+use crate::cloud::retry::{Retry, retry};
 use crate::cloud::{Cloud, ErrorKind, InstanceId};
 use crate::ledger::TargetStatus;
 

@@ -11,12 +11,12 @@
 use std::collections::BTreeMap;
 
 use super::JobError;
-use super::retry::{Retry, backoff, retry};
 use super::runner::Job;
 use crate::cloud::ops::{
     CreateSnapshotInput, CreateSnapshotsInput, DescribeInput, DescribeSnapshotsInput, Filter, SnapshotInfo,
     SnapshotState, Tagged,
 };
+use crate::cloud::retry::{Retry, backoff, retry};
 use crate::cloud::tags::{self, SnapshotSource};
 use crate::cloud::{Cloud, CloudError, ErrorKind, InstanceId, SnapshotId, VolumeId};
 use crate::ledger::{IntentId, ResourceId, ResourceKind, TargetStatus};

@@ -1,84 +1,73 @@
 //! `TearingDown`: removes everything the job created, always (after success, failure or
-//! cancellation), idempotently (a resumed teardown finds what is already gone as `NotFound`), in
-//! dependency order (DESIGN.md, "A scan job"): terminate scanners and wait until they are
-//! terminated (their volumes go with `DeleteOnTermination`, their ENIs with them), VPC endpoints,
-//! security group, subnet, detach and delete the internet gateway, VPC, snapshots, then revoke
-//! the KMS grants. `DependencyViolation`, `IncorrectState` and throttling are retried with
-//! jittered backoff ([`super::retry`]); every call goes through the policy guard.
+//! cancellation), idempotently (a resumed teardown finds what is already gone as `NotFound`).
+//! This module decides *what* is the job's; the one teardown engine ([`crate::teardown`], shared
+//! with `agentless audit --delete`) removes it in dependency order under the one retry policy.
 //!
 //! What is removed is the union of the job's document, the ledger's live rows and a sweep by the
 //! `agentless:job` tag (and by `ClientToken` for scanners), so resources whose create response
-//! was lost are removed too. Whatever cannot be removed is listed in the document's `leaked`
+//! was lost are removed too. The scanners go first (a separate call to the engine, so a crash
+//! between them and the rest is a resume point), then the network, snapshots and grants, swept
+//! after the scanners are gone. Whatever cannot be removed is listed in the document's `leaked`
 //! (the job then ends `Failed`) for the leak auditor.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::JobError;
-use super::retry::{Retry, retry};
 use super::runner::Job;
-use crate::cloud::ops::{
-    DeleteInternetGatewayInput, DeleteSecurityGroupInput, DeleteSnapshotInput, DeleteSubnetInput,
-    DeleteVpcEndpointsInput, DeleteVpcInput, DescribeInput, DetachInternetGatewayInput, Filter, InstanceState,
-    ListGrantsInput, RevokeGrantInput, Tagged, TerminateInstancesInput,
-};
+use crate::cloud::ops::{DescribeInput, Filter, InstanceState, ListGrantsInput};
+use crate::cloud::retry::{Retry, retry};
 use crate::cloud::tags::{self, Role, Tags};
-use crate::cloud::{
-    Cloud, CloudError, ErrorKind, GrantId, InstanceId, InternetGatewayId, KmsKeyId, SecurityGroupId, SnapshotId,
-    SubnetId, VpcEndpointId, VpcId,
-};
+use crate::cloud::{Cloud, VpcId};
 use crate::ledger::{JobState, ResourceId, ResourceKind};
-
-/// Instances terminated per call (EC2 accepts 1,000 ids; 100 keeps one call's blast radius small).
-const TERMINATE_BATCH: usize = 100;
-
-/// Polls of the scanners' state while waiting for termination (at the poll interval; AWS takes
-/// seconds to a few minutes to terminate an instance).
-const TERMINATE_POLLS: usize = 120;
-
-fn gone<T>(r: Result<T, CloudError>) -> Result<(), CloudError> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
+use crate::teardown::{self, Outcome, Target};
 
 impl<C: Cloud> Job<'_, C> {
     fn job_filter(&self) -> Filter {
         Filter::tag(tags::JOB, [self.id.as_str()])
     }
 
-    /// Live ledger rows of `kind` for this job.
-    fn live(&self, kind: ResourceKind) -> Result<Vec<ResourceId>, JobError> {
+    /// Live ledger rows of this job, with the tags they were created with.
+    fn live_rows(&self) -> Result<Vec<(ResourceId, Tags)>, JobError> {
         Ok(self
             .r
             .lock()
             .live_resources(&self.id)
             .map_err(self.lerr())?
             .into_iter()
-            .filter(|r| r.kind == kind)
-            .filter_map(|r| r.id)
+            .filter_map(|r| r.id.map(|id| (id, r.tags)))
             .collect())
     }
 
-    fn deleted(&mut self, id: &ResourceId) -> Result<(), JobError> {
-        self.r.lock().record_deleted(&self.region, id).map_err(self.lerr())?;
-        Ok(())
-    }
-
-    fn leak(&mut self, what: String, e: &CloudError) {
-        tracing::error!(job = %self.id, resource = %what, error = %e, "could not remove; left for the leak auditor");
-        self.doc.leaked.push(format!("{what}: {e}"));
+    /// The tags a resource of this job of `kind` was created with (when neither the ledger nor a
+    /// sweep gave them).
+    fn tags_for(&self, kind: ResourceKind) -> Tags {
+        match kind {
+            ResourceKind::Instance | ResourceKind::Volume | ResourceKind::NetworkInterface => {
+                self.role_tags(Role::SCANNER)
+            }
+            ResourceKind::VpcEndpoint => self.role_tags(Role::VPC_ENDPOINT),
+            ResourceKind::SecurityGroup => self.role_tags(Role::SECURITY_GROUP),
+            ResourceKind::Subnet => self.role_tags(Role::SUBNET),
+            ResourceKind::InternetGateway => self.role_tags(Role::INTERNET_GATEWAY),
+            ResourceKind::Vpc | ResourceKind::RouteTable => self.role_tags(Role::VPC),
+            ResourceKind::Snapshot | ResourceKind::Image | ResourceKind::KmsGrant => Tags::new(),
+        }
     }
 
     /// `TearingDown`.
     pub(super) async fn teardown(&mut self) -> Result<(), JobError> {
         self.doc.leaked.clear();
-        self.terminate_scanners().await?;
+        // Their keys go with them: the collector takes no bundle from a scanner being terminated.
+        for s in self.doc.scanners() {
+            self.r.collector.forget_scanner(self.id.as_str(), &s.name);
+        }
+        let scanners = self.scanner_targets().await?;
+        self.remove(scanners).await?;
         self.crash_point(JobState::TearingDown);
-        self.delete_network().await?;
-        self.delete_snapshots().await?;
-        self.revoke_grants().await?;
+        let mut rest = self.network_targets().await?;
+        rest.extend(self.snapshot_targets().await?);
+        rest.extend(self.grant_targets().await?);
+        self.remove(rest).await?;
         // Intents whose resource never appeared, even to the sweeps above.
         let open = self.r.lock().unresolved_intents(&self.id).map_err(self.lerr())?;
         for row in open {
@@ -89,24 +78,61 @@ impl<C: Cloud> Job<'_, C> {
         Ok(())
     }
 
-    async fn terminate_scanners(&mut self) -> Result<(), JobError> {
-        // Their keys go with them: the collector takes no bundle from a scanner being terminated.
-        for s in self.doc.scanners() {
-            self.r.collector.forget_scanner(self.id.as_str(), &s.name);
+    /// Hand `targets` to the engine; record what went in the ledger and what stayed in `leaked`.
+    async fn remove(&mut self, targets: Vec<Target>) -> Result<(), JobError> {
+        if targets.is_empty() {
+            return Ok(());
         }
-        let scanner_tags = self.role_tags(Role::SCANNER);
-        let mut ids: BTreeMap<InstanceId, Tags> = BTreeMap::new();
+        let opts = teardown::Options { fresh_ids: true, poll: self.r.settings.poll, ..teardown::Options::default() };
+        let snapshots = targets.iter().filter(|t| t.id.kind() == ResourceKind::Snapshot).count();
+        let mut deleted_snapshots = 0;
+        let (job, progress) = (&self.id, &self.r.progress);
+        let results = teardown::remove(&self.r.guard, &self.region, targets, &opts, |t, _| {
+            if t.id.kind() == ResourceKind::Snapshot {
+                deleted_snapshots += 1;
+                progress.step(job, "snapshots deleted", deleted_snapshots, snapshots);
+            }
+        })
+        .await;
+        for (t, outcome) in results {
+            let what = format!("{} {}", t.id.kind(), t.id);
+            match outcome {
+                Outcome::Removed | Outcome::Gone => {
+                    self.r.lock().record_deleted(&self.region, &t.id).map_err(self.lerr())?;
+                }
+                Outcome::Failed(e) | Outcome::Unchecked(e) => {
+                    tracing::error!(job = %self.id, resource = %what, error = %e, "could not remove; left for the leak auditor");
+                    self.doc.leaked.push(format!("{what}: {e}"));
+                }
+                Outcome::NotTerminated(error) => {
+                    let why = error.map_or_else(
+                        || "still not terminated".to_owned(),
+                        |e| format!("its state could not be read: {e}"),
+                    );
+                    tracing::error!(job = %self.id, resource = %what, %why, "not terminated; left for the leak auditor");
+                    self.doc.leaked.push(format!("{what}: {why}"));
+                }
+                Outcome::Outlived => self.doc.leaked.push(format!("{what}: outlived its instance")),
+                Outcome::Untouched => self.doc.leaked.push(format!("{what}: no call of ours removes it")),
+            }
+        }
+        self.save()
+    }
+
+    /// The scanners: the document's, the ledger's, and a sweep by tag and by the tokens of
+    /// launches whose response never came.
+    async fn scanner_targets(&self) -> Result<Vec<Target>, JobError> {
+        let mut ids: BTreeMap<ResourceId, Tags> = BTreeMap::new();
         for s in self.doc.scanners() {
             if let Some(i) = &s.instance {
-                ids.insert(i.clone(), scanner_tags.clone());
+                ids.insert(ResourceId::Instance(i.clone()), self.role_tags(Role::SCANNER));
             }
         }
-        for id in self.live(ResourceKind::Instance)? {
-            if let ResourceId::Instance(i) = id {
-                ids.entry(i).or_insert_with(|| scanner_tags.clone());
+        for (id, _) in self.live_rows()? {
+            if id.kind() == ResourceKind::Instance {
+                ids.entry(id).or_insert_with(|| self.role_tags(Role::SCANNER));
             }
         }
-        // Sweep: by tag, and by the tokens of launches whose response never came.
         let mut sweeps = vec![vec![self.job_filter()]];
         let tokens: Vec<String> =
             self.doc.scanners().iter().filter(|s| s.instance.is_none()).map(|s| s.client_token.clone()).collect();
@@ -126,7 +152,7 @@ impl<C: Cloud> Job<'_, C> {
                             if i.tags.get(tags::JOB) == Some(self.id.as_str())
                                 && !matches!(i.state, InstanceState::Terminated)
                             {
-                                ids.insert(i.id, i.tags);
+                                ids.insert(ResourceId::Instance(i.id), i.tags);
                             }
                         }
                         match page.next_token {
@@ -141,321 +167,145 @@ impl<C: Cloud> Job<'_, C> {
                 }
             }
         }
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let all: Vec<(InstanceId, Tags)> = ids.into_iter().collect();
-        let mut waiting: BTreeSet<InstanceId> = BTreeSet::new();
-        for batch in all.chunks(TERMINATE_BATCH) {
-            let input = TerminateInstancesInput {
-                instances: batch.iter().map(|(i, t)| Tagged::new(i.clone(), t.clone())).collect(),
-            };
-            match retry(Retry::Teardown, "TerminateInstances", || {
-                self.r.guard.terminate_instances(&self.region, &input)
-            })
-            .await
-            {
-                Ok(_) => waiting.extend(batch.iter().map(|(i, _)| i.clone())),
-                // One unknown id fails the batch: one by one. An id unknown on its own is either
-                // a scanner launched a moment ago whose id has not propagated yet (eventual
-                // consistency: retried, `Retry::Fresh`) or one terminated over an hour ago and
-                // purged (gone).
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    for (i, t) in batch {
-                        let one = TerminateInstancesInput { instances: vec![Tagged::new(i.clone(), t.clone())] };
-                        match retry(Retry::Fresh, "TerminateInstances", || {
-                            self.r.guard.terminate_instances(&self.region, &one)
-                        })
-                        .await
-                        {
-                            Ok(_) => {
-                                waiting.insert(i.clone());
-                            }
-                            Err(e) if e.kind() == ErrorKind::NotFound => {
-                                self.deleted(&ResourceId::Instance(i.clone()))?;
-                            }
-                            Err(e) => self.leak(format!("scanner instance {i}"), &e),
-                        }
-                    }
-                }
-                Err(e) => {
-                    for (i, _) in batch {
-                        self.leak(format!("scanner instance {i}"), &e);
-                    }
-                }
-            }
-        }
-        // Wait until terminated: the subnet and security group cannot go before.
-        for _ in 0..TERMINATE_POLLS {
-            if waiting.is_empty() {
-                break;
-            }
-            let input = DescribeInput::ids(waiting.iter().cloned().collect());
-            match retry(Retry::Transient, "DescribeInstances", || self.r.guard.describe_instances(&self.region, &input))
-                .await
-            {
-                Ok(page) => {
-                    let seen: BTreeMap<InstanceId, InstanceState> =
-                        page.items.into_iter().map(|i| (i.id, i.state)).collect();
-                    let done: Vec<InstanceId> = waiting
-                        .iter()
-                        .filter(|i| matches!(seen.get(*i), Some(InstanceState::Terminated) | None))
-                        .cloned()
-                        .collect();
-                    for i in done {
-                        waiting.remove(&i);
-                        self.deleted(&ResourceId::Instance(i))?;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    for i in std::mem::take(&mut waiting) {
-                        self.deleted(&ResourceId::Instance(i))?;
-                    }
-                }
-                Err(e) => tracing::warn!(job = %self.id, error = %e, "polling scanner termination"),
-            }
-            if !waiting.is_empty() {
-                // Not interruptible: teardown finishes even when cancelled.
-                tokio::time::sleep(self.r.settings.poll).await;
-            }
-        }
-        for i in waiting {
-            self.doc.leaked.push(format!("scanner instance {i}: still not terminated"));
-        }
-        self.save()
+        Ok(ids.into_iter().map(|(id, t)| Target::new(id, t)).collect())
     }
 
-    async fn delete_network(&mut self) -> Result<(), JobError> {
-        let region = self.region.clone();
-        let g = &self.r.guard;
-        let jf = self.job_filter();
-
-        // Endpoints.
-        let mut endpoints: BTreeMap<VpcEndpointId, Tags> = BTreeMap::new();
-        if let Some(e) = &self.doc.network.endpoint {
-            endpoints.insert(e.clone(), self.role_tags(Role::VPC_ENDPOINT));
+    /// Endpoints, security groups, subnets, internet gateways (with the VPCs they are attached
+    /// to) and VPCs: the document's, the ledger's and a sweep by the job's tag.
+    async fn network_targets(&self) -> Result<Vec<Target>, JobError> {
+        let (g, region, jf) = (&self.r.guard, &self.region, self.job_filter());
+        let mut found: BTreeMap<ResourceId, Tags> = BTreeMap::new();
+        let n = &self.doc.network;
+        let from_doc = [
+            n.endpoint.clone().map(ResourceId::VpcEndpoint),
+            n.security_group.clone().map(ResourceId::SecurityGroup),
+            n.subnet.clone().map(ResourceId::Subnet),
+            n.internet_gateway.clone().map(ResourceId::InternetGateway),
+            n.vpc.clone().map(ResourceId::Vpc),
+        ];
+        for id in from_doc.into_iter().flatten() {
+            let t = self.tags_for(id.kind());
+            found.insert(id, t);
         }
-        for id in self.live(ResourceKind::VpcEndpoint)? {
-            if let ResourceId::VpcEndpoint(e) = id {
-                endpoints.entry(e).or_insert_with(|| self.role_tags(Role::VPC_ENDPOINT));
-            }
-        }
-        if let Ok(p) = retry(Retry::Transient, "DescribeVpcEndpoints", || async {
-            g.describe_vpc_endpoints(&region, &DescribeInput::filters(vec![jf.clone()])).await
-        })
-        .await
-        {
-            for e in p.items.into_iter().filter(|e| e.state != "deleted") {
-                endpoints.insert(e.id, e.tags);
-            }
-        }
-        for (e, t) in endpoints {
-            let input = DeleteVpcEndpointsInput { endpoints: vec![Tagged::new(e.clone(), t)] };
-            match gone(retry(Retry::Teardown, "DeleteVpcEndpoints", || g.delete_vpc_endpoints(&region, &input)).await) {
-                Ok(()) => self.deleted(&ResourceId::VpcEndpoint(e))?,
-                Err(err) => self.leak(format!("VPC endpoint {e}"), &err),
-            }
-        }
-
-        // Security groups.
-        let mut groups: BTreeMap<SecurityGroupId, Tags> = BTreeMap::new();
-        if let Some(s) = &self.doc.network.security_group {
-            groups.insert(s.clone(), self.role_tags(Role::SECURITY_GROUP));
-        }
-        for id in self.live(ResourceKind::SecurityGroup)? {
-            if let ResourceId::SecurityGroup(s) = id {
-                groups.entry(s).or_insert_with(|| self.role_tags(Role::SECURITY_GROUP));
-            }
-        }
-        if let Ok(p) = retry(Retry::Transient, "DescribeSecurityGroups", || async {
-            g.describe_security_groups(&region, &DescribeInput::filters(vec![jf.clone()])).await
-        })
-        .await
-        {
-            for s in p.items {
-                groups.insert(s.id, s.tags);
-            }
-        }
-        for (s, t) in groups {
-            let input = DeleteSecurityGroupInput { group: Tagged::new(s.clone(), t) };
-            match gone(retry(Retry::Teardown, "DeleteSecurityGroup", || g.delete_security_group(&region, &input)).await)
-            {
-                Ok(()) => self.deleted(&ResourceId::SecurityGroup(s))?,
-                Err(err) => self.leak(format!("security group {s}"), &err),
-            }
-        }
-
-        // Subnets.
-        let mut subnets: BTreeMap<SubnetId, Tags> = BTreeMap::new();
-        if let Some(s) = &self.doc.network.subnet {
-            subnets.insert(s.clone(), self.role_tags(Role::SUBNET));
-        }
-        for id in self.live(ResourceKind::Subnet)? {
-            if let ResourceId::Subnet(s) = id {
-                subnets.entry(s).or_insert_with(|| self.role_tags(Role::SUBNET));
-            }
-        }
-        if let Ok(p) = retry(Retry::Transient, "DescribeSubnets", || async {
-            g.describe_subnets(&region, &DescribeInput::filters(vec![jf.clone()])).await
-        })
-        .await
-        {
-            for s in p.items {
-                subnets.insert(s.id, s.tags);
-            }
-        }
-        for (s, t) in subnets {
-            let input = DeleteSubnetInput { subnet: Tagged::new(s.clone(), t) };
-            match gone(retry(Retry::Teardown, "DeleteSubnet", || g.delete_subnet(&region, &input)).await) {
-                Ok(()) => self.deleted(&ResourceId::Subnet(s))?,
-                Err(err) => self.leak(format!("subnet {s}"), &err),
-            }
-        }
-
-        // VPCs known, for detaching gateways.
-        let mut vpcs: BTreeMap<VpcId, Tags> = BTreeMap::new();
-        if let Some(v) = &self.doc.network.vpc {
-            vpcs.insert(v.clone(), self.role_tags(Role::VPC));
-        }
-        for id in self.live(ResourceKind::Vpc)? {
-            if let ResourceId::Vpc(v) = id {
-                vpcs.entry(v).or_insert_with(|| self.role_tags(Role::VPC));
-            }
-        }
-        if let Ok(p) = retry(Retry::Transient, "DescribeVpcs", || async {
-            g.describe_vpcs(&region, &DescribeInput::filters(vec![jf.clone()])).await
-        })
-        .await
-        {
-            for v in p.items {
-                vpcs.insert(v.id, v.tags);
-            }
-        }
-
-        // Internet gateways: detach from every VPC, then delete.
-        let mut gateways: BTreeMap<InternetGatewayId, (Tags, Vec<VpcId>)> = BTreeMap::new();
-        if let Some(i) = &self.doc.network.internet_gateway {
-            let attached = self.doc.network.vpc.iter().cloned().collect();
-            gateways.insert(i.clone(), (self.role_tags(Role::INTERNET_GATEWAY), attached));
-        }
-        for id in self.live(ResourceKind::InternetGateway)? {
-            if let ResourceId::InternetGateway(i) = id {
-                let attached = self.doc.network.vpc.iter().cloned().collect();
-                gateways.entry(i).or_insert_with(|| (self.role_tags(Role::INTERNET_GATEWAY), attached));
-            }
-        }
-        if let Ok(p) = retry(Retry::Transient, "DescribeInternetGateways", || async {
-            g.describe_internet_gateways(&region, &DescribeInput::filters(vec![jf.clone()])).await
-        })
-        .await
-        {
-            for i in p.items {
-                gateways.insert(i.id, (i.tags, i.attached_vpcs));
-            }
-        }
-        for (i, (t, attached)) in gateways {
-            let mut ok = true;
-            for v in attached {
-                let vt = vpcs.get(&v).cloned().unwrap_or_else(|| self.role_tags(Role::VPC));
-                let input = DetachInternetGatewayInput {
-                    internet_gateway: Tagged::new(i.clone(), t.clone()),
-                    vpc: Tagged::new(v.clone(), vt),
-                };
-                let r = retry(Retry::Transient, "DetachInternetGateway", || g.detach_internet_gateway(&region, &input))
-                    .await;
-                match r {
-                    Ok(_) => {}
-                    Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::IncorrectState) => {}
-                    Err(e) => {
-                        ok = false;
-                        self.leak(format!("internet gateway {i} (attached to {v})"), &e);
-                    }
-                }
-            }
-            if !ok {
-                continue;
-            }
-            let input = DeleteInternetGatewayInput { internet_gateway: Tagged::new(i.clone(), t) };
-            match gone(
-                retry(Retry::Teardown, "DeleteInternetGateway", || g.delete_internet_gateway(&region, &input)).await,
+        for (id, _) in self.live_rows()? {
+            if matches!(
+                id.kind(),
+                ResourceKind::VpcEndpoint
+                    | ResourceKind::SecurityGroup
+                    | ResourceKind::Subnet
+                    | ResourceKind::InternetGateway
+                    | ResourceKind::Vpc
             ) {
-                Ok(()) => self.deleted(&ResourceId::InternetGateway(i))?,
-                Err(err) => self.leak(format!("internet gateway {i}"), &err),
+                let t = self.tags_for(id.kind());
+                found.entry(id).or_insert(t);
             }
         }
-
-        // VPCs.
-        for (v, t) in vpcs {
-            let input = DeleteVpcInput { vpc: Tagged::new(v.clone(), t) };
-            match gone(retry(Retry::Teardown, "DeleteVpc", || g.delete_vpc(&region, &input)).await) {
-                Ok(()) => self.deleted(&ResourceId::Vpc(v))?,
-                Err(err) => self.leak(format!("VPC {v}"), &err),
-            }
+        let warn = |what: &str, e: &crate::cloud::CloudError| {
+            tracing::warn!(job = %self.id, error = %e, "{what} sweep failed; relying on the ledger and the document");
+        };
+        match retry(Retry::Transient, "DescribeVpcEndpoints", || async {
+            g.describe_vpc_endpoints(region, &DescribeInput::filters(vec![jf.clone()])).await
+        })
+        .await
+        {
+            Ok(p) => found.extend(
+                p.items.into_iter().filter(|e| e.state != "deleted").map(|e| (ResourceId::VpcEndpoint(e.id), e.tags)),
+            ),
+            Err(e) => warn("VPC endpoint", &e),
         }
-        self.save()
+        match retry(Retry::Transient, "DescribeSecurityGroups", || async {
+            g.describe_security_groups(region, &DescribeInput::filters(vec![jf.clone()])).await
+        })
+        .await
+        {
+            Ok(p) => found.extend(p.items.into_iter().map(|s| (ResourceId::SecurityGroup(s.id), s.tags))),
+            Err(e) => warn("security group", &e),
+        }
+        match retry(Retry::Transient, "DescribeSubnets", || async {
+            g.describe_subnets(region, &DescribeInput::filters(vec![jf.clone()])).await
+        })
+        .await
+        {
+            Ok(p) => found.extend(p.items.into_iter().map(|s| (ResourceId::Subnet(s.id), s.tags))),
+            Err(e) => warn("subnet", &e),
+        }
+        match retry(Retry::Transient, "DescribeVpcs", || async {
+            g.describe_vpcs(region, &DescribeInput::filters(vec![jf.clone()])).await
+        })
+        .await
+        {
+            Ok(p) => found.extend(p.items.into_iter().map(|v| (ResourceId::Vpc(v.id), v.tags))),
+            Err(e) => warn("VPC", &e),
+        }
+        // Gateways: attached to what a Describe says, else to the job's VPC.
+        let mut attached: BTreeMap<ResourceId, Vec<VpcId>> = BTreeMap::new();
+        match retry(Retry::Transient, "DescribeInternetGateways", || async {
+            g.describe_internet_gateways(region, &DescribeInput::filters(vec![jf.clone()])).await
+        })
+        .await
+        {
+            Ok(p) => {
+                for i in p.items {
+                    let id = ResourceId::InternetGateway(i.id);
+                    attached.insert(id.clone(), i.attached_vpcs);
+                    found.insert(id, i.tags);
+                }
+            }
+            Err(e) => warn("internet gateway", &e),
+        }
+        let job_vpc: Vec<VpcId> = self.doc.network.vpc.iter().cloned().collect();
+        Ok(found
+            .into_iter()
+            .map(|(id, tags)| {
+                let mut target = Target::new(id.clone(), tags);
+                if id.kind() == ResourceKind::InternetGateway {
+                    target.attached_vpcs = attached.remove(&id).unwrap_or_else(|| job_vpc.clone());
+                }
+                target
+            })
+            .collect())
     }
 
-    async fn delete_snapshots(&mut self) -> Result<(), JobError> {
-        let mut snaps: BTreeMap<SnapshotId, Tags> = BTreeMap::new();
+    /// Snapshots (and copies): the document's, the ledger's and a sweep by the job's tag.
+    async fn snapshot_targets(&self) -> Result<Vec<Target>, JobError> {
+        let mut snaps: BTreeMap<ResourceId, Tags> = BTreeMap::new();
         for (_, v) in self.doc.volumes() {
             if let (Some(s), Some(t)) = (&v.snapshot, &v.snapshot_tags) {
-                snaps.insert(s.clone(), t.clone());
+                snaps.insert(ResourceId::Snapshot(s.clone()), t.clone());
             }
         }
-        let ledger_rows: Vec<(SnapshotId, Tags)> = self
-            .r
-            .lock()
-            .live_resources(&self.id)
-            .map_err(self.lerr())?
-            .into_iter()
-            .filter_map(|r| match r.id {
-                Some(ResourceId::Snapshot(s)) => Some((s, r.tags)),
-                Some(_) | None => None,
-            })
-            .collect();
-        for (s, t) in ledger_rows {
-            snaps.entry(s).or_insert(t);
+        for (id, t) in self.live_rows()? {
+            if id.kind() == ResourceKind::Snapshot {
+                snaps.entry(id).or_insert(t);
+            }
         }
         match self.find_snapshots(Vec::new()).await {
-            Ok(found) => {
-                for s in found {
-                    snaps.insert(s.id, s.tags);
-                }
-            }
+            Ok(found) => snaps.extend(found.into_iter().map(|s| (ResourceId::Snapshot(s.id), s.tags))),
             Err(e) => tracing::warn!(job = %self.id, error = %e, "snapshot sweep failed; relying on the ledger"),
         }
-        let total = snaps.len();
-        for (n, (s, t)) in snaps.into_iter().enumerate() {
-            let input = DeleteSnapshotInput { snapshot: Tagged::new(s.clone(), t) };
-            match gone(
-                retry(Retry::Teardown, "DeleteSnapshot", || self.r.guard.delete_snapshot(&self.region, &input)).await,
-            ) {
-                Ok(()) => self.deleted(&ResourceId::Snapshot(s))?,
-                Err(err) => self.leak(format!("snapshot {s}"), &err),
-            }
-            self.r.progress.step(&self.id, "snapshots deleted", n + 1, total);
-        }
-        self.save()
+        Ok(snaps.into_iter().map(|(id, t)| Target::new(id, t)).collect())
     }
 
-    async fn revoke_grants(&mut self) -> Result<(), JobError> {
+    /// The KMS grants named for this job: the document's, the ledger's, and those `ListGrants`
+    /// finds by name on the keys the job used.
+    async fn grant_targets(&self) -> Result<Vec<Target>, JobError> {
         let name = tags::grant_name(&self.id);
-        let mut grants: BTreeSet<(KmsKeyId, GrantId)> = BTreeSet::new();
-        let mut keys: BTreeSet<KmsKeyId> = BTreeSet::new();
+        let mut grants: BTreeMap<ResourceId, ()> = BTreeMap::new();
+        let mut keys = std::collections::BTreeSet::new();
         for (_, v) in self.doc.volumes() {
             if v.customer_key
                 && let Some(k) = &v.kms_key
             {
                 keys.insert(k.clone());
                 if let Some(g) = &v.grant {
-                    grants.insert((k.clone(), g.clone()));
+                    grants.insert(ResourceId::KmsGrant { key: k.clone(), grant: g.clone() }, ());
                 }
             }
         }
-        for id in self.live(ResourceKind::KmsGrant)? {
-            if let ResourceId::KmsGrant { key, grant } = id {
+        for (id, _) in self.live_rows()? {
+            if let ResourceId::KmsGrant { key, .. } = &id {
                 keys.insert(key.clone());
-                grants.insert((key, grant));
+                grants.insert(id, ());
             }
         }
         for key in keys {
@@ -464,7 +314,7 @@ impl<C: Cloud> Job<'_, C> {
                 match retry(Retry::Transient, "ListGrants", || self.r.guard.list_grants(&self.region, &input)).await {
                     Ok(page) => {
                         for g in page.items.iter().filter(|g| g.name.as_deref() == Some(name.as_str())) {
-                            grants.insert((key.clone(), g.grant_id.clone()));
+                            grants.insert(ResourceId::KmsGrant { key: key.clone(), grant: g.grant_id.clone() }, ());
                         }
                         match page.next_token {
                             Some(m) => input.marker = Some(m),
@@ -478,14 +328,9 @@ impl<C: Cloud> Job<'_, C> {
                 }
             }
         }
-        for (key, grant) in grants {
-            let input = RevokeGrantInput { key: key.clone(), grant_id: grant.clone(), grant_name: Some(name.clone()) };
-            match gone(retry(Retry::Teardown, "RevokeGrant", || self.r.guard.revoke_grant(&self.region, &input)).await)
-            {
-                Ok(()) => self.deleted(&ResourceId::KmsGrant { key, grant })?,
-                Err(err) => self.leak(format!("KMS grant {grant} on {key}"), &err),
-            }
-        }
-        self.save()
+        Ok(grants
+            .into_keys()
+            .map(|id| Target { grant_name: Some(name.clone()), ..Target::new(id, Tags::new()) })
+            .collect())
     }
 }

@@ -9,8 +9,8 @@
 use std::future::Future;
 
 use super::JobError;
-use super::retry::{NOT_YET_VISIBLE_RETRIES, Retry, backoff, retry};
 use super::runner::Job;
+use crate::cloud::retry::{NOT_YET_VISIBLE_RETRIES, Retry, backoff, retry};
 use crate::cloud::tags::{self, Tags};
 use crate::cloud::{Cloud, CloudError, ErrorKind};
 use crate::ledger::{IntentId, ResourceId, ResourceKind, ResourceState};

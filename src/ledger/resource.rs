@@ -94,7 +94,7 @@ impl FromStr for ResourceKind {
 }
 
 /// The id of a created resource, typed by kind.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceId {
     Snapshot(SnapshotId),
     Volume(VolumeId),

@@ -503,7 +503,7 @@ pub struct DaemonConfig {
     pub shutdown_deadline: Duration,
 }
 
-/// Ten minutes: a teardown's retries give up after about that long ([`crate::job::retry`]), and
+/// Ten minutes: a teardown's retries give up after about that long ([`crate::cloud::retry`]), and
 /// systemd's stop timeout in `scripts/deploy/agentless.service` is set just above it.
 fn default_deadline() -> Duration {
     Duration::from_secs(600)
