@@ -309,7 +309,6 @@ impl RegionRun {
                     device_name: device_name(k),
                     snapshot: s.clone(),
                     kms_key: None,
-                    grant_operations: Vec::new(),
                 })
                 .collect(),
             user_data_base64: "eyJiZW5jaCI6dHJ1ZX0=".into(),

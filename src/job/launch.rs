@@ -257,11 +257,6 @@ impl<C: Cloud> Job<'_, C> {
                         device_name: dev.clone(),
                         snapshot: Tagged::new(d.snapshot.clone()?, d.snapshot_tags.clone().unwrap_or_default()),
                         kms_key: if d.customer_key { d.kms_key.clone() } else { None },
-                        grant_operations: if d.customer_key && d.grant.is_some() {
-                            super::share::GRANT_OPERATIONS.to_vec()
-                        } else {
-                            Vec::new()
-                        },
                     })
                 })
                 .collect();

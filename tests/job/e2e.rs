@@ -35,7 +35,8 @@ fn demo_fleet_scans_end_to_end_and_leaves_nothing() {
     let out =
         sim_command(&["scan", "--all", "--format", "json"], &data).arg("--out").arg(&out_dir).output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // Every volume is scanned, the one under a customer managed key through the job's KMS grant.
+    // Every volume is scanned, the one under a customer managed key because its key policy names
+    // our principal as a key user (the job's grant alone would not do: policies/README.md, Gaps 2).
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary json");
     let jobs = summary["jobs"].as_array().expect("jobs");
