@@ -1,8 +1,12 @@
 //! `Sharing`: makes each snapshot usable by the job's scanners. Scanners run in the job's own
-//! account and Region, so a snapshot needs no copy and no `createVolumePermission`; a snapshot
-//! under a customer managed key needs a KMS grant for our principal, constrained to the volume
-//! (`aws:ebs:id` = the *source volume* id, which the snapshot of a `CreateSnapshot(s)` carries;
-//! DESIGN.md "Tags"), named `alibaba-cloud-security-scan-<job>` and revoked at teardown.
+//! account and Region, so a snapshot needs no copy and no `createVolumePermission`; for a
+//! snapshot under a customer managed key the job grants its principal the key's use, constrained
+//! to the volume (`aws:ebs:id` = the *source volume* id, which the snapshot of a
+//! `CreateSnapshot(s)` carries; `policies/README.md`, "What EC2 asks of KMS for our volumes",
+//! fact 5), named `alibaba-cloud-security-scan-<job>` and revoked at teardown. AWS does not
+//! document that such a grant lets EC2 create the scanner volume, and by INFERENCE (c) it does
+//! not: the key policy decides ("Gaps" 2). One grant per (key, volume); after a crash the grant
+//! is found again by name, grantee and constraint ([`our_grant`]), never by name alone.
 //!
 //! Not built: the cross-Region / cross-account path (re-encrypting `CopySnapshot`,
 //! `ModifySnapshotAttribute`), which only a hub-account layout needs; jobs here are per (account,
