@@ -22,12 +22,12 @@
 //!    every create in the custom policy is unconditioned, and an untagged resource could never be
 //!    told ours by the auditor nor deleted under the policy's `Name` conditions.
 //! 4. `kms:CreateGrant` (unconditioned in the policy: any grantee, any operation, on any key whose
-//!    key policy defers to IAM) only as the job makes it ([`confinement_violations`]): the grantee
+//!    key policy defers to IAM) only as the job makes it (`confinement_violations`): the grantee
 //!    is the caller (its user ARN when the scope knows it, else a principal of its account),
 //!    the operations are among [`OUR_GRANT_OPERATIONS`], the name is ours
 //!    (`alibaba-cloud-security-scan-<job>`). The `aws:ebs:id` constraint is always there (the
 //!    seam's `CreateGrantInput` cannot omit it); which volume it names is the job's to choose.
-//! 5. `ec2:CopyImage` (unconditioned) only of our scanner image ([`confinement_violations`]): the
+//! 5. `ec2:CopyImage` (unconditioned) only of our scanner image (`confinement_violations`): the
 //!    source carries our image tags (`Name = alibaba-cloud-security-scan-image-<version>`,
 //!    `agentless:image-version = <version>`, as `scanner-ami/image/register.sh` tags it), the copy
 //!    is named and tagged on create the same way (`tags::image_tags`, `tags::is_image_name`).
