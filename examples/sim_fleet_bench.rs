@@ -305,12 +305,7 @@ impl RegionRun {
             volumes: snapshots
                 .iter()
                 .enumerate()
-                .map(|(k, s)| ScannerVolume {
-                    device_name: device_name(k),
-                    snapshot: s.clone(),
-                    kms_key: None,
-                    grant_operations: Vec::new(),
-                })
+                .map(|(k, s)| ScannerVolume { device_name: device_name(k), snapshot: s.clone(), kms_key: None })
                 .collect(),
             user_data_base64: "eyJiZW5jaCI6dHJ1ZX0=".into(),
             client_token: format!("{}-{}-scanner-{n}", self.job, self.region),

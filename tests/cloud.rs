@@ -99,7 +99,6 @@ fn authz_of_run_instances_covers_every_resource_type() {
             device_name: "/dev/sdf".into(),
             snapshot: snapshot(Some("SAS_Agentless-x"), true),
             kms_key: Some(key),
-            grant_operations: Vec::new(),
         }],
         user_data_base64: String::new(),
         client_token: "t".into(),
@@ -126,7 +125,8 @@ fn authz_of_run_instances_covers_every_resource_type() {
             "on-behalf kms:DescribeKey arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             "on-behalf kms:GenerateDataKeyWithoutPlaintext arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             "on-behalf kms:CreateGrant arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-            "on-behalf kms:Decrypt arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            // No Decrypt with our credentials: EC2's infrastructure role decrypts at attach under
+            // the grant it creates (KMS Developer Guide, "Amazon EC2 example two").
         ]
     );
     // Tag-on-create carries ec2:CreateAction, the requested tags and their keys.
@@ -364,4 +364,93 @@ fn an_empty_tag_set_never_reaches_a_create_call() {
     // Nothing reached the backend; the refusals are in the trace.
     assert!(g.backend().calls().is_empty(), "{:?}", g.backend().calls());
     assert_eq!(g.trace().iter().filter(|t| !t.allowed).count(), 2);
+}
+
+/// Rule 4: `kms:CreateGrant` is unconditioned in the custom policy; the guard lets through only
+/// the grant the job makes (to the caller, EBS's operations, our name).
+#[test]
+fn guard_confines_kms_grants() {
+    let g = guard();
+    let key: KmsKeyId =
+        "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab".parse().expect("key");
+    let ours = CreateGrantInput {
+        key: key.clone(),
+        grantee_principal: "arn:aws:iam::111122223333:user/agentless-scanner".into(),
+        operations: agentless::cloud::guard::OUR_GRANT_OPERATIONS.to_vec(),
+        ebs_id: EbsId::Volume("vol-0123456789abcdef0".parse().expect("vol")),
+        name: tags::grant_name(&job()),
+    };
+    assert!(now(g.create_grant(&region(), &ours)).expect("ready").is_ok(), "the job's own grant");
+    let refused = |input: &CreateGrantInput| {
+        let e = now(g.create_grant(&region(), input)).expect("ready").expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::PolicyDenied, "{e}");
+        e.to_string()
+    };
+    // To another principal, even of our account.
+    let other = CreateGrantInput { grantee_principal: "arn:aws:iam::111122223333:role/admin".into(), ..ours.clone() };
+    assert!(refused(&other).contains("arn:aws:iam::111122223333:role/admin is not the caller"));
+    let foreign = CreateGrantInput { grantee_principal: "arn:aws:iam::999999999999:root".into(), ..ours.clone() };
+    assert!(refused(&foreign).contains("is not the caller"));
+    // Operations EBS does not need.
+    let wider =
+        CreateGrantInput { operations: vec![GrantOperation::Decrypt, GrantOperation::ReEncryptTo], ..ours.clone() };
+    assert!(refused(&wider).contains("not ReEncryptTo"), "{}", refused(&wider));
+    // Not our name.
+    let named = CreateGrantInput { name: "backup-restore".into(), ..ours.clone() };
+    assert!(refused(&named).contains("not \"backup-restore\""));
+    assert_eq!(g.backend().calls().len(), 1, "only the job's grant was sent");
+
+    // Role credentials: the scope has no user name; the grantee must be a principal of the account.
+    let role_scope = Scope::new(account());
+    let rg = Guard::new(
+        DryRun::new(account(), "arn:aws:sts::111122223333:assumed-role/Scanner/s1"),
+        GuardPolicy::new(vec![agentless_scan_policy().expect("policy")], role_scope, GuardRules::default()),
+    );
+    let session = CreateGrantInput {
+        grantee_principal: "arn:aws:sts::111122223333:assumed-role/Scanner/s1".into(),
+        ..ours.clone()
+    };
+    assert!(now(rg.create_grant(&region(), &session)).expect("ready").is_ok());
+    assert!(now(rg.create_grant(&region(), &foreign)).expect("ready").is_err());
+}
+
+/// Rule 5: `ec2:CopyImage` is unconditioned in the custom policy; the guard copies only our
+/// scanner image, named and tagged on create as `scanner-ami/image/register.sh` tags it.
+#[test]
+fn guard_confines_image_copies() {
+    let g = guard();
+    let ours = tags::image_tags(Role::new("1-4-0").expect("role"));
+    let copy = CopyImageInput {
+        source_region: "ap-southeast-1".parse().expect("region"),
+        source: Tagged::new("ami-0a1b2c3d4e5f60501".parse().expect("ami"), ours.clone()),
+        name: tags::image_name("1-4-0"),
+        description: "agentless scanner image 1.4.0".into(),
+        encrypted: false,
+        kms_key_id: None,
+        tags: ours.clone(),
+    };
+    assert!(now(g.copy_image(&region(), &copy)).expect("ready").is_ok(), "our scanner image");
+    let refused = |input: &CopyImageInput| {
+        let e = now(g.copy_image(&region(), input)).expect("ready").expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::PolicyDenied, "{e}");
+        e.to_string()
+    };
+    // Someone else's image (a customer's golden AMI, untagged or tagged otherwise).
+    let mut golden = Tags::new();
+    golden.insert("Name", "prod-golden-ami").expect("tag");
+    let theirs = CopyImageInput { source: Tagged::new(copy.source.id.clone(), golden), ..copy.clone() };
+    assert!(refused(&theirs).contains("copies only our scanner image"), "{}", refused(&theirs));
+    // Another name for the copy.
+    let renamed = CopyImageInput { name: "my-copy".into(), ..copy.clone() };
+    assert!(refused(&renamed).contains("must be named"), "{}", refused(&renamed));
+    // Not tagged as the tag contract says (no version tag; another Name).
+    let mut bare = Tags::new();
+    bare.insert("Name", "alibaba-cloud-security-scan-image-1-4-0").expect("tag");
+    let untagged = CopyImageInput { tags: bare, ..copy.clone() };
+    assert!(refused(&untagged).contains("agentless:image-version"), "{}", refused(&untagged));
+    let mut wrong = ours.clone();
+    wrong.insert("Name", "alibaba-cloud-security-scan-image-9").expect("tag");
+    let misnamed = CopyImageInput { tags: wrong, ..copy.clone() };
+    assert!(refused(&misnamed).contains("Name tag must be"), "{}", refused(&misnamed));
+    assert_eq!(g.backend().calls().len(), 1, "only our image's copy was sent");
 }

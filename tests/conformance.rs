@@ -365,7 +365,7 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
             &east(),
             &CreateGrantInput {
                 key: key.clone(),
-                grantee_principal: format!("arn:aws:iam::{}:role/scanner", fx.account()),
+                grantee_principal: format!("arn:aws:iam::{}:user/{}", fx.account(), fx.caller_user()),
                 operations: vec![GrantOperation::Decrypt, GrantOperation::CreateGrant, GrantOperation::DescribeKey],
                 ebs_id: EbsId::Volume(volume.clone()),
                 name: grant_name.clone(),
@@ -377,14 +377,17 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
     let listed = grants.items.iter().find(|g| g.grant_id == grant.grant_id).expect("our grant listed");
     assert_eq!(listed.name.as_deref(), Some(grant_name.as_str()));
     assert_eq!(listed.operations, ["Decrypt", "CreateGrant", "DescribeKey"]);
-    // The constraint round trip, read outside the seam (it does not return it).
+    // The constraint round trip: ListGrants returns it (what the job's resume matches on), and
+    // read outside the seam too.
+    assert_eq!(listed.ebs_id.as_deref(), Some(volume.as_str()));
     assert_eq!(fx.grant_ebs_id(&east(), &key).await.as_deref(), Some(volume.as_str()));
     // moto does not enforce grants or their constraints (moto.md 1, KMS); the simulated account
     // does not yet either (issue 6).
 
     // ---- cross-Region copy, encrypted under a key of the destination Region. With the bundled
-    // policy alone the guard refuses it: EBS would call kms:GenerateDataKeyWithoutPlaintext with
-    // our credentials, which the policy does not grant (policies/README.md, "Gaps" 2).
+    // policy alone it is up to the key policy: EBS would call kms:GenerateDataKeyWithoutPlaintext
+    // with our credentials, which the policy does not grant (policies/README.md, "Gaps" 2), so the
+    // guard sends it and AWS decides.
     let west_key = fx.customer_key(&west()).await;
     let copy_tags = vol_tags.clone();
     let copy_input = CopySnapshotInput {
@@ -396,9 +399,11 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
         description: "agentless copy".into(),
         tags: copy_tags.clone(),
     };
-    let err = guard.copy_snapshot(&west(), &copy_input).await.expect_err("the documented policy gap");
-    assert_eq!(err.kind(), ErrorKind::PolicyDenied, "{err}");
-    assert_eq!(err.denial().map(|d| d.action.as_str()), Some("kms:GenerateDataKeyWithoutPlaintext"));
+    let entry = guard.policy().evaluate(&west(), agentless::cloud::Call::CopySnapshot(&copy_input));
+    assert!(entry.allowed, "the guard leaves it to the key policy: {entry:?}");
+    let left: Vec<&str> =
+        entry.requests.iter().filter(|e| e.key_policy_decides()).map(|e| e.request.action()).collect();
+    assert_eq!(left, ["kms:GenerateDataKeyWithoutPlaintext"]);
     // The wire call itself, with the gap filled by a supplementary policy (the remedy the README
     // describes).
     let filled = fx.guard_with(&west(), &[GAP_FILLER]).await;
@@ -580,18 +585,8 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
                 subnet: subnet.clone(),
                 security_groups: vec![sg.clone()],
                 volumes: vec![
-                    ScannerVolume {
-                        device_name: "/dev/sdf".into(),
-                        snapshot: single.clone(),
-                        kms_key: None,
-                        grant_operations: Vec::new(),
-                    },
-                    ScannerVolume {
-                        device_name: "/dev/sdg".into(),
-                        snapshot: multi_snap.clone(),
-                        kms_key: None,
-                        grant_operations: Vec::new(),
-                    },
+                    ScannerVolume { device_name: "/dev/sdf".into(), snapshot: single.clone(), kms_key: None },
+                    ScannerVolume { device_name: "/dev/sdg".into(), snapshot: multi_snap.clone(), kms_key: None },
                 ],
                 user_data_base64: "eyJqb2IiOiIyMDI2MDMxNS03azJxIn0=".into(),
                 client_token: "20260315-7k2q-scanner-0".into(),
@@ -705,22 +700,24 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
 pub async fn copy_image_into_another_region<F: Fixture>(fx: &F) {
     let guard = fx.guard(&west()).await;
     let source = some_image(fx, &guard, &east()).await;
-    let copied = guard
-        .copy_image(
-            &west(),
-            &CopyImageInput {
-                source_region: east(),
-                source: Tagged::new(source.id.clone(), source.tags.clone()),
-                name: "agentless-scanner-1".into(),
-                description: "scanner image".into(),
-                encrypted: false,
-                kms_key_id: None,
-                tags: tags::image_tags(Role::new("1").expect("role")),
-            },
-        )
-        .await
-        .expect("CopyImage")
-        .image_id;
+    let ours = tags::image_tags(Role::new("1").expect("role"));
+    let input = CopyImageInput {
+        source_region: east(),
+        source: Tagged::new(source.id.clone(), source.tags.clone()),
+        name: tags::image_name("1"),
+        description: "scanner image".into(),
+        encrypted: false,
+        kms_key_id: None,
+        tags: ours.clone(),
+    };
+    // The guard copies only our scanner image: the fixture's Amazon image, as it is, is refused.
+    let refused = guard.copy_image(&west(), &input).await.expect_err("not our image");
+    assert_eq!(refused.kind(), agentless::cloud::ErrorKind::PolicyDenied, "{refused}");
+    assert!(refused.to_string().contains("copies only our scanner image"), "{refused}");
+    // It stands in for the published scanner image, which carries our image tags
+    // (scanner-ami/image/register.sh); the guard judges by the tags the caller knows.
+    let input = CopyImageInput { source: Tagged::new(source.id.clone(), ours), ..input };
+    let copied = guard.copy_image(&west(), &input).await.expect("CopyImage").image_id;
     let page = guard
         .describe_images(
             &west(),
@@ -729,7 +726,7 @@ pub async fn copy_image_into_another_region<F: Fixture>(fx: &F) {
         .await
         .expect("DescribeImages");
     assert_eq!(page.items[0].id, copied);
-    assert_eq!(page.items[0].name, "agentless-scanner-1");
+    assert_eq!(page.items[0].name, tags::image_name("1"));
     // moto's CopyImage drops Encrypted, KmsKeyId and TagSpecifications (moto.md 1): the copy's
     // tags are checked on the simulated account (tests/sim).
 }

@@ -37,9 +37,10 @@ pub enum PolicyCommand {
     /// managed KMS keys, a cross-Region copy, the ephemeral network, two scanners, teardown, and an
     /// audit deleting an earlier job's leaks) is evaluated through the policy guard's logic: every
     /// IAM request of every call, and the guard's own rules. One line per call:
-    /// ALLOW|GAP|DENY op action resource (statement or reason). GAP marks a call refused only for
-    /// a documented gap of the custom policy (policies/README.md, Gaps).
-    /// Exit status: 0 no call denied (known gaps allowed unless --strict), 1 a call denied,
+    /// ALLOW|KEY-POLICY|DENY op action resource (statement or reason). KEY-POLICY marks a call
+    /// whose KMS requests made by EC2 with our credentials the IAM policy does not allow: the
+    /// customer managed key's own policy decides (policies/README.md, Gaps 2).
+    /// Exit status: 0 no call denied (KEY-POLICY allowed unless --strict), 1 a call denied,
     /// 2 usage or policy error.
     Check(CheckArgs),
 }
@@ -53,7 +54,7 @@ pub struct CheckArgs {
     /// Print every request of every call under its line.
     #[arg(long, short)]
     pub verbose: bool,
-    /// Exit 1 on known gaps too.
+    /// Exit 1 on KEY-POLICY calls too.
     #[arg(long)]
     pub strict: bool,
     /// Relax the guard's rule that a resource to change or delete carries our agentless:job tag.
@@ -144,7 +145,7 @@ fn check(args: &CheckArgs) -> ExitCode {
     let report = plan::check(policies, &plan, GuardRules { include_foreign: args.include_foreign });
     print!("{}", report.render(args.verbose));
     let denied: Vec<_> = report.denied().collect();
-    let gaps = report.gaps().count();
+    let key_policy = report.key_policy().count();
     if let Some(first) = denied.first() {
         eprintln!(
             "agentless: {} call(s) denied; the first: {} in {} ({}): {}",
@@ -156,9 +157,10 @@ fn check(args: &CheckArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_DENY);
     }
-    if gaps > 0 {
+    if key_policy > 0 {
         eprintln!(
-            "agentless: {gaps} call(s) need permissions the policy lacks (known gaps, policies/README.md \"Gaps\"){}",
+            "agentless: {key_policy} call(s) need KMS permissions the policy lacks: allowed only if the customer \
+             managed key's policy names this principal as a key user (policies/README.md \"Gaps\" 2){}",
             if args.strict { "; failing because of --strict" } else { "" }
         );
         if args.strict {

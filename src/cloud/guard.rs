@@ -21,6 +21,16 @@
 //! 3. No create call with an empty tag set for anything it creates ([`GuardViolation::EmptyTags`]):
 //!    every create in the custom policy is unconditioned, and an untagged resource could never be
 //!    told ours by the auditor nor deleted under the policy's `Name` conditions.
+//! 4. `kms:CreateGrant` (unconditioned in the policy: any grantee, any operation, on any key whose
+//!    key policy defers to IAM) only as the job makes it (`confinement_violations`): the grantee
+//!    is the caller (its user ARN when the scope knows it, else a principal of its account),
+//!    the operations are among [`OUR_GRANT_OPERATIONS`], the name is ours
+//!    (`alibaba-cloud-security-scan-<job>`). The `aws:ebs:id` constraint is always there (the
+//!    seam's `CreateGrantInput` cannot omit it); which volume it names is the job's to choose.
+//! 5. `ec2:CopyImage` (unconditioned) only of our scanner image (`confinement_violations`): the
+//!    source carries our image tags (`Name = alibaba-cloud-security-scan-image-<version>`,
+//!    `agentless:image-version = <version>`, as `scanner-ami/image/register.sh` tags it), the copy
+//!    is named and tagged on create the same way (`tags::image_tags`, `tags::is_image_name`).
 //!
 //! # Only way in
 //!
@@ -31,8 +41,8 @@ use std::sync::{Mutex, PoisonError};
 
 use super::error::{CloudError, PolicyDenial};
 use super::ids::Region;
-use super::ops::EndpointKind;
-use super::tags::{JOB, RESOURCE_NAME_PREFIX, SNAPSHOT_NAME_PREFIX, Tags};
+use super::ops::{CopyImageInput, CreateGrantInput, EndpointKind, GrantOperation};
+use super::tags::{self, IMAGE_VERSION, JOB, RESOURCE_NAME_PREFIX, SNAPSHOT_NAME_PREFIX, Tags};
 use super::{Call, Cloud};
 use crate::policy::authz::{self, AuthzRequest, Origin, Scope};
 use crate::policy::{Decision, Policy, Request, evaluate};
@@ -151,10 +161,25 @@ pub struct Evaluated {
 }
 
 impl Evaluated {
-    /// Allowed by the policies and by the guard's rules.
+    /// Allowed by the policies and by the guard's rules, or left to a key policy
+    /// ([`Evaluated::key_policy_decides`]).
     #[must_use]
     pub fn allowed(&self) -> bool {
-        self.decision.is_allowed() && self.violation.is_none()
+        (self.decision.is_allowed() || self.key_policy_decides()) && self.violation.is_none()
+    }
+
+    /// A KMS request EC2 makes with our credentials that the identity policies do not allow but
+    /// do not deny either: the key's own policy may still allow it (a key policy that names our
+    /// principal as a key user), and nothing we may read tells (`kms:GetKeyPolicy` is not in the
+    /// custom policy). The guard lets the call go and AWS decides; a refusal fails the launch,
+    /// not the call (`policies/README.md`, "Gaps" 2 and "What EC2 asks of KMS for our volumes").
+    /// An explicit deny is final, as in AWS's evaluation logic.
+    #[must_use]
+    pub fn key_policy_decides(&self) -> bool {
+        self.origin == Origin::OnBehalf
+            && self.violation.is_none()
+            && self.request.action().get(..4).is_some_and(|p| p.eq_ignore_ascii_case("kms:"))
+            && matches!(self.decision, Decision::ImplicitDeny { .. })
     }
 
     /// Why it is refused: the guard rule, else the evaluator's decision.
@@ -243,6 +268,7 @@ impl GuardPolicy {
     pub fn evaluate(&self, region: &Region, call: Call<'_>) -> TraceEntry {
         let mut violations: Vec<String> = empty_tag_sets(region, call).iter().map(ToString::to_string).collect();
         violations.extend(ownership_violations(call, self.rules));
+        violations.extend(confinement_violations(&self.scope, call));
         let requests = match authz::requests(&self.scope, region, call) {
             Ok(r) => r,
             Err(e) => {
@@ -411,6 +437,85 @@ fn ownership_violations(call: Call<'_>, rules: GuardRules) -> Vec<String> {
         Call::RevokeGrant(i) => vec![Mine::Grant { id: i.grant_id.as_str(), name: i.grant_name.as_deref() }],
     };
     mine.iter().filter_map(|m| m.check(rules)).collect()
+}
+
+/// The operations a KMS grant of ours may allow: those AWS lists as needed to use a customer
+/// managed key for EBS (`kms:CreateGrant`, `kms:Decrypt`, `kms:DescribeKey`,
+/// `kms:GenerateDataKeyWithoutPlainText`, `kms:ReEncrypt`: EBS User Guide, "Requirements for
+/// Amazon EBS encryption", "Permissions for users"; `policies/README.md`, "What EC2 asks of KMS
+/// for our volumes", fact 4), `ReEncrypt` as its source half only (the key is the snapshot's).
+pub const OUR_GRANT_OPERATIONS: [GrantOperation; 5] = [
+    GrantOperation::Decrypt,
+    GrantOperation::DescribeKey,
+    GrantOperation::CreateGrant,
+    GrantOperation::GenerateDataKeyWithoutPlaintext,
+    GrantOperation::ReEncryptFrom,
+];
+
+/// Rules 4 and 5 for `call`.
+fn confinement_violations(scope: &Scope, call: Call<'_>) -> Vec<String> {
+    match call {
+        Call::CreateGrant(i) => grant_violations(scope, i),
+        Call::CopyImage(i) => copy_image_violations(i),
+        _ => Vec::new(),
+    }
+}
+
+/// Rule 4.
+fn grant_violations(scope: &Scope, i: &CreateGrantInput) -> Vec<String> {
+    let mut v = Vec::new();
+    let grantee = i.grantee_principal.as_str();
+    let is_caller = match scope.caller_user_arn() {
+        Some(me) => grantee == me,
+        None => scope.is_account_principal(grantee),
+    };
+    if !is_caller {
+        v.push(format!(
+            "a KMS grant of ours is for the caller only; {grantee} is not the caller{}",
+            scope.caller_user_arn().map(|me| format!(" ({me})")).unwrap_or_default()
+        ));
+    }
+    let extra: Vec<&str> =
+        i.operations.iter().filter(|o| !OUR_GRANT_OPERATIONS.contains(o)).map(|o| o.as_str()).collect();
+    if !extra.is_empty() {
+        v.push(format!(
+            "a KMS grant of ours allows only the operations EBS needs ({}); not {}",
+            OUR_GRANT_OPERATIONS.map(GrantOperation::as_str).join(", "),
+            extra.join(", ")
+        ));
+    }
+    if i.operations.is_empty() {
+        v.push("a KMS grant of ours names its operations; this one names none".to_owned());
+    }
+    if !i.name.starts_with(&format!("{RESOURCE_NAME_PREFIX}-")) {
+        v.push(format!("a KMS grant of ours is named \"{RESOURCE_NAME_PREFIX}-<job>\"; not \"{}\"", i.name));
+    }
+    v
+}
+
+/// Rule 5.
+fn copy_image_violations(i: &CopyImageInput) -> Vec<String> {
+    let mut v = Vec::new();
+    let Some(version) = i.tags.get(IMAGE_VERSION) else {
+        return vec![format!(
+            "CopyImage copies only our scanner image, tagged on create with {IMAGE_VERSION}; the copy's tags lack it"
+        )];
+    };
+    let want = tags::image_name(version);
+    if i.tags.name() != Some(want.as_str()) {
+        v.push(format!("the copied image's Name tag must be \"{want}\", not {:?}", i.tags.name()));
+    }
+    if !tags::is_image_name(&i.name, version) {
+        v.push(format!("the copied image must be named \"{want}[-<suffix>]\", not \"{}\"", i.name));
+    }
+    let source_ours = i.source.tags.name() == Some(want.as_str()) && i.source.tags.get(IMAGE_VERSION) == Some(version);
+    if !source_ours {
+        v.push(format!(
+            "CopyImage copies only our scanner image: the source {} is not tagged Name = \"{want}\" and {IMAGE_VERSION} = \"{version}\"",
+            i.source.id
+        ));
+    }
+    v
 }
 
 /// Told the outcome of every call the guard handled (the daemon's metrics: calls by action and

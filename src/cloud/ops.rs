@@ -551,13 +551,9 @@ pub struct ScannerVolume {
     pub device_name: String,
     pub snapshot: Tagged<SnapshotId>,
     /// The snapshot's key when it is encrypted under a customer managed key: EC2 then calls KMS
-    /// on our behalf while creating the volume.
+    /// on our behalf while creating the volume (policies/README.md, "What EC2 asks of KMS for our
+    /// volumes").
     pub kms_key: Option<KmsKeyId>,
-    /// The operations a KMS grant of ours on `kms_key` allows for this volume (grantee: the
-    /// caller; constraint `aws:ebs:id` = the snapshot's source volume). KMS authorizes a request
-    /// a grant covers whatever the IAM policy says (KMS Developer Guide, "Grants in AWS KMS"), so
-    /// EC2's calls on our behalf for these operations need no IAM permission. Empty: no grant.
-    pub grant_operations: Vec<GrantOperation>,
 }
 
 /// The scanner image's root device as `RunInstances` maps it.
@@ -757,6 +753,10 @@ pub struct GrantInfo {
     pub name: Option<String>,
     pub grantee_principal: String,
     pub operations: Vec<String>,
+    /// The `aws:ebs:id` of the grant's encryption-context constraint (`EncryptionContextSubset`
+    /// or `EncryptionContextEquals`; KMS API Reference, `GrantConstraints`), if it has one: the
+    /// volume (or snapshot) the grant is for.
+    pub ebs_id: Option<String>,
 }
 
 /// `RevokeGrant`, with the grant's name as the caller knows it (the guard revokes only ours).

@@ -231,8 +231,9 @@ impl<C: Cloud> Job<'_, C> {
     }
 
     /// Would the guard let us grant ourselves the use of customer managed key `key` for one
-    /// volume, and then launch a scanner from a snapshot under it with that grant? The reason it
-    /// would not, if so.
+    /// volume, and then send a scanner launch from a snapshot under it? The reason it would not,
+    /// if so. KMS requests the IAM policy does not allow are not a refusal: the key policy decides
+    /// them at launch (`Evaluated::key_policy_decides`; a refusal then fails the scanner).
     fn policy_gap(&self, key: &KmsKeyId) -> Option<String> {
         let grant = CreateGrantInput {
             key: key.clone(),
@@ -276,7 +277,6 @@ fn probe_launch(key: &KmsKeyId) -> Option<RunScannerInput> {
             device_name: "/dev/sdf".into(),
             snapshot: Tagged::new("snap-00000000".parse().ok()?, snap_tags),
             kms_key: Some(key.clone()),
-            grant_operations: super::share::GRANT_OPERATIONS.to_vec(),
         }],
         user_data_base64: String::new(),
         client_token: "probe".into(),

@@ -295,11 +295,6 @@ impl<C: Cloud> Job<'_, C> {
                         device_name: dev.clone(),
                         snapshot: Tagged::new(d.snapshot.clone()?, d.snapshot_tags.clone().unwrap_or_default()),
                         kms_key: if d.customer_key { d.kms_key.clone() } else { None },
-                        grant_operations: if d.customer_key && d.grant.is_some() {
-                            super::share::GRANT_OPERATIONS.to_vec()
-                        } else {
-                            Vec::new()
-                        },
                     })
                 })
                 .collect();
@@ -402,6 +397,33 @@ impl<C: Cloud> Job<'_, C> {
     }
 
     /// A scanner produced nothing: its volumes fail with `why`.
+    /// Why a scanner that shut down early may have: when it carried volumes under customer managed
+    /// keys, KMS may have refused a request EC2 made with our credentials for them, which ends the
+    /// launch (`policies/README.md`, "What EC2 asks of KMS for our volumes", INFERENCE (e)); the
+    /// keys, and what their key policy must allow. Empty otherwise.
+    pub(super) fn customer_key_hint(&self, idx: usize) -> String {
+        let Some(s) = self.doc.scanners().get(idx) else { return String::new() };
+        let mut keys: Vec<String> = s
+            .devices
+            .iter()
+            .filter_map(|(_, i, v)| self.doc.targets().get(i)?.volumes.iter().find(|d| &d.volume == v))
+            .filter(|d| d.customer_key)
+            .filter_map(|d| d.kms_key.as_ref().map(ToString::to_string))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return String::new();
+        }
+        format!(
+            "; it carried volumes under customer managed key(s) {}: unless their key policy names {} as a key user, \
+             KMS refuses the kms:GenerateDataKeyWithoutPlaintext EC2 sends for us (the custom policy lacks it) and \
+             the launch ends (policies/README.md, \"Gaps\" 2)",
+            keys.join(", "),
+            self.r.caller_arn
+        )
+    }
+
     pub(super) fn scanner_failed(&mut self, idx: usize, why: &str) {
         let Some(s) = self.doc.scanner_mut(idx) else { return };
         tracing::warn!(job = %self.id, scanner = %s.name, reason = why, "scanner failed");

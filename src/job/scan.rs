@@ -97,7 +97,11 @@ impl<C: Cloud> Job<'_, C> {
                 if gone {
                     let since = *dead_since.entry(id.clone()).or_insert(now);
                     if now - since >= TERMINATED_GRACE_MS {
-                        self.scanner_failed(idx, &format!("scanner {id} shut down without uploading its results"));
+                        let hint = self.customer_key_hint(idx);
+                        self.scanner_failed(
+                            idx,
+                            &format!("scanner {id} shut down without uploading its results{hint}"),
+                        );
                         self.revoke_scanner(idx);
                     }
                 } else if now - launched > timeout_ms {

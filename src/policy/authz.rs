@@ -37,8 +37,9 @@
 //!
 //! Marked `INFERENCE` where they are made. The main ones: (1) the KMS requests EC2/EBS make with
 //! our credentials ([`Origin::OnBehalf`]) for volumes created from, and copies of, snapshots under
-//! a customer managed key: AWS documents the list of needed actions and the flow for
-//! `RunInstances`/`CreateVolume`, not a per-API list, so each mapping below follows that flow;
+//! a customer managed key: AWS documents the list of needed actions and the flow for a new
+//! volume, not a per-API list, so each mapping below follows that flow (policies/README.md, "What
+//! EC2 asks of KMS for our volumes", which separates the documented facts from inferences (a)-(e));
 //! (2) `CopySnapshot` and `CopyImage` are authorized on the source as well as the new resource
 //! (newer IAM behaviour; older EC2 examples say the source is not checked); (3) `CreateRoute` is
 //! authorized on the route table only, not on the gateway it points to.
@@ -49,7 +50,7 @@
 
 use crate::cloud::Call;
 use crate::cloud::ids::{AccountId, KmsKeyId, Region};
-use crate::cloud::ops::{EndpointKind, GrantOperation, PermissionChange};
+use crate::cloud::ops::{EndpointKind, PermissionChange};
 use crate::cloud::tags::Tags;
 use crate::policy::context::{Request, RequestError};
 
@@ -69,6 +70,21 @@ impl Scope {
     #[must_use]
     pub fn new(account: AccountId) -> Scope {
         Scope { partition: "aws".to_owned(), account, caller_user: None }
+    }
+
+    /// The caller's IAM user ARN (`arn:<partition>:iam::<account>:user/<name>`), when it is a user.
+    #[must_use]
+    pub fn caller_user_arn(&self) -> Option<String> {
+        self.caller_user.as_ref().map(|u| format!("arn:{}:iam::{}:user/{u}", self.partition, self.account))
+    }
+
+    /// Whether `arn` is a principal of this account: an IAM user or role, or an STS session of
+    /// one (`arn:<partition>:iam::<account>:...`, `arn:<partition>:sts::<account>:assumed-role/...`).
+    #[must_use]
+    pub fn is_account_principal(&self, arn: &str) -> bool {
+        let iam = format!("arn:{}:iam::{}:", self.partition, self.account);
+        let sts = format!("arn:{}:sts::{}:assumed-role/", self.partition, self.account);
+        arn.starts_with(&iam) || arn.starts_with(&sts)
     }
 }
 
@@ -154,7 +170,7 @@ pub fn requests(scope: &Scope, region: &Region, call: Call<'_>) -> Result<Vec<Au
                 if i.source_kms_key.is_some() {
                     b.on_behalf("kms:ReEncryptTo", dest_key, region)?;
                 }
-                b.new_volume_key(dest_key, region, &[])?;
+                b.new_volume_key(dest_key, region)?;
             }
         }
         Call::ModifySnapshotAttribute(i) => {
@@ -247,24 +263,24 @@ pub fn requests(scope: &Scope, region: &Region, call: Call<'_>) -> Result<Vec<Au
             for g in &i.security_groups {
                 b.existing(A, b.ec2("security-group", g.id.as_str()), &g.tags)?;
             }
-            // Per key: the grant operations every volume under it holds (each volume's own grant).
-            let mut keys: Vec<(&KmsKeyId, Vec<GrantOperation>)> = Vec::new();
+            // Per customer managed key (once per key, as IAM sees the same request for each volume).
+            let mut keys: Vec<&KmsKeyId> = Vec::new();
             for v in &i.volumes {
                 b.existing(A, b.ownerless(region, "snapshot", v.snapshot.id.as_str()), &v.snapshot.tags)?;
-                if let Some(k) = &v.kms_key {
-                    match keys.iter_mut().find(|(key, _)| *key == k) {
-                        Some((_, ops)) => ops.retain(|o| v.grant_operations.contains(o)),
-                        None => keys.push((k, v.grant_operations.clone())),
-                    }
+                if let Some(k) = &v.kms_key
+                    && !keys.contains(&k)
+                {
+                    keys.push(k);
                 }
             }
-            // INFERENCE (1): a volume from a snapshot under a customer managed key, same key. What
-            // our grant covers is authorized by KMS without the IAM policy (ops.rs ScannerVolume).
-            for (k, granted) in keys {
-                b.new_volume_key(k, region, &granted)?;
-                if !granted.contains(&GrantOperation::Decrypt) {
-                    b.on_behalf("kms:Decrypt", k, region)?;
-                }
+            // A volume from a snapshot under a customer managed key, same key: EC2 sends
+            // GenerateDataKeyWithoutPlaintext and CreateGrant with our credentials; the Decrypt at
+            // attach is made by EC2's infrastructure role under that grant, not by us
+            // (policies/README.md, "What EC2 asks of KMS for our volumes", facts 1 and 3,
+            // INFERENCE (a), (b)). No grant of ours covers them: their encryption context names
+            // the new volume (INFERENCE (c)).
+            for k in keys {
+                b.new_volume_key(k, region)?;
             }
         }
         Call::DescribeImages(_) => b.anywhere("ec2:DescribeImages")?,
@@ -276,7 +292,7 @@ pub fn requests(scope: &Scope, region: &Region, call: Call<'_>) -> Result<Vec<Au
             // INFERENCE (2): the source image too.
             b.existing(A, b.ownerless(&i.source_region, "image", i.source.id.as_str()), &i.source.tags)?;
             if let (true, Some(k)) = (i.encrypted, &i.kms_key_id) {
-                b.new_volume_key(k, region, &[])?;
+                b.new_volume_key(k, region)?;
             }
         }
         Call::TerminateInstances(i) => {
@@ -405,31 +421,18 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// What creating an EBS volume or snapshot under `key` needs (EBS User Guide, "How EBS
-    /// encryption works when the snapshot is encrypted", and the permission list): the key
-    /// checked, a data key generated, and a grant EC2 creates for itself
-    /// (`kms:GrantIsForAWSResource`).
-    ///
-    /// `granted`: operations a grant of ours covers (no IAM request for those).
-    fn new_volume_key(
-        &mut self,
-        key: &KmsKeyId,
-        region: &Region,
-        granted: &[GrantOperation],
-    ) -> Result<(), AuthzError> {
-        if !granted.contains(&GrantOperation::DescribeKey) {
-            self.on_behalf("kms:DescribeKey", key, region)?;
-        }
-        if !granted.contains(&GrantOperation::GenerateDataKeyWithoutPlaintext) {
-            self.on_behalf("kms:GenerateDataKeyWithoutPlaintext", key, region)?;
-        }
-        if !granted.contains(&GrantOperation::CreateGrant) {
-            let grant = self
-                .kms("kms:CreateGrant", key, region)?
-                .with("kms:ViaService", format!("ec2.{region}.amazonaws.com"))
-                .with("kms:GrantIsForAWSResource", "true");
-            self.push(Origin::OnBehalf, grant);
-        }
+    /// What creating an EBS volume or snapshot under `key` asks of KMS with our credentials
+    /// (policies/README.md, "What EC2 asks of KMS for our volumes": facts 1, 3, 4; INFERENCE (a),
+    /// (b)): the key checked, a data key generated, and a grant EC2 creates for its infrastructure
+    /// principal (`kms:GrantIsForAWSResource`).
+    fn new_volume_key(&mut self, key: &KmsKeyId, region: &Region) -> Result<(), AuthzError> {
+        self.on_behalf("kms:DescribeKey", key, region)?;
+        self.on_behalf("kms:GenerateDataKeyWithoutPlaintext", key, region)?;
+        let grant = self
+            .kms("kms:CreateGrant", key, region)?
+            .with("kms:ViaService", format!("ec2.{region}.amazonaws.com"))
+            .with("kms:GrantIsForAWSResource", "true");
+        self.push(Origin::OnBehalf, grant);
         Ok(())
     }
 }

@@ -30,13 +30,16 @@
 //!   instead, a built-in value.
 //! - The policy actions in [`UNUSED_ACTIONS`].
 //!
-//! # Known gaps
+//! # Calls the key policy decides
 //!
 //! Creating a volume from a snapshot under a customer managed key, and re-encrypting a copy, make
 //! EC2 call `kms:GenerateDataKeyWithoutPlaintext` with our credentials (EBS User Guide, "How EBS
-//! encryption works"); the policy has only `kms:GenerateDataKey`. Calls whose only refused
-//! requests are such [`KNOWN_GAPS`] are reported as `GAP`, not hidden; `policy check --strict`
-//! fails on them. The guard refuses them at run time like any denied call.
+//! encryption works"); the policy has only `kms:GenerateDataKey`. Whether KMS allows it then
+//! depends on the key's own policy, which we cannot read (`policies/README.md`, "Gaps" 2, "What
+//! EC2 asks of KMS for our volumes"): allowed if it names our principal as a key user, denied if
+//! it only defers to IAM. Calls whose only refused requests are such on-behalf KMS requests are
+//! reported as `KEY-POLICY` ([`Verdict::KeyPolicy`]), not hidden and not `ALLOW`; `policy check
+//! --strict` fails on them. An explicit deny is `DENY`.
 
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
@@ -74,32 +77,16 @@ pub const UNUSED_ACTIONS: &[&str] = &[
     "ec2:DescribeImageAttribute",
     "ec2:ModifyVpcEndpoint",
     "kms:GenerateDataKey",
-    // EC2's `Decrypt` on our behalf when a scanner volume is made from a snapshot under a customer
-    // managed key is covered by the job's own grant (policies/README.md, "Gaps" 2).
+    // The `Decrypt` of a scanner volume's data key at attach is made by EC2's infrastructure role
+    // under the grant EC2 creates, not with our credentials (KMS Developer Guide, "Amazon EC2
+    // example two"; policies/README.md, "What EC2 asks of KMS for our volumes", fact 3).
     "kms:Decrypt",
+    // Asked by EC2 with our credentials only for the re-encrypting cross-Region copy (INFERENCE
+    // (d)), which the key policy decides anyway (the copy also needs
+    // kms:GenerateDataKeyWithoutPlaintext, which the policy lacks): no call that the IAM policy
+    // alone decides needs it.
+    "kms:ReEncrypt*",
 ];
-
-/// A permission the design needs that the custom policy lacks, documented in `policies/README.md`
-/// ("Gaps"). `policy check` reports a call refused only for these as `GAP`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KnownGap {
-    pub action: &'static str,
-    pub why: &'static str,
-}
-
-/// The known gaps.
-pub const KNOWN_GAPS: &[KnownGap] = &[KnownGap {
-    action: "kms:GenerateDataKeyWithoutPlaintext",
-    why: "EC2 generates the data key of a volume created from, or a copy re-encrypted under, a customer managed \
-          key with our credentials (EBS User Guide, \"How EBS encryption works\"); the policy has only \
-          kms:GenerateDataKey (policies/README.md, Gaps)",
-}];
-
-/// The known gap for `action`, if it is one.
-#[must_use]
-pub fn known_gap(action: &str) -> Option<&'static KnownGap> {
-    KNOWN_GAPS.iter().find(|g| g.action.eq_ignore_ascii_case(action))
-}
 
 /// Where in the workflow a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -263,14 +250,8 @@ pub fn example_plan() -> Result<Plan, IdError> {
     let g_eu: GrantId = id(&format!("{:0>64}", "a2"))?;
     let g_copy: GrantId = id(&format!("{:0>64}", "a3"))?;
     let grant_name = tags::grant_name(&job);
-    let grant_ops = vec![
-        GrantOperation::Decrypt,
-        GrantOperation::DescribeKey,
-        GrantOperation::CreateGrant,
-        GrantOperation::GenerateDataKeyWithoutPlaintext,
-        GrantOperation::ReEncryptFrom,
-        GrantOperation::ReEncryptTo,
-    ];
+    // The job's grants: the operations the guard allows in a grant of ours.
+    let grant_ops = crate::cloud::guard::OUR_GRANT_OPERATIONS.to_vec();
 
     let mut steps: Vec<PlanStep> = Vec::new();
     let mut add = |phase: Phase, region: &Region, op: Op| steps.push(PlanStep { phase, region: region.clone(), op });
@@ -472,8 +453,9 @@ pub fn example_plan() -> Result<Plan, IdError> {
         &use1,
         O::CopyImage(CopyImageInput {
             source_region: apse1.clone(),
-            source: Tagged::new(ami_pub.clone(), Tags::new()),
-            name: "agentless-scanner-1-4-0".into(),
+            // The published image carries our image tags (scanner-ami/image/register.sh).
+            source: Tagged::new(ami_pub.clone(), tami.clone()),
+            name: tags::image_name(version.as_str()),
             description: "agentless scanner image 1.4.0".into(),
             encrypted: false,
             kms_key_id: None,
@@ -500,8 +482,6 @@ pub fn example_plan() -> Result<Plan, IdError> {
         device_name: dev.into(),
         snapshot: tagged(s.clone(), t),
         kms_key: key.cloned(),
-        // The job's grant on the key for this volume (created in Sharing) covers EC2's KMS calls.
-        grant_operations: if key.is_some() { grant_ops.clone() } else { Vec::new() },
     };
     add(P::Launching, &use1, scanner(1, vec![vol("/dev/sdf", &s1, &ts1, None), vol("/dev/sdg", &s21, &ts2, None)]));
     add(
@@ -668,8 +648,10 @@ fn teardown_network_phase(
 pub enum Verdict {
     /// Every request allowed, no guard rule broken.
     Allow,
-    /// Refused only for [`KNOWN_GAPS`]: reported, not fatal unless `--strict`.
-    Gap,
+    /// Allowed but for KMS requests EC2 makes with our credentials that the identity policies do
+    /// not allow: the key policy decides ([`crate::cloud::guard::Evaluated::key_policy_decides`]).
+    /// Reported, not fatal unless `--strict`.
+    KeyPolicy,
     /// Refused.
     Deny,
 }
@@ -679,7 +661,7 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Allow => "ALLOW",
-            Verdict::Gap => "GAP",
+            Verdict::KeyPolicy => "KEY-POLICY",
             Verdict::Deny => "DENY",
         }
     }
@@ -694,17 +676,14 @@ pub struct CheckedCall {
 }
 
 impl CheckedCall {
-    /// The request the summary line shows: the first refused one (the first known-gap one for a
-    /// gap), else the call's own request.
+    /// The request the summary line shows: the first refused one (the first the key policy
+    /// decides for [`Verdict::KeyPolicy`]), else the call's own request.
     fn shown(&self) -> Option<&crate::cloud::guard::Evaluated> {
         let r = &self.entry.requests;
         match self.verdict {
             Verdict::Allow => r.iter().find(|e| e.origin == Origin::Caller).or_else(|| r.first()),
-            Verdict::Gap => r.iter().find(|e| !e.allowed() && known_gap(e.request.action()).is_some()),
-            Verdict::Deny => r
-                .iter()
-                .find(|e| !e.allowed() && (e.violation.is_some() || known_gap(e.request.action()).is_none()))
-                .or_else(|| r.iter().find(|e| !e.allowed())),
+            Verdict::KeyPolicy => r.iter().find(|e| e.key_policy_decides()),
+            Verdict::Deny => r.iter().find(|e| !e.allowed()),
         }
     }
 
@@ -723,7 +702,11 @@ impl CheckedCall {
             Some(e) => {
                 let why = match (&e.decision, self.verdict) {
                     (Decision::Allow { statement }, Verdict::Allow) => statement.to_string(),
-                    (_, Verdict::Gap) => format!("{}; known gap", e.reason()),
+                    (_, Verdict::KeyPolicy) => format!(
+                        "{}; the key policy decides: allowed if it names this principal as a key user, denied if it \
+                         only lets IAM policies decide",
+                        e.reason()
+                    ),
                     _ => e.reason(),
                 };
                 format!("{v} {op} {} {} ({why}){more}", e.request.action(), e.request.resource())
@@ -744,9 +727,9 @@ impl CheckReport {
         self.calls.iter().filter(|c| c.verdict == Verdict::Deny)
     }
 
-    /// Calls refused only for known gaps.
-    pub fn gaps(&self) -> impl Iterator<Item = &CheckedCall> {
-        self.calls.iter().filter(|c| c.verdict == Verdict::Gap)
+    /// Calls whose KMS requests on our behalf the key policy decides.
+    pub fn key_policy(&self) -> impl Iterator<Item = &CheckedCall> {
+        self.calls.iter().filter(|c| c.verdict == Verdict::KeyPolicy)
     }
 
     /// Every request allowed by the policies, as (action, resource) pairs: what a reduced policy
@@ -756,7 +739,7 @@ impl CheckReport {
         self.calls
             .iter()
             .flat_map(|c| c.entry.requests.iter())
-            .filter(|e| e.allowed())
+            .filter(|e| e.decision.is_allowed() && e.violation.is_none())
             .map(|e| (e.request.action().to_owned(), e.request.resource().to_owned()))
             .collect()
     }
@@ -776,7 +759,11 @@ impl CheckReport {
             let _ = writeln!(out, "{}", c.line());
             if verbose {
                 for e in &c.entry.requests {
-                    let v = if e.allowed() { "allow" } else { "deny" };
+                    let v = match (e.allowed(), e.key_policy_decides()) {
+                        (_, true) => "key",
+                        (true, false) => "allow",
+                        (false, false) => "deny",
+                    };
                     let _ = writeln!(
                         out,
                         "    {v:<5} {:<13} {} {} ({})",
@@ -794,16 +781,16 @@ impl CheckReport {
 }
 
 impl fmt::Display for CheckReport {
-    /// `N calls, M requests: A allowed, G known gaps, D denied`.
+    /// `N calls, M requests: A allowed, K up to the key policy, D denied`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let requests: usize = self.calls.iter().map(|c| c.entry.requests.len()).sum();
         let count = |v| self.calls.iter().filter(|c| c.verdict == v).count();
         write!(
             f,
-            "{} calls, {requests} requests: {} allowed, {} known gaps, {} denied",
+            "{} calls, {requests} requests: {} allowed, {} up to the key policy, {} denied",
             self.calls.len(),
             count(Verdict::Allow),
-            count(Verdict::Gap),
+            count(Verdict::KeyPolicy),
             count(Verdict::Deny)
         )
     }
@@ -828,14 +815,11 @@ pub fn check(policies: Vec<Policy>, plan: &Plan, rules: GuardRules) -> CheckRepo
 /// [`Verdict`] of one evaluated call.
 #[must_use]
 pub fn verdict(entry: &TraceEntry) -> Verdict {
-    if entry.allowed {
-        return Verdict::Allow;
+    if !entry.allowed {
+        Verdict::Deny
+    } else if entry.requests.iter().any(crate::cloud::guard::Evaluated::key_policy_decides) {
+        Verdict::KeyPolicy
+    } else {
+        Verdict::Allow
     }
-    let only_gaps = entry.violations.is_empty()
-        && entry
-            .requests
-            .iter()
-            .filter(|e| !e.allowed())
-            .all(|e| e.violation.is_none() && known_gap(e.request.action()).is_some());
-    if only_gaps { Verdict::Gap } else { Verdict::Deny }
 }

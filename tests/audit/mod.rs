@@ -294,7 +294,6 @@ pub async fn leave_job_with<C: Cloud>(
                     device_name: "/dev/sdf".into(),
                     snapshot: Tagged::new(snapshot.clone(), snap_tags),
                     kms_key: None,
-                    grant_operations: Vec::new(),
                 }],
                 user_data_base64: String::new(),
                 client_token: format!("{job}-scanner-1"),

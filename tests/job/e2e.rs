@@ -35,7 +35,8 @@ fn demo_fleet_scans_end_to_end_and_leaves_nothing() {
     let out =
         sim_command(&["scan", "--all", "--format", "json"], &data).arg("--out").arg(&out_dir).output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // Every volume is scanned, the one under a customer managed key through the job's KMS grant.
+    // Every volume is scanned, the one under a customer managed key because its key policy names
+    // our principal as a key user (the job's grant alone would not do: policies/README.md, Gaps 2).
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary json");
     let jobs = summary["jobs"].as_array().expect("jobs");
@@ -185,4 +186,49 @@ fn jobs_list_and_show_read_the_ledger() {
             "{kind}: {text}"
         );
     }
+}
+
+/// The demo fleet with its customer managed key's policy deferring to IAM only (AWS's default)
+/// instead of naming our principal: EC2's kms:GenerateDataKeyWithoutPlaintext for the scanner
+/// volume is refused (the custom policy lacks it, the job's grant does not cover the new volume:
+/// policies/README.md, "Gaps" 2), the scanner's launch ends, and the database volume's error says
+/// why; the other volumes are scanned and nothing is left behind.
+#[test]
+fn a_key_policy_that_only_defers_to_iam_leaves_the_volume_unscanned_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/demo");
+    let fleet = std::fs::read_to_string(demo_fleet())
+        .expect("demo fleet")
+        .replace("allow_caller_use = true", "allow_caller_use = false\nallow_account_use = true")
+        .replace("allow_account_use = false\n", "")
+        .replace("\"../demo/", &format!("\"{}/", demo_dir.display()));
+    assert!(fleet.contains("allow_caller_use = false"), "the demo fleet names the caller");
+    let fleet_path = dir.path().join("fleet.toml");
+    std::fs::write(&fleet_path, fleet).expect("write fleet");
+    let data = dir.path().join("data");
+    let out = sim_command(&["scan", "--all", "--format", "json"], &data)
+        .arg("--fleet")
+        .arg(&fleet_path)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary json");
+    let volumes: Vec<&serde_json::Value> = summary["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .flat_map(|t| t["volumes"].as_array().into_iter().flatten())
+        .collect();
+    let failed: Vec<&&serde_json::Value> =
+        volumes.iter().filter(|v| v["status"] != "scanned" && v["status"] != "partial").collect();
+    assert!(!failed.is_empty(), "the volume under the customer managed key was scanned: {summary}\n{stderr}");
+    for v in &failed {
+        let error = v["error"].as_str().unwrap_or("");
+        assert!(error.contains("customer managed key"), "{v}");
+        assert!(error.contains("key policy names arn:aws:iam::111122223333:user/agentless-scanner"), "{v}");
+    }
+    assert!(volumes.iter().any(|v| v["status"] == "scanned"), "nothing scanned: {summary}");
+    assert!(leftovers(&data).is_empty(), "{:?}", leftovers(&data));
 }

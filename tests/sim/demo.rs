@@ -114,11 +114,13 @@ fn the_demo_fleet_is_backed_by_decompressed_images_in_the_data_directory() {
             other => panic!("{name} {device}: {other:?}"),
         }
     }
-    // The database's data volume is under the customer managed key, whose key policy leaves its
-    // use to grants; the application's data volume under aws/ebs; the log volume is st1 and kept.
+    // The database's data volume is under the customer managed key, whose key policy names our
+    // principal as a key user and does not defer to IAM; the application's data volume under
+    // aws/ebs; the log volume is st1 and kept.
     let db = &vols[&("demo-db-1".to_owned(), "/dev/sdf".to_owned())];
     assert_eq!((db.1, db.2), (true, Some(Manager::Customer)));
     assert!(world.settings.keys_allowing_account_use.is_empty());
+    assert_eq!(world.settings.keys_allowing_caller_use.len(), 1);
     let app = &vols[&("demo-app-1".to_owned(), "/dev/sdf".to_owned())];
     assert_eq!((app.1, app.2), (true, Some(Manager::Aws)));
     let logs = &vols[&("demo-app-1".to_owned(), "/dev/sdg".to_owned())];

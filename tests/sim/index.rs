@@ -163,7 +163,6 @@ fn scanner_input(sim: &SimCloud, snapshots: &[&SnapshotId], snap_tags: &Tags) ->
                 device_name: d.into(),
                 snapshot: Tagged::new((*s).clone(), snap_tags.clone()),
                 kms_key: None,
-                grant_operations: Vec::new(),
             })
             .collect(),
         user_data_base64: String::new(),

@@ -142,7 +142,6 @@ async fn attachments_per_instance() {
             device_name: format!("/dev/sd{i}"),
             snapshot: Tagged::new(snap.clone(), snap_tags.clone()),
             kms_key: None,
-            grant_operations: Vec::new(),
         })
         .collect();
     let input = RunScannerInput {
@@ -245,7 +244,6 @@ async fn launch_of(
                 device_name: format!("/dev/sd{i}"),
                 snapshot: Tagged::new(snap.clone(), snap_tags.clone()),
                 kms_key: None,
-                grant_operations: Vec::new(),
             })
             .collect(),
         user_data_base64: String::new(),

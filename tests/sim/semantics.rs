@@ -315,7 +315,6 @@ async fn scanner_lifecycle_and_delete_on_termination() {
             device_name: "/dev/sdf".into(),
             snapshot: Tagged::new(snap.clone(), snap_tags(&instance, &data)),
             kms_key: None,
-            grant_operations: Vec::new(),
         }],
         user_data_base64: String::new(),
         client_token: "lifecycle-1".into(),
@@ -588,7 +587,6 @@ async fn scanner(
                 device_name: (*device).to_owned(),
                 snapshot: (*snap).clone(),
                 kms_key: key.clone(),
-                grant_operations: Vec::new(),
             })
             .collect(),
         user_data_base64: String::new(),
@@ -629,13 +627,14 @@ encrypted = true
 kms_key = "db"
 "#;
 
-/// A volume from a snapshot under a customer managed key: EC2 uses the key with the caller's
-/// credentials, which KMS allows through a grant to the caller whose `aws:ebs:id` constraint is
-/// the snapshot's source volume, or a key policy that defers to IAM policies that allow it.
-/// Without either, RunInstances succeeds and the launch fails: `terminated`, state reason
-/// `Client.InternalError` (AWS Knowledge Center, "kms-iam-ec2-permission").
+/// A volume from a snapshot under a customer managed key: EC2 sends GenerateDataKeyWithoutPlaintext
+/// and CreateGrant with the caller's credentials, in an encryption context naming the volume being
+/// created (policies/README.md, "What EC2 asks of KMS for our volumes", facts 1, 3, INFERENCE (a),
+/// (c)). A grant to the caller constrained to the snapshot's source volume (the job's) therefore
+/// does not cover them; a key policy naming the caller as a key user does. Refused, RunInstances
+/// succeeds and the launch fails: `terminated`, state reason `Client.InternalError` (INFERENCE (e)).
 #[tokio::test(start_paused = true)]
-async fn a_customer_managed_key_needs_a_grant_for_the_caller() {
+async fn a_grant_on_the_source_volume_does_not_make_the_scanner_volume_but_the_key_policy_does() {
     let sim = SimCloud::in_memory(&Fleet::parse(CMK_FLEET).expect("fleet")).expect("sim");
     let fx = SimFixture { sim: sim.clone() };
     // The sim's principal has the bundled policy, which lacks kms:GenerateDataKeyWithoutPlaintext
@@ -701,19 +700,46 @@ async fn a_customer_managed_key_needs_a_grant_for_the_caller() {
 
     // Grants that do not match: for the other volume, or to another principal.
     g.create_grant(&east(), &grant(&caller, &b)).await.expect("grant for volume b");
-    g.create_grant(&east(), &grant(&format!("arn:aws:iam::{}:role/other", account()), &a))
-        .await
-        .expect("grant to another principal");
+    // (The guard grants only the caller: a grant to another principal is not ours to make.)
+    let refused = g.create_grant(&east(), &grant(&format!("arn:aws:iam::{}:role/other", account()), &a)).await;
+    assert!(refused.is_err(), "the guard granted another principal");
     let other = launch("cmk-other-grants").await;
     tokio::time::advance(boot).await;
-    assert_eq!(life(&sim, &other).1, want, "a grant for another volume or principal does not count");
+    assert_eq!(life(&sim, &other).1, want, "a grant for another volume does not count");
 
-    // The grant for the snapshot's source volume, to the caller: the scanner boots.
+    // The grant for the snapshot's source volume, to the caller (what the job makes): EC2's
+    // requests name the new volume, which the constraint does not, so the launch still fails.
     g.create_grant(&east(), &grant(&caller, &a)).await.expect("grant for volume a");
     let granted = launch("cmk-granted").await;
-    assert!(matches!(life(&sim, &granted).0, Life::Pending { .. }));
     tokio::time::advance(boot).await;
-    assert_eq!(life(&sim, &granted), (Life::Running, None));
+    assert_eq!(life(&sim, &granted).1, want, "a grant constrained to the source volume does not cover the new one");
+
+    // The customer names our principal as a key user in the key policy: the scanner boots,
+    // whatever the IAM policy lacks.
+    sim.setup(|s| {
+        s.allow_caller_use(&key, true);
+        Ok(())
+    })
+    .expect("setup");
+    let allowed = launch("cmk-key-user").await;
+    assert!(matches!(life(&sim, &allowed).0, Life::Pending { .. }));
+    tokio::time::advance(boot).await;
+    assert_eq!(life(&sim, &allowed), (Life::Running, None));
+}
+
+/// The fleet file sets the key-user statement of a key's policy (`allow_caller_use`).
+#[test]
+fn the_fleet_names_the_caller_as_a_key_user() {
+    let fleet = Fleet::parse(&CMK_FLEET.replace(
+        "region = \"us-east-1\"\n[[accounts.instances]]",
+        "region = \"us-east-1\"\nallow_caller_use = true\n[[accounts.instances]]",
+    ))
+    .expect("fleet");
+    let sim = SimCloud::in_memory(&fleet).expect("sim");
+    assert_eq!(
+        sim.inspect(|w| (w.settings.keys_allowing_caller_use.len(), w.settings.keys_allowing_account_use.len())),
+        (1, 0)
+    );
 }
 
 /// Without a grant, a key policy that defers to IAM lets the identity policies decide: the

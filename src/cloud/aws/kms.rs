@@ -92,6 +92,12 @@ pub(super) async fn list_grants(
                 name: g.name().filter(|n| !n.is_empty()).map(str::to_owned),
                 grantee_principal: g.grantee_principal().unwrap_or_default().to_owned(),
                 operations: g.operations().iter().map(|o| o.as_str().to_owned()).collect(),
+                ebs_id: g.constraints().and_then(|c| {
+                    let pick = |m: Option<&std::collections::HashMap<String, String>>| {
+                        m.and_then(|m| m.get(EBS_ID_CONTEXT_KEY)).cloned()
+                    };
+                    pick(c.encryption_context_subset()).or_else(|| pick(c.encryption_context_equals()))
+                }),
             })
         })
         .collect::<Result<_, CloudError>>()?;

@@ -16,9 +16,10 @@
 //!   instance"); that `RunInstances` returns the same code for too many block device mappings is
 //!   INFERENCE (AWS documents no other).
 //! - A volume from a snapshot under a customer managed key needs KMS to let EC2 use the key for
-//!   the caller: a grant to the caller whose `aws:ebs:id` constraint matches the snapshot's
-//!   context, or a key policy that defers to IAM policies that allow it ([`super::kms`]).
-//!   Otherwise the call succeeds and the launch fails: the instance ends `terminated` with state
+//!   the caller (`policies/README.md`, "What EC2 asks of KMS for our volumes"): a key policy that
+//!   names the caller, or defers to IAM policies that allow it, or a grant whose constraint (if
+//!   any) names the volume being created, which none made before the launch can
+//!   ([`super::kms`], INFERENCE (c)). Otherwise the call succeeds and the launch fails (INFERENCE (e)): the instance ends `terminated` with state
 //!   reason `Client.InternalError` ([`KMS_LAUNCH_FAILURE_CODE`]), as AWS reports a launch whose
 //!   volume key the caller cannot use, not a synchronous error.
 //! - Terminate: `pending`/`running`/`stopping`/`stopped` go `shutting-down`, then `terminated`
@@ -274,11 +275,10 @@ fn customer_key(ctx: &mut Ctx<'_>, key: Option<&KmsKeyId>) -> Result<Option<KmsK
     })
 }
 
-/// A data volume of a launch whose snapshot is under a customer managed key: the key, and the
-/// `aws:ebs:id` of the snapshot's encryption context.
+/// A data volume of a launch whose snapshot is under a customer managed key (the new volume is
+/// under the same key: the sim has no `KmsKeyId` in scanner block device mappings).
 struct KeyedVolume {
     key: KmsKeyId,
-    ebs_id: String,
 }
 
 /// Why an earlier launch with the same `ClientToken` is not this one (the parameters AWS compares
@@ -491,15 +491,12 @@ pub fn run_scanner(ctx: &mut Ctx<'_>, input: &RunScannerInput) -> Result<RunScan
         }
         let kms_key = customer_key(ctx, snap.kms_key_id.as_ref())?;
         if let Some(key) = &kms_key {
-            // The snapshot's encryption context: its volume's id, or its own for a copy.
-            let ebs_id = snap.volume_id.as_ref().map_or_else(|| v.snapshot.id.to_string(), |vol| vol.to_string());
-            keyed.push(KeyedVolume { key: key.clone(), ebs_id });
+            keyed.push(KeyedVolume { key: key.clone() });
         }
         volumes.push(ScannerVolume {
             device_name: v.device_name.clone(),
             snapshot: real(&v.snapshot.id, &snap.tags),
             kms_key,
-            grant_operations: Vec::new(),
         });
         snaps.push(snap);
     }
@@ -635,9 +632,12 @@ fn kms_refusal(ctx: &mut Ctx<'_>, keyed: &[KeyedVolume], on_behalf: &[OnBehalf])
         let Some(key) = key else {
             return Ok(Some(format!("the key {} does not exist", v.key)));
         };
-        let account_use = ctx.world.settings.keys_allowing_account_use.contains(&key.arn);
+        let policy = kms::KeyPolicy {
+            defers_to_iam: ctx.world.settings.keys_allowing_account_use.contains(&key.arn),
+            names_caller: ctx.world.settings.keys_allowing_caller_use.contains(&key.arn),
+        };
         for r in on_behalf.iter().filter(|r| r.resource == key.arn) {
-            if let Err(why) = kms::on_behalf(&key, account_use, &caller, &r.action, &v.ebs_id, r.iam_allowed) {
+            if let Err(why) = kms::on_behalf(&key, policy, &caller, &r.action, r.iam_allowed) {
                 return Ok(Some(why));
             }
         }

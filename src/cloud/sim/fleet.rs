@@ -30,7 +30,8 @@
 //! [[accounts.keys]]
 //! name = "prod-db"
 //! region = "us-east-1"
-//! allow_account_use = false   # the default: only a grant lets EC2 use it for us
+//! allow_account_use = false   # the default: the key policy does not defer to IAM policies
+//! allow_caller_use = false    # the default: nor does it name our principal as a key user
 //! [[accounts.instances]]
 //! region = "us-east-1"
 //! tags = { Name = "web-1" }
@@ -197,6 +198,11 @@ pub struct FleetKey {
     /// policy); otherwise EC2 can use it for us only through a grant ([`super::kms`]).
     #[serde(default)]
     pub allow_account_use: bool,
+    /// Whether the key policy names the account's principals as key users (AWS's console default
+    /// "Allow use of the key" statement): then KMS lets EC2 use the key for us whatever the IAM
+    /// policies say ([`super::kms`]).
+    #[serde(default)]
+    pub allow_caller_use: bool,
 }
 
 /// The state a fleet instance starts in.
@@ -389,6 +395,7 @@ impl Fleet {
                 faults: self.faults.clone(),
                 instance_types: self.instance_types.clone(),
                 keys_allowing_account_use: Default::default(),
+                keys_allowing_caller_use: Default::default(),
             },
         };
         self.faults.check().map_err(|e| invalid(e.key, e.message))?;
@@ -425,15 +432,15 @@ impl Fleet {
                 if key_ids.contains_key(k.name.as_str()) {
                     return Err(invalid(format!("{key}.name"), format!("key \"{}\" is defined twice", k.name)).into());
                 }
-                let id = setup.key_in(&a.id, &k.region, &k.description, Some(&k.name), k.allow_account_use).map_err(
-                    |e| match e {
-                        SimError::UnknownRegion { region, .. } => SimError::Fleet(invalid(
-                            format!("{key}.region"),
-                            format!("{region} is not in the account's regions"),
-                        )),
-                        other => other,
-                    },
-                )?;
+                let id = setup.key_in(&a.id, &k.region, &k.description, Some(&k.name), k.allow_account_use);
+                let id = id.map_err(|e| match e {
+                    SimError::UnknownRegion { region, .. } => SimError::Fleet(invalid(
+                        format!("{key}.region"),
+                        format!("{region} is not in the account's regions"),
+                    )),
+                    other => other,
+                })?;
+                setup.allow_caller_use(&id, k.allow_caller_use);
                 key_ids.insert(k.name.as_str(), id);
             }
             for (ii, inst) in a.instances.iter().enumerate() {
@@ -574,6 +581,17 @@ impl<'a> Setup<'a> {
     /// policy would ([`super::kms`]); without it only grants do.
     pub fn allow_account_use(&mut self, key: &KmsKeyId, allowed: bool) {
         let set = &mut self.world.settings.keys_allowing_account_use;
+        if allowed {
+            set.insert(key.as_str().to_owned());
+        } else {
+            set.remove(key.as_str());
+        }
+    }
+
+    /// Name (or stop naming) the account's principals as key users of a customer managed key in
+    /// its key policy ([`super::kms`]): KMS then allows them its use whatever IAM says.
+    pub fn allow_caller_use(&mut self, key: &KmsKeyId, allowed: bool) {
+        let set = &mut self.world.settings.keys_allowing_caller_use;
         if allowed {
             set.insert(key.as_str().to_owned());
         } else {

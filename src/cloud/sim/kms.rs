@@ -8,25 +8,24 @@
 //!
 //! # Who may use a customer managed key ([`on_behalf`])
 //!
-//! When EC2 creates a volume from a snapshot under a customer managed key it calls KMS with the
-//! caller's credentials (`kms:ViaService`, [`crate::policy::authz`]), and KMS authorizes those
-//! requests as it authorizes any: by the key policy, by IAM policies if the key policy lets the
-//! account's IAM policies decide, or by a grant (KMS Developer Guide, "Authentication and access
-//! control for AWS KMS", "Grants in AWS KMS"). The sim's key policy of a customer key:
+//! What EC2 asks of KMS when it creates a scanner volume from a snapshot under a customer managed
+//! key follows `policies/README.md`, "What EC2 asks of KMS for our volumes" (facts 1-5, inferences
+//! (a)-(e)): `GenerateDataKeyWithoutPlaintext` and `CreateGrant` (for EC2's infrastructure
+//! principal) with the caller's credentials (facts 1, 3; INFERENCE (a)), `DescribeKey` too
+//! (INFERENCE (b)); the `Decrypt` at attach is EC2's own, under that grant (fact 3), so the sim
+//! does not ask it of the caller. KMS authorizes each of the caller's requests as it authorizes
+//! any (KMS Developer Guide, "Authentication and access control for AWS KMS", "Grants in AWS
+//! KMS"), in this order in the sim:
 //!
-//! - managing the key (`DescribeKey`, `CreateGrant` by the caller, `ListGrants`, `RevokeGrant`)
-//!   is left to IAM, as the onboarding asks customers to allow it;
-//! - using it (`Decrypt`, `GenerateDataKeyWithoutPlaintext`, `ReEncrypt*`, and the `CreateGrant`
-//!   EC2 makes for the volume) is left to IAM only when the fleet says `allow_account_use = true`
-//!   (AWS's default key policy, "Enable IAM User Permissions"); otherwise only a grant allows it.
-//!
-//! A grant allows an operation when its grantee is the caller's ARN, its operations include it,
-//! and its `EncryptionContextSubset` constraint (`aws:ebs:id`) matches the context of the request:
-//! for a volume created from a snapshot under the same key that is the id in the snapshot's
-//! context, the *volume* the snapshot was taken of for a `CreateSnapshot(s)` snapshot, the
-//! snapshot's own id for a copy (DESIGN.md; Datadog terraform module PR #139). KMS ignores the
-//! constraint for `DescribeKey` ("Grant constraints": constraints apply only to operations that
-//! take an encryption context).
+//! - a grant to the caller's ARN whose operations include it and whose `EncryptionContextSubset`
+//!   constraint (`aws:ebs:id`) is in the request's context. The context of these requests names
+//!   the volume being created (INFERENCE (c)), which no grant made before the launch can name: so a
+//!   grant constrained to the snapshot's source volume (the job's) does **not** cover them; only
+//!   an unconstrained one would. KMS ignores constraints for `DescribeKey` ("Grant constraints").
+//! - the key policy naming the caller as a key user (fleet `allow_caller_use = true`);
+//! - the caller's IAM policies, for managing the key (`DescribeKey`) always (as the onboarding asks
+//!   customers to allow), for using it only when the key policy defers to them (fleet
+//!   `allow_account_use = true`, AWS's default "Enable IAM User Permissions").
 
 use crate::cloud::Call;
 use crate::cloud::error::CloudError;
@@ -107,6 +106,7 @@ pub fn list_grants(ctx: &mut Ctx<'_>, input: &ListGrantsInput) -> Result<Page<Gr
             name: g.name.clone(),
             grantee_principal: g.grantee_principal.clone(),
             operations: g.operations.iter().map(|o| o.as_str().to_owned()).collect(),
+            ebs_id: g.ebs_id.clone(),
         })
         .collect();
     page(items, Some(GRANTS_PER_PAGE), input.marker.as_deref())
@@ -146,16 +146,25 @@ fn grant_operation(action: &str) -> Option<GrantOperation> {
     .find(|o| o.as_str().eq_ignore_ascii_case(name))
 }
 
-/// Whether KMS allows `action` (`kms:Decrypt`...) on `key`, requested by EC2 with the credentials
-/// of `caller_arn` under the encryption context `aws:ebs:id = ebs_id` (module documentation):
+/// The key-policy statements of a customer managed key the sim models (module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyPolicy {
+    /// "Enable IAM User Permissions": the account's IAM policies decide on using the key.
+    pub defers_to_iam: bool,
+    /// "Allow use of the key" naming the caller: KMS allows its use whatever IAM says.
+    pub names_caller: bool,
+}
+
+/// Whether KMS allows `action` (`kms:GenerateDataKeyWithoutPlaintext`...) on `key`, requested
+/// by EC2 with the credentials of `caller_arn` for a volume it is creating (so under an
+/// `aws:ebs:id` context no earlier grant constraint names: module documentation, INFERENCE (c)):
 /// the grant or policy that allows it, or why nothing does. `iam_allowed` is the identity
-/// policies' verdict on the request; `account_use` whether the key policy defers to them.
+/// policies' verdict on the request.
 pub fn on_behalf(
     key: &Key,
-    account_use: bool,
+    policy: KeyPolicy,
     caller_arn: &str,
     action: &str,
-    ebs_id: &str,
     iam_allowed: bool,
 ) -> Result<String, String> {
     if key.manager == Manager::Aws {
@@ -163,22 +172,28 @@ pub fn on_behalf(
         return Ok("AWS managed key".into());
     }
     let op = grant_operation(action);
+    // An `aws:ebs:id` constraint names an existing volume or snapshot, never the new volume.
     let grant = key.grants.iter().find(|g| {
         g.grantee_principal == caller_arn
             && op.is_some_and(|o| g.operations.contains(&o))
-            && (op == Some(GrantOperation::DescribeKey) || g.ebs_id.as_deref().is_none_or(|e| e == ebs_id))
+            && (op == Some(GrantOperation::DescribeKey) || g.ebs_id.is_none())
     });
     if let Some(g) = grant {
         return Ok(format!("grant {}", g.id));
     }
+    if policy.names_caller {
+        return Ok("key policy (key user)".into());
+    }
+    let context = "aws:ebs:id = the volume being created";
     let management = action.eq_ignore_ascii_case("kms:DescribeKey");
-    match (management || account_use, iam_allowed) {
+    match (management || policy.defers_to_iam, iam_allowed) {
         (true, true) => Ok("key policy and IAM policy".into()),
-        (true, false) => {
-            Err(format!("{caller_arn} has no grant for {action} on {} and its IAM policies do not allow it", key.arn))
-        }
+        (true, false) => Err(format!(
+            "{caller_arn} has no grant for {action} with {context} on {} and its IAM policies do not allow it",
+            key.arn
+        )),
         (false, _) => Err(format!(
-            "{caller_arn} has no grant for {action} with aws:ebs:id = {ebs_id} on {}, whose key policy does not let IAM policies use the key",
+            "{caller_arn} has no grant for {action} with {context} on {}, whose key policy neither names it nor lets IAM policies use the key",
             key.arn
         )),
     }

@@ -81,6 +81,12 @@ pub struct Settings {
     /// cryptography only through a grant. Kept here, with the world's other settings, because the
     /// key records of [`super::state`] have no field for it.
     pub keys_allowing_account_use: BTreeSet<String>,
+    /// The customer managed keys (ARNs) whose key policy names the account's principals as key
+    /// users (fleet `allow_caller_use = true`: AWS's console default "Allow use of the key"
+    /// statement, which includes `kms:GenerateDataKey*`, `kms:Decrypt`, `kms:ReEncrypt*`,
+    /// `kms:DescribeKey` and `kms:CreateGrant` for AWS resources): KMS allows them whatever the
+    /// IAM policies say ([`super::kms`]).
+    pub keys_allowing_caller_use: BTreeSet<String>,
 }
 
 impl Settings {
