@@ -55,3 +55,33 @@ fn missing_image_and_usage_errors_exit_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--all") && err.contains("--instance") && err.contains("--tag"), "{err}");
 }
+
+/// `--cloud aws` never trusts identity documents by default: without AWS's certificates
+/// (`--identity-certs`) the command refuses to start (before any AWS call), and a directory with
+/// no `<region>.pem` is refused too.
+#[test]
+fn scan_on_aws_needs_identity_certificates() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = |cmd: &mut Command| {
+        cmd.args(["scan", "--cloud", "aws", "--all", "--collector-url", "http://127.0.0.1:9", "--listen"])
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("AGENTLESS_IDENTITY_CERTS");
+    };
+    let mut cmd = agentless();
+    base(&mut cmd);
+    let out = cmd.output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--identity-certs"), "{stderr}");
+
+    let empty = dir.path().join("certs");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let mut cmd = agentless();
+    base(&mut cmd);
+    let out = cmd.arg("--identity-certs").arg(&empty).output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no `<region>.pem` certificate"), "{stderr}");
+}

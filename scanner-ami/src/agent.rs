@@ -398,28 +398,39 @@ pub fn decode_user_data(raw: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
-/// The job manifest (from the file, or IMDS) and the scanner's instance id (IMDS only).
+/// What the scanner learns before it scans.
+#[derive(Debug, Clone)]
+pub struct ManifestRead {
+    pub manifest: JobManifest,
+    /// The scanner's instance id (IMDS only).
+    pub instance_id: Option<String>,
+    /// Its `rsa2048` instance identity signature (IMDS only), sent with the upload.
+    pub identity: Option<String>,
+}
+
+/// The job manifest (from the file, or IMDS), the scanner's instance id and its identity
+/// signature (IMDS only).
 ///
 /// # Errors
 ///
 /// The file or IMDS could not be read, or the manifest is refused by [`JobManifest::parse`].
-pub fn read_manifest(config: &RunConfig) -> Result<(JobManifest, Option<String>), AgentError> {
-    let (raw, instance_id) = match &config.manifest_file {
+pub fn read_manifest(config: &RunConfig) -> Result<ManifestRead, AgentError> {
+    let (raw, instance_id, identity) = match &config.manifest_file {
         Some(path) => {
             let file_err = |source| AgentError::ManifestFile { path: path.display().to_string(), source };
             let mut bytes = Vec::new();
             // Base64 makes 4 bytes of 3; one byte more than that lets the parser report "too large".
             let limit = u64::try_from(MAX_USER_DATA_BYTES * 2 + 1).unwrap_or(u64::MAX);
             std::fs::File::open(path).map_err(file_err)?.take(limit).read_to_end(&mut bytes).map_err(file_err)?;
-            (bytes, None)
+            (bytes, None, None)
         }
         None => {
             let data = Imds::new(&config.imds_endpoint)?.fetch(config.imds_budget, config.initial_backoff)?;
-            (data.user_data, data.instance_id)
+            (data.user_data, data.instance_id, data.identity)
         }
     };
     let manifest = JobManifest::parse(&decode_user_data(&raw))?;
-    Ok((manifest, instance_id))
+    Ok(ManifestRead { manifest, instance_id, identity })
 }
 
 /// Write `bundle` to `<dir>/<job>-<scanner>.tar` (through a temporary file and a rename).
@@ -459,7 +470,7 @@ fn deadline(manifest: &JobManifest) -> SystemTime {
 }
 
 fn run_inner(config: &RunConfig, outcome: &mut RunOutcome) {
-    let (manifest, instance_id) = match read_manifest(config) {
+    let ManifestRead { manifest, instance_id, identity } = match read_manifest(config) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "no job manifest; nothing to scan");
@@ -504,7 +515,7 @@ fn run_inner(config: &RunConfig, outcome: &mut RunOutcome) {
         max_backoff: config.max_backoff,
         deadline: deadline(&manifest),
     };
-    match upload(&manifest, &body, &policy) {
+    match upload(&manifest, &body, identity.as_deref(), &policy) {
         Ok(receipt) => {
             outcome.receipt = Some(receipt);
             outcome.exit_code = if all_complete && !out_failed { EXIT_OK } else { EXIT_INCOMPLETE };

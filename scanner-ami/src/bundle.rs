@@ -174,6 +174,18 @@ pub const SIGNATURE_HEADER: &str = "X-Agentless-Signature";
 /// The HTTP header carrying [`upload_token`]'s value: proves the key from headers alone.
 pub const AUTH_HEADER: &str = "X-Agentless-Auth";
 
+/// The HTTP header carrying the scanner's AWS-signed instance identity: the `rsa2048` PKCS#7
+/// signature IMDS serves at `/latest/dynamic/instance-identity/rsa2048` (base64, which carries
+/// the identity document itself; EC2 User Guide, "Verify the instance identity document using the
+/// RSA-2048 signature"), whitespace removed. In a header so the collector can refuse before the
+/// body.
+pub const IDENTITY_HEADER: &str = "X-Agentless-Identity";
+
+/// The largest [`IDENTITY_HEADER`] value sent or accepted: AWS's `rsa2048` is about 1.5 KiB of
+/// base64 (a ~500-byte document, two signed attributes and a 256-byte signature); 8 KiB is far
+/// above it and within every HTTP server's default header limit (hyper's is 16 KiB in all).
+pub const MAX_IDENTITY_HEADER_BYTES: usize = 8 * 1024;
+
 /// The label [`upload_token`] MACs first (a version string, so a token is never a valid MAC of
 /// anything else signed with the key: a bundle body starts with a tar header, never with this).
 pub const UPLOAD_TOKEN_LABEL: &str = "agentless.upload/v1";

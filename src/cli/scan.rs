@@ -52,6 +52,11 @@ pub struct RunArgs {
     /// URL scanners upload to (required with --cloud aws: an address scanners can reach).
     #[arg(long, value_name = "URL")]
     pub collector_url: Option<String>,
+    /// AWS's RSA-2048 instance identity certificates, one `<region>.pem` per Region (required with
+    /// --cloud aws; see src/collector/aws-identity-certs/README.md). Every bundle must carry its
+    /// scanner's identity document signed with its Region's certificate.
+    #[arg(long, value_name = "DIR", env = "AGENTLESS_IDENTITY_CERTS")]
+    pub identity_certs: Option<PathBuf>,
     /// The scanner AMI, pinned: `REGION=AMI` once per Region scanned (an AMI id belongs to one
     /// Region), or a bare `AMI` when one Region is scanned [default: the one image of this account
     /// tagged agentless:image-version=<this version> and named alibaba-cloud-security-scan-image-<version>].
@@ -223,6 +228,35 @@ impl Progress for CliProgress {
     }
 }
 
+/// Whose signatures the collector accepts on instance identity documents: on `--cloud sim` the
+/// simulated account's test CA (logged as a warning), on `--cloud aws` the certificates of
+/// `certs` (required: there is no default, see src/collector/aws-identity-certs/README.md).
+///
+/// # Errors
+///
+/// `--cloud aws` without `certs`, or they do not load.
+pub(crate) fn identity_trust(
+    cloud: CloudKind,
+    certs: Option<&std::path::Path>,
+) -> Result<crate::collector::IdentityTrust, SetupError> {
+    use crate::collector::IdentityTrust;
+    match (cloud, certs) {
+        (CloudKind::Sim, _) => {
+            let ca = crate::cloud::sim::hypervisor::sim_identity_ca()
+                .ok_or_else(|| SetupError::Message("cannot generate the simulated account's identity CA".into()))?;
+            IdentityTrust::test_ca(ca).map_err(|e| SetupError::Message(e.to_string()))
+        }
+        (CloudKind::Aws, Some(dir)) => IdentityTrust::from_dir(dir).map_err(|e| SetupError::Message(e.to_string())),
+        (CloudKind::Aws, None) => Err(SetupError::Message(
+            "--cloud aws needs --identity-certs DIR (or AGENTLESS_IDENTITY_CERTS; `identity_certs` in serve's \
+             [server]): AWS's RSA-2048 instance identity certificates as <region>.pem, copied from the EC2 \
+             User Guide page \"AWS public certificates for instance identity document signatures\" \
+             (see src/collector/aws-identity-certs/README.md)"
+                .into(),
+        )),
+    }
+}
+
 /// Everything a run of jobs needs beside the backend.
 pub(super) struct Engine {
     pub data_dir: PathBuf,
@@ -243,6 +277,7 @@ impl Engine {
         // Scanners of unfinished jobs upload to the URL in their manifest: listen there again.
         let earlier = earlier_collector(&ledger);
         let collector = Collector::new(&data_dir, scanner_ami::bundle::BundleLimits::default());
+        collector.set_identity_trust(Some(identity_trust(cloud.cloud, run.identity_certs.as_deref())?));
         let listen = match (run.listen, cloud.cloud) {
             (Some(a), _) => a,
             (None, CloudKind::Sim) if earlier.is_some() => earlier.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),

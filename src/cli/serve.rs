@@ -98,6 +98,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     let collector =
         Collector::with_limits(&data_dir, scanner_ami::bundle::BundleLimits::default(), config.limits.upload_limits());
+    let cloud = match config.cloud {
+        CloudKind::Sim => common::CloudKind::Sim,
+        CloudKind::Aws => common::CloudKind::Aws,
+    };
+    match super::scan::identity_trust(cloud, config.server.identity_certs.as_deref()) {
+        Ok(trust) => collector.set_identity_trust(Some(trust)),
+        Err(e) => return fail(&e),
+    }
     let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
         Ok(l) => l,
         Err(e) => return fail(&format!("cannot listen on {}: {e}", config.server.listen)),

@@ -18,10 +18,20 @@
 //! and scanner as the path and exactly the devices that scanner was given. Files are written
 //! under paths built from the *registered* target and volume ids, never from names in the archive.
 //!
+//! When the collector is given an [`IdentityTrust`] ([`Collector::set_identity_trust`]: AWS's
+//! per-Region certificates on `--cloud aws`, the simulated account's test CA on `--cloud sim`),
+//! every upload must also carry the scanner's AWS-signed instance identity document
+//! (`X-Agentless-Identity`, [`identity`]), verified with the certificate of the Region the ledger
+//! recorded for the scanner, naming the instance id, account and Region the ledger recorded for it
+//! ([`Collector::scanner_launched`]); otherwise 401, counted. An upload that arrives before the
+//! launch is recorded is answered 503 (the agent retries). Without a trust, the document is not
+//! checked (the collector logs that at start).
+//!
 //! A second upload of a bundle already stored is acknowledged and ignored, so an agent that
 //! retries after a lost response cannot duplicate a result. Refusals are counted by reason
 //! ([`Collector::refusals`], the daemon's `agentless_collector_refusals_total`).
 
+pub mod identity;
 pub mod server;
 pub mod store;
 
@@ -33,6 +43,8 @@ use std::time::Duration;
 
 use scanner_ami::bundle::{BundleError, BundleLimits, read_bundle, verify, verify_upload_token};
 use scanner_ami::job::{DeviceTarget, HmacKey};
+
+pub use identity::{ExpectedIdentity, IdentityError, IdentityTrust};
 
 pub use store::{ResultStore, StoredVolume};
 
@@ -51,6 +63,10 @@ pub enum IngestError {
     BadAuth { job: String, scanner: String },
     #[error("no Content-Length: the body's size must be declared (and authenticated) up front")]
     LengthRequired,
+    #[error("job {job} scanner {scanner}: instance identity refused: {source}")]
+    Identity { job: String, scanner: String, source: IdentityError },
+    #[error("job {job} scanner {scanner}: its launch is not recorded yet; retry later")]
+    IdentityPending { job: String, scanner: String },
     #[error("bad bundle signature for job {job} scanner {scanner}")]
     BadSignature { job: String, scanner: String },
     #[error("{in_flight} uploads in progress, the limit is {limit}; retry later")]
@@ -83,6 +99,8 @@ impl IngestError {
             IngestError::MissingSignature | IngestError::MissingAuth | IngestError::BadAuth { .. } => "unauthenticated",
             IngestError::LengthRequired => "length_required",
             IngestError::BadSignature { .. } => "bad_signature",
+            IngestError::Identity { source, .. } => source.reason(),
+            IngestError::IdentityPending { .. } => "identity_pending",
             IngestError::TooLarge { .. } => "too_large",
             IngestError::Busy { .. } => "busy",
             IngestError::OverBudget { .. } => "bytes_in_flight",
@@ -170,6 +188,8 @@ struct ScannerEntry {
     /// [`HmacKey::for_scanner`] of the job's key.
     key: HmacKey,
     devices: Vec<DeviceTarget>,
+    /// What the ledger recorded once it was launched ([`Collector::scanner_launched`]).
+    identity: Option<ExpectedIdentity>,
 }
 
 #[derive(Debug)]
@@ -188,6 +208,7 @@ struct Inner {
     bytes_in_flight: AtomicU64,
     refusals: Mutex<BTreeMap<&'static str, u64>>,
     arrived: tokio::sync::Notify,
+    identity: std::sync::RwLock<Option<Arc<IdentityTrust>>>,
 }
 
 /// The collector's state; cheap to clone (shared).
@@ -217,8 +238,24 @@ impl Collector {
                 bytes_in_flight: AtomicU64::new(0),
                 refusals: Mutex::new(BTreeMap::new()),
                 arrived: tokio::sync::Notify::new(),
+                identity: std::sync::RwLock::new(None),
             }),
         }
+    }
+
+    /// Require every upload to carry an instance identity document verified with `trust`
+    /// (`None`: not checked, said in a warning).
+    pub fn set_identity_trust(&self, trust: Option<IdentityTrust>) {
+        if trust.is_none() {
+            tracing::warn!("the collector does not check the scanners' instance identity documents");
+        }
+        *self.inner.identity.write().unwrap_or_else(PoisonError::into_inner) = trust.map(Arc::new);
+    }
+
+    /// The identity trust, if any.
+    #[must_use]
+    pub fn identity_trust(&self) -> Option<Arc<IdentityTrust>> {
+        self.inner.identity.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The upload limits.
@@ -271,8 +308,49 @@ impl Collector {
         let mut jobs = self.inner.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = jobs.get_mut(job) {
             let key = entry.key.for_scanner(job, scanner);
-            entry.scanners.insert(scanner.to_owned(), ScannerEntry { key, devices });
+            let identity = entry.scanners.get(scanner).and_then(|s| s.identity.clone());
+            entry.scanners.insert(scanner.to_owned(), ScannerEntry { key, devices, identity });
         }
+    }
+
+    /// Record what the ledger recorded for `scanner` of `job` once launched: its instance
+    /// identity document must name this instance, account and Region.
+    pub fn scanner_launched(&self, job: &str, scanner: &str, identity: ExpectedIdentity) {
+        let mut jobs = self.inner.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = jobs.get_mut(job).and_then(|e| e.scanners.get_mut(scanner)) {
+            s.identity = Some(identity);
+        }
+    }
+
+    /// With an identity trust configured: `header` (`X-Agentless-Identity`) is the scanner's
+    /// instance identity, signed for the Region and naming the instance and account the ledger
+    /// recorded. Not counted: the caller counts with [`Collector::refused`].
+    ///
+    /// # Errors
+    ///
+    /// [`IngestError::Identity`] (401), [`IngestError::IdentityPending`] (503, the launch is not
+    /// recorded yet), or the scanner is unknown.
+    pub fn check_identity(&self, job: &str, scanner: &str, header: Option<&str>) -> Result<(), IngestError> {
+        let Some(trust) = self.identity_trust() else { return Ok(()) };
+        let expected = {
+            let jobs = self.inner.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            let entry = jobs.get(job).ok_or_else(|| IngestError::UnknownJob(job.to_owned()))?;
+            let s = entry
+                .scanners
+                .get(scanner)
+                .ok_or_else(|| IngestError::UnknownScanner { job: job.to_owned(), scanner: scanner.to_owned() })?;
+            s.identity.clone()
+        };
+        let Some(expected) = expected else {
+            return Err(IngestError::IdentityPending { job: job.to_owned(), scanner: scanner.to_owned() });
+        };
+        let doc = trust.verify(header, &expected).map_err(|source| IngestError::Identity {
+            job: job.to_owned(),
+            scanner: scanner.to_owned(),
+            source,
+        })?;
+        tracing::debug!(%job, %scanner, instance = %doc.instance_id, "instance identity verified");
+        Ok(())
     }
 
     /// Revoke `scanner`'s key: its uploads are refused from now on (404), whatever they carry.
@@ -407,6 +485,7 @@ impl Collector {
         job: &str,
         scanner: &str,
         signature: Option<&str>,
+        identity: Option<&str>,
         body: &[u8],
     ) -> Result<Ingested, IngestError> {
         let (key, devices) = self.scanner(job, scanner)?;
@@ -418,6 +497,7 @@ impl Collector {
         if !verify(&key, body, signature) {
             return Err(IngestError::BadSignature { job: job.to_owned(), scanner: scanner.to_owned() });
         }
+        self.check_identity(job, scanner, identity)?;
         self.check_and_store(job, scanner, &devices, body)
     }
 
@@ -472,7 +552,14 @@ impl Collector {
 /// The in-process delivery of the simulated account's hypervisor (no socket: works under a
 /// paused clock) goes through the same checks as an HTTP upload.
 impl crate::cloud::sim::hypervisor::BundleSink for Collector {
-    fn deliver(&self, job: &str, scanner: &str, signature: &str, body: &[u8]) -> Result<(), String> {
-        self.ingest(job, scanner, Some(signature), body).map(|_| ()).map_err(|e| self.refused(e).to_string())
+    fn deliver(
+        &self,
+        job: &str,
+        scanner: &str,
+        signature: &str,
+        identity: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), String> {
+        self.ingest(job, scanner, Some(signature), identity, body).map(|_| ()).map_err(|e| self.refused(e).to_string())
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Everything the headers allow is checked before a byte of the body is read
 //! ([`Collector::authorize`]): an unknown job or scanner is refused 404, a missing
-//! `Content-Length` 411, a declared size over the limit 413, a missing or wrong credential 401.
+//! `Content-Length` 411, a declared size over the limit 413, a missing or wrong credential 401, a
+//! missing, unverifiable or mismatched instance identity document 401 (503 while the scanner's
+//! launch is not recorded yet; [`Collector::check_identity`]).
 //! An already stored bundle is acknowledged (200) without reading its body. Then the upload needs
 //! a share of the [`super::UploadLimits`] ([`Collector::admit`]): 503 when all upload slots are
 //! taken, 429 when its size would pass the bytes in flight, both with `Retry-After`. The body is
@@ -34,13 +36,18 @@ pub const SIGNATURE_HEADER: &str = "x-agentless-signature";
 /// The header-only credential ([`scanner_ami::bundle::upload_token`]).
 pub const AUTH_HEADER: &str = "x-agentless-auth";
 
+/// The scanner's instance identity ([`scanner_ami::bundle::IDENTITY_HEADER`], [`super::identity`]).
+pub const IDENTITY_HEADER: &str = "x-agentless-identity";
+
 fn status(e: &IngestError) -> StatusCode {
     match e {
         IngestError::UnknownJob(_) | IngestError::UnknownScanner { .. } => StatusCode::NOT_FOUND,
         IngestError::MissingSignature
         | IngestError::MissingAuth
         | IngestError::BadAuth { .. }
-        | IngestError::BadSignature { .. } => StatusCode::UNAUTHORIZED,
+        | IngestError::BadSignature { .. }
+        | IngestError::Identity { .. } => StatusCode::UNAUTHORIZED,
+        IngestError::IdentityPending { .. } => StatusCode::SERVICE_UNAVAILABLE,
         IngestError::LengthRequired => StatusCode::LENGTH_REQUIRED,
         IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         IngestError::Bundle { source, .. } if source.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
@@ -125,6 +132,11 @@ async fn upload(
         Ok(a) => a,
         Err(e) => return refuse(&collector, &job, &scanner, e),
     };
+    // The instance identity, still before the body (after the key: an unauthenticated caller
+    // costs no RSA verification).
+    if let Err(e) = collector.check_identity(&job, &scanner, header(IDENTITY_HEADER)) {
+        return refuse(&collector, &job, &scanner, e);
+    }
     if authorized.already_stored {
         tracing::info!(%job, %scanner, "bundle already stored; duplicate upload ignored unread");
         return (StatusCode::OK, "already stored\n").into_response();

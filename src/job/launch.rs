@@ -330,6 +330,8 @@ impl<C: Cloud> Job<'_, C> {
                 Ok(ResourceId::Instance(id)) => {
                     tracing::info!(job = %self.id, scanner = %s.name, instance = %id, devices = s.devices.len(), "scanner launched");
                     let now = self.now_ms();
+                    // Its identity document must name this instance, our account and the Region.
+                    self.r.collector.scanner_launched(self.id.as_str(), &s.name, self.expected_identity(&id));
                     if let Some(sd) = self.doc.scanner_mut(idx) {
                         sd.instance = Some(id);
                         sd.launched_ms = Some(now);

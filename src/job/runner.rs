@@ -281,6 +281,22 @@ impl<C: Cloud> Job<'_, C> {
         self.r.collector.register_job(self.id.as_str(), self.key.clone());
         for s in self.doc.scanners() {
             self.r.collector.register_scanner(self.id.as_str(), &s.name, self.device_targets(s));
+            if let Some(instance) = &s.instance {
+                self.r.collector.scanner_launched(self.id.as_str(), &s.name, self.expected_identity(instance));
+            }
+        }
+    }
+
+    /// What a scanner's instance identity document must say: the instance the ledger recorded
+    /// for it, the job's account and Region.
+    pub(super) fn expected_identity(
+        &self,
+        instance: &crate::cloud::ids::InstanceId,
+    ) -> crate::collector::ExpectedIdentity {
+        crate::collector::ExpectedIdentity {
+            instance_id: instance.to_string(),
+            account_id: self.r.account.to_string(),
+            region: self.region.to_string(),
         }
     }
 

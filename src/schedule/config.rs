@@ -135,6 +135,10 @@ pub struct ServerConfig {
     /// The environment variable holding the token [default: `AGENTLESS_API_TOKEN`].
     #[serde(default)]
     pub token_env: Option<String>,
+    /// AWS's RSA-2048 instance identity certificates, one `<region>.pem` per Region (required
+    /// with `cloud = "aws"`; the collector refuses bundles whose identity document does not verify).
+    #[serde(default)]
+    pub identity_certs: Option<PathBuf>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -144,6 +148,7 @@ impl fmt::Debug for ServerConfig {
             .field("collector_url", &self.collector_url)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_env", &self.token_env)
+            .field("identity_certs", &self.identity_certs)
             .finish()
     }
 }

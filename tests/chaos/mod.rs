@@ -259,13 +259,20 @@ impl Switch {
 }
 
 impl BundleSink for Switch {
-    fn deliver(&self, job: &str, scanner: &str, signature: &str, body: &[u8]) -> Result<(), String> {
+    fn deliver(
+        &self,
+        job: &str,
+        scanner: &str,
+        signature: &str,
+        identity: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), String> {
         let current = self.current.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let Some(c) = current else {
             self.lost.lock().unwrap_or_else(PoisonError::into_inner).insert((job.to_owned(), scanner.to_owned()));
             return Err("the orchestrator is down".into());
         };
-        match c.ingest(job, scanner, Some(signature), body) {
+        match c.ingest(job, scanner, Some(signature), identity, body) {
             Ok(_) => Ok(()),
             Err(e @ agentless::collector::IngestError::UnknownJob(_)) => {
                 self.lost.lock().unwrap_or_else(PoisonError::into_inner).insert((job.to_owned(), scanner.to_owned()));

@@ -107,6 +107,18 @@ async fn put(
     body: &[u8],
     content_length: Option<u64>,
 ) -> u16 {
+    put_with(addr, path, key, body, content_length, &[]).await
+}
+
+/// [`put`] with `extra` headers.
+async fn put_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    key: Option<&HmacKey>,
+    body: &[u8],
+    content_length: Option<u64>,
+    extra: &[(&str, &str)],
+) -> u16 {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let length = content_length.unwrap_or(body.len() as u64);
     let mut head = format!(
@@ -116,6 +128,9 @@ async fn put(
         let sig = sign(key, body);
         head.push_str(&format!("X-Agentless-Signature: {sig}\r\n"));
         head.push_str(&format!("X-Agentless-Auth: {}\r\n", upload_token(key, length, &sig)));
+    }
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).await.expect("write head");
@@ -228,8 +243,9 @@ async fn a_bundle_for_other_devices_is_refused() {
     other.volume_id = "vol-0fedcba9876543210".into();
     collector.register_scanner(JOB, "s0", vec![other]);
     let good = write_bundle(&manifest(BUNDLE_FORMAT), &BTreeMap::from([(0, files())])).expect("bundle");
-    let err =
-        collector.ingest(JOB, "s0", Some(&sign(&key.for_scanner(JOB, "s0"), &good)), &good).expect_err("mismatch");
+    let err = collector
+        .ingest(JOB, "s0", Some(&sign(&key.for_scanner(JOB, "s0"), &good)), None, &good)
+        .expect_err("mismatch");
     assert!(err.to_string().contains("does not match"), "{err}");
 }
 
@@ -260,7 +276,7 @@ async fn a_bundle_signed_with_a_sibling_scanners_key_is_refused_and_counted() {
     let s0_key = job_key.for_scanner(JOB, "s0");
     assert_eq!(put(server.addr, &path, Some(&s0_key), &body, None).await, 401, "s0's key for s1's bundle");
     // In process too (the simulated account's delivery).
-    let err = collector.ingest(JOB, "s1", Some(&sign(&s0_key, &body)), &body).expect_err("sibling key");
+    let err = collector.ingest(JOB, "s1", Some(&sign(&s0_key, &body)), None, &body).expect_err("sibling key");
     assert!(matches!(err, agentless::collector::IngestError::BadSignature { .. }), "{err}");
     assert_eq!(collector.refusals().get("unauthenticated"), Some(&1), "{:?}", collector.refusals());
     assert!(!collector.store().scanner_reported(JOB, "s1"));
@@ -403,7 +419,7 @@ async fn forged_uploads_are_refused_unread_and_good_ones_stored_once() {
                 max_backoff: std::time::Duration::from_secs(2),
                 deadline: std::time::SystemTime::now() + std::time::Duration::from_secs(300),
             };
-            scanner_ami::agent::upload::upload_to(&url, &key, &body, &policy)
+            scanner_ami::agent::upload::upload_to(&url, &key, &body, None, &policy)
         }));
     }
     let bad: Vec<_> = (0..BAD_UPLOADS).map(|i| tokio::spawn(forged(addr, i % GOOD_UPLOADS))).collect();
@@ -451,4 +467,92 @@ async fn forged_uploads_are_refused_unread_and_good_ones_stored_once() {
     let incoming: Vec<_> = std::fs::read_dir(dir.path().join("incoming")).map(|d| d.collect()).unwrap_or_default();
     assert!(incoming.is_empty(), "no upload file left behind: {incoming:?}");
     assert!(peak_kib < MAX_PEAK_RSS_KIB, "collector peak RSS {peak_kib} KiB over {MAX_PEAK_RSS_KIB} KiB");
+}
+
+/// Issue 15, item 2: with an identity trust, every upload must carry the scanner's instance
+/// identity signature (`X-Agentless-Identity`, sent by the agent's own upload code), signed by a
+/// trusted key for the Region the ledger recorded and naming the recorded instance, account and
+/// Region. Each refusal is 401 (the agent does not retry it) and counted by reason; an upload
+/// before the launch is recorded is 503 (retried).
+#[tokio::test]
+async fn collector_refuses_bundles_whose_identity_document_does_not_match_the_ledger() {
+    use agentless::collector::identity::TestCa;
+    use agentless::collector::{ExpectedIdentity, IdentityTrust};
+    use scanner_ami::agent::upload::{UploadPolicy, upload_to};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let collector = Collector::new(dir.path(), BundleLimits::default());
+    let ca = TestCa::generate().expect("test CA");
+    collector.set_identity_trust(Some(IdentityTrust::test_ca(&ca).expect("trust")));
+    let job_key = HmacKey::generate();
+    collector.register_job(JOB, job_key.clone());
+    collector.register_scanner(JOB, "s0", vec![target()]);
+    let key = job_key.for_scanner(JOB, "s0");
+    let server = Server::start(collector.clone(), ([127, 0, 0, 1], 0).into()).await.expect("server");
+    let body = write_bundle(&manifest(BUNDLE_FORMAT), &BTreeMap::from([(0, files())])).expect("bundle");
+    let (instance, account, region) = ("i-0aaaaaaaaaaaaaaa1", "123456789012", "us-east-1");
+    let sign_doc = |ca: &TestCa, i: &str, a: &str, r: &str| ca.sign(&TestCa::document(i, a, r)).expect("sign");
+
+    let path = format!("/v1/jobs/{JOB}/bundles/s0");
+    let put_identity = |identity: Option<String>| {
+        let (path, key, body) = (path.clone(), key.clone(), body.clone());
+        let addr = server.addr;
+        async move {
+            let extra: Vec<(&str, &str)> = identity.iter().map(|i| ("X-Agentless-Identity", i.as_str())).collect();
+            put_with(addr, &path, Some(&key), &body, None, &extra).await
+        }
+    };
+
+    // Before the launch is recorded: 503 (the agent retries).
+    assert_eq!(put_identity(Some(sign_doc(&ca, instance, account, region))).await, 503);
+    collector.scanner_launched(
+        JOB,
+        "s0",
+        ExpectedIdentity { instance_id: instance.into(), account_id: account.into(), region: region.into() },
+    );
+
+    let stranger = TestCa::generate().expect("another CA");
+    let mut tampered =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sign_doc(&ca, instance, account, region))
+            .expect("b64");
+    let at = tampered.windows(instance.len()).position(|w| w == instance.as_bytes()).expect("instance id in it");
+    tampered[at + instance.len() - 1] = b'2';
+    let tampered = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &tampered);
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("no identity document", None, "identity_missing"),
+        ("another instance", Some(sign_doc(&ca, "i-0bbbbbbbbbbbbbbb2", account, region)), "identity_mismatch"),
+        ("another account", Some(sign_doc(&ca, instance, "210987654321", region)), "identity_mismatch"),
+        ("another Region", Some(sign_doc(&ca, instance, account, "eu-west-1")), "identity_mismatch"),
+        ("signed by another key", Some(sign_doc(&stranger, instance, account, region)), "identity_bad_signature"),
+        ("tampered after signing", Some(tampered), "identity_bad_signature"),
+        ("not PKCS#7", Some("bm90IGEgc2lnbmF0dXJl".into()), "identity_malformed"),
+    ];
+    for (what, identity, _) in &cases {
+        assert_eq!(put_identity(identity.clone()).await, 401, "{what}");
+    }
+    assert!(!collector.store().scanner_reported(JOB, "s0"), "nothing stored");
+    let mut want: BTreeMap<&str, u64> = BTreeMap::from([("identity_pending", 1)]);
+    for (_, _, reason) in &cases {
+        *want.entry(reason).or_default() += 1;
+    }
+    assert_eq!(collector.refusals(), want);
+
+    // The right document, signed by the trusted CA, sent by the agent's own upload code: stored.
+    let (identity, url) = (sign_doc(&ca, instance, account, region), format!("{}{path}", server.url()));
+    let receipt = tokio::task::spawn_blocking(move || {
+        let policy = UploadPolicy {
+            max_attempts: 1,
+            attempt_timeout: std::time::Duration::from_secs(30),
+            initial_backoff: std::time::Duration::from_millis(10),
+            max_backoff: std::time::Duration::from_millis(20),
+            deadline: std::time::SystemTime::now() + std::time::Duration::from_secs(60),
+        };
+        upload_to(&url, &key, &body, Some(&identity), &policy)
+    })
+    .await
+    .expect("join")
+    .expect("accepted");
+    assert_eq!(receipt.status, 200);
+    assert!(collector.store().scanner_reported(JOB, "s0"));
+    assert_eq!(collector.refusals(), want, "the accepted upload is not a refusal");
 }

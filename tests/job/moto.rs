@@ -65,6 +65,12 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
         fleet.iter().map(|v| (v.volume.clone(), v.image.clone())).collect(),
         dir.path().join("hv"),
     );
+    // Every bundle must carry the scanner's identity document, signed by the hypervisor's test CA
+    // (loaded as a `<region>.pem` directory, the way AWS's certificates are) for this Region.
+    let certs = dir.path().join("identity-certs");
+    std::fs::create_dir_all(&certs).expect("certs dir");
+    std::fs::write(certs.join(format!("{region}.pem")), hypervisor.ca.certificate_pem()).expect("cert");
+    collector.set_identity_trust(Some(agentless::collector::IdentityTrust::from_dir(&certs).expect("trust")));
     let guard = Arc::new(moto.guard_with(&region, &[]).await);
     let ledger = Arc::new(Mutex::new(Ledger::open(&data).expect("ledger")));
     let mut settings = JobSettings::new(ScannerImage::Id(ami.clone()));
@@ -110,6 +116,8 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
     );
     assert!(outcome.doc.leaked.is_empty(), "{:?}", outcome.doc.leaked);
     assert!(failures.is_empty(), "hypervisor: {failures:#?}");
+    // Every bundle passed the identity check (a refused one would have failed its scanner).
+    assert!(collector.refusals().is_empty(), "{:?}", collector.refusals());
 
     // The targets are exactly the customer's instances (not the scanner), every volume scanned.
     let targets: BTreeSet<String> = outcome.doc.targets().keys().map(ToString::to_string).collect();

@@ -47,6 +47,10 @@ fn setup_with(
     let policy = GuardPolicy::new(vec![agentless_scan_policy().expect("policy")], sim.scope(), GuardRules::default());
     let guard = Arc::new(Guard::new(sim.clone(), policy).with_pacer(Arc::new(Pacer::new())));
     let collector = Collector::new(dir.path(), scanner_ami::bundle::BundleLimits::default());
+    // As `--cloud sim` does: every bundle must carry an identity document signed by the simulated
+    // account's test CA for the instance, account and Region the ledger recorded.
+    let ca = agentless::cloud::sim::hypervisor::sim_identity_ca().expect("sim CA");
+    collector.set_identity_trust(Some(agentless::collector::IdentityTrust::test_ca(ca).expect("trust")));
     let hypervisor = Hypervisor::start(
         sim.clone(),
         AgentRunner::InProcess { sink: Arc::new(collector.clone()) },

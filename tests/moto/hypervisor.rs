@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use agentless::cloud::ImageId;
 use agentless::cloud::tags::{RESOURCE_NAME_PREFIX, SNAPSHOT_NAME_PREFIX};
+use agentless::collector::identity::TestCa;
 use aws_sdk_ec2::types as ec2t;
 use base64::Engine as _;
 use scanner_ami::job::JobManifest;
@@ -152,8 +153,9 @@ pub async fn create_fleet(ec2: &aws_sdk_ec2::Client, image: &ImageId, images_dir
 }
 
 /// A minimal IMDSv2 for one instance (EC2 User Guide, "Use the Instance Metadata Service"): `PUT
-/// /latest/api/token` (with the TTL header) returns a token, which `GET /latest/user-data` and
-/// `GET /latest/meta-data/instance-id` require (401 without).
+/// /latest/api/token` (with the TTL header) returns a token, which `GET /latest/user-data`,
+/// `GET /latest/meta-data/instance-id` and `GET /latest/dynamic/instance-identity/rsa2048` (the
+/// identity document signed by the hypervisor's test CA, as AWS's PKCS#7) require (401 without).
 struct Imds {
     url: String,
     task: tokio::task::JoinHandle<()>,
@@ -166,13 +168,13 @@ impl Drop for Imds {
 }
 
 impl Imds {
-    async fn start(user_data: Vec<u8>, instance_id: String) -> Imds {
+    async fn start(user_data: Vec<u8>, instance_id: String, rsa2048: String) -> Imds {
         use axum::http::{HeaderMap, StatusCode};
         use axum::routing::{get, put};
         let token = uuid::Uuid::new_v4().simple().to_string();
         let ok =
             move |h: &HeaderMap, t: &str| h.get("x-aws-ec2-metadata-token").and_then(|v| v.to_str().ok()) == Some(t);
-        let (t1, t2, t3) = (token.clone(), token.clone(), token);
+        let (t1, t2, t3, t4) = (token.clone(), token.clone(), token.clone(), token);
         let app = axum::Router::new()
             .route(
                 "/latest/api/token",
@@ -198,6 +200,16 @@ impl Imds {
                 get(move |h: HeaderMap| async move {
                     if ok(&h, &t3) {
                         (StatusCode::OK, instance_id.clone())
+                    } else {
+                        (StatusCode::UNAUTHORIZED, String::new())
+                    }
+                }),
+            )
+            .route(
+                "/latest/dynamic/instance-identity/rsa2048",
+                get(move |h: HeaderMap| async move {
+                    if ok(&h, &t4) {
+                        (StatusCode::OK, rsa2048.clone())
                     } else {
                         (StatusCode::UNAUTHORIZED, String::new())
                     }
@@ -235,6 +247,8 @@ pub struct Log {
 pub struct TestHypervisor {
     task: tokio::task::JoinHandle<()>,
     pub log: Arc<Mutex<Log>>,
+    /// Signs the scanners' identity documents: the collector under test must trust it.
+    pub ca: Arc<TestCa>,
 }
 
 impl Drop for TestHypervisor {
@@ -250,6 +264,7 @@ struct Host {
     work: PathBuf,
     agent: PathBuf,
     log: Arc<Mutex<Log>>,
+    ca: Arc<TestCa>,
 }
 
 impl Host {
@@ -349,7 +364,12 @@ impl Host {
             devices.push((d.device_name.clone(), source));
         }
 
-        let imds = Imds::start(user_data, id.clone()).await;
+        // The identity document: the instance, moto's account, the Region of its zone.
+        let zone = i.placement().and_then(|p| p.availability_zone()).unwrap_or_default();
+        let region = zone.trim_end_matches(|c: char| c.is_ascii_lowercase());
+        let document = TestCa::document(&id, ACCOUNT, region);
+        let rsa2048 = self.ca.sign(&document).map_err(|e| format!("{id}: signing its identity: {e}"))?;
+        let imds = Imds::start(user_data, id.clone(), rsa2048).await;
         let out = tokio::process::Command::new(&self.agent)
             .arg("run")
             .arg("--imds-endpoint")
@@ -399,7 +419,9 @@ impl TestHypervisor {
 
     pub fn start(ec2: aws_sdk_ec2::Client, images: HashMap<String, PathBuf>, work: PathBuf) -> TestHypervisor {
         let log = Arc::new(Mutex::new(Log::default()));
-        let host = Arc::new(Host { ec2, images, work, agent: scanner_agent(), log: Arc::clone(&log) });
+        let ca = Arc::new(TestCa::generate().expect("test CA"));
+        let host =
+            Arc::new(Host { ec2, images, work, agent: scanner_agent(), log: Arc::clone(&log), ca: Arc::clone(&ca) });
         let task = tokio::spawn(async move {
             let mut seen: HashSet<String> = HashSet::new();
             loop {
@@ -423,7 +445,7 @@ impl TestHypervisor {
                 tokio::time::sleep(HYPERVISOR_TICK).await;
             }
         });
-        TestHypervisor { task, log }
+        TestHypervisor { task, log, ca }
     }
 }
 

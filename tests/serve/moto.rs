@@ -158,6 +158,10 @@ async fn the_daemon_on_aws_scans_moto_on_demand_with_real_agents_and_leaves_noth
         fleet.iter().map(|v| (v.volume.clone(), v.image.clone())).collect(),
         dir.path().join("hv"),
     );
+    // The daemon trusts the hypervisor's test CA for this Region, as it would AWS's certificate.
+    let certs = dir.path().join("identity-certs");
+    std::fs::create_dir_all(&certs).expect("certs dir");
+    std::fs::write(certs.join(format!("{region}.pem")), hypervisor.ca.certificate_pem()).expect("cert");
 
     // The daemon: one account at moto's endpoint, with its id; no AMI configured (found by tag);
     // its own listener as the collector URL; a short poll (moto is instant; AWS's default is 5 s).
@@ -175,6 +179,7 @@ cloud = "aws"
 listen = "{addr}"
 collector_url = "{collector_url}"
 token = "{TOKEN}"
+identity_certs = "{certs}"
 
 [[accounts]]
 name = "moto"
@@ -189,6 +194,7 @@ poll = "100ms"
 shutdown_deadline = "60s"
 "#,
             endpoint = moto.url,
+            certs = certs.display(),
         ),
     )
     .expect("config");
@@ -404,6 +410,11 @@ async fn the_account_checks_at_start_with_credentials_and_an_assumed_role() {
         (ACCOUNT, &role, r#"["us-east-1"]"#, Some(format!("belong to account {OTHER_ACCOUNT}, not {ACCOUNT}"))),
         (OTHER_ACCOUNT, &role, r#"["us-east-1", "eu-west-1"]"#, None),
     ];
+    // `cloud = "aws"` needs identity certificates to start (no scanner uploads here).
+    let certs = dir.path().join("identity-certs");
+    std::fs::create_dir_all(&certs).expect("certs dir");
+    let ca = agentless::collector::identity::TestCa::generate().expect("test CA");
+    std::fs::write(certs.join("us-east-1.pem"), ca.certificate_pem()).expect("cert");
     for (n, (id, role, regions, refused)) in cases.into_iter().enumerate() {
         let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let config = dir.path().join(format!("agentless-{n}.toml"));
@@ -416,6 +427,7 @@ cloud = "aws"
 listen = "{addr}"
 collector_url = "http://{addr}"
 token = "{TOKEN}"
+identity_certs = "{certs}"
 [[accounts]]
 name = "moto"
 id = "{id}"
@@ -423,6 +435,7 @@ endpoint_url = "{endpoint}"
 {role}regions = {regions}
 "#,
                 endpoint = moto.url,
+                certs = certs.display(),
             ),
         )
         .expect("config");

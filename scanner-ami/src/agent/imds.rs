@@ -1,4 +1,5 @@
-//! IMDSv2: the job manifest (user data) and the scanner's own instance id, read from the
+//! IMDSv2: the job manifest (user data), the scanner's own instance id and its AWS-signed
+//! instance identity (`dynamic/instance-identity/rsa2048`, forwarded to the collector), read from the
 //! instance metadata service with a session token (EC2 User Guide, "Use the Instance Metadata
 //! Service to access instance metadata": `PUT /latest/api/token` with
 //! `X-aws-ec2-metadata-token-ttl-seconds`, then `GET`s with `X-aws-ec2-metadata-token`).
@@ -26,6 +27,10 @@ const MAX_USER_DATA_READ: u64 = 2 * crate::job::MAX_USER_DATA_BYTES as u64 + 1;
 /// An instance id is `i-` and 17 hex digits.
 const MAX_INSTANCE_ID_BYTES: u64 = 64;
 
+/// The `rsa2048` signature is a PKCS#7 of about 1.5 KiB of base64 (see
+/// [`crate::bundle::MAX_IDENTITY_HEADER_BYTES`], the most the collector accepts); read up to that.
+const MAX_IDENTITY_BYTES: u64 = crate::bundle::MAX_IDENTITY_HEADER_BYTES as u64;
+
 /// One IMDS request: the service answers in milliseconds on a running instance; the timeout
 /// only matters while the network comes up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +55,18 @@ pub struct ImdsData {
     pub user_data: Vec<u8>,
     /// `meta-data/instance-id`, when it could be read.
     pub instance_id: Option<String>,
+    /// `dynamic/instance-identity/rsa2048` with whitespace removed (the [`IDENTITY_HEADER`]
+    /// value), when it could be read and is base64.
+    ///
+    /// [`IDENTITY_HEADER`]: crate::bundle::IDENTITY_HEADER
+    pub identity: Option<String>,
+}
+
+/// The `rsa2048` body as the header value: base64 characters only (IMDS breaks its lines).
+fn identity_value(body: &[u8]) -> Option<String> {
+    let s: String = std::str::from_utf8(body).ok()?.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    (!s.is_empty() && s.chars().all(base64)).then_some(s)
 }
 
 /// A failed attempt: worth retrying, or final.
@@ -156,10 +173,19 @@ impl Imds {
         if instance_id.is_none() {
             tracing::warn!("IMDS gave no usable instance id; the bundle will not name the scanner instance");
         }
-        Ok(ImdsData { user_data, instance_id })
+        let identity = match self.get("dynamic/instance-identity/rsa2048", &token, MAX_IDENTITY_BYTES) {
+            Ok(Some(body)) => identity_value(&body),
+            Ok(None) | Err(_) => None,
+        };
+        if identity.is_none() {
+            tracing::warn!(
+                "IMDS gave no usable instance identity signature; a collector that checks it will refuse the bundle"
+            );
+        }
+        Ok(ImdsData { user_data, instance_id, identity })
     }
 
-    /// Read the user data and instance id, retrying transient failures (connection errors, 5xx,
+    /// Read the user data, instance id and identity signature, retrying transient failures (connection errors, 5xx,
     /// 429, an expired token) with backoff for at most `budget`.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
 //! The bundle upload: `PUT <collector>/v1/jobs/<job>/bundles/<scanner>` with the signed body
 //! (DESIGN.md, "The result bundle") and its header-only credential `X-Agentless-Auth`
-//! ([`crate::bundle::upload_token`]), retried until it is accepted, refused for good, or the job's
+//! ([`crate::bundle::upload_token`]) and, when IMDS gave one, the scanner's instance identity
+//! signature ([`crate::bundle::IDENTITY_HEADER`]), retried until it is accepted, refused for good, or the job's
 //! deadline passes.
 //!
 //! Retried: connection and timeout errors, HTTP 5xx and 429 (honouring a `Retry-After` in
@@ -13,7 +14,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::retry::Backoff;
-use crate::bundle::{AUTH_HEADER, CONTENT_TYPE, SIGNATURE_HEADER, sign, upload_token};
+use crate::bundle::{
+    AUTH_HEADER, CONTENT_TYPE, IDENTITY_HEADER, MAX_IDENTITY_HEADER_BYTES, SIGNATURE_HEADER, sign, upload_token,
+};
 use crate::job::{HmacKey, JobManifest};
 
 /// How much of a refusing collector's answer is read and logged.
@@ -73,16 +76,26 @@ enum Outcome {
     Retry(String, Option<Duration>),
 }
 
-fn attempt(agent: &ureq::Agent, url: &str, signature: &str, token: &str, body: &[u8], timeout: Duration) -> Outcome {
-    let sent = agent
+/// The headers of one upload.
+struct Credentials<'a> {
+    signature: &'a str,
+    token: &'a str,
+    identity: Option<&'a str>,
+}
+
+fn attempt(agent: &ureq::Agent, url: &str, creds: &Credentials<'_>, body: &[u8], timeout: Duration) -> Outcome {
+    let mut req = agent
         .put(url)
         .config()
         .timeout_global(Some(timeout))
         .build()
         .header("Content-Type", CONTENT_TYPE)
-        .header(SIGNATURE_HEADER, signature)
-        .header(AUTH_HEADER, token)
-        .send(body);
+        .header(SIGNATURE_HEADER, creds.signature)
+        .header(AUTH_HEADER, creds.token);
+    if let Some(identity) = creds.identity {
+        req = req.header(IDENTITY_HEADER, identity);
+    }
+    let sent = req.send(body);
     let mut resp = match sent {
         Ok(r) => r,
         Err(e) => return Outcome::Retry(e.to_string(), None),
@@ -103,23 +116,48 @@ fn attempt(agent: &ureq::Agent, url: &str, signature: &str, token: &str, body: &
     }
 }
 
-/// Upload `body` for `manifest`'s job and scanner, signed with its key.
+/// Upload `body` for `manifest`'s job and scanner, signed with its key, with its instance
+/// `identity` signature if it has one.
 ///
 /// # Errors
 ///
 /// See [`UploadError`].
-pub fn upload(manifest: &JobManifest, body: &[u8], policy: &UploadPolicy) -> Result<UploadReceipt, UploadError> {
-    upload_to(&bundle_url(manifest), &manifest.hmac_key, body, policy)
+pub fn upload(
+    manifest: &JobManifest,
+    body: &[u8],
+    identity: Option<&str>,
+    policy: &UploadPolicy,
+) -> Result<UploadReceipt, UploadError> {
+    upload_to(&bundle_url(manifest), &manifest.hmac_key, body, identity, policy)
 }
 
-/// [`upload`] to an explicit URL.
+/// [`upload`] to an explicit URL. An `identity` over [`MAX_IDENTITY_HEADER_BYTES`] is not sent
+/// (the collector would refuse it as malformed; without it, as missing: the log says which).
 ///
 /// # Errors
 ///
 /// See [`UploadError`].
-pub fn upload_to(url: &str, key: &HmacKey, body: &[u8], policy: &UploadPolicy) -> Result<UploadReceipt, UploadError> {
+pub fn upload_to(
+    url: &str,
+    key: &HmacKey,
+    body: &[u8],
+    identity: Option<&str>,
+    policy: &UploadPolicy,
+) -> Result<UploadReceipt, UploadError> {
     let signature = sign(key, body);
     let token = upload_token(key, u64::try_from(body.len()).unwrap_or(u64::MAX), &signature);
+    let identity = identity.filter(|i| {
+        let fits = i.len() <= MAX_IDENTITY_HEADER_BYTES;
+        if !fits {
+            tracing::warn!(
+                bytes = i.len(),
+                limit = MAX_IDENTITY_HEADER_BYTES,
+                "the identity signature is too large to send"
+            );
+        }
+        fits
+    });
+    let creds = Credentials { signature: &signature, token: &token, identity };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         // The collector is reached directly (in the job's VPC, or over loopback in the simulated
@@ -134,7 +172,7 @@ pub fn upload_to(url: &str, key: &HmacKey, body: &[u8], policy: &UploadPolicy) -
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let (last, retry_after) = match attempt(&agent, url, &signature, &token, body, policy.attempt_timeout) {
+        let (last, retry_after) = match attempt(&agent, url, &creds, body, policy.attempt_timeout) {
             Outcome::Accepted(status) => {
                 tracing::info!(url, status, attempts, bytes = body.len(), "bundle uploaded");
                 return Ok(UploadReceipt { status, attempts });

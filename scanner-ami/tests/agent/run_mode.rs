@@ -115,6 +115,13 @@ fn write_response(mut stream: TcpStream, status: u16, headers: &[(&str, String)]
 const TOKEN: &str = "AQAEAFakeImdsV2Token_000000000000000000000000000000==";
 const SCANNER_INSTANCE: &str = "i-0feedfacecafe0001";
 
+/// What the fake IMDS serves as `dynamic/instance-identity/rsa2048`: base64 broken into lines, as
+/// IMDS serves it. Opaque here (the fake collector verifies nothing); the collector's verification
+/// of real PKCS#7 signatures is tested in the orchestrator's tests, where the simulated account's
+/// and moto's IMDS sign with a test CA.
+const IDENTITY_RSA2048: &str =
+    "MIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0BBwGggCSABIIB\nfakeFakeFake+/==";
+
 /// A fake IMDSv2: the token needs the TTL header; reads without the token are refused (401), as
 /// with `HttpTokens=required`. The first `not_ready` requests get 503 (IMDS at boot).
 pub(crate) fn fake_imds(user_data: Vec<u8>, not_ready: usize) -> Server {
@@ -137,6 +144,7 @@ pub(crate) fn fake_imds(user_data: Vec<u8>, not_ready: usize) -> Server {
             }
             ("GET", "/latest/user-data") => (200, vec![], user_data.clone()),
             ("GET", "/latest/meta-data/instance-id") => (200, vec![], SCANNER_INSTANCE.as_bytes().to_vec()),
+            ("GET", "/latest/dynamic/instance-identity/rsa2048") => (200, vec![], IDENTITY_RSA2048.as_bytes().to_vec()),
             _ => (404, vec![], vec![]),
         }
     })
@@ -236,6 +244,13 @@ fn run_reads_imds_scans_uploads_a_signed_bundle() {
     let signature = up.header("X-Agentless-Signature").expect("signature header");
     assert!(verify(&manifest.hmac_key, &up.body, signature), "signature verifies under the scanner's key");
     assert!(!verify(&HmacKey::generate(), &up.body, signature));
+    // The instance identity signature, forwarded from IMDS without its line breaks.
+    assert_eq!(
+        up.header("X-Agentless-Identity"),
+        Some(IDENTITY_RSA2048.replace('\n', "").as_str()),
+        "the identity signature is sent"
+    );
+    assert!(imds_log.iter().any(|r| r.path == "/latest/dynamic/instance-identity/rsa2048"));
     // The header-only credential: checkable before the body is read.
     let token = up.header("X-Agentless-Auth").expect("auth header");
     let length = u64::try_from(up.body.len()).expect("length");

@@ -16,6 +16,11 @@
 //! stand-in: an empty but valid result whose bundle entry says `synthetic: true` and whose error
 //! says no disk bytes were read — every output that shows it says so.
 //!
+//! Both sign the scanner's instance identity document (its instance id, account and Region) with
+//! the simulated account's test CA ([`sim_identity_ca`]) in AWS's `rsa2048` PKCS#7 form: served by
+//! the IMDS at `/latest/dynamic/instance-identity/{document,rsa2048}`, or handed to the sink with
+//! the bundle. The collector of a `--cloud sim` run trusts that CA, loudly; never on AWS.
+//!
 //! An instance carrying the `never-reports` fault ([`super::faults`]) is left running, silent.
 
 use std::collections::HashSet;
@@ -32,14 +37,51 @@ use super::faults::InstanceFault;
 use super::lifecycle;
 use super::state::{Life, ShutdownBehavior};
 use crate::cloud::ids::{AccountId, InstanceId, Region};
+use crate::collector::identity::TestCa;
 
 /// How often the hypervisor looks for scanners that started (on the tokio clock).
 pub const TICK: Duration = Duration::from_millis(250);
 
 /// Where bundles go in [`AgentRunner::InProcess`] mode.
 pub trait BundleSink: Send + Sync {
-    /// Deliver one signed bundle. `Err` is logged (the agent would retry; the stand-in does not).
-    fn deliver(&self, job: &str, scanner: &str, signature: &str, body: &[u8]) -> Result<(), String>;
+    /// Deliver one signed bundle with the scanner's `rsa2048` identity signature (as the
+    /// `X-Agentless-Identity` header would carry it). `Err` is logged (the agent would retry; the
+    /// stand-in does not).
+    fn deliver(
+        &self,
+        job: &str,
+        scanner: &str,
+        signature: &str,
+        identity: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), String>;
+}
+
+/// The simulated account's identity-document CA: an RSA-2048 key generated once per process
+/// (`None` if generation failed, which the hypervisor reports for each scanner).
+#[must_use]
+pub fn sim_identity_ca() -> Option<&'static TestCa> {
+    static CA: OnceLock<Option<TestCa>> = OnceLock::new();
+    CA.get_or_init(|| match TestCa::generate() {
+        Ok(ca) => Some(ca),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot generate the simulated account's identity CA");
+            None
+        }
+    })
+    .as_ref()
+}
+
+/// The `rsa2048` identity signature of `instance` in `account`/`region`, signed by the sim CA.
+///
+/// # Errors
+///
+/// No CA, or signing failed.
+pub fn sim_identity(instance: &str, account: &str, region: &str) -> Result<(Vec<u8>, String), String> {
+    let ca = sim_identity_ca().ok_or("the simulated account has no identity CA")?;
+    let document = TestCa::document(instance, account, region);
+    let rsa2048 = ca.sign(&document).map_err(|e| e.to_string())?;
+    Ok((document, rsa2048))
 }
 
 /// How the hypervisor runs the agent.
@@ -151,11 +193,11 @@ async fn boot(sim: SimCloud, runner: AgentRunner, work_dir: PathBuf, b: Booted, 
             run_process(&binary, &b, &manifest_bytes, &dev_root, &stats).await;
         }
         AgentRunner::InProcess { sink } => {
-            let instance = b.instance.clone();
+            let booted = b.clone();
             let st = Arc::clone(&stats);
             let dr = dev_root.clone();
             let done = tokio::task::spawn_blocking(move || {
-                in_process(&manifest_bytes, &dr, &instance, &synthetic, sink.as_ref(), &st);
+                in_process(&manifest_bytes, &dr, &booted, &synthetic, sink.as_ref(), &st);
             })
             .await;
             if let Err(e) = done {
@@ -187,7 +229,14 @@ fn make_dev_root(dev_root: &Path, devices: &[(String, Option<PathBuf>)]) -> std:
 }
 
 async fn run_process(binary: &Path, b: &Booted, manifest: &[u8], dev_root: &Path, stats: &Mutex<HypervisorStats>) {
-    let imds = match imds::Imds::start(manifest.to_vec(), b.instance.to_string()).await {
+    let identity = match sim_identity(b.instance.as_str(), b.account.as_str(), b.region.as_str()) {
+        Ok(i) => Some(i),
+        Err(e) => {
+            note_failure(stats, format!("{}: signing its identity document: {e}", b.instance));
+            None
+        }
+    };
+    let imds = match imds::Imds::start(manifest.to_vec(), b.instance.to_string(), identity).await {
         Ok(i) => i,
         Err(e) => {
             note_failure(stats, format!("{}: starting its IMDS: {e}", b.instance));
@@ -242,11 +291,12 @@ pub const SYNTHETIC_NOTE: &str =
 fn in_process(
     manifest: &[u8],
     dev_root: &Path,
-    instance: &InstanceId,
+    booted: &Booted,
     synthetic: &[String],
     sink: &dyn BundleSink,
     stats: &Mutex<HypervisorStats>,
 ) {
+    let instance = &booted.instance;
     let manifest = match JobManifest::parse(manifest) {
         Ok(m) => m,
         Err(e) => {
@@ -282,7 +332,14 @@ fn in_process(
         }
     };
     let signature = sign(&manifest.hmac_key, &body);
-    if let Err(e) = sink.deliver(&manifest.job, &manifest.scanner, &signature, &body) {
+    let identity = match sim_identity(instance.as_str(), booted.account.as_str(), booted.region.as_str()) {
+        Ok((_, rsa2048)) => Some(rsa2048),
+        Err(e) => {
+            note_failure(stats, format!("{instance}: signing its identity document: {e}"));
+            None
+        }
+    };
+    if let Err(e) = sink.deliver(&manifest.job, &manifest.scanner, &signature, identity.as_deref(), &body) {
         note_failure(stats, format!("{instance}: bundle refused: {e}"));
     }
 }
@@ -387,6 +444,8 @@ mod imds {
         token: String,
         user_data: Vec<u8>,
         instance_id: String,
+        /// The identity document and its `rsa2048` signature (404 when absent).
+        identity: Option<(Vec<u8>, String)>,
     }
 
     pub struct Imds {
@@ -405,8 +464,12 @@ mod imds {
     }
 
     impl Imds {
-        pub async fn start(user_data: Vec<u8>, instance_id: String) -> std::io::Result<Imds> {
-            let data = Data { token: uuid::Uuid::new_v4().simple().to_string(), user_data, instance_id };
+        pub async fn start(
+            user_data: Vec<u8>,
+            instance_id: String,
+            identity: Option<(Vec<u8>, String)>,
+        ) -> std::io::Result<Imds> {
+            let data = Data { token: uuid::Uuid::new_v4().simple().to_string(), user_data, instance_id, identity };
             let app = Router::new()
                 .route(
                     "/latest/api/token",
@@ -434,6 +497,26 @@ mod imds {
                             (StatusCode::OK, d.instance_id.clone())
                         } else {
                             (StatusCode::UNAUTHORIZED, String::new())
+                        }
+                    }),
+                )
+                .route(
+                    "/latest/dynamic/instance-identity/document",
+                    get(|State(d): State<Data>, h: HeaderMap| async move {
+                        match (&d.identity, authorized(&d, &h)) {
+                            (_, false) => (StatusCode::UNAUTHORIZED, Vec::new()),
+                            (Some((doc, _)), true) => (StatusCode::OK, doc.clone()),
+                            (None, true) => (StatusCode::NOT_FOUND, Vec::new()),
+                        }
+                    }),
+                )
+                .route(
+                    "/latest/dynamic/instance-identity/rsa2048",
+                    get(|State(d): State<Data>, h: HeaderMap| async move {
+                        match (&d.identity, authorized(&d, &h)) {
+                            (_, false) => (StatusCode::UNAUTHORIZED, String::new()),
+                            (Some((_, sig)), true) => (StatusCode::OK, sig.clone()),
+                            (None, true) => (StatusCode::NOT_FOUND, String::new()),
                         }
                     }),
                 )
