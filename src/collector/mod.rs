@@ -24,6 +24,7 @@
 
 pub mod server;
 pub mod store;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

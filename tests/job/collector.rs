@@ -403,7 +403,7 @@ async fn forged_uploads_are_refused_unread_and_good_ones_stored_once() {
                 max_backoff: std::time::Duration::from_secs(2),
                 deadline: std::time::SystemTime::now() + std::time::Duration::from_secs(300),
             };
-            scanner_ami::agent::upload::upload_to(&url, &key, &body, &policy)
+            scanner_ami::agent::upload::upload_to(&url, &key, None, &body, &policy)
         }));
     }
     let bad: Vec<_> = (0..BAD_UPLOADS).map(|i| tokio::spawn(forged(addr, i % GOOD_UPLOADS))).collect();

@@ -176,6 +176,7 @@ pub fn sim_daemon(
     let account = world.account().clone();
     let w = world.clone();
     let daemon = Daemon::new(Parts {
+        collector_cert_sha256: None,
         config,
         data_dir: dir.to_path_buf(),
         ledger: Arc::clone(&ledger),
