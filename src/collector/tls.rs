@@ -454,3 +454,102 @@ pub async fn serve(
         None => axum::serve(listener, app).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_self_signed_certificate_persists_across_starts_with_a_0600_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = TlsIdentity::self_signed(dir.path(), &["10.0.0.5".into()]).expect("first start");
+        let cert = dir.path().join(TLS_DIR).join(CERT_FILE);
+        let key = dir.path().join(TLS_DIR).join(KEY_FILE);
+        assert_eq!(first.source, IdentitySource::Generated { cert: cert.clone() });
+        assert_eq!(mode(&key), 0o600, "the key is the owner's alone");
+        assert_eq!(mode(&dir.path().join(TLS_DIR)), 0o700);
+        assert_eq!(first.fingerprint(), scanner_ami::agent::pin::fingerprint(first.leaf().as_ref()));
+        assert!(scanner_ami::job::is_sha256_hex(first.fingerprint()), "{}", first.fingerprint());
+        let again = TlsIdentity::self_signed(dir.path(), &["10.0.0.5".into()]).expect("second start");
+        assert_eq!(again.source, IdentitySource::Reused { cert: cert.clone() });
+        assert_eq!(again.fingerprint(), first.fingerprint(), "the same certificate: pins stay valid");
+        assert_eq!(mode(&key), 0o600);
+
+        // A key that no longer reads is replaced by a new certificate (a new pin).
+        std::fs::write(&key, "not a key").expect("spoil the key");
+        let replaced = TlsIdentity::self_signed(dir.path(), &["10.0.0.5".into()]).expect("third start");
+        assert_eq!(replaced.source, IdentitySource::Generated { cert });
+        assert_ne!(replaced.fingerprint(), first.fingerprint());
+        assert_eq!(mode(&key), 0o600);
+    }
+
+    #[test]
+    fn a_given_certificate_is_pinned_by_its_leaf_and_must_match_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = rcgen::generate_simple_self_signed(vec!["collector.example".to_owned()]).expect("a");
+        let b = rcgen::generate_simple_self_signed(vec!["collector.example".to_owned()]).expect("b");
+        let (cert, key, other_key) = (dir.path().join("a.crt"), dir.path().join("a.key"), dir.path().join("b.key"));
+        std::fs::write(&cert, a.cert.pem()).expect("cert");
+        std::fs::write(&key, a.signing_key.serialize_pem()).expect("key");
+        std::fs::write(&other_key, b.signing_key.serialize_pem()).expect("other key");
+        let id = TlsIdentity::from_pem_files(&cert, &key).expect("given");
+        assert_eq!(id.fingerprint(), scanner_ami::agent::pin::fingerprint(a.cert.der()));
+        let e = TlsIdentity::from_pem_files(&cert, &other_key).expect_err("another key");
+        assert!(matches!(e, TlsError::Unusable { .. }), "{e}");
+        let e = TlsIdentity::from_pem_files(&key, &key).expect_err("no certificate");
+        assert!(matches!(e, TlsError::NoCertificate { .. }), "{e}");
+        let e = TlsIdentity::from_pem_files(&dir.path().join("missing"), &key).expect_err("missing");
+        assert!(matches!(e, TlsError::Read { .. }), "{e}");
+    }
+
+    #[test]
+    fn plain_http_is_refused_on_aws_and_off_loopback_unless_allowed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let any: SocketAddr = "0.0.0.0:8443".parse().expect("addr");
+        let lo: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let plain = TlsOptions::default();
+        let insecure = TlsOptions { insecure_plaintext: true, ..TlsOptions::default() };
+
+        let e = plan(&plain, true, Some("http://10.0.0.5:8443"), any, dir.path()).expect_err("http on aws");
+        assert!(matches!(e, TlsError::PlaintextOnAws { .. }), "{e}");
+        assert!(e.to_string().contains("--insecure-plaintext-collector"), "{e}");
+        let e = plan(&plain, true, Some("http://127.0.0.1:8443"), lo, dir.path()).expect_err("even on loopback");
+        assert!(matches!(e, TlsError::PlaintextOnAws { .. }), "{e}");
+        assert!(plan(&insecure, true, Some("http://10.0.0.5:8443"), any, dir.path()).expect("allowed").is_none());
+
+        let e = plan(&plain, false, None, any, dir.path()).expect_err("sim, plain, every address");
+        assert!(matches!(e, TlsError::PlaintextExposed { .. }), "{e}");
+        assert!(plan(&insecure, false, None, any, dir.path()).expect("allowed").is_none());
+        assert!(plan(&plain, false, None, lo, dir.path()).expect("sim on loopback").is_none());
+        assert!(!dir.path().join(TLS_DIR).exists(), "no certificate made for plain HTTP");
+
+        // https:// (or --tls) serves the self-signed certificate, made for the URL's host.
+        let id = plan(&plain, true, Some("https://10.0.0.5:8443"), any, dir.path()).expect("https").expect("tls");
+        assert!(matches!(id.source, IdentitySource::Generated { .. }));
+        let tls = TlsOptions { tls: true, ..TlsOptions::default() };
+        let again = plan(&tls, false, None, lo, dir.path()).expect("--tls").expect("tls");
+        assert_eq!(again.fingerprint(), id.fingerprint());
+
+        let e = plan(&TlsOptions { cert: Some("c".into()), ..plain.clone() }, false, None, lo, dir.path())
+            .expect_err("half");
+        assert!(matches!(e, TlsError::HalfGiven));
+        let e = plan(&tls, false, Some("http://127.0.0.1:1"), lo, dir.path()).expect_err("tls with an http URL");
+        assert!(matches!(e, TlsError::CertWithPlainUrl { .. }), "{e}");
+    }
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(url_host("https://10.0.0.5:8443"), Some("10.0.0.5"));
+        assert_eq!(url_host("https://collector.example/x"), Some("collector.example"));
+        assert_eq!(url_host("https://[fd00::5]:8443/"), Some("[fd00::5]"));
+        assert_eq!(url_host("http://u@h:1"), Some("h"));
+        assert_eq!(url_host("ftp://h"), None);
+        assert_eq!(url_host("https://"), None);
+    }
+}
