@@ -208,13 +208,12 @@ fn the_sim_scans_over_tls_with_the_pinned_self_signed_certificate() {
         for v in targets[0]["volumes"].as_array().expect("volumes") {
             assert!(v["status"] == "scanned" || v["status"] == "partial", "the bundle arrived over TLS: {v}");
         }
-        let pin = stderr
+        stderr
             .lines()
             .find_map(|l| l.split("scanners pin its certificate, SHA-256 ").nth(1))
             .unwrap_or_else(|| panic!("no pin in the log: {stderr}"))
             .trim()
-            .to_owned();
-        pin
+            .to_owned()
     };
     let first = run();
     let cert = std::fs::read(data.join("tls").join("collector.crt")).expect("the stored certificate");
