@@ -509,6 +509,29 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_signed_chain_is_pinned_by_its_leaf() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let leaf = rcgen::CertificateParams::new(vec!["collector.example".to_owned()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf");
+        let (cert, key) = (dir.path().join("chain.pem"), dir.path().join("leaf.key"));
+        std::fs::write(&cert, format!("{}{}", leaf.pem(), ca.pem())).expect("chain");
+        std::fs::write(&key, leaf_key.serialize_pem()).expect("key");
+        let id = TlsIdentity::from_pem_files(&cert, &key).expect("a CA-signed chain");
+        assert_eq!(id.chain.len(), 2);
+        assert_eq!(id.fingerprint(), scanner_ami::agent::pin::fingerprint(leaf.der()), "the leaf, not the CA");
+        assert_ne!(id.fingerprint(), scanner_ami::agent::pin::fingerprint(ca.der()));
+    }
+
+    #[test]
     fn plain_http_is_refused_on_aws_and_off_loopback_unless_allowed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let any: SocketAddr = "0.0.0.0:8443".parse().expect("addr");
