@@ -208,6 +208,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let ledger = Arc::new(Mutex::new(Ledger::open(dir.path())?.with_clock(Arc::clone(&clock))));
     let w = world.clone();
     let daemon = Daemon::new(Parts {
+        collector_cert_sha256: None,
         config,
         data_dir: dir.path().to_path_buf(),
         ledger: Arc::clone(&ledger),

@@ -13,6 +13,7 @@
 
 pub mod devices;
 pub mod imds;
+pub mod pin;
 mod retry;
 pub mod upload;
 

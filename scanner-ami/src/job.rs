@@ -8,13 +8,24 @@
 //! orchestrator (which writes it) and the agent's `run` mode (which reads it from IMDSv2), so both
 //! sides agree on one type. Parsing is strict (`deny_unknown_fields`, a known [`JOB_MANIFEST_VERSION`],
 //! bounded sizes): the user data is input like any other.
+//!
+//! Version 2 added `collector_cert_sha256`: with an `https://` collector URL the manifest pins the
+//! collector's TLS certificate by the SHA-256 of its DER encoding, and the agent accepts no other
+//! (`agent::pin`); an `http://` URL carries no pin. Version 1 manifests (no pin, so `http://`
+//! only) are still read.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The job manifest format version this build writes and reads.
-pub const JOB_MANIFEST_VERSION: u32 = 1;
+/// The job manifest format version this build writes (2: `collector_cert_sha256`).
+pub const JOB_MANIFEST_VERSION: u32 = 2;
+
+/// The oldest version this build reads: version 1 is version 2 without the pin.
+pub const MIN_JOB_MANIFEST_VERSION: u32 = 1;
+
+/// A SHA-256 fingerprint in hex: 32 bytes (FIPS 180-4, SHA-256's output size).
+const SHA256_HEX_LEN: usize = 64;
 
 /// EC2 user data is at most 16 KiB before base64 (EC2 User Guide, "Run commands when you launch an
 /// EC2 instance with user data input"); a manifest larger than that cannot have come from us.
@@ -134,9 +145,14 @@ pub struct JobManifest {
     pub job: String,
     /// The scanner's name within the job (`s0`, `s1`...): the bundle upload path's last part.
     pub scanner: String,
-    /// Base URL of the collector, e.g. `http://10.0.0.5:8443`; the agent PUTs to
+    /// Base URL of the collector, e.g. `https://10.0.0.5:8443`; the agent PUTs to
     /// `<collector_url>/v1/jobs/<job>/bundles/<scanner>`.
     pub collector_url: String,
+    /// With an `https://` collector URL (required then, absent with `http://`): the SHA-256 of the
+    /// collector's leaf certificate (DER), 64 lower-case hex digits. The agent accepts that
+    /// certificate and no other, with no CA involved. Since version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_cert_sha256: Option<String>,
     /// This scanner's key ([`HmacKey::for_scanner`]) of the bundle's `X-Agentless-Signature` and
     /// `X-Agentless-Auth`.
     pub hmac_key: HmacKey,
@@ -155,7 +171,10 @@ pub enum ManifestError {
     TooLarge(usize),
     #[error("job manifest is not valid JSON of the expected shape: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("job manifest version {0} is not supported (this agent reads version {JOB_MANIFEST_VERSION})")]
+    #[error(
+        "job manifest version {0} is not supported (this agent reads versions {MIN_JOB_MANIFEST_VERSION} to \
+         {JOB_MANIFEST_VERSION})"
+    )]
     Version(u32),
     #[error("job manifest lists {0} devices, more than {MAX_DEVICES}")]
     TooManyDevices(usize),
@@ -165,6 +184,15 @@ pub enum ManifestError {
     BadField { field: &'static str, value: String },
     #[error("the job's HMAC key is not 64 to 256 hex digits")]
     BadKey,
+    #[error(
+        "job manifest: the collector URL {url:?} is https:// but no certificate is pinned \
+         (collector_cert_sha256, manifest version 2): the agent trusts no CA, so it would have nothing to verify"
+    )]
+    MissingPin { url: String },
+    #[error("job manifest: collector_cert_sha256 given for the plain http:// collector URL {url:?}")]
+    PinWithoutTls { url: String },
+    #[error("job manifest: collector_cert_sha256 is not {SHA256_HEX_LEN} lower-case hex digits")]
+    BadPin,
 }
 
 /// A job/scanner name as it may appear in a URL path: 1-128 of `[A-Za-z0-9._-]`, not starting
@@ -175,6 +203,12 @@ pub fn is_path_safe_name(s: &str) -> bool {
         && s.len() <= 128
         && !s.starts_with('.')
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// 64 lower-case hex digits.
+#[must_use]
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == SHA256_HEX_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl JobManifest {
@@ -198,7 +232,7 @@ impl JobManifest {
     ///
     /// See [`ManifestError`].
     pub fn check(&self) -> Result<(), ManifestError> {
-        if self.version != JOB_MANIFEST_VERSION {
+        if !(MIN_JOB_MANIFEST_VERSION..=JOB_MANIFEST_VERSION).contains(&self.version) {
             return Err(ManifestError::Version(self.version));
         }
         HmacKey::from_hex(self.hmac_key.expose_hex())?;
@@ -208,8 +242,15 @@ impl JobManifest {
         if !is_path_safe_name(&self.scanner) {
             return Err(ManifestError::BadField { field: "scanner", value: self.scanner.clone() });
         }
-        if !(self.collector_url.starts_with("http://") || self.collector_url.starts_with("https://")) {
+        let https = self.collector_url.starts_with("https://");
+        if !(https || self.collector_url.starts_with("http://")) {
             return Err(ManifestError::BadField { field: "collector_url", value: self.collector_url.clone() });
+        }
+        match (&self.collector_cert_sha256, https) {
+            (None, true) => return Err(ManifestError::MissingPin { url: self.collector_url.clone() }),
+            (Some(_), false) => return Err(ManifestError::PinWithoutTls { url: self.collector_url.clone() }),
+            (Some(pin), true) if !is_sha256_hex(pin) => return Err(ManifestError::BadPin),
+            _ => {}
         }
         if self.devices.len() > MAX_DEVICES {
             return Err(ManifestError::TooManyDevices(self.devices.len()));
@@ -255,6 +296,7 @@ mod tests {
             job: "j-20261129-abcdef".into(),
             scanner: "s0".into(),
             collector_url: "http://127.0.0.1:9000".into(),
+            collector_cert_sha256: None,
             hmac_key: HmacKey::generate(),
             baseline: true,
             deadline_unix: 1_800_000_000,
@@ -299,8 +341,11 @@ mod tests {
     #[test]
     fn refuses_bad_manifests() {
         let mut m = manifest();
-        m.version = 2;
-        assert!(matches!(m.check(), Err(ManifestError::Version(2))));
+        m.version = 3;
+        assert!(matches!(m.check(), Err(ManifestError::Version(3))));
+        let mut m = manifest();
+        m.version = 0;
+        assert!(matches!(m.check(), Err(ManifestError::Version(0))));
         let mut m = manifest();
         m.job = "../etc".into();
         assert!(matches!(m.check(), Err(ManifestError::BadField { field: "job", .. })));
@@ -314,5 +359,51 @@ mod tests {
         assert!(matches!(JobManifest::parse(&big), Err(ManifestError::TooLarge(_))));
         assert!(JobManifest::parse(b"{\"version\":1,\"extra\":true}").is_err());
         assert!(HmacKey::from_hex("abc").is_err());
+    }
+}
+
+#[cfg(test)]
+mod pin_tests {
+    use super::*;
+
+    const PIN: &str = "5f1d3c0a9e8b7f6e5d4c3b2a19080706f5e4d3c2b1a09f8e7d6c5b4a39281706";
+
+    fn v1_json(url: &str) -> String {
+        format!(
+            r#"{{"version":1,"job":"j-1","scanner":"s0","collector_url":"{url}","hmac_key":"{}","baseline":false,"deadline_unix":1800000000,"devices":[]}}"#,
+            "0b".repeat(32)
+        )
+    }
+
+    #[test]
+    fn an_https_manifest_carries_the_pin_and_round_trips() {
+        let json = v1_json("https://10.0.0.5:8443")
+            .replace(r#""version":1"#, r#""version":2"#)
+            .replace(r#""baseline""#, &format!(r#""collector_cert_sha256":"{PIN}","baseline""#));
+        let m = JobManifest::parse(json.as_bytes()).expect("a version 2 manifest with a pin");
+        assert_eq!(m.collector_cert_sha256.as_deref(), Some(PIN));
+        let back = JobManifest::parse(&m.to_json().expect("json")).expect("parse");
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn https_without_a_pin_a_pin_without_https_and_bad_pins_are_refused() {
+        let m = JobManifest::parse(v1_json("http://10.0.0.5:8080").as_bytes()).expect("version 1 over http is read");
+        assert_eq!(m.version, 1);
+        assert_eq!(m.collector_cert_sha256, None);
+        assert!(!m.to_json().expect("json").windows(9).any(|w| w == b"cert_sha2"), "no pin written without one");
+        let e = JobManifest::parse(v1_json("https://10.0.0.5:8443").as_bytes()).expect_err("https, no pin");
+        assert!(matches!(e, ManifestError::MissingPin { .. }), "{e}");
+        assert!(e.to_string().contains("no certificate is pinned"), "{e}");
+        let mut m2 = m.clone();
+        m2.version = JOB_MANIFEST_VERSION;
+        m2.collector_cert_sha256 = Some(PIN.into());
+        assert!(matches!(m2.check(), Err(ManifestError::PinWithoutTls { .. })));
+        m2.collector_url = "https://10.0.0.5:8443".into();
+        assert!(m2.check().is_ok());
+        for bad in [&PIN[..63], &PIN.to_uppercase(), &format!("{}g", &PIN[..63]), ""] {
+            m2.collector_cert_sha256 = Some(bad.to_owned());
+            assert!(matches!(m2.check(), Err(ManifestError::BadPin)), "{bad:?}");
+        }
     }
 }

@@ -69,6 +69,8 @@ pub enum SetupError {
     Policy(#[from] crate::policy::PolicyError),
     #[error(transparent)]
     Cloud(#[from] crate::cloud::CloudError),
+    #[error(transparent)]
+    Tls(#[from] crate::collector::tls::TlsError),
 }
 
 impl CloudArgs {

@@ -50,6 +50,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// URL scanners upload to (required with --cloud aws: an address scanners can reach).
+    /// `https://`: the collector serves TLS and every scanner's manifest pins its certificate's
+    /// SHA-256. `http://` is refused with --cloud aws (see --insecure-plaintext-collector).
     #[arg(long, value_name = "URL")]
     pub collector_url: Option<String>,
     /// AWS's RSA-2048 instance identity certificates, one `<region>.pem` per Region (required with
@@ -65,6 +67,21 @@ pub struct RunArgs {
     /// The scanner AMI by its exact name, owned by this account (the same name in every Region).
     #[arg(long, value_name = "NAME")]
     pub scanner_image_name: Option<String>,
+    /// Serve the collector over TLS even where plain HTTP is allowed (--cloud sim on loopback):
+    /// with --tls-cert's certificate, else the data directory's self-signed one.
+    #[arg(long)]
+    pub tls: bool,
+    /// The collector's TLS certificate chain (PEM, leaf first) [default: a self-signed ECDSA
+    /// certificate generated once into <data-dir>/tls/ and reused]. Scanners pin the leaf.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// INSECURE: allow a plain http:// collector URL with --cloud aws, or plain HTTP on a
+    /// non-loopback address: scanners' bundles then cross the network unencrypted.
+    #[arg(long)]
+    pub insecure_plaintext_collector: bool,
     /// Scanner instance type.
     #[arg(long, default_value = crate::job::DEFAULT_INSTANCE_TYPE)]
     pub instance_type: String,
@@ -274,19 +291,34 @@ impl Engine {
     pub(super) async fn start(cloud: &CloudArgs, run: &RunArgs) -> Result<Engine, SetupError> {
         let data_dir = cloud.data_dir();
         let ledger = common::open_ledger(&data_dir)?;
-        // Scanners of unfinished jobs upload to the URL in their manifest: listen there again.
+        // Scanners of unfinished jobs upload to the URL in their manifest: listen there again (and
+        // over TLS if that URL is https://; the stored certificate is the one they pinned).
         let earlier = earlier_collector(&ledger);
         let collector = Collector::new(&data_dir, scanner_ami::bundle::BundleLimits::default());
         collector.set_identity_trust(Some(identity_trust(cloud.cloud, run.identity_certs.as_deref())?));
-        let listen = match (run.listen, cloud.cloud) {
-            (Some(a), _) => a,
-            (None, CloudKind::Sim) if earlier.is_some() => earlier.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
-            (None, CloudKind::Sim) => SocketAddr::from(([127, 0, 0, 1], 0)),
-            (None, CloudKind::Aws) => SocketAddr::from(([0, 0, 0, 0], 8443)),
+        let listen = match (run.listen, cloud.cloud, earlier) {
+            (Some(a), _, _) => a,
+            (None, CloudKind::Sim, Some((a, _))) => a,
+            (None, CloudKind::Sim, None) => SocketAddr::from(([127, 0, 0, 1], 0)),
+            (None, CloudKind::Aws, _) => SocketAddr::from(([0, 0, 0, 0], 8443)),
         };
-        let server = Server::start(collector.clone(), listen)
+        let options = crate::collector::tls::TlsOptions {
+            cert: run.tls_cert.clone(),
+            key: run.tls_key.clone(),
+            tls: run.tls || earlier.is_some_and(|(_, https)| https),
+            insecure_plaintext: run.insecure_plaintext_collector,
+        };
+        let aws = cloud.cloud == CloudKind::Aws;
+        let identity = crate::collector::tls::plan(&options, aws, run.collector_url.as_deref(), listen, &data_dir)?;
+        let server = Server::start_with(collector.clone(), listen, identity.as_ref())
             .await
             .map_err(|e| SetupError::Message(format!("the collector cannot listen on {listen}: {e}")))?;
+        if let Some(id) = &identity {
+            eprintln!(
+                "agentless: the collector serves TLS; scanners pin its certificate, SHA-256 {}",
+                id.fingerprint()
+            );
+        }
         let (tx, cancel) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -343,6 +375,7 @@ impl Engine {
         s.instance_type = run.instance_type.clone();
         s.baseline = !run.no_baseline;
         s.crash_at = run.crash_at;
+        s.collector_cert_sha256 = self.server.cert_sha256().map(str::to_owned);
         let poll_ms = run.poll_ms.unwrap_or(if self.sim { SIM_POLL_MS } else { 5000 });
         s.poll = std::time::Duration::from_millis(poll_ms.max(10));
         s
@@ -372,14 +405,19 @@ impl Engine {
 /// The simulated account's default poll interval: its demo latencies are a few seconds.
 const SIM_POLL_MS: u64 = 500;
 
-/// The loopback address an unfinished job's scanners upload to, if any.
-fn earlier_collector(ledger: &Arc<Mutex<Ledger>>) -> Option<SocketAddr> {
+/// The loopback address an unfinished job's scanners upload to, if any, and whether over TLS.
+fn earlier_collector(ledger: &Arc<Mutex<Ledger>>) -> Option<(SocketAddr, bool)> {
     let l = ledger.lock().unwrap_or_else(PoisonError::into_inner);
     let jobs = l.unfinished_jobs().ok()?;
     jobs.iter().find_map(|j| {
         let doc: crate::job::JobDoc = crate::job::doc::load(&l, &j.id).ok()??;
-        let addr: SocketAddr = doc.collector_url.strip_prefix("http://")?.parse().ok()?;
-        addr.ip().is_loopback().then_some(addr)
+        let url = doc.collector_url.as_str();
+        let (rest, https) = match url.strip_prefix("https://") {
+            Some(r) => (r, true),
+            None => (url.strip_prefix("http://")?, false),
+        };
+        let addr: SocketAddr = rest.parse().ok()?;
+        addr.ip().is_loopback().then_some((addr, https))
     })
 }
 
@@ -530,6 +568,10 @@ pub async fn run(args: ScanArgs) -> ExitCode {
     } else {
         Selector::Tags(args.tag.clone())
     };
+    if args.cloud.cloud == CloudKind::Aws && args.run.collector_url.is_none() {
+        eprintln!("agentless: --cloud aws needs --collector-url: an address the scanners can reach this collector at");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let mut engine = match Engine::start(&args.cloud, &args.run).await {
         Ok(e) => e,
         Err(e) => return setup_failed(&e),

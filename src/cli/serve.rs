@@ -5,6 +5,15 @@
 //! and the API on one listener ([`crate::api`]), starts the daemon ([`crate::schedule::daemon`])
 //! and waits for SIGTERM or SIGINT.
 //!
+//! # TLS
+//!
+//! The listener serves TLS ([`crate::collector::tls`]) whenever the collector URL is `https://`,
+//! `server.tls` is set or a certificate is given (`server.tls_cert`/`server.tls_key`; else the
+//! data directory's self-signed one), so the API and its bearer token are HTTPS too. Plain HTTP is
+//! refused with `cloud = "aws"` and an `http://` collector URL, and on a non-loopback `listen`,
+//! unless `server.insecure_plaintext_collector` (or `--insecure-plaintext-collector`) allows it,
+//! with a warning on every start. The simulated account on loopback keeps plain HTTP by default.
+//!
 //! # Stopping
 //!
 //! On the first SIGTERM or SIGINT no run, job or on-demand scan starts any more (the API answers
@@ -43,6 +52,7 @@ use crate::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
 use crate::cloud::sim::{Fleet, SimCloud};
 use crate::cloud::{AccountId, Cloud, GuardRules};
 use crate::collector::Collector;
+use crate::collector::tls::{self, TlsIdentity, TlsOptions};
 use crate::policy::authz::Scope;
 use crate::schedule::config::{CloudKind, Config, MIN_TOKEN_LEN, ShutdownMode};
 use crate::schedule::daemon::{Account, Daemon, Parts, StopEnd, Stopped};
@@ -58,6 +68,11 @@ pub struct ServeArgs {
     /// ~/.local/state/agentless].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// INSECURE: allow plain HTTP where it is refused (an http:// collector URL with cloud =
+    /// "aws", a non-loopback listen address): bundles and the API token cross the network in
+    /// clear. Same as server.insecure_plaintext_collector = true.
+    #[arg(long)]
+    pub insecure_plaintext_collector: bool,
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {
@@ -92,6 +107,22 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         return fail(&format!("the API token is shorter than {MIN_TOKEN_LEN} characters"));
     }
     let data_dir = args.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(default_data_dir);
+    let aws = config.cloud == CloudKind::Aws;
+    if aws && config.server.collector_url.is_none() {
+        return fail(
+            &"cloud = \"aws\" needs server.collector_url: an address the scanners can reach this collector at",
+        );
+    }
+    let options = TlsOptions {
+        cert: config.server.tls_cert.clone(),
+        key: config.server.tls_key.clone(),
+        tls: config.server.tls,
+        insecure_plaintext: config.server.insecure_plaintext_collector || args.insecure_plaintext_collector,
+    };
+    let tls = match tls::plan(&options, aws, config.server.collector_url.as_deref(), config.server.listen, &data_dir) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
     let ledger = match common::open_ledger(&data_dir) {
         Ok(l) => l,
         Err(e) => return fail(&e),
@@ -115,7 +146,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(&format!("cannot read the listening address: {e}")),
     };
     let metrics = Arc::new(Metrics::new());
-    let env = Env { config, data_dir, ledger, collector, listener, addr, metrics, token };
+    let env = Env { config, data_dir, ledger, collector, listener, addr, metrics, token, tls };
     match env.config.cloud {
         CloudKind::Sim => serve_sim(env).await,
         CloudKind::Aws => serve_aws(env).await,
@@ -132,6 +163,15 @@ struct Env {
     addr: std::net::SocketAddr,
     metrics: Arc<Metrics>,
     token: String,
+    /// The listener's TLS identity; `None`: plain HTTP.
+    tls: Option<TlsIdentity>,
+}
+
+impl Env {
+    /// `https` when the listener serves TLS, else `http`.
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
 }
 
 async fn serve_sim(env: Env) -> ExitCode {
@@ -194,7 +234,8 @@ async fn serve_sim(env: Env) -> ExitCode {
         None => AgentRunner::InProcess { sink: Arc::new(env.collector.clone()) },
     };
     let _hypervisor = Hypervisor::start(world.clone(), runner, env.data_dir.join("hypervisor"));
-    let collector_url = env.config.server.collector_url.clone().unwrap_or_else(|| format!("http://{}", env.addr));
+    let collector_url =
+        env.config.server.collector_url.clone().unwrap_or_else(|| format!("{}://{}", env.scheme(), env.addr));
     let w = world.clone();
     let now_ms: crate::job::runner::NowMs = Arc::new(move || i64::try_from(w.now_ms()).unwrap_or(i64::MAX));
     serve(env, accounts, now_ms, collector_url, true).await
@@ -308,8 +349,11 @@ async fn serve<C: Cloud + 'static>(
     }
     let mode = env.config.daemon.shutdown;
     let deadline = env.config.daemon.shutdown_deadline;
-    let Env { config, data_dir, ledger, collector, listener, addr, metrics, token } = env;
+    let scheme = env.scheme();
+    let Env { config, data_dir, ledger, collector, listener, addr, metrics, token, tls } = env;
+    let collector_cert_sha256 = tls.as_ref().map(|t| t.fingerprint().to_owned());
     let daemon = Daemon::new(Parts {
+        collector_cert_sha256: collector_cert_sha256.clone(),
         config,
         data_dir,
         ledger,
@@ -322,8 +366,9 @@ async fn serve<C: Cloud + 'static>(
         metrics,
     });
     let app = crate::api::router(daemon.api_state(&token), collector);
+    let tls_config = tls.as_ref().map(TlsIdentity::server_config);
     let _server = ServerTask(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = tls::serve(listener, app, tls_config).await {
             tracing::error!(error = %e, "the HTTP server stopped");
         }
     }));
@@ -336,7 +381,10 @@ async fn serve<C: Cloud + 'static>(
         return fail(&e);
     }
     tracing::info!(%addr, collector_url = %collector_url, "agentless serve: listening");
-    eprintln!("agentless: serving on http://{addr} (scanners upload to {collector_url})");
+    eprintln!("agentless: serving on {scheme}://{addr} (scanners upload to {collector_url})");
+    if let Some(pin) = &collector_cert_sha256 {
+        eprintln!("agentless: TLS certificate SHA-256 {pin} (pinned in every scanner's manifest)");
+    }
     let first = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",

@@ -34,6 +34,7 @@
 pub mod identity;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -224,6 +224,8 @@ pub fn router(collector: Collector) -> Router {
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
+    /// The fingerprint of the certificate it serves; `None` for plain HTTP.
+    pin: Option<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -234,22 +236,44 @@ impl Server {
     ///
     /// The address cannot be bound.
     pub async fn start(collector: Collector, addr: SocketAddr) -> std::io::Result<Server> {
+        Server::start_with(collector, addr, None).await
+    }
+
+    /// [`Server::start`], over TLS with `tls` if given.
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound.
+    pub async fn start_with(
+        collector: Collector,
+        addr: SocketAddr,
+        tls: Option<&super::tls::TlsIdentity>,
+    ) -> std::io::Result<Server> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = router(collector);
+        let config = tls.map(super::tls::TlsIdentity::server_config);
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Err(e) = super::tls::serve(listener, app, config).await {
                 tracing::error!(error = %e, "collector server stopped");
             }
         });
-        tracing::info!(%addr, "collector listening");
-        Ok(Server { addr, task })
+        let pin = tls.map(|t| t.fingerprint().to_owned());
+        tracing::info!(%addr, tls = pin.is_some(), "collector listening");
+        Ok(Server { addr, pin, task })
     }
 
-    /// `http://<addr>`.
+    /// `https://<addr>` with TLS, else `http://<addr>`.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.pin.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The SHA-256 of the certificate served (what manifests pin); `None` for plain HTTP.
+    #[must_use]
+    pub fn cert_sha256(&self) -> Option<&str> {
+        self.pin.as_deref()
     }
 }
 

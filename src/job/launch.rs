@@ -272,6 +272,12 @@ impl<C: Cloud> Job<'_, C> {
                 job: self.id.to_string(),
                 scanner: s.name.clone(),
                 collector_url: self.doc.collector_url.clone(),
+                // Pinned only for TLS: the manifest refuses a pin with a plain http:// URL.
+                collector_cert_sha256: if self.doc.collector_url.starts_with("https://") {
+                    self.r.settings.collector_cert_sha256.clone()
+                } else {
+                    None
+                },
                 // This scanner's own key, never the job's (the collector derives the same one).
                 hmac_key: self.key.for_scanner(self.id.as_str(), &s.name),
                 baseline: self.doc.baseline,

@@ -123,6 +123,10 @@ pub struct JobSettings {
     /// Debug hook: SIGKILL the process when the job has done the work of this state (before the
     /// transition out of it is recorded), to test crash safety.
     pub crash_at: Option<JobState>,
+    /// The SHA-256 (hex) of the certificate the collector serves, pinned in the manifest of every
+    /// scanner whose job's collector URL is `https://` (`scanner_ami::agent::pin`). `None` with a
+    /// plain `http://` collector; an `https://` job without it cannot launch scanners.
+    pub collector_cert_sha256: Option<String>,
 }
 
 impl JobSettings {
@@ -150,6 +154,7 @@ impl JobSettings {
             subnet_cidr: "10.77.0.0/20".to_owned(),
             vpc_endpoint: None,
             crash_at: None,
+            collector_cert_sha256: None,
         }
     }
 }

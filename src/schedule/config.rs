@@ -139,6 +139,21 @@ pub struct ServerConfig {
     /// with `cloud = "aws"`; the collector refuses bundles whose identity document does not verify).
     #[serde(default)]
     pub identity_certs: Option<PathBuf>,
+    /// Serve TLS even where plain HTTP is allowed (the simulated account on loopback). TLS is
+    /// always served with an `https://` collector URL or a certificate.
+    #[serde(default)]
+    pub tls: bool,
+    /// The listener's certificate chain (PEM, leaf first) [default: a self-signed certificate
+    /// generated once into `<data_dir>/tls/`]. With `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// INSECURE: allow a plain `http://` collector URL with `cloud = "aws"`, or plain HTTP on a
+    /// non-loopback `listen`: bundles and the API token then cross the network in clear.
+    #[serde(default)]
+    pub insecure_plaintext_collector: bool,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -149,6 +164,10 @@ impl fmt::Debug for ServerConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_env", &self.token_env)
             .field("identity_certs", &self.identity_certs)
+            .field("tls", &self.tls)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("insecure_plaintext_collector", &self.insecure_plaintext_collector)
             .finish()
     }
 }
@@ -694,6 +713,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err("server.tls_cert and server.tls_key go together: give both or neither".into());
         }
         if let Some(t) = &self.server.token
             && t.len() < MIN_TOKEN_LEN

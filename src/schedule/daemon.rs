@@ -90,6 +90,9 @@ pub struct Parts<C: Cloud> {
     pub clock: Clock,
     /// The URL scanners upload to.
     pub collector_url: String,
+    /// The SHA-256 of the certificate the listener serves (pinned in `https://` jobs' manifests);
+    /// `None` for plain HTTP.
+    pub collector_cert_sha256: Option<String>,
     /// The simulated account (shorter default poll).
     pub sim: bool,
     pub metrics: Arc<Metrics>,
@@ -155,6 +158,7 @@ pub struct Daemon<C: Cloud + 'static> {
     now_ms: NowMs,
     clock: Clock,
     collector_url: String,
+    collector_cert_sha256: Option<String>,
     sim: bool,
     stop_tx: tokio::sync::watch::Sender<bool>,
     cancel_tx: tokio::sync::watch::Sender<bool>,
@@ -218,6 +222,7 @@ impl<C: Cloud + 'static> Daemon<C> {
             now_ms: parts.now_ms,
             clock: parts.clock,
             collector_url: parts.collector_url,
+            collector_cert_sha256: parts.collector_cert_sha256,
             sim: parts.sim,
             stop_tx,
             cancel_tx,
@@ -275,6 +280,7 @@ impl<C: Cloud + 'static> Daemon<C> {
             // Per snapshot, from its creation (the runner's default otherwise).
             s.snapshot_timeout = t;
         }
+        s.collector_cert_sha256.clone_from(&self.collector_cert_sha256);
         s
     }
 

@@ -2,6 +2,7 @@
 //! twice), each malformed or unauthorised upload of a table is refused with its status, a
 //! sibling scanner's key is refused and counted, and a load of forged 256 MiB uploads beside
 //! good ones is refused before the bodies are read, within a bound on the collector's memory.
+//! Over TLS, the agent uploads to the pinned certificate only.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -419,7 +420,7 @@ async fn forged_uploads_are_refused_unread_and_good_ones_stored_once() {
                 max_backoff: std::time::Duration::from_secs(2),
                 deadline: std::time::SystemTime::now() + std::time::Duration::from_secs(300),
             };
-            scanner_ami::agent::upload::upload_to(&url, &key, &body, None, &policy)
+            scanner_ami::agent::upload::upload_to(&url, &key, None, &body, None, &policy)
         }));
     }
     let bad: Vec<_> = (0..BAD_UPLOADS).map(|i| tokio::spawn(forged(addr, i % GOOD_UPLOADS))).collect();
@@ -547,7 +548,7 @@ async fn collector_refuses_bundles_whose_identity_document_does_not_match_the_le
             max_backoff: std::time::Duration::from_millis(20),
             deadline: std::time::SystemTime::now() + std::time::Duration::from_secs(60),
         };
-        upload_to(&url, &key, &body, Some(&identity), &policy)
+        upload_to(&url, &key, None, &body, Some(&identity), &policy)
     })
     .await
     .expect("join")
@@ -555,4 +556,62 @@ async fn collector_refuses_bundles_whose_identity_document_does_not_match_the_le
     assert_eq!(receipt.status, 200);
     assert!(collector.store().scanner_reported(JOB, "s0"));
     assert_eq!(collector.refusals(), want, "the accepted upload is not a refusal");
+}
+
+/// The collector over TLS (issue 15): the agent's upload code reaches it with the certificate's
+/// pin and the bundle is stored; with another pin the agent refuses the collector before sending a
+/// byte; a plain HTTP client gets no answer from the TLS listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_arrives_over_tls_only_at_the_pinned_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let collector = Collector::new(dir.path(), BundleLimits::default());
+    let job_key = HmacKey::generate();
+    collector.register_job(JOB, job_key.clone());
+    collector.register_scanner(JOB, "s0", vec![target()]);
+    let identity =
+        agentless::collector::tls::TlsIdentity::self_signed(dir.path(), &["127.0.0.1".into()]).expect("identity");
+    let server =
+        Server::start_with(collector.clone(), ([127, 0, 0, 1], 0).into(), Some(&identity)).await.expect("server");
+    assert_eq!(server.url(), format!("https://{}", server.addr));
+    assert_eq!(server.cert_sha256(), Some(identity.fingerprint()));
+    let body = write_bundle(&manifest_for("s0", &target()), &BTreeMap::from([(0, files())])).expect("bundle");
+    let url = format!("{}/v1/jobs/{JOB}/bundles/s0", server.url());
+    let key = job_key.for_scanner(JOB, "s0");
+    let upload = move |pin: String| {
+        let (url, key, body) = (url.clone(), key.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            let policy = scanner_ami::agent::upload::UploadPolicy {
+                max_attempts: 3,
+                attempt_timeout: std::time::Duration::from_secs(30),
+                initial_backoff: std::time::Duration::from_millis(50),
+                max_backoff: std::time::Duration::from_millis(100),
+                deadline: std::time::SystemTime::now() + std::time::Duration::from_secs(60),
+            };
+            scanner_ami::agent::upload::upload_to(&url, &key, Some(&pin), &body, None, &policy)
+        })
+    };
+
+    let wrong = "00".repeat(32);
+    let e = upload(wrong.clone()).await.expect("task").expect_err("another pin");
+    assert_eq!(
+        e,
+        scanner_ami::agent::UploadError::WrongCertificate(scanner_ami::agent::pin::PinMismatch {
+            expected: wrong,
+            got: identity.fingerprint().to_owned(),
+        })
+    );
+    assert!(!collector.store().scanner_reported(JOB, "s0"), "nothing sent to a certificate not pinned");
+
+    // Plain HTTP to the TLS port: no HTTP answer.
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(15), s.read_to_end(&mut raw)).await;
+    assert!(!raw.starts_with(b"HTTP/"), "{}", String::from_utf8_lossy(&raw));
+
+    let receipt = upload(identity.fingerprint().to_owned()).await.expect("task").expect("the pinned certificate");
+    assert_eq!((receipt.status, receipt.attempts), (200, 1));
+    assert!(collector.store().scanner_reported(JOB, "s0"));
+    let stored = collector.store().volume(JOB, &target().instance_id, &target().volume_id).expect("stored");
+    assert_eq!(stored.entry.packages, 90);
 }

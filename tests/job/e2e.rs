@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use agentless::cloud::sim::{Fleet, SimCloud};
+use rustls::pki_types::pem::PemObject;
 
 use super::{demo_fleet, leftovers, sim_command};
 
@@ -231,4 +232,38 @@ fn a_key_policy_that_only_defers_to_iam_leaves_the_volume_unscanned_and_says_why
     }
     assert!(volumes.iter().any(|v| v["status"] == "scanned"), "nothing scanned: {summary}");
     assert!(leftovers(&data).is_empty(), "{:?}", leftovers(&data));
+}
+
+/// The simulated account over TLS (`--tls`, issue 15): the collector serves the data directory's
+/// self-signed certificate, the real `scanner-agent` processes upload through the pinned TLS, and
+/// the bundle arrives; a second run reuses the same certificate.
+#[test]
+fn the_sim_scans_over_tls_with_the_pinned_self_signed_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let run = || {
+        let out = sim_command(&["scan", "--tag", "Name=demo-web-1", "--tls", "--format", "json"], &data)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary json");
+        let targets = summary["targets"].as_array().expect("targets").clone();
+        assert_eq!(targets.len(), 1, "{summary}");
+        assert_eq!(targets[0]["name"], "demo-web-1", "{summary}");
+        for v in targets[0]["volumes"].as_array().expect("volumes") {
+            assert!(v["status"] == "scanned" || v["status"] == "partial", "the bundle arrived over TLS: {v}");
+        }
+        stderr
+            .lines()
+            .find_map(|l| l.split("scanners pin its certificate, SHA-256 ").nth(1))
+            .unwrap_or_else(|| panic!("no pin in the log: {stderr}"))
+            .trim()
+            .to_owned()
+    };
+    let first = run();
+    let cert = std::fs::read(data.join("tls").join("collector.crt")).expect("the stored certificate");
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&cert).expect("pem");
+    assert_eq!(first, scanner_ami::agent::pin::fingerprint(der.as_ref()));
+    assert_eq!(run(), first, "the second run serves the same certificate");
 }

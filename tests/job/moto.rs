@@ -6,7 +6,8 @@
 //! scanner volume → its snapshot → the snapshot's source volume → that volume's image), serves the
 //! instance's user data over an IMDSv2 on loopback, runs `scanner-agent run` on a device directory
 //! of symlinks, and, when the agent is done, powers the instance off (terminated, as its shutdown
-//! behaviour says). The agent uploads its signed bundle to the collector over loopback HTTP. The
+//! behaviour says). The agent uploads its signed bundle to the collector over loopback HTTPS: the
+//! collector serves its self-signed certificate and every manifest pins its SHA-256 (issue 15). The
 //! fleet and the hypervisor live in `tests/moto/hypervisor.rs` (the daemon's test against moto,
 //! `tests/serve/moto.rs`, uses them too).
 //!
@@ -59,7 +60,11 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
     // policy alone, a short poll (moto is instant).
     let data = dir.path().join("data");
     let collector = Collector::new(&data, scanner_ami::bundle::BundleLimits::default());
-    let server = Server::start(collector.clone(), ([127, 0, 0, 1], 0).into()).await.expect("collector listens");
+    let identity = agentless::collector::tls::TlsIdentity::self_signed(&data, &["127.0.0.1".into()]).expect("tls");
+    let server = Server::start_with(collector.clone(), ([127, 0, 0, 1], 0).into(), Some(&identity))
+        .await
+        .expect("collector listens");
+    assert!(server.url().starts_with("https://"), "{}", server.url());
     let hypervisor = TestHypervisor::start(
         ec2.clone(),
         fleet.iter().map(|v| (v.volume.clone(), v.image.clone())).collect(),
@@ -76,6 +81,7 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
     let mut settings = JobSettings::new(ScannerImage::Id(ami.clone()));
     settings.poll = Duration::from_millis(100);
     settings.scan_timeout = Duration::from_secs(120);
+    settings.collector_cert_sha256 = server.cert_sha256().map(str::to_owned);
     // Kept alive: a dropped sender would end every cancellable sleep at once.
     let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
     let account: AccountId = ACCOUNT.parse().expect("account");
@@ -135,6 +141,7 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
         assert!(matches!(b.exit, Some(0 | 1)), "{}: agent exit {:?}", b.instance, b.exit);
         assert_eq!(b.manifest.job, job.as_str());
         assert_eq!(b.manifest.collector_url, server.url());
+        assert_eq!(b.manifest.collector_cert_sha256.as_deref(), Some(identity.fingerprint()), "{}", b.instance);
         let scanner = outcome.doc.scanners().iter().find(|s| s.name == b.manifest.scanner).expect("scanner in the doc");
         assert_eq!(scanner.instance.as_ref().map(ToString::to_string).as_deref(), Some(b.instance.as_str()));
         booted_volumes.extend(b.devices.iter().map(|(_, v)| v.clone()));

@@ -46,7 +46,22 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str
     try_http(addr, method, path, token, body).await.unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
-/// [`http`], with the connection error returned.
+/// The daemons that serve TLS, by address, with their certificate's SHA-256: [`try_http`] speaks
+/// HTTPS to them, trusting that certificate alone (the scanners' pinned verifier,
+/// `scanner_ami::agent::pin`).
+static TLS_PINS: std::sync::Mutex<Vec<(SocketAddr, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Speak HTTPS to `addr` from now on, trusting the certificate whose SHA-256 is `pin`.
+pub fn use_tls(addr: SocketAddr, pin: &str) {
+    TLS_PINS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((addr, pin.to_owned()));
+}
+
+fn tls_pin(addr: SocketAddr) -> Option<String> {
+    let pins = TLS_PINS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pins.iter().rev().find(|(a, _)| *a == addr).map(|(_, p)| p.clone())
+}
+
+/// [`http`], with the connection error returned. HTTPS to the addresses given to [`use_tls`].
 pub async fn try_http(
     addr: SocketAddr,
     method: &str,
@@ -55,7 +70,15 @@ pub async fn try_http(
     body: Option<&str>,
 ) -> std::io::Result<Response> {
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let mut s: Box<dyn Stream> = match tls_pin(addr) {
+            Some(pin) => {
+                let (config, _) = scanner_ami::agent::pin::client_config(&pin).map_err(std::io::Error::other)?;
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                Box::new(tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?)
+            }
+            None => Box::new(tcp),
+        };
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         if let Some(t) = token {
             req.push_str(&format!("Authorization: Bearer {t}\r\n"));
@@ -86,6 +109,10 @@ pub async fn try_http(
         .collect();
     Ok(Response { status, headers, body: body.to_owned() })
 }
+
+/// A connection, plain or TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for S {}
 
 /// A loopback port free now.
 pub fn free_port() -> u16 {
@@ -176,6 +203,7 @@ pub fn sim_daemon(
     let account = world.account().clone();
     let w = world.clone();
     let daemon = Daemon::new(Parts {
+        collector_cert_sha256: None,
         config,
         data_dir: dir.to_path_buf(),
         ledger: Arc::clone(&ledger),

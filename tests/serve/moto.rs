@@ -1,12 +1,15 @@
-//! `agentless serve` with `cloud = "aws"` against moto over HTTP (`tests/moto`): the daemon's AWS
+//! `agentless serve` with `cloud = "aws"` against moto (`tests/moto`, HTTP to moto): the daemon's AWS
 //! path end to end, as a process. The customer fleet of `tests/moto/hypervisor.rs` (three
 //! instances, six volumes standing for the demo disk images) and a scanner image tagged as
 //! `scanner-ami/image` tags it are made in moto first; the daemon opens the account through its
 //! `endpoint_url` with credentials from the environment (the standard chain), checks the account
 //! id, finds the scanner image by its `agentless:image-version` tag (no AMI is configured: moto
 //! answers `DescribeImages(Owners=self, tag filter)` as AWS does) and hands the scanners its own
-//! listener as the collector URL. The test hypervisor boots the scanners with the real
-//! `scanner-agent`, which uploads to the daemon.
+//! listener as the collector URL, over HTTPS (issue 15): the daemon serves the self-signed
+//! certificate of its data directory (made before it starts, so it must reuse it: the same pin
+//! across processes), every manifest pins its SHA-256, and the API is called over HTTPS trusting
+//! that certificate alone. The test hypervisor boots the scanners with the real `scanner-agent`,
+//! which uploads to the daemon through the pinned TLS.
 //!
 //! An on-demand scan of the Region (`POST /v1/scans`: deterministic, unlike a schedule) must end
 //! `Done` with every volume's package count what the agent's code reads from its image, served by
@@ -167,7 +170,9 @@ async fn the_daemon_on_aws_scans_moto_on_demand_with_real_agents_and_leaves_noth
     // its own listener as the collector URL; a short poll (moto is instant; AWS's default is 5 s).
     let data = dir.path().join("data");
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let collector_url = format!("http://{addr}");
+    let collector_url = format!("https://{addr}");
+    let identity = agentless::collector::tls::TlsIdentity::self_signed(&data, &["127.0.0.1".into()]).expect("tls");
+    super::use_tls(addr, identity.fingerprint());
     let config = dir.path().join("agentless.toml");
     std::fs::write(
         &config,
@@ -209,6 +214,11 @@ shutdown_deadline = "60s"
     })
     .await;
     assert_eq!(http(addr, "POST", "/v1/scans", None, Some("{}")).await.status, 401);
+    assert!(
+        log_of(&log).contains(&format!("TLS certificate SHA-256 {}", identity.fingerprint())),
+        "the daemon serves the stored certificate:\n{}",
+        log_of(&log)
+    );
 
     // An on-demand scan of the Region: one job.
     let started = Instant::now();
@@ -290,6 +300,7 @@ shutdown_deadline = "60s"
         assert_eq!(b.shutdown_behavior, "terminate", "{}", b.instance);
         assert!(matches!(b.exit, Some(0 | 1)), "{}: agent exit {:?}", b.instance, b.exit);
         assert_eq!(b.manifest.collector_url, collector_url);
+        assert_eq!(b.manifest.collector_cert_sha256.as_deref(), Some(identity.fingerprint()), "{}", b.instance);
         booted.entry(b.manifest.job.clone()).or_default().extend(b.devices.iter().map(|(_, v)| v.clone()));
     }
     let volumes_of = |pick: &dyn Fn(&str) -> bool| {
@@ -425,7 +436,7 @@ async fn the_account_checks_at_start_with_credentials_and_an_assumed_role() {
 cloud = "aws"
 [server]
 listen = "{addr}"
-collector_url = "http://{addr}"
+collector_url = "https://{addr}"
 token = "{TOKEN}"
 identity_certs = "{certs}"
 [[accounts]]
@@ -440,7 +451,10 @@ endpoint_url = "{endpoint}"
         )
         .expect("config");
         let log = dir.path().join(format!("serve-{n}.log"));
-        let mut daemon = start_on_aws(&config, &dir.path().join(format!("data-{n}")), &log);
+        let data = dir.path().join(format!("data-{n}"));
+        let identity = agentless::collector::tls::TlsIdentity::self_signed(&data, &["127.0.0.1".into()]).expect("tls");
+        super::use_tls(addr, identity.fingerprint());
+        let mut daemon = start_on_aws(&config, &data, &log);
         let started = Instant::now();
         let Some(want) = refused else {
             wait_for("the API", Duration::from_secs(30), &log, async || {

@@ -4,6 +4,10 @@
 //! signature ([`crate::bundle::IDENTITY_HEADER`]), retried until it is accepted, refused for good, or the job's
 //! deadline passes.
 //!
+//! An `https://` collector URL needs the manifest's certificate pin ([`super::pin`]): the upload
+//! then trusts that certificate alone. A certificate other than the pinned one is refused for good
+//! (not retried), and so is an `https://` URL without a pin or a pin with an `http://` URL.
+//!
 //! Retried: connection and timeout errors, HTTP 5xx and 429 (honouring a `Retry-After` in
 //! seconds, within the backoff cap: the collector answers 503 or 429 with one when it is at its
 //! concurrent-upload or bytes-in-flight limit). Not retried: any other status outside 2xx, since the
@@ -11,8 +15,13 @@
 //! its answer are logged. At least one attempt is always made, even past the deadline (the
 //! scanner's clock may lag right after boot); retries stop at the deadline.
 
+use std::sync::PoisonError;
 use std::time::{Duration, SystemTime};
 
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, TcpConnector};
+
+use super::pin::{PinMismatch, PinnedTlsConnector, Refusals};
 use super::retry::Backoff;
 use crate::bundle::{
     AUTH_HEADER, CONTENT_TYPE, IDENTITY_HEADER, MAX_IDENTITY_HEADER_BYTES, SIGNATURE_HEADER, sign, upload_token,
@@ -54,6 +63,14 @@ pub enum UploadError {
     Refused { status: u16, attempts: u32, body: String },
     #[error("gave up after {attempts} attempt(s) ({why}); last error: {last}")]
     GaveUp { attempts: u32, why: &'static str, last: String },
+    #[error("{0}")]
+    WrongCertificate(PinMismatch),
+    #[error("the collector URL {url:?} is https:// but no certificate is pinned: nothing to verify it with")]
+    NoPin { url: String },
+    #[error("a certificate pin is given for the plain http:// collector URL {url:?}: refusing to upload in clear")]
+    PinWithoutTls { url: String },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
 }
 
 /// `<collector_url>/v1/jobs/<job>/bundles/<scanner>`. The job and scanner names are path-safe
@@ -128,11 +145,20 @@ pub fn upload(
     identity: Option<&str>,
     policy: &UploadPolicy,
 ) -> Result<UploadReceipt, UploadError> {
-    upload_to(&bundle_url(manifest), &manifest.hmac_key, body, identity, policy)
+    upload_to(
+        &bundle_url(manifest),
+        &manifest.hmac_key,
+        manifest.collector_cert_sha256.as_deref(),
+        body,
+        identity,
+        policy,
+    )
 }
 
-/// [`upload`] to an explicit URL. An `identity` over [`MAX_IDENTITY_HEADER_BYTES`] is not sent
-/// (the collector would refuse it as malformed; without it, as missing: the log says which).
+/// [`upload`] to an explicit URL; `pin` is the collector certificate's SHA-256 (hex), required
+/// with an `https://` URL and refused with `http://`. An `identity` over
+/// [`MAX_IDENTITY_HEADER_BYTES`] is not sent (the collector would refuse it as malformed; without
+/// it, as missing: the log says which).
 ///
 /// # Errors
 ///
@@ -140,6 +166,7 @@ pub fn upload(
 pub fn upload_to(
     url: &str,
     key: &HmacKey,
+    pin: Option<&str>,
     body: &[u8],
     identity: Option<&str>,
     policy: &UploadPolicy,
@@ -158,15 +185,26 @@ pub fn upload_to(
         fits
     });
     let creds = Credentials { signature: &signature, token: &token, identity };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         // The collector is reached directly (in the job's VPC, or over loopback in the simulated
         // account); a bundle is never sent through an environment proxy nor redirected elsewhere.
         .proxy(None)
         .max_redirects(0)
         .user_agent(concat!("scanner-agent/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+        .build();
+    let https = url.starts_with("https://");
+    let (agent, refusals): (ureq::Agent, Option<Refusals>) = match (https, pin) {
+        (true, Some(pin)) => {
+            let tls = PinnedTlsConnector::new(pin).map_err(|e| UploadError::Tls(e.to_string()))?;
+            let refusals = tls.refusals();
+            let connector = ().chain(TcpConnector::default()).chain(tls);
+            (ureq::Agent::with_parts(config, connector, DefaultResolver::default()), Some(refusals))
+        }
+        (true, None) => return Err(UploadError::NoPin { url: url.to_owned() }),
+        (false, Some(_)) => return Err(UploadError::PinWithoutTls { url: url.to_owned() }),
+        (false, None) => (config.into(), None),
+    };
     let max_attempts = policy.max_attempts.max(1);
     let mut backoff = Backoff::new(policy.initial_backoff, policy.max_backoff);
     let mut attempts = 0u32;
@@ -181,7 +219,14 @@ pub fn upload_to(
                 tracing::error!(url, status, answer = %answer, "the collector refused the bundle; not retrying");
                 return Err(UploadError::Refused { status, attempts, body: answer });
             }
-            Outcome::Retry(last, retry_after) => (last, retry_after),
+            Outcome::Retry(last, retry_after) => {
+                let refused = refusals.as_ref().and_then(|r| r.lock().unwrap_or_else(PoisonError::into_inner).take());
+                if let Some(mismatch) = refused {
+                    tracing::error!(url, error = %mismatch, "the collector's certificate is not the pinned one; not retrying");
+                    return Err(UploadError::WrongCertificate(mismatch));
+                }
+                (last, retry_after)
+            }
         };
         if attempts >= max_attempts {
             return Err(UploadError::GaveUp { attempts, why: "attempts exhausted", last });

@@ -193,6 +193,7 @@ pub(crate) fn job(collector: &str, devices: Vec<DeviceTarget>) -> JobManifest {
         job: "j-20261129-run".into(),
         scanner: "s0".into(),
         collector_url: collector.into(),
+        collector_cert_sha256: None,
         hmac_key: HmacKey::generate(),
         baseline: true,
         deadline_unix: in_an_hour(),
