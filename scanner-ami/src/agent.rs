@@ -12,6 +12,7 @@
 //! through `tracing` (the systemd journal on a scanner).
 
 pub mod devices;
+pub mod egress;
 pub mod imds;
 mod retry;
 pub mod upload;
@@ -25,6 +26,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 
 pub use devices::{DeviceError, resolve_device};
+pub use egress::EgressError;
 pub use imds::{Imds, ImdsData, ImdsError};
 pub use upload::{UploadError, UploadPolicy, UploadReceipt, bundle_url, upload};
 
@@ -103,6 +105,10 @@ pub struct RunConfig {
     pub initial_backoff: Duration,
     /// Cap of the upload retry delay.
     pub max_backoff: Duration,
+    /// Refuse to scan unless this record of `scanner-agent egress apply` names the manifest's
+    /// collector ([`egress::check_state`]). The image's unit sets it; runs outside the image (the
+    /// simulated hypervisor, tests, manual runs) leave it `None` and change no firewall.
+    pub require_egress: Option<PathBuf>,
 }
 
 impl Default for RunConfig {
@@ -118,6 +124,7 @@ impl Default for RunConfig {
             upload_timeout: DEFAULT_UPLOAD_TIMEOUT,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            require_egress: None,
         }
     }
 }
@@ -137,6 +144,8 @@ pub enum AgentError {
     OutDir { path: String, source: std::io::Error },
     #[error("bundle not delivered: {0}")]
     Upload(#[from] UploadError),
+    #[error("egress is not enforced, so nothing was scanned: {0}")]
+    Egress(#[from] EgressError),
 }
 
 /// What [`run`] did.
@@ -475,6 +484,21 @@ fn run_inner(config: &RunConfig, outcome: &mut RunOutcome) {
         collector = %manifest.collector_url,
         "job manifest read"
     );
+    if let Some(path) = &config.require_egress {
+        match egress::check_state(path, &manifest) {
+            Ok(state) => tracing::info!(
+                table = %state.table,
+                collector = ?state.plan.collector,
+                dns = ?state.plan.dns,
+                "egress rules in place"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "egress is not enforced; not scanning");
+                outcome.errors.push(e.into());
+                return;
+            }
+        }
+    }
     let (bundle_manifest, volumes) = scan_devices(&manifest, &config.dev_root, instance_id);
     let all_complete = bundle_manifest.devices.iter().all(|d| d.status == DeviceStatus::Complete);
     let body = match write_bundle(&bundle_manifest, &volumes) {
