@@ -4,6 +4,10 @@
 //! retries ([`upload`]) and power the scanner off, which terminates it
 //! (`InstanceInitiatedShutdownBehavior = terminate`), whatever happened before.
 //!
+//! On the scanner image, the scan starts only once [`egress`] rules are in place: `run` with
+//! [`RunConfig::require_egress`] refuses to scan without the record `scanner-agent egress apply`
+//! (root, before `run`) wrote for the manifest's collector.
+//!
 //! [`scan_devices`] is the part without I/O beyond the disks: the simulated account's hypervisor
 //! calls it in-process to produce a bundle without IMDS or HTTP. [`ScanOutputs`] renders one
 //! scan's three JSON files; `scanner-agent scan` prints the same documents.

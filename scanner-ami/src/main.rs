@@ -50,7 +50,8 @@ enum Command {
         long_about = "The scanner image's mode (started by systemd at boot).\n\n\
         1. Read the job manifest: from IMDSv2 user data (PUT /latest/api/token, then GET \
         /latest/user-data with the token; retried for up to two minutes while the network comes up), \
-        or from --manifest FILE.\n\
+        or from --manifest FILE. With --require-egress FILE, stop here (exit 2) unless FILE, written by \
+        `scanner-agent egress apply`, records egress rules for the manifest's collector.\n\
         2. Find each device of the manifest (/dev/sdf, its /dev/xvdf alias, or the udev symlink \
         amazon-ec2-utils makes to the NVMe device on Nitro) under --dev-root, and scan it read-only; \
         a device that is not there is reported as missing.\n\
