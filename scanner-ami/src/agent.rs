@@ -4,6 +4,10 @@
 //! retries ([`upload`]) and power the scanner off, which terminates it
 //! (`InstanceInitiatedShutdownBehavior = terminate`), whatever happened before.
 //!
+//! On the scanner image, the scan starts only once [`egress`] rules are in place: `run` with
+//! [`RunConfig::require_egress`] refuses to scan without the record `scanner-agent egress apply`
+//! (root, before `run`) wrote for the manifest's collector.
+//!
 //! [`scan_devices`] is the part without I/O beyond the disks: the simulated account's hypervisor
 //! calls it in-process to produce a bundle without IMDS or HTTP. [`ScanOutputs`] renders one
 //! scan's three JSON files; `scanner-agent scan` prints the same documents.
@@ -12,6 +16,7 @@
 //! through `tracing` (the systemd journal on a scanner).
 
 pub mod devices;
+pub mod egress;
 pub mod imds;
 pub mod pin;
 mod retry;
@@ -26,6 +31,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 
 pub use devices::{DeviceError, resolve_device};
+pub use egress::EgressError;
 pub use imds::{Imds, ImdsData, ImdsError};
 pub use upload::{UploadError, UploadPolicy, UploadReceipt, bundle_url, upload};
 
@@ -104,6 +110,10 @@ pub struct RunConfig {
     pub initial_backoff: Duration,
     /// Cap of the upload retry delay.
     pub max_backoff: Duration,
+    /// Refuse to scan unless this record of `scanner-agent egress apply` names the manifest's
+    /// collector ([`egress::check_state`]). The image's unit sets it; runs outside the image (the
+    /// simulated hypervisor, tests, manual runs) leave it `None` and change no firewall.
+    pub require_egress: Option<PathBuf>,
 }
 
 impl Default for RunConfig {
@@ -119,6 +129,7 @@ impl Default for RunConfig {
             upload_timeout: DEFAULT_UPLOAD_TIMEOUT,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            require_egress: None,
         }
     }
 }
@@ -138,6 +149,8 @@ pub enum AgentError {
     OutDir { path: String, source: std::io::Error },
     #[error("bundle not delivered: {0}")]
     Upload(#[from] UploadError),
+    #[error("egress is not enforced, so nothing was scanned: {0}")]
+    Egress(#[from] EgressError),
 }
 
 /// What [`run`] did.
@@ -487,6 +500,21 @@ fn run_inner(config: &RunConfig, outcome: &mut RunOutcome) {
         collector = %manifest.collector_url,
         "job manifest read"
     );
+    if let Some(path) = &config.require_egress {
+        match egress::check_state(path, &manifest) {
+            Ok(state) => tracing::info!(
+                table = %state.table,
+                collector = ?state.plan.collector,
+                dns = ?state.plan.dns,
+                "egress rules in place"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "egress is not enforced; not scanning");
+                outcome.errors.push(e.into());
+                return;
+            }
+        }
+    }
     let (bundle_manifest, volumes) = scan_devices(&manifest, &config.dev_root, instance_id);
     let all_complete = bundle_manifest.devices.iter().all(|d| d.status == DeviceStatus::Complete);
     let body = match write_bundle(&bundle_manifest, &volumes) {

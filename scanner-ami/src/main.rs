@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use scanner_ami::agent::{self, PowerOff, RunConfig, ScanOutputs};
+use scanner_ami::agent::{self, PowerOff, RunConfig, ScanOutputs, egress};
 use scanner_ami::baseline::Status;
 use scanner_ami::report::Report;
 use scanner_ami::scan;
@@ -50,7 +50,8 @@ enum Command {
         long_about = "The scanner image's mode (started by systemd at boot).\n\n\
         1. Read the job manifest: from IMDSv2 user data (PUT /latest/api/token, then GET \
         /latest/user-data with the token; retried for up to two minutes while the network comes up), \
-        or from --manifest FILE.\n\
+        or from --manifest FILE. With --require-egress FILE, stop here (exit 2) unless FILE, written by \
+        `scanner-agent egress apply`, records egress rules for the manifest's collector.\n\
         2. Find each device of the manifest (/dev/sdf, its /dev/xvdf alias, or the udev symlink \
         amazon-ec2-utils makes to the NVMe device on Nitro) under --dev-root, and scan it read-only; \
         a device that is not there is reported as missing.\n\
@@ -65,6 +66,53 @@ enum Command {
         after_help = "Examples:\n  scanner-agent run\n  scanner-agent run --manifest job.json --dev-root /tmp/fake-root --out results/ --no-poweroff"
     )]
     Run(RunArgs),
+    /// Enforce the scanner's egress with nftables (root; the image's unit runs it before `run`).
+    #[command(subcommand)]
+    Egress(EgressCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EgressCommand {
+    /// Allow outbound traffic only to the job's collector (and IMDS, Amazon Time Sync, DNS when
+    /// the collector is named, DHCP, IPv6 neighbour discovery), drop and count the rest.
+    #[command(
+        long_about = "Allow outbound traffic only to the job's collector, drop and count the rest.\n\n\
+        Reads the job manifest (IMDSv2 user data, or --manifest FILE), resolves the collector, and \
+        loads an nftables table `inet agentless_egress` with `nft -f -`: its output chain accepts \
+        loopback, replies, TCP to the collector's addresses and port, IMDS (169.254.169.254 and \
+        fd00:ec2::254, TCP 80), the Amazon Time Sync Service (UDP 123), DHCP and IPv6 neighbour \
+        discovery, DNS to the upstream resolvers only if the collector is a host name, and ends \
+        with `counter name \"dropped\" drop`. Then it records what it applied in --state, which \
+        `run --require-egress` checks. Needs CAP_NET_ADMIN.\n\n\
+        Exit status: 0 applied, 2 not applied (nothing may be scanned).",
+        after_help = "Examples:\n  scanner-agent egress apply\n  scanner-agent egress apply --manifest job.json --nft /usr/sbin/nft --state /run/egress.json"
+    )]
+    Apply(EgressApplyArgs),
+    /// Log the count of dropped outbound packets (the image's unit runs it at the end).
+    Report(EgressReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct EgressApplyArgs {
+    /// Base URL of the instance metadata service.
+    #[arg(long, value_name = "URL", default_value = agent::DEFAULT_IMDS_ENDPOINT)]
+    imds_endpoint: String,
+    /// Read the job manifest (JSON) from FILE instead of IMDS user data.
+    #[arg(long = "manifest", value_name = "FILE")]
+    manifest_file: Option<PathBuf>,
+    /// The nft program.
+    #[arg(long, value_name = "PATH", default_value = egress::DEFAULT_NFT)]
+    nft: PathBuf,
+    /// Record what was applied in FILE (for `run --require-egress FILE`).
+    #[arg(long, value_name = "FILE", default_value = egress::DEFAULT_STATE_FILE)]
+    state: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct EgressReportArgs {
+    /// The nft program.
+    #[arg(long, value_name = "PATH", default_value = egress::DEFAULT_NFT)]
+    nft: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +136,11 @@ struct RunArgs {
     /// of the command line).
     #[arg(long, value_name = "CMD", num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
     poweroff_command: Option<Vec<String>>,
+    /// Scan only if FILE, written by `scanner-agent egress apply`, records egress rules for this
+    /// job's collector; otherwise exit 2 without scanning or uploading. The scanner image's unit
+    /// sets it; without it (tests, manual runs) no egress check is made.
+    #[arg(long, value_name = "FILE")]
+    require_egress: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -137,7 +190,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Scan(_) => "warn",
-        Command::Run(_) => "info",
+        Command::Run(_) | Command::Egress(_) => "info",
     };
     let level = cli.log_level.as_deref().unwrap_or(default_level);
     let filter = tracing_subscriber::EnvFilter::try_new(level)
@@ -152,6 +205,61 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => ExitCode::from(run_agent(args)),
+        Command::Egress(EgressCommand::Apply(args)) => ExitCode::from(egress_apply(args)),
+        Command::Egress(EgressCommand::Report(args)) => ExitCode::from(egress_report(&args)),
+    }
+}
+
+/// `egress apply`: fail closed, i.e. exit 2 (the unit then never starts `run`) on any error.
+fn egress_apply(args: EgressApplyArgs) -> u8 {
+    let config = RunConfig {
+        imds_endpoint: args.imds_endpoint,
+        manifest_file: args.manifest_file,
+        poweroff: PowerOff::None,
+        ..RunConfig::default()
+    };
+    let manifest = match agent::read_manifest(&config) {
+        Ok((m, _)) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "no job manifest; egress rules not applied, nothing may be scanned");
+            eprintln!("scanner-agent: error: {}", sanitize(&e.to_string()));
+            return EXIT_FATAL;
+        }
+    };
+    let enforce = egress::EnforceConfig { nft: args.nft, state_file: args.state };
+    match egress::enforce(&manifest, &enforce) {
+        Ok(plan) => {
+            tracing::info!(
+                table = egress::TABLE,
+                collector = ?plan.collector,
+                dns = ?plan.dns,
+                state = %enforce.state_file.display(),
+                "egress rules applied: outbound only to the collector, IMDS, Amazon Time Sync{}",
+                if plan.dns.is_empty() { "" } else { " and DNS" }
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "egress rules not applied; nothing may be scanned");
+            eprintln!("scanner-agent: error: {}", sanitize(&e.to_string()));
+            EXIT_FATAL
+        }
+    }
+}
+
+/// `egress report`: the drop counter in the log.
+fn egress_report(args: &EgressReportArgs) -> u8 {
+    match egress::read_dropped(&args.nft) {
+        Ok(d) => {
+            tracing::info!(packets = d.packets, bytes = d.bytes, "egress: outbound packets dropped");
+            println!("egress: {} outbound packets ({} bytes) dropped", d.packets, d.bytes);
+            EXIT_OK
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the egress drop counter");
+            eprintln!("scanner-agent: error: {}", sanitize(&e.to_string()));
+            EXIT_FATAL
+        }
     }
 }
 
@@ -167,6 +275,7 @@ fn run_agent(args: RunArgs) -> u8 {
         dev_root: args.dev_root,
         out_dir: args.out_dir,
         poweroff,
+        require_egress: args.require_egress,
         ..RunConfig::default()
     };
     let outcome = agent::run(&config);

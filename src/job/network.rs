@@ -224,7 +224,10 @@ impl<C: Cloud> Job<'_, C> {
             self.save()?;
         }
 
-        // Security group: no ingress; egress to HTTPS (the collector, package mirrors).
+        // Security group: no ingress; egress to HTTPS (the collector, package mirrors). The egress
+        // rule is not a control: AWS's default allow-all egress rule stays (the policy has no
+        // RevokeSecurityGroupEgress); the scanner enforces its egress itself (policies/README.md,
+        // "Egress"; scanner-ami/src/agent/egress.rs).
         let tsg = self.role_tags(Role::SECURITY_GROUP);
         if self.doc.network.security_group.is_none() {
             let input = CreateSecurityGroupInput {

@@ -22,6 +22,7 @@ mod bundle;
 mod cli;
 mod debootstrap;
 mod difftree;
+mod egress;
 mod fixtures;
 mod hostile;
 mod images;

@@ -14,9 +14,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use scanner_ami::agent::egress;
 use scanner_ami::bundle::{BundleLimits, DeviceStatus, read_bundle, verify};
 use scanner_ami::disk::{BlockSource, Disk, Region};
 use scanner_ami::fs::ext4::Ext4Fs;
@@ -346,7 +348,17 @@ fn unit_runs_the_agent_unprivileged_and_always_powers_off() {
         v[0].clone()
     };
     assert_eq!(one("Type"), "oneshot");
-    assert_eq!(one("ExecStart"), "/usr/local/bin/scanner-agent run --no-poweroff");
+    assert_eq!(
+        one("ExecStart"),
+        format!("/usr/local/bin/scanner-agent run --no-poweroff --require-egress {}", egress::DEFAULT_STATE_FILE)
+    );
+    // Egress: applied as root before the scan, without `-` (a failure fails the unit: `run` never
+    // starts); the drop counter reported at the end whatever happened.
+    let pre = unit_values(&unit, "ExecStartPre");
+    assert_eq!(pre.len(), 2, "{pre:?}");
+    assert!(pre[0].starts_with("-+/usr/bin/udevadm settle"), "{pre:?}");
+    assert_eq!(pre[1], "+/usr/local/bin/scanner-agent egress apply");
+    assert_eq!(one("ExecStopPost"), "-+/usr/local/bin/scanner-agent egress report");
     // systemd powers off whatever the agent did; a hang is cut by the timeouts.
     assert_eq!(one("SuccessAction"), "poweroff");
     assert_eq!(one("FailureAction"), "poweroff");
@@ -371,7 +383,7 @@ fn unit_runs_the_agent_unprivileged_and_always_powers_off() {
     let job = Duration::from_secs(60 * minutes(&one("JobTimeoutSec")));
     let scan_timeout = Duration::from_secs(30 * 60);
     let settle = Duration::from_secs(120);
-    assert!(one("ExecStartPre").contains("--timeout=120"));
+    assert!(pre[0].contains("--timeout=120"));
     let needed = scan_timeout + scanner_ami::agent::DEFAULT_UPLOAD_TIMEOUT + settle;
     assert!(
         start >= needed,
@@ -433,6 +445,67 @@ fn lvm_reads_our_settings_and_activates_nothing() {
 
 /// Where the collector is, seen from the VM (a slirp guestfwd to the fake collector on loopback).
 const VM_COLLECTOR: &str = "169.254.169.200:8443";
+
+/// An address that is not the collector, seen from the VM: a slirp guestfwd to a host listener
+/// that must never see a connection once the egress rules are on (the scan test's probe).
+const VM_FORBIDDEN: &str = "169.254.169.201:8443";
+
+/// A loopback listener that counts the connections it accepts (and closes them).
+struct CountingListener {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl CountingListener {
+    fn start() -> CountingListener {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stream.is_ok() {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        CountingListener { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Test-only probe on the kernel command line (a `systemd.run` after [`DIAGNOSTICS`]' ones, as
+/// root, outside the agent's sandbox): once the egress table exists (polled each second for up to
+/// 10 min), connect to the collector (allowed: shows the probe itself can connect) and to
+/// [`VM_FORBIDDEN`] (must be dropped), 3 s each, print `EGRESS-PROBE <which> connected|blocked`,
+/// then the drop counter. Perl (perl-base is in every Debian): no `$` (systemd would expand it) and
+/// no double quote (the kernel command line's own quoting) anywhere.
+fn egress_probe() -> String {
+    let connect = |what: &str, addr: &str| {
+        format!(
+            "say IO::Socket::INET->new(PeerAddr => q{{{addr}}}, Timeout => 3) \
+             ? q{{EGRESS-PROBE {what} connected}} : q{{EGRESS-PROBE {what} blocked}};"
+        )
+    };
+    format!(
+        "systemd.run=\"/usr/bin/perl -MIO::Socket::INET -E 'for (1..600) {{ last if system(q{{nft list table inet \
+         agentless_egress >/dev/null 2>&1}}) == 0; sleep 1 }} {} {} print qx{{nft list counter inet agentless_egress \
+         dropped}};'\"",
+        connect("collector", VM_COLLECTOR),
+        connect("other", VM_FORBIDDEN)
+    )
+}
+
+/// `packets N` of an `nft list counter` listing on the console, after line `from`.
+fn counter_packets(console: &str, from: usize) -> Option<u64> {
+    console.lines().skip(from).find_map(|l| {
+        let rest = &l[l.find("packets ")? + "packets ".len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
 
 fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
@@ -496,7 +569,17 @@ fn boot_disk(b: &Built, name: &str, extra_cmdline: &str) -> PathBuf {
 ///
 /// TCG by default: nested KVM on this kind of machine opens but hangs; set AGENTLESS_QEMU_ACCEL=kvm
 /// where it works.
-fn boot(b: &Built, name: &str, volume: &Path, ports: (u16, u16), extra_cmdline: &str, timeout: Duration) -> Boot {
+/// `forbidden`: the loopback port of a host listener the VM reaches at [`VM_FORBIDDEN`] if its
+/// egress rules let it (a third guestfwd, there only for the probe of the scan test).
+fn boot(
+    b: &Built,
+    name: &str,
+    volume: &Path,
+    ports: (u16, u16),
+    forbidden: Option<u16>,
+    extra_cmdline: &str,
+    timeout: Duration,
+) -> Boot {
     let (imds_port, collector_port) = ports;
     // Kept for a look after the test: target/tmp/scanner-image/console-<name>.log.
     let console = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scanner-image").join(format!("console-{name}.log"));
@@ -507,6 +590,10 @@ fn boot(b: &Built, name: &str, volume: &Path, ports: (u16, u16), extra_cmdline: 
          guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:127.0.0.1:{imds_port},\
          guestfwd=tcp:{VM_COLLECTOR}-cmd:socat STDIO TCP:127.0.0.1:{collector_port}"
     );
+    let netdev = match forbidden {
+        Some(port) => format!("{netdev},guestfwd=tcp:{VM_FORBIDDEN}-cmd:socat STDIO TCP:127.0.0.1:{port}"),
+        None => netdev,
+    };
     let drive = |path: &Path, id: &str| format!("file={},if=none,id={id},format=raw,snapshot=on", path.display());
     let disk = boot_disk(b, name, extra_cmdline);
     let vars = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scanner-image").join(format!("ovmf-vars-{name}.fd"));
@@ -655,7 +742,9 @@ fn scanner_image_boots_scans_the_attached_volume_uploads_and_powers_off() {
     let manifest = job(&format!("http://{VM_COLLECTOR}"), vec![target("/dev/nvme1n1", 1), target("/dev/sdg", 2)]);
     let imds = fake_imds(manifest.to_json().expect("json"), 0);
     let ports = (port_of(&imds.url()), port_of(&collector.url()));
-    let run = boot(b, "scan", &demo_image(), ports, DIAGNOSTICS, BOOT_TIMEOUT);
+    let forbidden = CountingListener::start();
+    let cmdline = format!("{DIAGNOSTICS} {}", egress_probe());
+    let run = boot(b, "scan", &demo_image(), ports, Some(forbidden.port), &cmdline, BOOT_TIMEOUT);
     eprintln!("boot to power-off: {:.1} s", run.secs);
     let ctx = || format!("after {:.0} s; console tail:\n{}", run.secs, tail(&run.console, 60));
     // It powered itself off: QEMU exits 0 on the guest's power-off (-no-reboot), before the timeout.
@@ -724,6 +813,47 @@ fn scanner_image_boots_scans_the_attached_volume_uploads_and_powers_off() {
         let hits: Vec<&str> = run.console.lines().filter(|l| l.contains(bad)).collect();
         assert!(hits.is_empty(), "{bad}: {hits:?}\n{}", ctx());
     }
+
+    // Egress: the rules were applied from the manifest before the scan, and checked by the agent.
+    let lines: Vec<&str> = run.console.lines().collect();
+    let applied = lines.iter().position(|l| l.contains("egress rules applied")).unwrap_or_else(|| panic!("{}", ctx()));
+    assert!(lines[applied].contains(&format!("collector=[{VM_COLLECTOR}]")), "{}", lines[applied]);
+    assert!(lines[applied].contains("dns=[]"), "an address literal needs no DNS: {}", lines[applied]);
+    let in_place =
+        lines.iter().position(|l| l.contains("egress rules in place")).unwrap_or_else(|| panic!("{}", ctx()));
+    let scanned = lines.iter().position(|l| l.contains("device scanned")).unwrap_or_else(|| panic!("{}", ctx()));
+    assert!(applied < in_place && in_place < scanned, "egress before the scan: {applied} {in_place} {scanned}");
+    // The probe, with the rules on: the collector is reachable, the other address is not, and the
+    // host listener behind it saw nothing; the drop counter counted it.
+    let probe = |what: &str| -> (usize, &str) {
+        lines
+            .iter()
+            .enumerate()
+            // `perl[PID]: EGRESS-PROBE ...` (the kernel's echo of its command line holds the text too).
+            .find_map(|(i, l)| l.split_once(&format!("]: EGRESS-PROBE {what} ")).map(|(_, r)| (i, r.trim())))
+            .unwrap_or_else(|| panic!("no {what} probe on the console: {}", ctx()))
+    };
+    assert_eq!(probe("collector").1, "connected", "the probe can connect where the rules allow: {}", ctx());
+    let (other_at, other) = probe("other");
+    assert_eq!(other, "blocked", "{}", ctx());
+    assert_eq!(forbidden.accepted(), 0, "a connection reached the forbidden address's listener");
+    let dropped = counter_packets(&run.console, other_at).unwrap_or_else(|| panic!("no counter listing {}", ctx()));
+    assert!(dropped >= 1, "the blocked probe was not counted: {dropped}");
+    // The upload went through the same rules (checked above: one signed bundle). At the end the
+    // unit logs the counter; when the probe ran before it, the count includes the probe's drop.
+    let report = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| {
+            let rest = l.split_once("egress: ")?.1;
+            let n: u64 = rest.strip_suffix(" bytes) dropped").and(rest.split_whitespace().next())?.parse().ok()?;
+            Some((i, n))
+        })
+        .unwrap_or_else(|| panic!("no drop count reported: {}", ctx()));
+    if other_at < report.0 {
+        assert!(report.1 >= 1, "reported {} dropped after the blocked probe", report.1);
+    }
+    eprintln!("egress: probe blocked; {dropped} packets dropped at the probe, {} at the end", report.1);
 }
 
 #[test]
@@ -736,7 +866,7 @@ fn user_data_script_is_never_executed_and_a_failed_job_still_powers_off() {
     let script = b"#!/bin/sh\necho \"$((6 * 7))-USER-DATA-EXECUTED\" > /dev/console\n".to_vec();
     let imds = fake_imds(script, 0);
     let ports = (port_of(&imds.url()), port_of(&collector.url()));
-    let run = boot(b, "script", &demo_image(), ports, "", BOOT_TIMEOUT);
+    let run = boot(b, "script", &demo_image(), ports, None, "", BOOT_TIMEOUT);
     eprintln!("boot to power-off (failed job): {:.1} s", run.secs);
     let ctx = || format!("after {:.0} s; console tail:\n{}", run.secs, tail(&run.console, 60));
     assert!(run.exit.is_some_and(|s| s.success()), "the VM did not power off by itself: {:?} {}", run.exit, ctx());
@@ -875,7 +1005,7 @@ fn a_look_alike_of_our_own_disk_attached_as_the_target_does_not_boot() {
     let imds = fake_imds(manifest.to_json().expect("json"), 0);
     let ports = (port_of(&imds.url()), port_of(&collector.url()));
     // The product image as it is (no test diagnostics): what the firmware and the initramfs see.
-    let run = boot(b, "look-alike", &volume, ports, "", BOOT_TIMEOUT);
+    let run = boot(b, "look-alike", &volume, ports, None, "", BOOT_TIMEOUT);
     let _ = std::fs::remove_file(&volume);
     eprintln!("boot to power-off (look-alike target): {:.1} s", run.secs);
     let ctx = || format!("after {:.0} s; console tail:\n{}", run.secs, tail(&run.console, 60));
@@ -964,4 +1094,73 @@ fn scanner_image_fails_only_the_known_baseline_rules() {
         assert!(f["status"] == "pass" || (id.starts_with("ssh.") && f["status"] == "notapplicable"), "{id}: {f}");
     }
     eprintln!("baseline of the scanner image: {}", baseline["summary"]);
+}
+
+/// The egress rules against the real kernel without a VM: in a throwaway network namespace
+/// (`unshare -n`: the host's firewall is never touched), with the image's own `nft` (chroot into
+/// the built root), `egress apply` loads the rules for a collector at 10.9.0.2:8443 on a veth
+/// link with nobody behind it (the output hook sees each SYN before the neighbour lookup); a
+/// connection to the collector leaves uncounted, one to another address and one to the collector's
+/// address on another port are dropped and counted. IPv6 is off in the namespace
+/// so its own neighbour discovery and MLD traffic cannot move the counter.
+#[test]
+#[ignore = "builds the scanner image (root, debootstrap); unshare, ip"]
+fn egress_rules_load_in_the_kernel_and_count_all_but_the_collector() {
+    let b = built();
+    let dir = tempfile::tempdir().expect("tmp");
+    let manifest = job("http://10.9.0.2:8443", vec![]);
+    let manifest_path = dir.path().join("job.json");
+    std::fs::write(&manifest_path, manifest.to_json().expect("json")).expect("write");
+    let nft = dir.path().join("nft");
+    std::fs::write(&nft, format!("#!/bin/sh\nexec chroot {} /usr/sbin/nft \"$@\"\n", b.rootfs.display())).expect("nft");
+    run(Command::new("chmod").arg("755").arg(&nft));
+    let agent = env!("CARGO_BIN_EXE_scanner-agent");
+    let (m, n, st) = (manifest_path.display(), nft.display(), dir.path().join("egress.json"));
+    let st = st.display();
+    // Each step prints a marker, then the counter (`egress: N outbound packets (B bytes) dropped`).
+    let script = format!(
+        "set -e
+        sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        ip link set lo up
+        ip link add x0 type veth peer name x1
+        ip addr add 10.9.0.1/24 dev x0
+        ip link set x1 up
+        ip link set x0 up
+        {agent} egress apply --manifest {m} --nft {n} --state {st} 2>&1
+        echo STEP applied; {agent} egress report --nft {n} 2>/dev/null
+        timeout 2 bash -c 'exec 3<>/dev/tcp/10.9.0.2/8443' 2>/dev/null || true
+        echo STEP collector; {agent} egress report --nft {n} 2>/dev/null
+        timeout 2 bash -c 'exec 3<>/dev/tcp/10.9.0.3/8443' 2>/dev/null || true
+        echo STEP other-address; {agent} egress report --nft {n} 2>/dev/null
+        timeout 2 bash -c 'exec 3<>/dev/tcp/10.9.0.2/9999' 2>/dev/null || true
+        echo STEP other-port; {agent} egress report --nft {n} 2>/dev/null
+        {n} list table inet agentless_egress"
+    );
+    let out =
+        Command::new("unshare").args(["-n", "bash", "-c", &script]).stdin(Stdio::null()).output().expect("unshare");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("egress rules applied"), "{text}");
+    let count_after = |step: &str| -> u64 {
+        let mut lines = text.lines().skip_while(|l| *l != format!("STEP {step}"));
+        lines
+            .nth(1)
+            .and_then(|l| l.strip_prefix("egress: "))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count after {step}: {text}"))
+    };
+    assert_eq!(count_after("applied"), 0, "{text}");
+    assert_eq!(count_after("collector"), 0, "the collector's SYN left uncounted: {text}");
+    let other = count_after("other-address");
+    assert!(other >= 1, "a SYN to another address was not dropped: {text}");
+    assert!(
+        count_after("other-port") > other,
+        "a SYN to the collector's address on another port was not dropped: {text}"
+    );
+    assert!(text.contains("ip daddr 10.9.0.2 tcp dport 8443 accept"), "{text}");
+    eprintln!(
+        "egress in a network namespace: dropped after the collector 0, another address {other}, another port {}",
+        count_after("other-port")
+    );
 }
