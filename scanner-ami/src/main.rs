@@ -219,7 +219,7 @@ fn egress_apply(args: EgressApplyArgs) -> u8 {
         ..RunConfig::default()
     };
     let manifest = match agent::read_manifest(&config) {
-        Ok((m, _)) => m,
+        Ok(read) => read.manifest,
         Err(e) => {
             tracing::error!(error = %e, "no job manifest; egress rules not applied, nothing may be scanned");
             eprintln!("scanner-agent: error: {}", sanitize(&e.to_string()));

@@ -420,6 +420,7 @@ mod tests {
             job: "j-1".into(),
             scanner: "s0".into(),
             collector_url: url.into(),
+            collector_cert_sha256: None,
             hmac_key: HmacKey::from_hex(&"0b".repeat(32)).expect("key"),
             baseline: false,
             deadline_unix: 0,
