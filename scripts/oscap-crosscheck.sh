@@ -11,7 +11,7 @@
 #   scanner-agent scan --root COPY --format baseline
 # and joins the results on the SSG rule id. Rule types that OpenSCAP evaluates against the
 # *host* in chroot mode (sysctl runtime values, mounted partitions, running services) are flagged
-# (inventory-anchors.md 1.3). Output: a markdown table on stdout (also target/oscap-crosscheck.md).
+# (docs/references.md, "Baseline checks (CIS)"). Output: a markdown table on stdout (also target/oscap-crosscheck.md).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -65,7 +65,7 @@ for rr in tree.iter("{http://checklists.nist.gov/xccdf/1.2}rule-result"):
     res = rr.find("x:result", ns)
     if res is not None and res.text != "notselected":
         oscap[rid] = res.text
-# Rule families OpenSCAP evaluates against the host in chroot mode (inventory-anchors 1.3).
+# Rule families OpenSCAP evaluates against the host in chroot mode (docs/references.md).
 def host_bound(rid):
     return rid.startswith(("sysctl_", "partition_for_", "service_", "mount_option_", "socket_")) or "_enabled" in rid
 rows, agree, disagree, only_ours = [], 0, 0, 0

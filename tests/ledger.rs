@@ -1,4 +1,4 @@
-//! The durable ledger (issue 7, item 2): the transition rule over every pair of states, the
+//! The durable ledger: the transition rule over every pair of states, the
 //! intent protocol, durability across a crash, WAL, schema versions, concurrent access, and damaged
 //! files read back as errors, not panics.
 

@@ -1,4 +1,4 @@
-//! The scanner image's `run` mode (DESIGN.md, "The guest agent"): read the job manifest from
+//! The scanner image's `run` mode (docs/bundle.md, "The agent's `run` mode"): read the job manifest from
 //! IMDSv2 user data ([`imds`]), find each attached device of the manifest ([`devices`]), scan it
 //! ([`crate::scan::scan_image`]), write the result bundle ([`crate::bundle`]), upload it with
 //! retries ([`upload`]) and power the scanner off, which terminates it

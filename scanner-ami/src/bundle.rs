@@ -1,4 +1,4 @@
-//! The result bundle (DESIGN.md, "The result bundle"): what a scanner uploads to the collector.
+//! The result bundle (docs/bundle.md): what a scanner uploads to the collector.
 //!
 //! A tar archive (ustar, regular files only): `manifest.json` first ([`BundleManifest`]), then
 //! for each scanned device with index `N` (its position in the manifest's `devices`):
@@ -190,7 +190,7 @@ pub const MAX_IDENTITY_HEADER_BYTES: usize = 8 * 1024;
 /// anything else signed with the key: a bundle body starts with a tar header, never with this).
 pub const UPLOAD_TOKEN_LABEL: &str = "agentless.upload/v1";
 
-/// The signature scheme prefix of [`SIGNATURE_HEADER`] (DESIGN.md, "The result bundle").
+/// The signature scheme prefix of [`SIGNATURE_HEADER`] (docs/bundle.md).
 pub const SIGNATURE_PREFIX: &str = "sha256=";
 
 /// The `Content-Type` of an uploaded bundle.

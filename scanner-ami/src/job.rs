@@ -1,5 +1,5 @@
 //! The job manifest: what the orchestrator tells a scanner instance, as its EC2 user data
-//! (DESIGN.md, "A scan job"): the job, the scanner's name in the job, where to upload the result
+//! (docs/bundle.md, "The job manifest (user data)"): the job, the scanner's name in the job, where to upload the result
 //! bundle, the scanner's own HMAC key that signs it ([`HmacKey::for_scanner`]: derived from the
 //! job's key, so one scanner's key signs nothing for its siblings), and which attached device
 //! holds which target volume.
@@ -32,7 +32,7 @@ const SHA256_HEX_LEN: usize = 64;
 pub const MAX_USER_DATA_BYTES: usize = 16 * 1024;
 
 /// Devices one scanner can be handed: the attachment limit of the scanner type (26 on the
-/// shared-limit Nitro types, orchestrator-anchors 1) with room for larger configured limits.
+/// shared-limit Nitro types, docs/references.md) with room for larger configured limits.
 pub const MAX_DEVICES: usize = 128;
 
 /// An HMAC key (the job's, or one scanner's derived from it): secret. `Debug` and `Display` never

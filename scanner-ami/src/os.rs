@@ -1,7 +1,7 @@
 //! Operating-system detection from files on the scanned root: `etc/os-release`, then
 //! `usr/lib/os-release`, then the older `etc/system-release`, `etc/redhat-release`,
 //! `etc/debian_version` and `etc/alpine-release` (the order Trivy and Syft use, see
-//! reference/inventory-anchors.md 1.1).
+//! docs/references.md, "Package databases and OS detection").
 
 use serde::Serialize;
 

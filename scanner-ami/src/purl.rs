@@ -1,5 +1,5 @@
 //! Package URLs (purl spec, github.com/package-url/purl-spec) for OS packages, following the
-//! conventions in reference/inventory-anchors.md 1.2: `pkg:deb/<distro-id>/<name>@<version>`,
+//! conventions in docs/references.md, "Package URLs": `pkg:deb/<distro-id>/<name>@<version>`,
 //! `pkg:rpm/<distro-id>/<name>@<version>-<release>`, `pkg:apk/<distro-id>/<name>@<version>`, with
 //! the qualifiers `arch`, `epoch`, `upstream` and `distro` (sorted by key, as the spec requires).
 

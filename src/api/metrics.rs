@@ -17,7 +17,7 @@ use crate::schedule::dispatch::Usage;
 
 /// Upper bounds of the scan-duration histogram, in seconds: a demo job takes seconds, a Region of
 /// a large account an hour or more (snapshots of large volumes take minutes to hours,
-/// orchestrator-anchors 4.3).
+/// docs/references.md, "Snapshot creation time").
 pub const DURATION_BUCKETS: [f64; 10] = [10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14_400.0, 43_200.0];
 
 #[derive(Debug, Default)]

@@ -1,4 +1,4 @@
-//! The daemon's HTTP API (issue 9, item 4), served on the collector's listener: the collector's
+//! The daemon's HTTP API, served on the collector's listener: the collector's
 //! bundle upload route ([`crate::collector::server::router`], authenticated by each scanner's
 //! own HMAC key, its refusals counted in `/metrics`) merged with
 //!

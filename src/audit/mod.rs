@@ -1,4 +1,4 @@
-//! The leak auditor (issue 8; DESIGN.md "Tags" and "A scan job"): finds, in every Region asked,
+//! The leak auditor (docs/tags.md, docs/job.md): finds, in every Region asked,
 //! every resource named with one of our prefixes (`SAS_Agentless`, `alibaba-cloud-security-scan`)
 //! or carrying our `agentless:job` tag, tells whose it is and whether it should still exist, and —
 //! with `delete` — removes the leaked ones in dependency order through the policy guard, recording
@@ -18,7 +18,7 @@
 //! paginated Describes — `tag:Name` = our prefixes, and `tag-key` = `agentless:job` (which finds
 //! ours whose `Name` was removed) — plus, with a ledger, a Describe filtered on the ids of the
 //! ledger's live rows (which finds ours stripped of every tag). Filtered and paginated Describes
-//! draw on the larger token bucket (orchestrator-anchors 4.1).
+//! draw on the larger token bucket (docs/references.md, "EC2 API throttling").
 //!
 //! **Network interfaces are not listed**: the seam has no `DescribeNetworkInterfaces` (nor does the
 //! policy allow it, `policies/README.md` "Gaps"). Every ENI we create belongs to a scanner instance

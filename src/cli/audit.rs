@@ -1,4 +1,4 @@
-//! `agentless audit`: find, and with `--delete` remove, the resources our scans leaked (issue 8).
+//! `agentless audit`: find, and with `--delete` remove, the resources our scans leaked.
 //! The backend flags (`--cloud`, `--fleet`, `--data-dir`, `--region`, `--profile`,
 //! `--endpoint-url`) are the shared ones of `cli::common`; this file has the audit's own, and
 //! [`run`] turns a backend, a ledger and them into a report on `out` and an exit status:

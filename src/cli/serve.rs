@@ -1,4 +1,4 @@
-//! `agentless serve --config FILE [--data-dir DIR]`: the scheduled-scan daemon (issue 9). Reads
+//! `agentless serve --config FILE [--data-dir DIR]`: the scheduled-scan daemon. Reads
 //! the configuration ([`crate::schedule::config`]), opens one principal per account (the
 //! simulated account's, or AWS through a profile or an assumed role, each checked against its
 //! configured id, and its configured Regions against those the account has), binds the collector

@@ -3,7 +3,7 @@
 //!
 //! Conventions:
 //! - A create takes the tags of what it creates ([`Tags`], applied by `TagSpecifications` in the
-//!   same call; DESIGN.md "Tags").
+//!   same call; docs/tags.md).
 //! - A call on an existing resource takes it as [`Tagged`]: the id with the tags the caller knows
 //!   (from the ledger or a Describe). The policy guard authorizes with those tags, exactly as AWS
 //!   authorizes with the resource's real tags (`ec2:ResourceTag/<key>`), and refuses to change or
@@ -259,7 +259,7 @@ pub struct CreateSnapshotOutput {
 }
 
 /// `DescribeSnapshots`, always restricted to snapshots owned by `owner` (the `owner-id` filter:
-/// moto ignores `OwnerIds=self`, `../shared/reference/moto.md`), batched by id where ids are given.
+/// moto ignores `OwnerIds=self`, docs/references.md), batched by id where ids are given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DescribeSnapshotsInput {
     pub owner: AccountId,
@@ -705,7 +705,7 @@ impl fmt::Display for GrantOperation {
 }
 
 /// The EBS id an `aws:ebs:id` encryption-context constraint names. For the snapshot of a
-/// `CreateSnapshot(s)` it is the *volume* id (DESIGN.md; Datadog terraform module PR #139).
+/// `CreateSnapshot(s)` it is the *volume* id (docs/references.md, "Other AWS facts").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EbsId {
     Volume(VolumeId),

@@ -1,7 +1,7 @@
-//! Client-side token buckets (issue 7: "Client-side token buckets per (account, region, action)
-//! keep the job under AWS's limits"): before a call is sent, the [`Pacer`] takes the tokens the
-//! EC2 API would take for it ([`super::sim::throttle::cost`], the rates of orchestrator-anchors
-//! 4.1) and, when a bucket is short, waits on the tokio clock until it has refilled — so a job
+//! Client-side token buckets per (account, Region, action), which keep jobs under AWS's limits:
+//! before a call is sent, the [`Pacer`] takes the tokens the
+//! EC2 API would take for it ([`super::sim::throttle::cost`], the rates of docs/references.md,
+//! "EC2 API throttling") and, when a bucket is short, waits on the tokio clock until it has refilled — so a job
 //! slows itself down instead of meeting `RequestLimitExceeded`.
 //!
 //! One pacer per principal (account): the [`super::Guard`] of that principal holds it, and every

@@ -1,5 +1,5 @@
 //! Tags as data, and the tag contract between the orchestrator and the custom IAM policy
-//! (`../shared/DESIGN.md`, "Tags"): what every resource we create is named and tagged with, in
+//! (docs/tags.md): what every resource we create is named and tagged with, in
 //! its create call.
 //!
 //! The policy lets us delete only what is named with one of two prefixes
@@ -7,7 +7,7 @@
 //! Statement\[1\] `SAS_Agentless*`). The guard (`cloud::guard`) is stricter: it also wants our
 //! `agentless:job` tag before any delete or other change to an existing resource.
 //!
-//! One deviation from the table in DESIGN.md, forced by the API: `CreateSnapshots` applies one
+//! One deviation from the original design (docs/tags.md), forced by the API: `CreateSnapshots` applies one
 //! `TagSpecifications` to every snapshot of the instance, so a multi-volume snapshot cannot be
 //! named per volume. Such snapshots are named `SAS_Agentless-<job>-<instance-id>` and carry
 //! `agentless:source-instance` only ([`SnapshotSource::Instance`]); the volume of each is the
@@ -184,7 +184,7 @@ pub enum SnapshotSource<'a> {
     Instance { instance: &'a InstanceId },
 }
 
-/// `SAS_Agentless-<job>-<volume-id>` (DESIGN.md).
+/// `SAS_Agentless-<job>-<volume-id>` (docs/tags.md).
 #[must_use]
 pub fn snapshot_name(job: &JobId, volume: &VolumeId) -> String {
     format!("{SNAPSHOT_NAME_PREFIX}-{job}-{volume}")
@@ -226,7 +226,7 @@ impl<'a> Role<'a> {
     }
 }
 
-/// `alibaba-cloud-security-scan-<job>[-<role>]` (DESIGN.md).
+/// `alibaba-cloud-security-scan-<job>[-<role>]` (docs/tags.md).
 #[must_use]
 pub fn resource_name(job: &JobId, role: Option<Role<'_>>) -> String {
     match role {
@@ -235,7 +235,7 @@ pub fn resource_name(job: &JobId, role: Option<Role<'_>>) -> String {
     }
 }
 
-/// The KMS grant name: `alibaba-cloud-security-scan-<job>` (DESIGN.md).
+/// The KMS grant name: `alibaba-cloud-security-scan-<job>` (docs/tags.md).
 #[must_use]
 pub fn grant_name(job: &JobId) -> String {
     resource_name(job, None)

@@ -1,4 +1,4 @@
-//! The scanner's AWS-signed instance identity document (issue 15, item 2): parsing and verifying
+//! The scanner's AWS-signed instance identity document: parsing and verifying
 //! the PKCS#7 `rsa2048` signature IMDS serves (EC2 User Guide, "Verify the instance identity
 //! document using the RSA-2048 signature": `GET /latest/dynamic/instance-identity/rsa2048`, a
 //! base64 PKCS#7 `SignedData` without PEM armour that carries the document itself), against the

@@ -1,4 +1,4 @@
-//! The collector (DESIGN.md, "The result bundle"): receives each scanner's result bundle on
+//! The collector (docs/bundle.md, "The collector's checks"): receives each scanner's result bundle on
 //! `PUT /v1/jobs/<job>/bundles/<scanner>` ([`server`]), checks it and stores the results per
 //! target in the data directory ([`store`]).
 //!

@@ -1,6 +1,6 @@
 //! The collector's HTTP endpoint (axum): `PUT /v1/jobs/{job}/bundles/{scanner}` with the bundle
-//! as the body, a `Content-Length`, `X-Agentless-Signature` and `X-Agentless-Auth` (DESIGN.md,
-//! "The result bundle").
+//! as the body, a `Content-Length`, `X-Agentless-Signature` and `X-Agentless-Auth` (docs/bundle.md,
+//! "Signature and credential headers").
 //!
 //! Everything the headers allow is checked before a byte of the body is read
 //! ([`Collector::authorize`]): an unknown job or scanner is refused 404, a missing
@@ -30,7 +30,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Authorized, Collector, IngestError, Ingested};
 
-/// The signature header (DESIGN.md, "The result bundle").
+/// The signature header (docs/bundle.md, "Signature and credential headers").
 pub const SIGNATURE_HEADER: &str = "x-agentless-signature";
 
 /// The header-only credential ([`scanner_ami::bundle::upload_token`]).

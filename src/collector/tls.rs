@@ -1,6 +1,6 @@
 //! TLS without a PKI for the collector's listener (and the daemon's API on the same listener):
 //! which certificate it serves, whether it may serve plain HTTP at all, and the accept loop that
-//! runs the handshakes (issue 15).
+//! runs the handshakes.
 //!
 //! - [`TlsIdentity`]: the user's certificate chain and key (PEM, `--tls-cert`/`--tls-key`,
 //!   `server.tls_cert`/`server.tls_key`), or by default a self-signed ECDSA P-256 certificate

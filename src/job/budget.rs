@@ -1,4 +1,4 @@
-//! The hook through which a job shares its account's quotas with other jobs (issue 9, item 3):
+//! The hook through which a job shares its account's quotas with other jobs:
 //! the daemon's dispatcher ([`crate::schedule::dispatch`]) implements [`Budget`]; a runner
 //! without one (`agentless scan`, `jobs resume`) keeps to its own per-job limits only
 //! ([`super::MAX_PENDING_SNAPSHOTS`], one VPC, whatever vCPUs RunInstances grants).

@@ -1,4 +1,4 @@
-//! Scan jobs (issue 7; DESIGN.md, "A scan job"): one job per (account, Region), driven through
+//! Scan jobs (docs/job.md): one job per (account, Region), driven through
 //! `Planned -> Discovering -> Snapshotting -> Sharing -> Networking -> Launching -> Scanning ->
 //! Collecting -> TearingDown -> Done | Failed | Cancelled`, each transition committed to the
 //! ledger before the next AWS call, every create preceded by an intent row, every call through
@@ -46,7 +46,7 @@ pub const DEFAULT_MAX_DEVICES: usize = crate::policy::plan::SCANNER_MAX_DATA_VOL
 pub const PER_VOLUME_RATE_WAIT: Duration = Duration::from_secs(15);
 
 /// Pending snapshots the job allows itself per Region: AWS allows 100 concurrent per Region
-/// (orchestrator-anchors 4.2); 10 are left for the customer's own backups and other jobs.
+/// (docs/references.md, "EBS snapshot quotas"); 10 are left for the customer's own backups and other jobs.
 pub const MAX_PENDING_SNAPSHOTS: usize = 90;
 
 /// How the scanner AMI is found in the job's Region.
@@ -143,10 +143,10 @@ impl JobSettings {
             ttl: jiff::SignedDuration::from_hours(6),
             // EC2 API Reference recommends polling describe calls no faster than a few seconds.
             poll: Duration::from_secs(5),
-            // Snapshot latency is minutes per 100 GiB changed (orchestrator-anchors 4.3); 2 h
+            // Snapshot latency is minutes per 100 GiB changed (docs/references.md); 2 h
             // covers a full first snapshot of a multi-TiB volume.
             // AWS: the first snapshot of a large volume "can take several hours"; Datadog's 15 min
-            // is hit in practice (orchestrator-anchors §2.5, elastic/cloudbeat #958).
+            // is hit in practice (elastic/cloudbeat issue #958; docs/references.md).
             snapshot_timeout: Duration::from_secs(6 * 3600),
             // Boot (~1 min) + reading a large disk's package databases (seconds to minutes).
             scan_timeout: Duration::from_secs(30 * 60),

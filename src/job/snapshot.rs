@@ -1,6 +1,6 @@
 //! `Snapshotting`: one `CreateSnapshots` per target instance (crash-consistent across its volumes)
 //! when every volume of it is to be scanned, else one `CreateSnapshot` per volume; tagged in the
-//! create call (DESIGN.md, "Tags"); within the Region's pending-snapshot budget
+//! create call (docs/tags.md); within the Region's pending-snapshot budget
 //! ([`super::MAX_PENDING_SNAPSHOTS`]) and the per-volume rate (wait [`super::PER_VOLUME_RATE_WAIT`]
 //! on `SnapshotCreationPerVolumeRateExceeded`); then completion polled in batches.
 //!

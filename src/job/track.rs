@@ -1,4 +1,4 @@
-//! The intent protocol around one create call (DESIGN.md, "A scan job"; `crate::ledger::intents`):
+//! The intent protocol around one create call (docs/job.md, "Crash safety and resume"; `crate::ledger::intents`):
 //! an intent row before the call, the id after it; and on resume, an intent without an id is
 //! resolved — by calling again with the same `ClientToken` where the API has one (idempotent), or
 //! by looking the resource up by its tags — before anything is created a second time.

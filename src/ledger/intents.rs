@@ -1,4 +1,4 @@
-//! The intent protocol for every resource a job creates (DESIGN.md, "A scan job"):
+//! The intent protocol for every resource a job creates (docs/job.md, "Crash safety and resume"):
 //!
 //! 1. [`Ledger::record_intent`] before the create call: kind, Region, the `ClientToken` where the
 //!    API has one, the tags the create call carries. It returns the [`IntentId`].

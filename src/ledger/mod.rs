@@ -1,8 +1,8 @@
-//! The durable ledger of scan jobs (issue 7, item 2; DESIGN.md, "A scan job"): an SQLite file in
+//! The durable ledger of scan jobs (docs/job.md, "What is persisted"): an SQLite file in
 //! the data directory holding every job and its state, its targets, every resource it creates
 //! (intent first, id after, deletion last) and an event log. After a crash, `agentless jobs
 //! resume` reads it to pick every unfinished job up from its last state, and the leak auditor
-//! (issue 8) reads it to tell an active job's resources from leaked ones.
+//! reads it to tell an active job's resources from leaked ones.
 //!
 //! One concept per file: [`state`] (job states and the transition rule), [`resource`] (kinds, typed
 //! ids, the intent protocol's states), [`schema`] (tables and migrations), [`jobs`], [`targets`],

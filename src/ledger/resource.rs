@@ -13,7 +13,7 @@ use crate::cloud::ids::{
     SecurityGroupId, SnapshotId, SubnetId, VolumeId, VpcEndpointId, VpcId,
 };
 
-/// The kinds of resource a scan job creates (DESIGN.md, "Tags" and "A scan job").
+/// The kinds of resource a scan job creates (docs/tags.md, docs/job.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceKind {
     /// A snapshot of a target volume, or a copy of one.

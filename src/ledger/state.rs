@@ -1,5 +1,5 @@
 //! The states of a scan job and the one rule that says which state may follow which
-//! (`../shared/DESIGN.md`, "A scan job").
+//! (docs/job.md, "States and transitions").
 //!
 //! ```text
 //! Planned -> Discovering -> Snapshotting -> Sharing -> Networking -> Launching -> Scanning
@@ -69,7 +69,7 @@ impl JobState {
         JobState::Cancelled,
     ];
 
-    /// The name stored in the ledger and printed to users (as in DESIGN.md).
+    /// The name stored in the ledger and printed to users (as in docs/job.md).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {

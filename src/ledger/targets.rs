@@ -1,5 +1,5 @@
 //! A job's targets: each instance with its own status and error (a scanner that does not report
-//! fails its targets, not the job; issue 7).
+//! fails its targets, not the job).
 //!
 //! The ledger does not police the order of target statuses: the job logic owns that; the ledger
 //! only keeps what it was told, durably.

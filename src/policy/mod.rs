@@ -1,6 +1,8 @@
-//! IAM identity-policy evaluation: the proof that the orchestrator needs nothing beyond the custom
-//! policy (`policies/agentless-scan.json`), and the engine behind `agentless policy explain`, the
-//! simulated account and (later) the policy guard around every cloud call.
+//! IAM identity-policy evaluation: the engine behind the policy guard around every cloud call
+//! ([`crate::cloud::Guard`]), the simulated account's IAM, `agentless policy explain` and
+//! `agentless policy check` (the proof that the orchestrator needs nothing beyond the custom
+//! policy, `policies/agentless-scan.json`). What each call is authorized as is [`authz`]; the
+//! policy, the guard's own rules and the policy's gaps are described in docs/policy.md.
 //!
 //! ```
 //! use agentless::policy::{Policy, Request, evaluate};

@@ -2,7 +2,7 @@
 //! evaluated through the guard's decision logic ([`GuardPolicy::evaluate`], the same function
 //! [`crate::cloud::Guard`] runs before each call).
 //!
-//! The example plan ([`example_plan`]) has realistic ids and the tags of DESIGN.md:
+//! The example plan ([`example_plan`]) has realistic ids and the tags of docs/tags.md:
 //!
 //! - start: `GetCallerIdentity`, `GetUser`, `DescribeRegions`;
 //! - three targets: `i-...0001` (one unencrypted volume) and `i-...0002` (an unencrypted root and a
@@ -62,7 +62,7 @@ pub const SCANNER_INSTANCE_TYPE: &str = "m5.xlarge";
 /// Nitro instances with the shared limit have 28 attachments for ENIs, EBS volumes and NVMe
 /// instance store (EC2 User Guide, "Amazon EBS volume limits for Amazon EC2 instances"); minus
 /// one ENI and the root volume leaves 26, the number Prisma Cloud uses per scanner
-/// (`../shared/reference/orchestrator-anchors.md` 4.4). Types with a dedicated EBS limit allow
+/// (docs/references.md, "Volume attachments per instance"). Types with a dedicated EBS limit allow
 /// more; this is the conservative value for all.
 pub const SCANNER_MAX_DATA_VOLUMES: usize = 26;
 
@@ -623,7 +623,7 @@ fn teardown_network(
     teardown_network_phase(add, Phase::TearingDown, region, vpc, subnet, igw, sg, vpce);
 }
 
-/// VPC endpoint, security group, subnet, detach + delete the gateway, VPC (DESIGN.md teardown).
+/// VPC endpoint, security group, subnet, detach + delete the gateway, VPC (docs/job.md, "Teardown").
 #[allow(clippy::too_many_arguments)]
 fn teardown_network_phase(
     add: &mut impl FnMut(Phase, &Region, Op),

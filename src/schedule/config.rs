@@ -416,20 +416,20 @@ impl LimitsConfig {
 fn default_max_jobs() -> usize {
     16
 }
-/// AWS's 100 pending snapshots per Region (quota `L-94D7AB7D`, orchestrator-anchors 4.2) less
+/// AWS's 100 pending snapshots per Region (quota `L-94D7AB7D`, docs/references.md) less
 /// the 10 the job runner leaves for the customer's own backups ([`crate::job::MAX_PENDING_SNAPSHOTS`]).
 fn default_pending() -> usize {
     crate::job::MAX_PENDING_SNAPSHOTS
 }
-/// AWS: 5 concurrent snapshots per volume (orchestrator-anchors 4.2).
+/// AWS: 5 concurrent snapshots per volume (docs/references.md, "EBS snapshot quotas").
 fn default_per_volume() -> usize {
     crate::cloud::sim::limits::CONCURRENT_SNAPSHOTS_PER_VOLUME as usize
 }
-/// AWS: 20 concurrent snapshot copies per destination Region (orchestrator-anchors 4.2).
+/// AWS: 20 concurrent snapshot copies per destination Region (docs/references.md, "EBS snapshot quotas").
 fn default_copies() -> usize {
     crate::cloud::sim::limits::CONCURRENT_COPIES_PER_REGION as usize
 }
-/// AWS: 5 VPCs and 5 internet gateways per Region (quota `L-F678F1CE`, orchestrator-anchors 4.5),
+/// AWS: 5 VPCs and 5 internet gateways per Region (quota `L-F678F1CE`, docs/references.md),
 /// one of which is the default VPC with its gateway in most accounts.
 fn default_vpcs() -> usize {
     crate::cloud::sim::limits::VPCS_PER_REGION as usize - 1

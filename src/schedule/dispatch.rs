@@ -1,4 +1,4 @@
-//! The quota-aware dispatcher shared by every job of the daemon (issue 9, item 3).
+//! The quota-aware dispatcher shared by every job of the daemon.
 //!
 //! Per (account, Region) it holds the budgets AWS enforces per account and Region — pending
 //! snapshots, pending snapshots per volume, concurrent snapshot copies, VPCs and internet

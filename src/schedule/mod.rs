@@ -1,5 +1,7 @@
-//! Scheduled scans (issue 9; DESIGN.md "Suggested modules": `schedule/`): what the daemon
-//! `agentless serve` runs and when, and how its jobs share the accounts' quotas.
+//! The scheduled-scan daemon behind `agentless serve`: which scans run when (cron schedules in a
+//! time zone), how its jobs share each account's quotas and the process's job slots, and the
+//! daemon's life (jobs resumed on start, the scheduled audit, retention, the graceful stop). Its
+//! HTTP API is [`crate::api`]; docs/architecture.md ("The three uses") has the overview.
 //!
 //! One concept per file: [`config`] (the daemon's TOML configuration: accounts, schedules,
 //! selectors, limits, retention, audit; unknown keys refused with their line), [`cron`] (cron

@@ -1,4 +1,4 @@
-//! When schedules fire (issue 9, item 2): each schedule's next due time from its cron expression
+//! When schedules fire: each schedule's next due time from its cron expression
 //! in its time zone; at a due time a run is recorded in the ledger (`runs`, schema version 3) and
 //! handed to a [`Launcher`], which creates and drives its jobs.
 //!

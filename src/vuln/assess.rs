@@ -1,4 +1,4 @@
-//! Assessing stored results (issue 18, item 5): for each scanned volume's `inventory.json` in the
+//! Assessing stored results: for each scanned volume's `inventory.json` in the
 //! result store, match it against the data directory's advisory database and write `vulns.json`
 //! beside it with its CycloneDX VEX (`vex.cdx.json`, linked to the volume's `sbom.cdx.json`), atomically. Used after a job's collection, by `agentless vulns rescan` and by the
 //! daemon after a scheduled database update.

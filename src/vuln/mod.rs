@@ -1,4 +1,4 @@
-//! Vulnerability findings (issue 18): an offline advisory database, exact version comparison per
+//! Vulnerability findings: an offline advisory database, exact version comparison per
 //! ecosystem ([`version`]), matching of stored inventories against advisories, and the per-volume
 //! results ([`assess`]: `vulns.json` beside each stored inventory; [`demo`]: the simulated account's
 //! bundled advisory data; [`fleet`]: which instances a CVE or package affects).

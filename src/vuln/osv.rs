@@ -57,7 +57,7 @@ pub struct Affected {
     #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<Range>,
     /// Enumerated affected versions (some publishers list other releases' versions here: prefer
-    /// the ranges, reference/vulnerabilities.md §3).
+    /// the ranges, docs/references.md, "Matching pitfalls").
     #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<String>,
     /// Publisher-specific data (Debian `urgency`, Ubuntu `binaries`, SUSE `binaries`).

@@ -1,4 +1,4 @@
-//! Bad input (issue 8, item 6): a customer resource named with our prefix (foreign, never
+//! Bad input: a customer resource named with our prefix (foreign, never
 //! deleted without `--include-foreign`), throttling during the listing (retried; a listing that
 //! stays throttled skips the Region and deletes nothing there), a Region that is not enabled, and
 //! a ledger that is missing or damaged (the audit works from tags alone and says so).

@@ -1,4 +1,4 @@
-//! The leak auditor (`agentless::audit`, issue 8). On the simulated account ([`sim`]): every kind
+//! The leak auditor (`agentless::audit`). On the simulated account ([`sim`]): every kind
 //! classified (active, leaked, foreign, stuck) and the leaks deleted in dependency order through
 //! the guard and recorded in the ledger, the grace period and expiry, a killed scan cleaned up
 //! from a reopened account; bad input ([`bad_input`]): a customer resource with our Name prefix,

@@ -1,4 +1,4 @@
-//! Chaos tests (issue 8, item 5): for many seeds, a fleet is scanned on the simulated account
+//! Chaos tests: for many seeds, a fleet is scanned on the simulated account
 //! under tokio's paused clock (virtual time) while faults drawn from the seed are injected —
 //! throttling (common, and storms on hot actions), 5xx, timeouts, lost responses, eventual
 //! consistency of Describe, snapshots ending in `error`, scanners that never boot or never report

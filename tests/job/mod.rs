@@ -1,4 +1,4 @@
-//! The orchestrator (issue 7): end to end on the simulated account with the demo fleet and real
+//! The orchestrator: end to end on the simulated account with the demo fleet and real
 //! `scanner-agent` processes, crash safety at every state, the collector's refusals, and a run on
 //! the virtual clock with the guard's trace checked against the custom policy alone.
 

@@ -1,4 +1,4 @@
-//! Vulnerability findings end to end (issue 18, item 5): the README's demo scan on the simulated
+//! Vulnerability findings end to end: the README's demo scan on the simulated
 //! account imports the bundled Alpine v3.4 secdb, writes `vulns.json` beside every scanned
 //! inventory, and reports findings for demo-app-1 (Alpine 3.4) equal to matching its stored
 //! inventory against the v3.4 secdb directly, and "not assessed" with the reason for the OSes

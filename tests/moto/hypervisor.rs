@@ -466,7 +466,7 @@ pub async fn leftovers(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
     }
     let out = ec2.describe_volumes().filters(ours.clone()).send().await.expect("volumes");
     left.extend(out.volumes().iter().map(|v| format!("volume {:?}", v.volume_id())));
-    // `OwnerIds=self` is ignored by moto (moto.md): the owner-id filter.
+    // `OwnerIds=self` is ignored by moto (docs/references.md): the owner-id filter.
     let out = ec2
         .describe_snapshots()
         .filters(ours.clone())

@@ -1,6 +1,6 @@
 //! A `moto` server for one test: `python -m moto.server -H 127.0.0.1 -p <free port>` from
 //! `$AGENTLESS_PYTHON` (default `.venv/bin/python`, set up by `scripts/setup-test-env.sh`), in
-//! its own process group (moto.md: start it as `python -m moto.server`, not through a shim),
+//! its own process group (start it as `python -m moto.server`, not through a shim),
 //! killed on drop. Each test gets its own fresh server, so tests running in parallel never see
 //! each other's resources. Credentials are static test ones (`testing`); nothing here can reach
 //! AWS. [`hypervisor`]: a customer fleet and a test hypervisor that boots our scanners with the

@@ -1,4 +1,4 @@
-//! The done-when test of issue 9: `agentless serve` started on the simulated account with the demo
+//! The daemon end to end: `agentless serve` started on the simulated account with the demo
 //! fleet scans it on schedule, serves the results and metrics, is killed (SIGKILL) mid-scan and
 //! restarted, and ends with every job finished and no resource left.
 //!

@@ -1,4 +1,4 @@
-//! The scheduled-scan daemon (issue 9): when schedules fire (time zones, DST, missed runs, no
+//! The scheduled-scan daemon: when schedules fire (time zones, DST, missed runs, no
 //! overlap) on tokio's paused clock, the HTTP API (authentication, jobs, metrics), the dispatcher
 //! never exceeding a quota (randomized, and with concurrent jobs on the simulated account), and
 //! the `agentless serve` binary scanning the demo fleet on schedule, killed and restarted

@@ -1,4 +1,4 @@
-//! Issue 9, item 2: `agentless serve` stopped by real signals while a job is mid-scan, in each
+//! The graceful stop: `agentless serve` stopped by real signals while a job is mid-scan, in each
 //! shutdown mode, on the simulated account with the demo fleet and scanner-agent processes.
 //!
 //! Every test starts the daemon with one account in us-east-1 (the demo web, database and app

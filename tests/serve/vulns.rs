@@ -1,4 +1,4 @@
-//! Vulnerability results through `agentless serve` on the simulated account (issue 18, item 5):
+//! Vulnerability results through `agentless serve` on the simulated account:
 //! an on-demand scan of the demo fleet's us-east-1 writes `vulns.json` (matched against the
 //! bundled Alpine v3.4 snapshot the sim imports on first use); `/v1/instances/{id}/latest`
 //! carries it, `/v1/vulns?cve=` and `?package=` answer which instances are affected, `/metrics`

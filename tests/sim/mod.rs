@@ -206,7 +206,7 @@ async fn conformance_one_job_create_then_teardown_leaves_nothing() {
 async fn conformance_copy_image_into_another_region() {
     let fx = SimFixture::new();
     conformance::copy_image_into_another_region(&fx).await;
-    // What moto drops (moto.md 1): the copy's tags.
+    // What moto drops: the copy's tags.
     let tagged = fx.world(|w| {
         w.accounts[&account()].regions[&west()]
             .images

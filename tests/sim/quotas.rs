@@ -1,4 +1,4 @@
-//! The simulated account's quotas and token buckets (orchestrator-anchors 4.1, 4.2, 4.4, 4.5),
+//! The simulated account's quotas and token buckets (docs/references.md),
 //! the attachment limit of each instance type and the On-Demand vCPU quota: each is reached
 //! exactly at its number, with AWS's error code and the seam's error kind.
 
@@ -105,7 +105,7 @@ async fn twenty_concurrent_copies_per_destination_region() {
 async fn vpcs_and_internet_gateways_per_region() {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
     let g = guard(&sim);
-    // The default VPC and its gateway count (orchestrator-anchors 4.5).
+    // The default VPC and its gateway count (docs/references.md, "VPC quotas").
     let vpcs = g.describe_vpcs(&east(), &DescribeInput::default()).await.expect("DescribeVpcs").items.len();
     let igws = g.describe_internet_gateways(&east(), &DescribeInput::default()).await.expect("DIGW").items.len();
     assert_eq!((vpcs, igws), (1, 1));
@@ -136,7 +136,7 @@ async fn attachments_per_instance() {
         SnapshotSource::Instance { instance: &"i-0123456789abcdef0".parse().expect("i") },
         expires(),
     );
-    // 1 root + 27 data volumes + 1 ENI = 29 > the 28 Nitro attachments (orchestrator-anchors 4.4).
+    // 1 root + 27 data volumes + 1 ENI = 29 > the 28 Nitro attachments (docs/references.md).
     let volumes = (0..27)
         .map(|i| ScannerVolume {
             device_name: format!("/dev/sd{i}"),
@@ -166,7 +166,7 @@ async fn token_buckets_empty_then_refill_on_the_virtual_clock() {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
     let g = guard(&sim);
     let filtered = DescribeInput::filters(vec![Filter::new("is-default", ["true"])]);
-    // Non-mutating: 100 tokens, 20 per second (orchestrator-anchors 4.1).
+    // Non-mutating: 100 tokens, 20 per second (docs/references.md).
     for i in 0..100 {
         g.describe_vpcs(&east(), &filtered).await.unwrap_or_else(|e| panic!("call {i}: {e}"));
     }

@@ -1,4 +1,4 @@
-//! What the simulated account does that moto does not (moto.md 1-3): IAM conditions evaluated on
+//! What the simulated account does that moto does not (docs/references.md): IAM conditions evaluated on
 //! the sim's own state, dependency order on teardown, snapshot and instance latencies on the
 //! virtual clock, DeleteOnTermination, ClientToken idempotency (and `IdempotentParameterMismatch`),
 //! KMS grants and key policies for volumes under a customer managed key, paging, persistence
@@ -32,7 +32,7 @@ fn root_volume(sim: &SimCloud, instance: &InstanceId) -> VolumeId {
 
 /// The sim enforces its own policies with the real tags of its state: behind a guard that allows
 /// everything and is told the snapshot is ours, DeleteSnapshot of a snapshot whose Name is
-/// `customer-backup` is still refused, as AWS would (moto deletes it, moto.md 3).
+/// `customer-backup` is still refused, as AWS would (moto deletes it).
 #[tokio::test(start_paused = true)]
 async fn the_sim_denies_on_its_own_state_behind_a_permissive_guard() {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
@@ -80,7 +80,7 @@ async fn the_sim_denies_on_its_own_state_behind_a_permissive_guard() {
         .await
         .expect("ours is deletable");
 
-    // TerminateInstances of the customer's server: denied too (moto.md 3: moto terminates it).
+    // TerminateInstances of the customer's server: denied too (moto terminates it).
     let err = permissive
         .terminate_instances(
             &east(),
@@ -100,8 +100,8 @@ async fn the_sim_denies_on_its_own_state_behind_a_permissive_guard() {
     assert_eq!(err.kind(), ErrorKind::AccessDenied, "{err}");
 }
 
-/// A job's network, then every delete in the wrong order (refused as AWS refuses, moto.md 1),
-/// then the right order (DESIGN.md "Teardown").
+/// A job's network, then every delete in the wrong order (refused as AWS refuses),
+/// then the right order (docs/job.md, "Teardown").
 #[tokio::test(start_paused = true)]
 async fn teardown_dependency_order() {
     let fx = SimFixture::new();
@@ -273,7 +273,7 @@ async fn snapshot_latency_follows_used_size_on_the_virtual_clock() {
 
 /// A scanner boots (`pending -> running`), terminates (`shutting-down -> terminated`), and its
 /// DeleteOnTermination volumes and ENI go with it; a repeat of the launch with the same
-/// ClientToken returns the same instance (moto.md 1: moto launches a second one).
+/// ClientToken returns the same instance (moto launches a second one).
 #[tokio::test(start_paused = true)]
 async fn scanner_lifecycle_and_delete_on_termination() {
     let fx = SimFixture::new();
@@ -420,8 +420,8 @@ async fn describe_pages_and_filters() {
     assert_eq!(err.expect_err("MaxResults < 5").code(), Some("InvalidParameterValue"));
 }
 
-/// A copy under a key that does not exist in the destination ends in `error` (moto accepts it,
-/// moto.md 1).
+/// A copy under a key that does not exist in the destination ends in `error` (moto accepts
+/// it).
 #[tokio::test(start_paused = true)]
 async fn copy_under_a_missing_key_ends_in_error() {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
@@ -836,7 +836,7 @@ async fn a_client_token_reused_with_other_parameters_is_a_mismatch() {
         scanner(&fx, &g, "idem-1", &[("/dev/sdf", &snaps[0], None), ("/dev/sdg", &snaps[1], None)]).await,
     ];
     for v in &variants {
-        // RunInstances' token bucket refills 2 per second (orchestrator-anchors 4.1).
+        // RunInstances' token bucket refills 2 per second (docs/references.md).
         tokio::time::advance(Duration::from_secs(1)).await;
         let err = g.run_scanner(&east(), v).await.expect_err("other parameters");
         assert_eq!((err.kind(), err.code()), (ErrorKind::Other, Some("IdempotentParameterMismatch")), "{err}");

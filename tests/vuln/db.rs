@@ -149,7 +149,7 @@ fn almalinux_directory_imports_every_record() {
         let want = c.packages.get(&(eco.clone(), pkg.clone())).expect("census");
         assert_eq!(got.len(), want.len(), "{eco} {pkg}");
     }
-    // ALSA-2023:0946 (reference/vulnerabilities.md §1): openssl-libs fixed in 1:3.0.1-47.el9_1.
+    // ALSA-2023:0946 (docs/references.md, "OSV advisory data"): openssl-libs fixed in 1:3.0.1-47.el9_1.
     let libs = db.records_for("AlmaLinux:9", "openssl-libs").expect("records");
     let alsa = libs.iter().find(|r| r.id == "ALSA-2023:0946").expect("ALSA-2023:0946");
     let events = &alsa.affected.first().expect("affected").ranges.first().expect("range").events;

@@ -1,4 +1,4 @@
-//! The fleet-scale benchmark through the real path (issue 18, "Performance"): 10,000 stored
+//! The fleet-scale benchmark through the real path: 10,000 stored
 //! inventories (500 packages each, files in a result store) matched against a 100,000-record
 //! advisory database in SQLite ([`AdvisoryDb`]) by [`Assessor::assess_dirs`], which writes each
 //! volume's `vulns.json` atomically, as `agentless vulns rescan --all` does. The matcher's own

@@ -1,4 +1,4 @@
-//! Vulnerability findings (issue 18): the advisory database (`db`, with the hand-made archives of
+//! Vulnerability findings: the advisory database (`db`, with the hand-made archives of
 //! `craft`), matching inventories against it (`matching`; `rpmdb`: an AlmaLinux 9 rpm database
 //! built by rpm in the test), the CycloneDX VEX of the findings against the SBOM (`vex`).
 

@@ -1,4 +1,4 @@
-//! Egress enforced on the scanner itself (issue 15, item 4). The security group's egress rule is
+//! Egress enforced on the scanner itself. The security group's egress rule is
 //! not a control: AWS gives every new group an allow-all egress rule and the custom policy has no
 //! `ec2:RevokeSecurityGroupEgress` (policies/README.md). So the scanner drops its own outbound
 //! traffic: this module owns the nftables rule set that allows only the job's collector, IMDS,

@@ -4,7 +4,7 @@
 //! Service to access instance metadata": `PUT /latest/api/token` with
 //! `X-aws-ec2-metadata-token-ttl-seconds`, then `GET`s with `X-aws-ec2-metadata-token`).
 //!
-//! Scanners are launched with IMDSv2 required (DESIGN.md, "A scan job"), so a token-less read
+//! Scanners are launched with IMDSv2 required (docs/job.md, "The scanner launch"), so a token-less read
 //! would be refused; this client never tries one. At boot the network may not be up yet: the
 //! reads are retried with backoff for a bounded time.
 

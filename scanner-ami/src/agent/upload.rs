@@ -1,5 +1,5 @@
 //! The bundle upload: `PUT <collector>/v1/jobs/<job>/bundles/<scanner>` with the signed body
-//! (DESIGN.md, "The result bundle") and its header-only credential `X-Agentless-Auth`
+//! (docs/bundle.md) and its header-only credential `X-Agentless-Auth`
 //! ([`crate::bundle::upload_token`]) and, when IMDS gave one, the scanner's instance identity
 //! signature ([`crate::bundle::IDENTITY_HEADER`]), retried until it is accepted, refused for good, or the job's
 //! deadline passes.

@@ -1,7 +1,7 @@
 //! A bounded ELF header reader: the file header, the section header table (with section names)
 //! and the program header table, each read by file offset with a size bound and parsed with
 //! `goblin` from buffers this module reads — never `Elf::parse` of a whole file, which would need
-//! the whole file in memory (reference/app-inventory.md §3 and §5).
+//! the whole file in memory (docs/references.md, "Application inventory bounds").
 //!
 //! This module owns [`ElfFile`] (what the Go and Rust readers need to know about an executable),
 //! reading one section with a cap ([`ElfFile::read_section`]) and mapping virtual addresses to
@@ -22,14 +22,14 @@ use crate::fs::FileRead;
 const HEADER_READ: usize = 64;
 
 /// Most bytes of section header table read (`e_shnum × e_shentsize`): 1 MiB is 16,384 ELF64
-/// entries, far above any real executable (reference/app-inventory.md §5).
+/// entries, far above any real executable (docs/references.md).
 pub const MAX_SECTION_TABLE: u64 = 1 << 20;
 
 /// Most bytes of program header table read (`e_phnum × e_phentsize`): the same 1 MiB bound; real
 /// executables have about ten entries.
 pub const MAX_PROGRAM_TABLE: u64 = 1 << 20;
 
-/// Most bytes of the section name string table read (reference/app-inventory.md §5); names whose
+/// Most bytes of the section name string table read (docs/references.md); names whose
 /// offset lies past this bound are read as empty.
 pub const MAX_SHSTRTAB: u64 = 64 << 10;
 

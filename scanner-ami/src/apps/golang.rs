@@ -6,8 +6,8 @@
 //! headers the first writable `PT_LOAD` segment, searched for the 16-byte-aligned magic in bounded
 //! chunks), decoding both of its layouts (Go ≥ 1.18 inline uvarint-prefixed strings; older
 //! pointer-to-string-header form), parsing the module text ([`parse_modinfo`]) and turning it into
-//! packages ([`packages`]) the way Trivy's Go binary parser reports them (reference/app-inventory.md
-//! §2 "Go"): the main module as the application, each dependency module (a replaced one as its
+//! packages ([`packages`]) the way Trivy's Go binary parser reports them (docs/references.md,
+//! "Application inventory"): the main module as the application, each dependency module (a replaced one as its
 //! replacement) as a library, and the Go toolchain as the `stdlib` package.
 
 use std::collections::BTreeMap;
@@ -32,13 +32,13 @@ const MAX_VARINT: u64 = 10;
 /// Length of each sentinel around the module text (Go `runtime/debug` `modinfo` framing).
 const SENTINEL: usize = 16;
 
-/// Longest version or module string read (reference/app-inventory.md §5): the module text of a
+/// Longest version or module string read (docs/references.md): the module text of a
 /// binary with 1,000 dependencies is about 150 KiB.
 pub const MAX_STRING: u64 = 1 << 20;
 /// Bytes read per step of the magic search (Go reads 1 MiB chunks; the blob sits at the start of
 /// the data, so a smaller first read costs less on lazily loaded volumes).
 const SEARCH_CHUNK: u64 = 64 << 10;
-/// Most bytes searched for the magic in one file (reference/app-inventory.md §5).
+/// Most bytes searched for the magic in one file (docs/references.md).
 pub const MAX_SEARCH: u64 = 16 << 20;
 
 /// The `-ldflags -X` variable packages Trivy prefers for the main module's version (its

@@ -39,8 +39,8 @@ use crate::fs::{FileRead, MemFile};
 /// `WEB-INF/lib/*.jar` is 2; 4 leaves room for a jar in such a jar (Spring Boot `BOOT-INF/lib`)
 /// and stops `nested_at_100.jar`-style chains early (the reference notes suggest about 3).
 pub const MAX_DEPTH: usize = 4;
-/// Largest nested archive read into memory (reference app-inventory.md, issue B: 64 MiB per
-/// nested jar).
+/// Largest nested archive read into memory (docs/references.md, "Application inventory bounds":
+/// 64 MiB per nested jar).
 pub const MAX_NESTED: u64 = 64 * 1024 * 1024;
 /// Most memory held at once by the nested archives being read (a chain of ancestors each holds its
 /// buffer while its child is read): two full-size nested archives.

@@ -4,7 +4,7 @@
 //!
 //! This module owns reading and inflating that section within bounds, parsing its JSON
 //! (`{format?, packages: [{name, version, source, kind?, dependencies?, root?}]}`, the
-//! `cargo-auditable` schema, reference/app-inventory.md §2 "Rust"), validating the graph (exactly one
+//! `cargo-auditable` schema, docs/references.md, "Application inventory"), validating the graph (exactly one
 //! root, indices in range, no cycle — checked without recursion) and turning it into packages: the
 //! root crate as the application, the others as libraries, `kind = "build"` crates kept with the
 //! role [`AppRole::BuildDependency`].
@@ -19,7 +19,7 @@ use crate::purl;
 /// The section `cargo auditable` writes.
 const SECTION: &str = ".dep-v0";
 
-/// Most compressed bytes of `.dep-v0` read (reference/app-inventory.md §5).
+/// Most compressed bytes of `.dep-v0` read (docs/references.md, "Application inventory bounds").
 pub const MAX_COMPRESSED: u64 = 8 << 20;
 
 /// Most bytes the JSON may inflate to: 8 MiB, the bound `cargo-auditable`'s PARSING.md advises

@@ -21,7 +21,7 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_PATH_LEN: usize = 4096;
 
 /// Most directory entries visited in one walk. A full server root holds about 400,000 (a
-/// developer machine measured for reference/app-inventory.md §5: 392,501 regular files); five
+/// developer machine held 392,501 regular files, docs/references.md); five
 /// times that bounds the time of a walk over a crafted filesystem.
 pub const MAX_ENTRIES: u64 = 2_000_000;
 

@@ -48,8 +48,8 @@ const SIG_ZIP64_EOCD: u32 = 0x0606_4b50;
 const SIG_CENTRAL: u32 = 0x0201_4b50;
 const SIG_LOCAL: u32 = 0x0403_4b50;
 
-/// Most central directory entries read from one archive: the research notes' cap (reference
-/// app-inventory.md, issue B); the largest real jars (fat Spring Boot jars, IDE plugin bundles)
+/// Most central directory entries read from one archive: a bound of docs/references.md
+/// ("Application inventory bounds"); the largest real jars (fat Spring Boot jars, IDE plugin bundles)
 /// hold some tens of thousands of entries.
 pub const MAX_ENTRIES: u64 = 100_000;
 /// Largest central directory read into memory: 100,000 entries of 46 bytes with names averaging

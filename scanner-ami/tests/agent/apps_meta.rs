@@ -1,4 +1,4 @@
-//! Application metadata readers (issue 17): Python core metadata, `package.json`, gemspecs,
+//! Application metadata readers: Python core metadata, `package.json`, gemspecs,
 //! Composer `installed.json`, `*.deps.json`, and the installed kernels.
 //!
 //! - Trivy's fixtures give exactly what `trivy/lang/expected.json` states;

@@ -378,7 +378,7 @@ pub(super) async fn copy_snapshot(
 }
 
 /// The `Attribute` + `OperationType` + `UserIds` form: moto ignores the structured
-/// `CreateVolumePermission` form (moto.md, 4.4), and AWS takes both.
+/// `CreateVolumePermission` form (docs/references.md, "moto versus AWS"), and AWS takes both.
 pub(super) async fn modify_snapshot_attribute(
     c: &Client,
     auth: &Authorized,
@@ -768,7 +768,7 @@ pub(super) async fn describe_vpc_endpoints(
 
 // ------------------------------------------------------------------------------------ launching
 
-/// One scanner with the fixed settings of DESIGN.md: the snapshots as gp3 volumes deleted on
+/// One scanner with the fixed settings of docs/job.md ("The scanner launch"): the snapshots as gp3 volumes deleted on
 /// termination, IMDSv2 required, shutdown terminates, the manifest as (already base64) user data,
 /// the ledger's `ClientToken`, tags on the instance, its volumes and its network interface.
 pub(super) async fn run_scanner(

@@ -13,7 +13,7 @@
 //!   `Cloud` impl below only picks the Region's client.
 //!
 //! Wire tests: `tests/aws.rs` runs every operation through the guard against moto
-//! (`../shared/reference/moto.md`); the throttling test below uses a local HTTP server.
+//! (docs/cloud-seam.md, "moto"); the throttling test below uses a local HTTP server.
 
 pub mod config;
 mod ec2;

@@ -6,7 +6,7 @@
 //!   other parameters is `IdempotentParameterMismatch`), checks its image, subnet, security groups
 //!   (same VPC as the subnet) and snapshots (`completed`), counts attachments against the instance
 //!   type's limit ([`super::limits::InstanceTypeSpec`]: root + data volumes + ENI for the shared
-//!   Nitro limit, EBS volumes only for a dedicated one, orchestrator-anchors 4.4), and the Region's
+//!   Nitro limit, EBS volumes only for a dedicated one, docs/references.md), and the Region's
 //!   running On-Demand vCPUs against the quota when the fleet sets one (`VcpuLimitExceeded`),
 //!   creates the root volume from the image and one volume per snapshot, all tagged by the call's
 //!   volume tags and `DeleteOnTermination`, the primary ENI with the call's network-interface

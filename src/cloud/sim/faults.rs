@@ -1,6 +1,6 @@
 //! Faults injected into the simulated account, reproducible from a seed: what AWS does to an
 //! orchestrator on a bad day, on demand, so its retries, timeouts, intent recovery and teardown
-//! can be tested (issue 6, "Faults injected from a seed").
+//! can be tested.
 //!
 //! Configured by the fleet file's `[faults]` table or programmatically
 //! ([`super::SimCloud::set_faults`]), as per-call probabilities and explicit schedules ("the 3rd
@@ -34,10 +34,9 @@
 //! `lost-response` fault is what ClientToken and tag-based intent recovery exist for: the resource
 //! exists, tagged, and the caller does not know its id.
 //!
-//! `never-reports` is a flag on the instance ([`super::state::Instance::fault`]) for the hypervisor
-//! (issue 6, item 5; not built yet): it must not run the scanner agent for such an instance, which
-//! then runs — never powering off, never uploading a bundle — until terminated. Until the
-//! hypervisor exists, no instance powers off by itself, so the flag only marks the intent.
+//! `never-reports` is a flag on the instance ([`super::state::Instance::fault`]) for the hypervisor,
+//! which does not run the scanner agent for such an instance: it runs — never powering off,
+//! never uploading a bundle — until terminated.
 //!
 //! Determinism: the [`Engine`] draws from its own splitmix64 stream ([`super::state::Prng`],
 //! seeded with [`Faults::seed`], separate from the id generator so turning faults on does not

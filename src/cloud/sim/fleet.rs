@@ -55,7 +55,7 @@
 //!
 //! Every Region also gets what a new AWS account has there: three Availability Zones, a default
 //! VPC (`172.31.0.0/16`, a default subnet per zone, an attached internet gateway, which count
-//! against the quotas as on AWS, orchestrator-anchors 4.5), the AWS managed `aws/ebs` key, and two
+//! against the quotas as on AWS, docs/references.md), the AWS managed `aws/ebs` key, and two
 //! public Amazon images (x86_64 and arm64) to launch from.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The simulated account's hypervisor (issue 6, item 5): when a scanner instance (one with user
+//! The simulated account's hypervisor: when a scanner instance (one with user
 //! data) reaches `running`, it "boots" it by running the guest agent on the disk images behind the
 //! snapshots attached to it, with the job manifest from its user data; when the agent is done the
 //! instance powers off, and with shutdown behaviour `terminate` becomes terminated — as on EC2.

@@ -1,6 +1,6 @@
 //! KMS keys and grants: `DescribeKey` (by key id or ARN; `NotFoundException` otherwise),
 //! `CreateGrant` (idempotent like AWS: the same name, grantee, operations and constraint return
-//! the existing grant, which moto does not do, moto.md 1 KMS), `ListGrants` (pages of 50, KMS's
+//! the existing grant, which moto does not do), `ListGrants` (pages of 50, KMS's
 //! default `Limit`), `RevokeGrant`.
 //!
 //! Keys are Regional: each Region has its AWS managed `aws/ebs` key and the customer keys of the

@@ -2,10 +2,10 @@
 //! work, each with its source. The fleet file may override any of them (`[quotas]`,
 //! `[latencies]`); unset keys keep these defaults.
 //!
-//! Sources: `../shared/reference/orchestrator-anchors.md` section 4 ("AWS hard limits"), which
-//! cites the AWS pages (EBS quotas with their quota codes, VPC quotas, EBS volume limits). Where
-//! AWS publishes no number (how long a snapshot or a boot takes), the value is marked INFERENCE
-//! and chosen to be of the order the anchors report.
+//! Sources: the AWS pages condensed in docs/references.md (EBS quotas with their quota codes, VPC
+//! quotas, EBS volume limits, EC2 API throttling). Where AWS publishes no number (how long a
+//! snapshot or a boot takes), the value is marked INFERENCE and chosen to be of the order those
+//! pages and other scanners report.
 //!
 //! These defaults are AWS's numbers: the benchmarks and the quota tests run with them. A fleet
 //! meant for a demo on the real clock (`tests/data/sim/demo-fleet.toml`) shortens the latencies.
@@ -21,21 +21,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 /// Pending snapshots per account and Region: 100, not adjustable (quota `L-94D7AB7D`,
-/// orchestrator-anchors 4.2).
+/// docs/references.md, "EBS snapshot quotas").
 pub const PENDING_SNAPSHOTS_PER_REGION: u32 = 100;
 /// Concurrent snapshots per gp2/gp3/io1/io2/standard volume: 5, not adjustable; the error is
-/// `SnapshotCreationPerVolumeRateExceeded` (orchestrator-anchors 4.2).
+/// `SnapshotCreationPerVolumeRateExceeded` (docs/references.md).
 pub const CONCURRENT_SNAPSHOTS_PER_VOLUME: u32 = 5;
 /// Concurrent snapshot copies per destination Region: 20, raised only through AWS Support
-/// (orchestrator-anchors 4.2 and 0.5).
+/// (docs/references.md, "EBS snapshot quotas").
 pub const CONCURRENT_COPIES_PER_REGION: u32 = 20;
-/// VPCs per Region: 5 (quota `L-F678F1CE`); the default VPC counts (orchestrator-anchors 4.5).
+/// VPCs per Region: 5 (quota `L-F678F1CE`); the default VPC counts (docs/references.md).
 pub const VPCS_PER_REGION: u32 = 5;
-/// Internet gateways per Region: 5, tied to the VPC quota (orchestrator-anchors 4.5).
+/// Internet gateways per Region: 5, tied to the VPC quota (docs/references.md, "VPC quotas").
 pub const INTERNET_GATEWAYS_PER_REGION: u32 = 5;
 /// Attachments per Nitro instance, shared between ENIs, EBS volumes and NVMe instance store:
 /// "Most Nitro instances support a maximum of 28 attachments" (EC2 User Guide, "Amazon EBS volume
-/// limits", orchestrator-anchors 4.4). Types with a dedicated EBS limit: [`spec_from_name`].
+/// limits"; docs/references.md). Types with a dedicated EBS limit: [`spec_from_name`].
 pub const ATTACHMENTS_PER_INSTANCE: u32 = 28;
 /// Running On-Demand vCPUs per Region (the Standard A, C, D, H, I, M, R, T, Z instance bucket,
 /// quota `L-1216C47A`, error `VcpuLimitExceeded`): `None`, not enforced. AWS's applied value
@@ -44,8 +44,8 @@ pub const ATTACHMENTS_PER_INSTANCE: u32 = 28;
 /// any fixed one. A fleet sets `[quotas] vcpus_per_region` to study the limit.
 pub const VCPUS_PER_REGION: Option<u32> = None;
 
-/// INFERENCE: AWS publishes no snapshot rate. The anchors (4.3) say a large first snapshot "can
-/// take several hours" and that Datadog's 15-minute pending timeout is hit in practice; 6 s per
+/// INFERENCE: AWS publishes no snapshot rate. The EBS User Guide says a large first snapshot "can
+/// take several hours"; Datadog's 15-minute pending timeout is hit in practice (docs/references.md); 6 s per
 /// used GiB (about 170 MiB/s) puts a 150 GiB-used volume right at 15 minutes.
 pub const SNAPSHOT_MS_PER_USED_GIB: u64 = 6_000;
 /// INFERENCE: a floor for an (almost) empty volume; snapshots are never instant on AWS.
@@ -171,7 +171,7 @@ impl Latencies {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Throttling {
-    /// The buckets of orchestrator-anchors 4.1.
+    /// The buckets of docs/references.md, "EC2 API throttling".
     #[default]
     Aws,
     /// No throttling (e.g. to measure a fleet without the API's rate limits).

@@ -1,6 +1,6 @@
-//! The simulated AWS account: the embedded default backend (DESIGN.md, "The cloud seam and the
-//! embedded default"). [`SimCloud`] implements [`Cloud`] in process with what AWS does to this job
-//! and moto does not (`../shared/reference/moto.md` 1-3):
+//! The simulated AWS account: the embedded default backend (docs/cloud-seam.md,
+//! "The simulated account"). [`SimCloud`] implements [`Cloud`] in process with what AWS does to this job
+//! and moto does not (docs/references.md, "moto versus AWS"):
 //!
 //! - **IAM**: every call is authorized by the policy evaluator against the principal's policies,
 //!   with the requests [`crate::policy::authz`] maps the call to — but built from the sim's own
@@ -13,7 +13,7 @@
 //!   ([`network`], [`compute`], [`snapshots`]).
 //! - **Time**: snapshot latency from the used size, instance boot and shutdown, on a timeline that
 //!   follows tokio's clock ([`clock`], [`lifecycle`]), virtual when the clock is paused.
-//! - **Quotas and token buckets** of orchestrator-anchors 4 ([`limits`], [`throttle`]).
+//! - **Quotas and token buckets** of docs/references.md ([`limits`], [`throttle`]).
 //! - **Faults** from a seed: throttling beyond the buckets, 5xx, timeouts on the tokio clock,
 //!   lost responses, snapshots that end in `error`, scanners that never boot or never report
 //!   ([`faults`]).

@@ -1,7 +1,7 @@
 //! The job's ephemeral network: VPCs (with their main route table and `default` security group),
 //! subnets, internet gateways, routes, security groups, VPC endpoints; their Describes; and the
-//! deletes with AWS's dependency checks, which moto lacks (moto.md 1, "Deletes in the wrong
-//! order"):
+//! deletes with AWS's dependency checks, which moto lacks
+//! (docs/references.md, "moto versus AWS"):
 //!
 //! | delete | refused with `DependencyViolation` while |
 //! |---|---|
@@ -11,7 +11,7 @@
 //! | VPC | it has, checked in this order: subnets, non-default security groups, an attached internet gateway, VPC endpoints, route tables other than the main one |
 //! | detach gateway | an instance in the VPC has a public address ("mapped public address(es)") |
 //!
-//! Quotas (orchestrator-anchors 4.5): 5 VPCs per Region, the default VPC included
+//! Quotas (docs/references.md, "VPC quotas"): 5 VPCs per Region, the default VPC included
 //! (`VpcLimitExceeded`), 5 internet gateways (`InternetGatewayLimitExceeded`).
 
 use crate::cloud::Call;

@@ -2,14 +2,14 @@
 //! `ModifySnapshotAttribute`, `DeleteSnapshot`.
 //!
 //! - A snapshot starts `pending` and completes after [`Latencies::snapshot_ms`] of the volume's
-//!   used size (orchestrator-anchors 4.3); its progress grows linearly meanwhile.
-//! - Quotas (orchestrator-anchors 4.2): at most 100 pending per Region (`PendingSnapshotLimitExceeded`,
+//!   used size (docs/references.md, "Snapshot creation time"); its progress grows linearly meanwhile.
+//! - Quotas (docs/references.md): at most 100 pending per Region (`PendingSnapshotLimitExceeded`,
 //!   EC2 error codes), 5 pending per volume (`SnapshotCreationPerVolumeRateExceeded`), 20 pending
 //!   copies per destination Region (`ResourceLimitExceeded`: "you might have too many snapshot
 //!   copies in progress", EC2 error codes). A pending copy also counts as a pending snapshot
 //!   (INFERENCE). `CreateSnapshots` is all or nothing.
 //! - `CopySnapshot` needs a `completed` source (`IncorrectState` otherwise). A copy under a key
-//!   that does not exist in the destination Region is accepted and ends in `error` (moto.md 1: AWS
+//!   that does not exist in the destination Region is accepted and ends in `error` (unlike moto; AWS
 //!   "fails the copy or marks it error"; the sim marks it). Copies report no volume id.
 //! - `DescribeSnapshots` with the `owner-id` of another account lists that account's snapshots
 //!   shared with the caller (`createVolumePermission`).

@@ -1,5 +1,5 @@
 //! The EC2 API's token buckets (AWS, "Request throttling for the Amazon EC2 API", as tabulated in
-//! `../shared/reference/orchestrator-anchors.md` 4.1): each request takes a token from its
+//! docs/references.md, "EC2 API throttling"): each request takes a token from its
 //! action's bucket, each bucket refills at a fixed rate up to its size, and a request finding its
 //! bucket empty fails with `RequestLimitExceeded`. `RunInstances`, `TerminateInstances` and
 //! `StopInstances` also take one token per instance from a resource bucket.
@@ -7,7 +7,7 @@
 //! Buckets are per (account, Region, action), sized by the action's category (INFERENCE: the AWS
 //! page gives sizes per category; one bucket per action is our reading). Refill follows the
 //! simulation's timeline, so under a paused tokio clock an `advance` refills them. KMS, STS and
-//! IAM calls are not throttled here (their quotas are not in the anchors).
+//! IAM calls are not throttled here (their quotas are not in docs/references.md).
 
 use std::collections::HashMap;
 
@@ -25,30 +25,30 @@ const fn rate(size: f64, per_second: f64) -> Rate {
     Rate { size, per_second }
 }
 
-/// Non-mutating actions (`Describe*`, `List*`, `Get*`): 100, refill 20/s (anchors 4.1).
+/// Non-mutating actions (`Describe*`, `List*`, `Get*`): 100, refill 20/s (docs/references.md).
 pub const NON_MUTATING: Rate = rate(100.0, 20.0);
 /// Unfiltered and unpaginated `DescribeInstances`, `DescribeSecurityGroups`, `DescribeSnapshots`,
-/// `DescribeVolumes`...: 50, refill 10/s (anchors 4.1).
+/// `DescribeVolumes`...: 50, refill 10/s (docs/references.md).
 pub const UNFILTERED: Rate = rate(50.0, 10.0);
 /// Mutating actions not listed elsewhere (`CreateVpc`, `DeleteVpc`, `CopySnapshot`...): 50,
-/// refill 5/s (anchors 4.1; membership is the anchors' INFERENCE).
+/// refill 5/s (docs/references.md; the membership is INFERENCE).
 pub const MUTATING: Rate = rate(50.0, 5.0);
-/// Resource-intensive actions (`AuthorizeSecurityGroupEgress`...): 50, refill 5/s (anchors 4.1).
+/// Resource-intensive actions (`AuthorizeSecurityGroupEgress`...): 50, refill 5/s (docs/references.md).
 pub const RESOURCE_INTENSIVE: Rate = rate(50.0, 5.0);
 /// `CreateSnapshot`/`CreateSnapshots`, `DeleteSnapshot`, `ModifySnapshotAttribute`: 100, refill
-/// 5/s each (anchors 4.1).
+/// 5/s each (docs/references.md).
 pub const SNAPSHOT_ACTIONS: Rate = rate(100.0, 5.0);
-/// `CreateVpcEndpoint`, `DeleteVpcEndpoints`: 4, refill 0.3/s, "the tightest bucket" (anchors 4.1).
+/// `CreateVpcEndpoint`, `DeleteVpcEndpoints`: 4, refill 0.3/s, "the tightest bucket" (docs/references.md).
 pub const VPC_ENDPOINT_ACTIONS: Rate = rate(4.0, 0.3);
-/// `RunInstances` requests: 5, refill 2/s (anchors 4.1).
+/// `RunInstances` requests: 5, refill 2/s (docs/references.md).
 pub const RUN_INSTANCES: Rate = rate(5.0, 2.0);
-/// `TerminateInstances` requests: 100, refill 5/s (anchors 4.1).
+/// `TerminateInstances` requests: 100, refill 5/s (docs/references.md).
 pub const TERMINATE_INSTANCES: Rate = rate(100.0, 5.0);
-/// `CopyImage`: 100, refill 1/s (anchors 4.1).
+/// `CopyImage`: 100, refill 1/s (docs/references.md).
 pub const COPY_IMAGE: Rate = rate(100.0, 1.0);
-/// `RunInstances` resource bucket (instances): 1,000, refill 2/s (anchors 4.1).
+/// `RunInstances` resource bucket (instances): 1,000, refill 2/s (docs/references.md).
 pub const RUN_INSTANCES_RESOURCE: Rate = rate(1000.0, 2.0);
-/// `TerminateInstances` and `StopInstances` resource buckets: 1,000, refill 20/s (anchors 4.1).
+/// `TerminateInstances` and `StopInstances` resource buckets: 1,000, refill 20/s (docs/references.md).
 pub const TERMINATE_STOP_RESOURCE: Rate = rate(1000.0, 20.0);
 
 /// The tokens one call takes: (bucket name, rate, tokens).
@@ -84,7 +84,7 @@ pub fn cost(call: Call<'_>) -> Vec<(&'static str, Rate, f64)> {
         Call::DescribeInternetGateways(_) => one("DescribeInternetGateways", NON_MUTATING),
         Call::DescribeVpcEndpoints(_) => one("DescribeVpcEndpoints", NON_MUTATING),
         Call::DescribeImages(_) => one("DescribeImages", NON_MUTATING),
-        // One bucket for both (anchors 4.1: "CreateSnapshot / CreateSnapshots").
+        // One bucket for both (docs/references.md, "EC2 API throttling").
         Call::CreateSnapshots(_) | Call::CreateSnapshot(_) => one("CreateSnapshot", SNAPSHOT_ACTIONS),
         Call::DeleteSnapshot(_) => one("DeleteSnapshot", SNAPSHOT_ACTIONS),
         Call::ModifySnapshotAttribute(_) => one("ModifySnapshotAttribute", SNAPSHOT_ACTIONS),

@@ -20,7 +20,7 @@ pub const MAX_SECDB_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Most entries in one archive, and most files under one directory. osv.dev's largest
 /// per-ecosystem archives (Debian, Ubuntu) hold about 75,000 records each
-/// (reference/vulnerabilities.md §1); 500,000 is more than six times that.
+/// (docs/references.md, "OSV advisory data"); 500,000 is more than six times that.
 pub const MAX_ENTRIES: usize = 500_000;
 
 /// Most bytes decompressed from one archive. The Debian and Ubuntu archives decompress to about

@@ -1,4 +1,4 @@
-//! The offline advisory database (issue 18, item 1): OSV records from OSV archives, directories of
+//! The offline advisory database: OSV records from OSV archives, directories of
 //! OSV JSON and Alpine secdb YAML, in one SQLite file of the data directory (`vulndb.sqlite`),
 //! indexed by (ecosystem, package name) so the matcher's question — which advisories name this
 //! package of this release — is one indexed query.

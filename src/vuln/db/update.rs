@@ -27,7 +27,7 @@ use crate::vuln::osv;
 pub const DEFAULT_BASE_URL: &str = "https://osv-vulnerabilities.storage.googleapis.com";
 
 /// The ecosystems updated by default: the distributions the scanner inventories and osv.dev
-/// covers (reference/vulnerabilities.md §1; Amazon Linux and Oracle Linux have no OSV data).
+/// covers (docs/references.md, "OSV advisory data"; Amazon Linux and Oracle Linux have no OSV data).
 pub const DEFAULT_ECOSYSTEMS: &[&str] = &["AlmaLinux", "Alpine", "Debian", "Rocky Linux", "Ubuntu"];
 
 /// Largest archive downloaded. osv.dev's largest per-ecosystem archives (Debian, Ubuntu) are a

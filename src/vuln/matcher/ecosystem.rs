@@ -1,8 +1,8 @@
 //! Which OSV ecosystem a package set is matched against, and with which version ordering.
 //!
 //! Operating-system packages: the scanned root's os-release `ID` and `VERSION_ID` select the
-//! ecosystem, using OSV's spellings (`ossf/osv-schema` `ecosystems.json`, reference/vulnerabilities.md
-//! §1): `debian` 12 → `Debian:12`, `ubuntu` 22.04 → `Ubuntu:22.04:LTS` (its Ubuntu Pro / ESM stream
+//! ecosystem, using OSV's spellings (`ossf/osv-schema` `ecosystems.json`, docs/references.md,
+//! "OSV advisory data"): `debian` 12 → `Debian:12`, `ubuntu` 22.04 → `Ubuntu:22.04:LTS` (its Ubuntu Pro / ESM stream
 //! `Ubuntu:Pro:22.04:LTS` beside it), `alpine` 3.4.6 → `Alpine:v3.4`, `almalinux` 9.3 →
 //! `AlmaLinux:9`, `rocky` 9.3 → `Rocky Linux:9`, `rhel` 9.3 → the `Red Hat:enterprise_linux:9::baseos`
 //! and `::appstream` streams. Distributions without advisories in OSV (Amazon Linux, Oracle Linux,

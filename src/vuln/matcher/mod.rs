@@ -532,7 +532,7 @@ impl<'a> Matcher<'a> {
     }
 
     /// Findings of one group, with advisories whose CVEs are all covered by the group's other
-    /// findings folded into them (a DSA beside its per-CVE records; reference/vulnerabilities.md §3).
+    /// findings folded into them (a DSA beside its per-CVE records; docs/references.md).
     fn findings(
         &self,
         matched: Vec<Matched>,

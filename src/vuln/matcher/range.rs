@@ -10,7 +10,7 @@
 //!
 //! The deviation: the enumerated `versions` list is used only when the entry has no comparable
 //! (`ECOSYSTEM` or `SEMVER`) range. Debian and Ubuntu records list versions of other releases there
-//! (osv.dev #4383, #5754; reference/vulnerabilities.md §3), so a version that the ranges say is
+//! (osv.dev issues #4383, #5754; docs/references.md), so a version that the ranges say is
 //! fixed would otherwise be reported because some other release once shipped it.
 
 use std::cmp::Ordering;

@@ -429,7 +429,7 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The fleet-scale figure of the design (issue 18): 10,000 instances × 500 packages against
+/// The fleet-scale figure of the design: 10,000 instances × 500 packages against
 /// 100,000 records within 60 s on 2 cores and < 500 MiB. Synthetic: 20,000 source packages with 5
 /// records each; each instance installs 500 of the 2,000 most common ones, each at one of 3
 /// versions. Run it with `--ignored`; `AGENTLESS_FLEET_INSTANCES` scales it (10,000 by default).

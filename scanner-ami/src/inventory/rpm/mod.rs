@@ -24,7 +24,7 @@ use crate::limits;
 /// The paths probed, in order, with the format stored there. `/usr/lib/sysimage/rpm` is rpm's
 /// database directory since rpm 4.16 (Fedora 36+, openSUSE, SLE 15); `/var/lib/rpm` the
 /// traditional one (often a symlink to the former); `/usr/share/rpm` is where rpm-ostree systems
-/// (Fedora CoreOS, RHCOS) keep the sqlite database (Trivy's list, inventory-anchors 1.1); `/var/lib/rpmmanifest` is the listing of
+/// (Fedora CoreOS, RHCOS) keep the sqlite database (Trivy's list, docs/references.md); `/var/lib/rpmmanifest` is the listing of
 /// CBL-Mariner/Azure Linux distroless images, which ship no rpmdb.
 pub const PROBES: [(DbFormat, &str); 8] = [
     (DbFormat::RpmSqlite, "/usr/lib/sysimage/rpm/rpmdb.sqlite"),
