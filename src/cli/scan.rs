@@ -295,7 +295,6 @@ impl Engine {
         // over TLS if that URL is https://; the stored certificate is the one they pinned).
         let earlier = earlier_collector(&ledger);
         let collector = Collector::new(&data_dir, scanner_ami::bundle::BundleLimits::default());
-        collector.set_identity_trust(Some(identity_trust(cloud.cloud, run.identity_certs.as_deref())?));
         let listen = match (run.listen, cloud.cloud, earlier) {
             (Some(a), _, _) => a,
             (None, CloudKind::Sim, Some((a, _))) => a,
@@ -310,6 +309,8 @@ impl Engine {
         };
         let aws = cloud.cloud == CloudKind::Aws;
         let identity = crate::collector::tls::plan(&options, aws, run.collector_url.as_deref(), listen, &data_dir)?;
+        // After the transport's checks (a plain http:// URL on AWS is refused first, naming its flag).
+        collector.set_identity_trust(Some(identity_trust(cloud.cloud, run.identity_certs.as_deref())?));
         let server = Server::start_with(collector.clone(), listen, identity.as_ref())
             .await
             .map_err(|e| SetupError::Message(format!("the collector cannot listen on {listen}: {e}")))?;
