@@ -38,7 +38,7 @@
 //! which does not run the scanner agent for such an instance: it runs — never powering off,
 //! never uploading a bundle — until terminated.
 //!
-//! Determinism: the [`Engine`] draws from its own splitmix64 stream ([`super::state::Prng`],
+//! Determinism: the [`Engine`] draws from its own splitmix64 stream ([`super::prng::Prng`],
 //! seeded with [`Faults::seed`], separate from the id generator so turning faults on does not
 //! change ids): one draw per call, whatever the rates, and one per snapshot or instance created.
 //! The same seed, configuration and call sequence give the same faults; [`Engine::log`] lists
@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::Prng;
+use super::prng::Prng;
 use crate::cloud::ErrorKind;
 use crate::cloud::aws::config::DEFAULT_ATTEMPT_TIMEOUT;
 

@@ -48,6 +48,7 @@ pub mod kms;
 pub mod lifecycle;
 pub mod limits;
 pub mod network;
+pub mod prng;
 pub mod snapshots;
 pub mod state;
 pub mod store;
