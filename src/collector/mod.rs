@@ -333,15 +333,7 @@ impl Collector {
     /// recorded yet), or the scanner is unknown.
     pub fn check_identity(&self, job: &str, scanner: &str, header: Option<&str>) -> Result<(), IngestError> {
         let Some(trust) = self.identity_trust() else { return Ok(()) };
-        let expected = {
-            let jobs = self.inner.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-            let entry = jobs.get(job).ok_or_else(|| IngestError::UnknownJob(job.to_owned()))?;
-            let s = entry
-                .scanners
-                .get(scanner)
-                .ok_or_else(|| IngestError::UnknownScanner { job: job.to_owned(), scanner: scanner.to_owned() })?;
-            s.identity.clone()
-        };
+        let expected = self.with_scanner(job, scanner, |s| s.identity.clone())?;
         let Some(expected) = expected else {
             return Err(IngestError::IdentityPending { job: job.to_owned(), scanner: scanner.to_owned() });
         };
@@ -374,13 +366,18 @@ impl Collector {
     }
 
     fn scanner(&self, job: &str, scanner: &str) -> Result<(HmacKey, Vec<DeviceTarget>), IngestError> {
+        self.with_scanner(job, scanner, |s| (s.key.clone(), s.devices.clone()))
+    }
+
+    /// `f` of a registered scanner of `job` (404 errors when either is unknown).
+    fn with_scanner<T>(&self, job: &str, scanner: &str, f: impl FnOnce(&ScannerEntry) -> T) -> Result<T, IngestError> {
         let jobs = self.inner.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = jobs.get(job).ok_or_else(|| IngestError::UnknownJob(job.to_owned()))?;
         let s = entry
             .scanners
             .get(scanner)
             .ok_or_else(|| IngestError::UnknownScanner { job: job.to_owned(), scanner: scanner.to_owned() })?;
-        Ok((s.key.clone(), s.devices.clone()))
+        Ok(f(s))
     }
 
     /// The checks the headers allow, before any byte of the body is read: the job and scanner
