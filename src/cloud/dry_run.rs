@@ -423,4 +423,34 @@ impl Cloud for DryRun {
     async fn revoke_grant(&self, auth: Authorized, _: &RevokeGrantInput) -> Result<Empty, CloudError> {
         self.done(&auth)
     }
+
+    async fn get_queue_url(&self, auth: Authorized, input: &GetQueueUrlInput) -> Result<QueueUrl, CloudError> {
+        self.record(&auth);
+        let owner = input.owner.as_ref().unwrap_or(&self.account);
+        Ok(QueueUrl { url: format!("https://sqs.{}.amazonaws.com/{owner}/{}", auth.region(), input.queue_name) })
+    }
+
+    /// An empty queue: a dry run reads no events.
+    async fn receive_message(
+        &self,
+        auth: Authorized,
+        _: &ReceiveMessageInput,
+    ) -> Result<Vec<QueueMessage>, CloudError> {
+        self.record(&auth);
+        Ok(Vec::new())
+    }
+
+    /// No object exists in a dry run.
+    async fn get_object(&self, auth: Authorized, input: &GetObjectInput) -> Result<ObjectBody, CloudError> {
+        self.record(&auth);
+        Err(CloudError::aws(
+            auth.operation(),
+            Some(auth.region().clone()),
+            "NoSuchKey",
+            "dry run: no objects",
+            Some(404),
+            None,
+            vec![format!("s3://{}/{}", input.bucket, input.key)],
+        ))
+    }
 }

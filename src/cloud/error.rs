@@ -104,6 +104,12 @@ pub fn classify(code: &str, http_status: Option<u16>) -> ErrorKind {
     if (code.starts_with("Invalid") && code.ends_with(".NotFound"))
         || code == "NotFoundException"
         || code == "NoSuchEntity"
+        // S3 (`NoSuchKey`, `NoSuchBucket`) and SQS (`AWS.SimpleQueueService.NonExistentQueue`
+        // in the query protocol, `QueueDoesNotExist` in JSON).
+        || code == "NoSuchKey"
+        || code == "NoSuchBucket"
+        || code == "QueueDoesNotExist"
+        || code == "AWS.SimpleQueueService.NonExistentQueue"
     {
         return ErrorKind::NotFound;
     }

@@ -95,6 +95,9 @@ fn empty_tag_sets(region: &Region, call: Call<'_>) -> Vec<GuardViolation> {
         | Call::DescribeKey(_)
         | Call::ListGrants(_)
         | Call::CreateGrant(_)
+        | Call::GetQueueUrl(_)
+        | Call::ReceiveMessage(_)
+        | Call::GetObject(_)
         | Call::ModifySnapshotAttribute(_)
         | Call::DeleteSnapshot(_)
         | Call::ModifySubnetAttribute(_)
@@ -383,6 +386,8 @@ fn ownership_violations(call: Call<'_>, rules: GuardRules) -> Vec<String> {
         | Call::CreateVpc(_)
         | Call::CreateInternetGateway(_)
         | Call::CreateGrant(_) => Vec::new(),
+        // The pipeline's queue and the trail bucket are the account's, read only.
+        Call::GetQueueUrl(_) | Call::ReceiveMessage(_) | Call::GetObject(_) => Vec::new(),
         // Snapshotting the targets is the point: their instances and volumes are not ours.
         Call::CreateSnapshots(_) | Call::CreateSnapshot(_) => Vec::new(),
         // The scanner AMI is the publisher's.

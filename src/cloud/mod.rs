@@ -216,4 +216,11 @@ operations! {
     ListGrants => list_grants(ListGrantsInput) -> Page<GrantInfo>;
     /// `kms:RevokeGrant`.
     RevokeGrant => revoke_grant(RevokeGrantInput) -> Empty;
+    /// `sqs:GetQueueUrl`: the URL of the pipeline's queue by name.
+    GetQueueUrl => get_queue_url(GetQueueUrlInput) -> QueueUrl;
+    /// `sqs:ReceiveMessage`: one long-polled batch of the pipeline's queue (never deleted: the
+    /// onboarding grants no `sqs:DeleteMessage`).
+    ReceiveMessage => receive_message(ReceiveMessageInput) -> Vec<QueueMessage>;
+    /// `s3:GetObject` of one CloudTrail log file, refused unread above its size cap.
+    GetObject => get_object(GetObjectInput) -> ObjectBody;
 }

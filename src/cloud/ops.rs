@@ -766,3 +766,84 @@ pub struct RevokeGrantInput {
     pub grant_id: GrantId,
     pub grant_name: Option<String>,
 }
+
+// --------------------------------------------------------------- the CloudTrail → S3 → SQS pipeline
+
+/// SQS `ReceiveMessage` takes at most 10 messages per call (`MaxNumberOfMessages`, 1 to 10; SQS
+/// API Reference).
+pub const SQS_MAX_MESSAGES: u8 = 10;
+/// SQS long polling waits at most 20 seconds (`WaitTimeSeconds`, 0 to 20; SQS API Reference).
+pub const SQS_MAX_WAIT_SECONDS: u8 = 20;
+
+/// `sqs:GetQueueUrl` of a queue by name in the call's Region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetQueueUrlInput {
+    pub queue_name: String,
+    /// The account that owns the queue (`QueueOwnerAWSAccountId`); `None`: the caller's.
+    pub owner: Option<AccountId>,
+}
+
+/// A queue's URL, `https://sqs.<region>.amazonaws.com/<account>/<name>` (or an endpoint's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrl {
+    pub url: String,
+}
+
+impl QueueUrl {
+    /// The owner account and queue name: the URL's last two path segments (the form SQS gives
+    /// every queue URL; a custom endpoint keeps it).
+    #[must_use]
+    pub fn account_and_name(&self) -> Option<(&str, &str)> {
+        let path = self.url.split_once("://").map_or(self.url.as_str(), |(_, rest)| rest);
+        let mut parts = path.trim_end_matches('/').rsplit('/');
+        let name = parts.next().filter(|n| !n.is_empty())?;
+        let account = parts.next().filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))?;
+        Some((account, name))
+    }
+}
+
+/// `sqs:ReceiveMessage`: long-poll one batch. Without `sqs:DeleteMessage` (the onboarding grants
+/// none), every message comes back after its visibility timeout until the queue's retention
+/// period drops it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveMessageInput {
+    pub queue: QueueUrl,
+    /// 1 to [`SQS_MAX_MESSAGES`].
+    pub max_messages: u8,
+    /// 0 to [`SQS_MAX_WAIT_SECONDS`].
+    pub wait_seconds: u8,
+    /// Seconds a received message stays hidden; `None`: the queue's setting.
+    pub visibility_timeout: Option<u32>,
+}
+
+/// One message of a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub message_id: String,
+    pub body: String,
+    /// `ApproximateReceiveCount` (1 on the first delivery), when SQS says it.
+    pub receive_count: Option<u32>,
+    /// `SentTimestamp` (Unix milliseconds), when SQS says it.
+    pub sent_at_ms: Option<u64>,
+}
+
+/// `s3:GetObject` of one object, refused unread when it is larger than `max_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetObjectInput {
+    pub bucket: String,
+    pub key: String,
+    /// The size cap: an object whose `Content-Length` exceeds it is refused before its body is
+    /// read ([`ErrorKind::Other`](crate::cloud::ErrorKind::Other), `ObjectTooLarge`).
+    pub max_bytes: u64,
+}
+
+/// An object's bytes and identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectBody {
+    pub bytes: Vec<u8>,
+    /// The `ETag` S3 returned (quotes removed).
+    pub etag: Option<String>,
+}
+
+/// The error code an over-cap object is refused with (ours; S3 has none).
+pub const OBJECT_TOO_LARGE: &str = "ObjectTooLarge";

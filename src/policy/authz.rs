@@ -125,6 +125,8 @@ pub enum AuthzError {
     Request(#[from] RequestError),
     #[error("GetUser without a user name needs the caller's IAM user name (AWS refuses it for role credentials)")]
     NoUser,
+    #[error("queue URL \"{0}\" does not end in /<12-digit account>/<queue name>: cannot name the queue's ARN")]
+    QueueUrl(String),
 }
 
 /// The requests AWS authorizes for `call` in `region`.
@@ -335,6 +337,22 @@ pub fn requests(scope: &Scope, region: &Region, call: Call<'_>) -> Result<Vec<Au
         }
         Call::ListGrants(i) => b.push(Origin::Caller, b.kms("kms:ListGrants", &i.key, region)?),
         Call::RevokeGrant(i) => b.push(Origin::Caller, b.kms("kms:RevokeGrant", &i.key, region)?),
+        Call::GetQueueUrl(i) => {
+            let owner = i.owner.as_ref().unwrap_or(&scope.account);
+            let arn = format!("arn:{}:sqs:{region}:{owner}:{}", scope.partition, i.queue_name);
+            b.push(Origin::Caller, Request::new("sqs:GetQueueUrl", arn)?);
+        }
+        Call::ReceiveMessage(i) => {
+            let (owner, name) = i.queue.account_and_name().ok_or_else(|| AuthzError::QueueUrl(i.queue.url.clone()))?;
+            let arn = format!("arn:{}:sqs:{region}:{owner}:{name}", scope.partition);
+            b.push(Origin::Caller, Request::new("sqs:ReceiveMessage", arn)?);
+        }
+        // S3 object ARNs carry neither Region nor account (Service Authorization Reference,
+        // "Actions, resources, and condition keys for Amazon S3": `arn:${Partition}:s3:::${BucketName}/${ObjectName}`).
+        Call::GetObject(i) => {
+            let arn = format!("arn:{}:s3:::{}/{}", scope.partition, i.bucket, i.key);
+            b.push(Origin::Caller, Request::new("s3:GetObject", arn)?);
+        }
     }
     Ok(b.out)
 }

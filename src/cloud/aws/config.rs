@@ -35,6 +35,9 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(180);
 /// The session name of an assumed role when none is configured (CloudTrail shows it).
 pub const DEFAULT_SESSION_NAME: &str = "agentless-scan";
+/// The application name the SDK adds to every User-Agent as `app/agentless` (the SDK allows
+/// alphanumerics and `!#$%&'*+-.^_`|~`, AppName docs).
+pub const APP_NAME: &str = "agentless";
 
 /// Static credentials (tests against moto; a real deployment uses the credential chain).
 #[derive(Clone, PartialEq, Eq)]
@@ -115,6 +118,8 @@ impl Default for AwsConfig {
 pub enum ConfigError {
     #[error("max attempts must be at least 1 (1 = no retry), got 0")]
     ZeroAttempts,
+    #[error("the SDK refused the application name \"{APP_NAME}\"")]
+    AppName,
     #[error("endpoint URL \"{0}\" does not start with http:// or https://")]
     EndpointUrl(String),
 }
@@ -156,6 +161,9 @@ impl AwsConfig {
     pub async fn load(&self) -> Result<aws_config::SdkConfig, ConfigError> {
         self.validate()?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            // Every request's User-Agent carries `app/agentless`: how our calls are told apart in
+            // CloudTrail's `userAgent` (docs/trail.md, "The cross-check").
+            .app_name(aws_config::AppName::new(APP_NAME).map_err(|_| ConfigError::AppName)?)
             .retry_config(self.retry_config())
             .timeout_config(self.timeout_config());
         if let Some(region) = self.regions.first() {

@@ -1,5 +1,5 @@
 //! The AWS backend of the cloud seam: [`AwsCloud`] implements [`Cloud`] over aws-sdk-ec2,
-//! aws-sdk-kms, aws-sdk-sts and aws-sdk-iam.
+//! aws-sdk-kms, aws-sdk-sts, aws-sdk-iam, and aws-sdk-sqs and aws-sdk-s3 for the CloudTrail pipeline.
 //!
 //! - Like every backend it is reached only through the [`Guard`](crate::cloud::Guard): each
 //!   method takes the guard's [`Authorized`] token, whose Region says where the call goes. One
@@ -9,7 +9,7 @@
 //! - Errors ([`error`]): every SDK error becomes a [`CloudError`] with the AWS code, request id,
 //!   HTTP status, Region and ids. Retrying is the SDK's job (standard mode: throttling and
 //!   transient errors, with backoff and a retry quota); nothing here loops around it.
-//! - The operations live in [`ec2`], [`kms`] and [`identity`], one function per operation; the
+//! - The operations live in [`ec2`], [`kms`], [`identity`] and [`pipeline`], one function per operation; the
 //!   `Cloud` impl below only picks the Region's client.
 //!
 //! Wire tests: `tests/aws.rs` runs every operation through the guard against moto
@@ -20,6 +20,7 @@ mod ec2;
 mod error;
 mod identity;
 pub mod kms;
+mod pipeline;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +41,8 @@ struct Clients {
     kms: aws_sdk_kms::Client,
     sts: aws_sdk_sts::Client,
     iam: aws_sdk_iam::Client,
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
 }
 
 /// The AWS SDK backend (see the module documentation).
@@ -77,7 +80,20 @@ impl AwsCloud {
                 sts: aws_sdk_sts::Client::from_conf(
                     aws_sdk_sts::config::Builder::from(&self.sdk).region(r.clone()).build(),
                 ),
-                iam: aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&self.sdk).region(r).build()),
+                iam: aws_sdk_iam::Client::from_conf(
+                    aws_sdk_iam::config::Builder::from(&self.sdk).region(r.clone()).build(),
+                ),
+                sqs: aws_sdk_sqs::Client::from_conf(
+                    aws_sdk_sqs::config::Builder::from(&self.sdk).region(r.clone()).build(),
+                ),
+                // A custom endpoint (moto, a VPC endpoint URL) serves buckets by path, not by
+                // virtual host (`<bucket>.<endpoint>` needs DNS we do not control).
+                s3: aws_sdk_s3::Client::from_conf(
+                    aws_sdk_s3::config::Builder::from(&self.sdk)
+                        .region(r)
+                        .force_path_style(self.sdk.endpoint_url().is_some())
+                        .build(),
+                ),
             })
         }))
     }
@@ -374,6 +390,22 @@ impl Cloud for AwsCloud {
 
     async fn revoke_grant(&self, auth: Authorized, input: &RevokeGrantInput) -> Result<Empty, CloudError> {
         kms::revoke_grant(&self.clients(&auth).kms, &auth, input).await
+    }
+
+    async fn get_queue_url(&self, auth: Authorized, input: &GetQueueUrlInput) -> Result<QueueUrl, CloudError> {
+        pipeline::get_queue_url(&self.clients(&auth).sqs, &auth, input).await
+    }
+
+    async fn receive_message(
+        &self,
+        auth: Authorized,
+        input: &ReceiveMessageInput,
+    ) -> Result<Vec<QueueMessage>, CloudError> {
+        pipeline::receive_message(&self.clients(&auth).sqs, &auth, input).await
+    }
+
+    async fn get_object(&self, auth: Authorized, input: &GetObjectInput) -> Result<ObjectBody, CloudError> {
+        pipeline::get_object(&self.clients(&auth).s3, &auth, input).await
     }
 }
 

@@ -36,6 +36,8 @@ fn denied_code(call: Call<'_>) -> &'static str {
             "AccessDeniedException"
         }
         Call::GetUser(_) => "AccessDenied",
+        // SQS and S3 both answer `AccessDenied` (SQS's JSON protocol: `AccessDenied`; S3: 403 `AccessDenied`).
+        Call::GetQueueUrl(_) | Call::ReceiveMessage(_) | Call::GetObject(_) => "AccessDenied",
         Call::GetCallerIdentity(_)
         | Call::DescribeRegions(_)
         | Call::DescribeAvailabilityZones(_)

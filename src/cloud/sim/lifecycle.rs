@@ -418,6 +418,9 @@ pub fn touched(world: &mut World, account: &AccountId, region: &Region, call: Ca
         | Call::DeleteVpc(_)
         | Call::DescribeKey(_)
         | Call::CreateGrant(_)
+        | Call::GetQueueUrl(_)
+        | Call::ReceiveMessage(_)
+        | Call::GetObject(_)
         | Call::ListGrants(_)
         | Call::RevokeGrant(_) => {}
     }

@@ -53,6 +53,7 @@ pub mod snapshots;
 pub mod state;
 pub mod store;
 pub mod throttle;
+pub mod trail;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -868,5 +869,21 @@ impl Cloud for SimCloud {
 
     async fn revoke_grant(&self, auth: Authorized, input: &RevokeGrantInput) -> Result<Empty, CloudError> {
         sim_call!(self, auth, RevokeGrant, input, kms::revoke_grant)
+    }
+
+    async fn get_queue_url(&self, auth: Authorized, input: &GetQueueUrlInput) -> Result<QueueUrl, CloudError> {
+        sim_call!(self, auth, GetQueueUrl, input, trail::get_queue_url)
+    }
+
+    async fn receive_message(
+        &self,
+        auth: Authorized,
+        input: &ReceiveMessageInput,
+    ) -> Result<Vec<QueueMessage>, CloudError> {
+        sim_call!(self, auth, ReceiveMessage, input, trail::receive_message)
+    }
+
+    async fn get_object(&self, auth: Authorized, input: &GetObjectInput) -> Result<ObjectBody, CloudError> {
+        sim_call!(self, auth, GetObject, input, trail::get_object)
     }
 }
