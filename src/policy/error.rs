@@ -20,6 +20,8 @@ pub const AWS_MANAGED_POLICY_MAX_CHARS: usize = 6144;
 /// Why a policy could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    #[error("policy template: {0}")]
+    Template(String),
     #[error("cannot read policy file {path}: {source}")]
     Io {
         path: PathBuf,

@@ -57,6 +57,33 @@ pub fn agentless_scan_policy() -> Result<Policy, PolicyError> {
     Policy::parse(AGENTLESS_SCAN_POLICY_NAME, AGENTLESS_SCAN_POLICY_JSON)
 }
 
+/// The CloudTrail pipeline's reader policy (`policies/agentless-trail-reader.json`): the
+/// onboarding document's SQS statement (`sqs:GetQueueUrl`, `sqs:ReceiveMessage` on the queue) and
+/// our narrow alternative to `ReadOnlyAccess` for the log files (`s3:GetObject` on the trail
+/// bucket's `AWSLogs/` prefix), with `${QueueArn}` and `${TrailBucket}` to fill in.
+pub const TRAIL_READER_POLICY_TEMPLATE: &str = include_str!("../../policies/agentless-trail-reader.json");
+
+/// The name [`trail_reader_policy`] gives the reader policy.
+pub const TRAIL_READER_POLICY_NAME: &str = "agentless-trail-reader.json";
+
+/// The reader policy for one pipeline: `queue_arn` (`arn:aws:sqs:<region>:<account>:<name>`) and
+/// the trail bucket's name, substituted into [`TRAIL_READER_POLICY_TEMPLATE`].
+///
+/// # Errors
+///
+/// A value that is not a plain ARN or bucket name (quotes, backslashes or control characters
+/// would change the document), or the result does not parse.
+pub fn trail_reader_policy(queue_arn: &str, bucket: &str) -> Result<Policy, PolicyError> {
+    let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    if !plain(queue_arn) || !plain(bucket) {
+        return Err(PolicyError::Template(format!(
+            "queue ARN {queue_arn:?} and bucket {bucket:?} must be non-empty printable ASCII without quotes or backslashes"
+        )));
+    }
+    let text = TRAIL_READER_POLICY_TEMPLATE.replace("${QueueArn}", queue_arn).replace("${TrailBucket}", bucket);
+    Policy::parse(TRAIL_READER_POLICY_NAME, &text)
+}
+
 /// A named, validated policy document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -209,5 +236,37 @@ mod tests {
         d.statements[0].action = ActionSpec::Action(vec!["DeleteVpc".into()]);
         let err = Policy::from_document("x", d).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.starts_with("Statement[0].Action \"DeleteVpc\" is not an action"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod trail_reader_tests {
+    use super::*;
+
+    #[test]
+    fn the_reader_policy_allows_the_queue_and_the_log_files_only() {
+        let arn = "arn:aws:sqs:us-east-1:111122223333:aliyun-sasc-log-queue";
+        let p = trail_reader_policy(arn, "aws-cloudtrail-logs-111122223333-abc").unwrap();
+        let allowed = |action: &str, resource: &str| {
+            evaluate(std::slice::from_ref(&p), &Request::new(action, resource).unwrap()).is_allowed()
+        };
+        assert!(allowed("sqs:ReceiveMessage", arn));
+        assert!(allowed("sqs:GetQueueUrl", arn));
+        assert!(!allowed("sqs:DeleteMessage", arn));
+        assert!(!allowed("sqs:ReceiveMessage", "arn:aws:sqs:us-east-1:111122223333:other"));
+        let log = "arn:aws:s3:::aws-cloudtrail-logs-111122223333-abc/AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/07/x.json.gz";
+        assert!(allowed("s3:GetObject", log));
+        assert!(!allowed("s3:GetObject", "arn:aws:s3:::aws-cloudtrail-logs-111122223333-abc/other/x"));
+        assert!(!allowed("s3:GetObject", "arn:aws:s3:::another-bucket/AWSLogs/x"));
+        assert!(!allowed("s3:PutObject", log));
+    }
+
+    #[test]
+    fn values_that_would_change_the_document_are_refused() {
+        assert!(matches!(trail_reader_policy("arn\",\"Effect\":\"Deny", "b"), Err(PolicyError::Template(_))));
+        assert!(matches!(
+            trail_reader_policy("arn:aws:sqs:us-east-1:111122223333:q", ""),
+            Err(PolicyError::Template(_))
+        ));
     }
 }
