@@ -246,9 +246,9 @@ mod trail_reader_tests {
     #[test]
     fn the_reader_policy_allows_the_queue_and_the_log_files_only() {
         let arn = "arn:aws:sqs:us-east-1:111122223333:aliyun-sasc-log-queue";
-        let p = trail_reader_policy(arn, "aws-cloudtrail-logs-111122223333-abc").unwrap();
+        let p = trail_reader_policy(arn, "aws-cloudtrail-logs-111122223333-abc").expect("the template parses");
         let allowed = |action: &str, resource: &str| {
-            evaluate(std::slice::from_ref(&p), &Request::new(action, resource).unwrap()).is_allowed()
+            evaluate(std::slice::from_ref(&p), &Request::new(action, resource).expect("a valid request")).is_allowed()
         };
         assert!(allowed("sqs:ReceiveMessage", arn));
         assert!(allowed("sqs:GetQueueUrl", arn));
