@@ -611,3 +611,82 @@ fn resource_ids_and_tags_of_hostile_shapes() {
         ["i-0123abcd", "igw-0123abcd", "rtb-0123abcd", "sg-0123abcd", "subnet-0123abcd", "vpce-0123456789abcdef0"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// No panic on any input
+
+/// xorshift64: a fixed, dependency-free sequence of mutations.
+struct Mutator(u64);
+
+impl Mutator {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(n.max(1)).expect("fits")).expect("fits")
+    }
+    /// Flip, overwrite, delete or duplicate a few bytes.
+    fn mutate(&mut self, input: &[u8]) -> Vec<u8> {
+        let mut out = input.to_vec();
+        for _ in 0..=self.below(4) {
+            let at = self.below(out.len());
+            match self.below(4) {
+                0 if at < out.len() => out[at] ^= 1 << self.below(8),
+                1 if at < out.len() => out[at] = b"{}[]\",:0\\%+ \x00\xff"[self.below(14)],
+                2 if at < out.len() => {
+                    out.remove(at);
+                }
+                _ => {
+                    let end = (at + self.below(32)).min(out.len());
+                    let copy = out[at..end].to_vec();
+                    out.splice(at..at, copy);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn mutated_inputs_never_panic() {
+    let mut m = Mutator(0x9e37_79b9_7f4a_7c15);
+    let bodies = [fixture("s3-notification.json"), fixture("sns-envelope.json"), fixture("s3-test-event.json")];
+    let mut parsed = 0;
+    for round in 0..3_000 {
+        let body = m.mutate(bodies[round % bodies.len()].as_bytes());
+        let text = String::from_utf8_lossy(&body);
+        if let Ok(n) = notification::parse(&text, BUCKET) {
+            parsed += 1;
+            if let Notification::Objects(objects) = n {
+                for o in objects {
+                    let _ = o.is_log_file();
+                }
+            }
+        }
+    }
+    // Both outcomes are exercised.
+    assert!((100..2_900).contains(&parsed), "{parsed} of 3000 mutated messages parsed");
+    let text = fixture("ec2-log.json");
+    let compressed = gzip(text.as_bytes());
+    let limits = LogLimits { max_decompressed: 64 * 1024, ..LogLimits::default() };
+    let (mut read_json, mut read_gzip) = (0, 0);
+    for round in 0..600 {
+        // Mutate the JSON (then gzip it) or the gzip bytes themselves.
+        let bytes = if round % 2 == 0 { gzip(&m.mutate(text.as_bytes())) } else { m.mutate(&compressed) };
+        if let Ok(file) = log::read(&bytes, &limits) {
+            if round % 2 == 0 {
+                read_json += 1;
+            } else {
+                read_gzip += 1;
+            }
+            for r in &file.records {
+                let _ = (r.resource_ids(), r.tags(), r.is_by("arn:aws:iam::111122223333:user/alice"), triggers(r));
+            }
+        }
+    }
+    eprintln!("mutated log files read: {read_json} of 300 (JSON mutated), {read_gzip} of 300 (gzip mutated)");
+    assert!(read_json > 0, "some mutated JSON still reads");
+}
