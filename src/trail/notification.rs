@@ -50,7 +50,8 @@ impl LogObject {
     ///
     /// The key shape (CloudTrail User Guide, "Finding your CloudTrail log files"):
     /// `[prefix/]AWSLogs/[o-org-id/]<account>/CloudTrail/<region>/<YYYY>/<MM>/<DD>/<file>` where
-    /// the file is `<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz`. Digests live
+    /// the file is `<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz` (the same
+    /// account and Region as its folders). Digests live
     /// under `CloudTrail-Digest/`, Insights events under `CloudTrail-Insight/`.
     #[must_use]
     pub fn is_log_file(&self) -> bool {
@@ -58,9 +59,9 @@ impl LogObject {
         let Some(logs) = parts.iter().position(|p| *p == "AWSLogs") else { return false };
         let rest = parts.get(logs + 1..).unwrap_or_default();
         // The account, or the organization id then the account, before `CloudTrail`.
-        let after_account = match rest {
-            [account, "CloudTrail", tail @ ..] if is_account(account) => tail,
-            [org, account, "CloudTrail", tail @ ..] if org.starts_with("o-") && is_account(account) => tail,
+        let (account, after_account) = match rest {
+            [account, "CloudTrail", tail @ ..] if is_account(account) => (account, tail),
+            [org, account, "CloudTrail", tail @ ..] if org.starts_with("o-") && is_account(account) => (account, tail),
             _ => return false,
         };
         let [region, year, month, day, file] = after_account else { return false };
@@ -69,8 +70,8 @@ impl LogObject {
             && digits(year, 4)
             && digits(month, 2)
             && digits(day, 2)
+            && file.strip_prefix(*account).is_some_and(|f| f.starts_with(&format!("_CloudTrail_{region}_")))
             && file.ends_with(".json.gz")
-            && file.contains("_CloudTrail_")
     }
 }
 
@@ -386,6 +387,8 @@ mod tests {
             "AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/07/extra/111122223333_CloudTrail_x.json.gz",
             "AWSLogs/1111/CloudTrail/us-east-1/2026/12/07/1111_CloudTrail_us-east-1_20261207T1000Z_x.json.gz",
             "AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/07/ConfigWritabilityCheckFile",
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/07/444455556666_CloudTrail_us-east-1_20261207T1000Z_x.json.gz",
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/07/111122223333_CloudTrail_eu-west-1_20261207T1000Z_x.json.gz",
             "",
             "AWSLogs",
         ] {
