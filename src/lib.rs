@@ -20,4 +20,5 @@ pub mod policy;
 pub mod report;
 pub mod schedule;
 pub mod teardown;
+pub mod trail;
 pub mod vuln;
