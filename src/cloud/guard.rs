@@ -528,6 +528,10 @@ fn copy_image_violations(i: &CopyImageInput) -> Vec<String> {
 /// guard included).
 pub type CallObserver = std::sync::Arc<dyn Fn(&'static str, &Region, Result<(), &CloudError>) + Send + Sync>;
 
+/// Told each call the guard allowed, just before it is sent: the CloudTrail cross-check records
+/// what our principal sends here, to tell its own calls from someone else's in the trail.
+pub type CallRecorder = std::sync::Arc<dyn Fn(&Region, Call<'_>) + Send + Sync>;
+
 /// Any backend, behind the policy guard. Its methods (generated in `cloud/mod.rs`, one per
 /// operation) authorize, record and forward.
 pub struct Guard<C: Cloud> {
@@ -538,6 +542,7 @@ pub struct Guard<C: Cloud> {
     keep_trace: bool,
     pacer: Option<std::sync::Arc<super::pacer::Pacer>>,
     observer: Option<CallObserver>,
+    recorder: Option<CallRecorder>,
 }
 
 impl<C: Cloud + std::fmt::Debug> std::fmt::Debug for Guard<C> {
@@ -554,7 +559,15 @@ impl<C: Cloud + std::fmt::Debug> std::fmt::Debug for Guard<C> {
 impl<C: Cloud> Guard<C> {
     #[must_use]
     pub fn new(inner: C, policy: GuardPolicy) -> Guard<C> {
-        Guard { inner, policy, trace: Mutex::new(Vec::new()), keep_trace: true, pacer: None, observer: None }
+        Guard {
+            inner,
+            policy,
+            trace: Mutex::new(Vec::new()),
+            keep_trace: true,
+            pacer: None,
+            observer: None,
+            recorder: None,
+        }
     }
 
     /// Do not keep the trace of calls ([`Guard::trace`] stays empty): for a long-running process.
@@ -569,6 +582,20 @@ impl<C: Cloud> Guard<C> {
     pub fn with_observer(mut self, observer: CallObserver) -> Guard<C> {
         self.observer = Some(observer);
         self
+    }
+
+    /// Tell `recorder` every allowed call before it is sent.
+    #[must_use]
+    pub fn with_recorder(mut self, recorder: CallRecorder) -> Guard<C> {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Report an allowed call to the recorder (no-op without one).
+    pub(super) fn record_call(&self, region: &Region, call: Call<'_>) {
+        if let Some(r) = &self.recorder {
+            r(region, call);
+        }
     }
 
     /// Report a call's outcome to the observer (no-op without one).

@@ -31,7 +31,7 @@ pub mod sim;
 pub mod tags;
 
 pub use error::{CloudError, ErrorKind, PolicyDenial, classify};
-pub use guard::{Authorized, CallObserver, Evaluated, Guard, GuardPolicy, GuardRules, GuardViolation, TraceEntry};
+pub use guard::{Authorized, CallObserver, CallRecorder, Evaluated, Guard, GuardPolicy, GuardRules, GuardViolation, TraceEntry};
 pub use ids::{
     AccountId, GrantId, IdError, ImageId, InstanceId, InternetGatewayId, JobId, KmsKeyId, NetworkInterfaceId, Region,
     RouteTableId, SecurityGroupId, SnapshotId, SubnetId, VolumeId, VpcEndpointId, VpcId,
@@ -119,6 +119,7 @@ macro_rules! operations {
                         }
                     };
                     self.pace(region, Call::$api(input)).await;
+                    self.record_call(region, Call::$api(input));
                     let out = self.backend().$method(auth, input).await;
                     self.observe(stringify!($api), region, out.as_ref().map(|_| ()));
                     out

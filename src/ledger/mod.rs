@@ -36,6 +36,7 @@ pub mod runs;
 pub mod schema;
 pub mod state;
 pub mod targets;
+pub mod trail;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

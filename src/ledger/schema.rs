@@ -37,6 +37,19 @@
 //!   so a change to one part rewrites one small row instead of the whole document: the job's
 //!   working document keeps one part per target (`t:<instance>`) and per scanner (`s:<index>`).
 //!
+//! # Version 5
+//!
+//! The CloudTrail pipeline (docs/trail.md):
+//! - `trail_objects`: each log object read from the trail bucket, by (bucket, key, ETag), with
+//!   how many times its notification was delivered and what reading it gave; an object is
+//!   processed once, whatever the number of deliveries.
+//! - `event_scans`: instances an event asked to scan, one row per (account, Region, instance),
+//!   coalescing every event until the row is due and taken.
+//! - `our_calls`: the calls our principal sent to AWS (operation, Region, time, the ids named),
+//!   matched against CloudTrail's records of our principal; `seen` counts the records matched.
+//! - `trail_alerts`: a call of our principal we did not make, or a call on our resources by
+//!   another principal, one row per CloudTrail event id.
+//!
 //! Times are milliseconds since the Unix epoch (UTC). Tables are `STRICT` (a wrongly typed value is
 //! refused on write).
 
@@ -45,7 +58,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::error::{Result, SqlContext};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE jobs (
@@ -144,8 +157,62 @@ CREATE TABLE job_data_parts (
 ) STRICT;
 ";
 
+const V5: &str = "
+CREATE TABLE trail_objects (
+    bucket        TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    etag          TEXT NOT NULL,
+    account       TEXT NOT NULL,
+    first_seen_at INTEGER NOT NULL,
+    deliveries    INTEGER NOT NULL,
+    processed_at  INTEGER,
+    outcome       TEXT,
+    records       INTEGER,
+    PRIMARY KEY (bucket, key, etag)
+) STRICT;
+
+CREATE TABLE event_scans (
+    account        TEXT NOT NULL,
+    region         TEXT NOT NULL,
+    instance_id    TEXT NOT NULL,
+    first_event_at INTEGER NOT NULL,
+    due_at         INTEGER NOT NULL,
+    events         INTEGER NOT NULL,
+    reasons        TEXT NOT NULL,
+    PRIMARY KEY (account, region, instance_id)
+) STRICT;
+CREATE INDEX event_scans_by_due ON event_scans (due_at);
+
+CREATE TABLE our_calls (
+    id       INTEGER PRIMARY KEY,
+    account  TEXT NOT NULL,
+    region   TEXT NOT NULL,
+    op       TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    ids      TEXT NOT NULL,
+    seen     INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX our_calls_by_op ON our_calls (account, op, at);
+
+CREATE TABLE trail_alerts (
+    id          INTEGER PRIMARY KEY,
+    event_id    TEXT NOT NULL UNIQUE,
+    account     TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    raised_at   INTEGER NOT NULL,
+    event_time  INTEGER NOT NULL,
+    region      TEXT NOT NULL,
+    event_name  TEXT NOT NULL,
+    principal   TEXT,
+    source_ip   TEXT,
+    user_agent  TEXT,
+    resources   TEXT NOT NULL CHECK (json_valid(resources)),
+    detail      TEXT NOT NULL
+) STRICT;
+";
+
 /// `MIGRATIONS[n]` upgrades version `n` to `n + 1`.
-const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 
 /// The version found in the file, before any migration.
 pub(super) fn version(conn: &Connection) -> Result<i64> {

@@ -137,28 +137,14 @@ impl Record {
     /// 10,000 ids.
     #[must_use]
     pub fn resource_ids(&self) -> BTreeSet<String> {
-        let mut ids = BTreeSet::new();
-        let mut stack: Vec<(&Value, usize)> = vec![(&self.response_elements, 0), (&self.request_parameters, 0)];
-        let mut visited = 0usize;
-        while let Some((value, depth)) = stack.pop() {
-            visited += 1;
-            if visited > MAX_WALK_NODES || ids.len() >= MAX_IDS {
-                break;
-            }
-            match value {
-                Value::String(s) if is_resource_id(s) => {
-                    ids.insert(s.clone());
-                }
-                Value::Array(items) if depth < MAX_WALK_DEPTH => {
-                    stack.extend(items.iter().rev().map(|v| (v, depth + 1)));
-                }
-                Value::Object(fields) if depth < MAX_WALK_DEPTH => {
-                    stack.extend(fields.values().rev().map(|v| (v, depth + 1)));
-                }
-                _ => {}
-            }
-        }
-        ids
+        ids_in(vec![(&self.response_elements, 0), (&self.request_parameters, 0)])
+    }
+
+    /// The ids `requestParameters` names (not the ones the call created): what a call of ours
+    /// that this record logs must have named too. Bounded as [`Record::resource_ids`].
+    #[must_use]
+    pub fn request_ids(&self) -> BTreeSet<String> {
+        ids_in(vec![(&self.request_parameters, 0)])
     }
 
     /// Tags the call applies, as (key, value), in the record's order:
@@ -197,13 +183,45 @@ impl Record {
     }
 }
 
+/// The resource ids among the string values under `stack` (bounded as [`Record::resource_ids`]).
+fn ids_in(mut stack: Vec<(&Value, usize)>) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut visited = 0usize;
+    while let Some((value, depth)) = stack.pop() {
+        visited += 1;
+        if visited > MAX_WALK_NODES || ids.len() >= MAX_IDS {
+            break;
+        }
+        match value {
+            Value::String(s) if is_resource_id(s) => {
+                ids.insert(s.clone());
+            }
+            Value::Array(items) if depth < MAX_WALK_DEPTH => {
+                stack.extend(items.iter().rev().map(|v| (v, depth + 1)));
+            }
+            Value::Object(fields) if depth < MAX_WALK_DEPTH => {
+                stack.extend(fields.values().rev().map(|v| (v, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    ids
+}
+
+/// The resource ids in free text (e.g. the debug form of a call): maximal runs of
+/// `[A-Za-z0-9-]` that are ids.
+#[must_use]
+pub fn ids_in_text(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).filter(|w| is_resource_id(w)).map(str::to_owned).collect()
+}
+
 /// The elements of an EC2 list (`{"items":[...]}`); nothing when `list` is absent or not one.
 pub(crate) fn items(list: Option<&Value>) -> impl Iterator<Item = &Value> {
     list.and_then(|l| l.get("items")).and_then(Value::as_array).into_iter().flatten()
 }
 
 /// An EC2 resource id of one of [`ID_PREFIXES`]: prefix, `-`, 8 or 17 lower-case hex digits.
-fn is_resource_id(s: &str) -> bool {
+pub fn is_resource_id(s: &str) -> bool {
     let Some((prefix, hex)) = s.split_once('-') else { return false };
     ID_PREFIXES.contains(&prefix)
         && matches!(hex.len(), 8 | 17)
