@@ -14,6 +14,7 @@ pub mod audit;
 pub mod cli;
 pub mod cloud;
 pub mod collector;
+pub mod events;
 pub mod job;
 pub mod ledger;
 pub mod policy;

@@ -39,6 +39,63 @@ pub struct Metrics {
     skipped: Mutex<BTreeMap<(String, &'static str), u64>>,
     durations: Mutex<BTreeMap<&'static str, Histogram>>,
     vulndb_updates: Mutex<BTreeMap<&'static str, u64>>,
+    /// The CloudTrail pipeline's counters: (metric, label value) → count.
+    trail: Mutex<BTreeMap<(&'static str, String), u64>>,
+    event_lag: Mutex<Histogram>,
+}
+
+/// Upper bounds of the event-scan lag histogram, in seconds (event time to job created): the
+/// delivery delay of CloudTrail (about 5 minutes, CloudTrail User Guide "How CloudTrail works")
+/// plus the coalescing delay sets its floor.
+pub const LAG_BUCKETS: [f64; 10] = [60.0, 120.0, 300.0, 420.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0, 7200.0];
+
+/// The CloudTrail pipeline's counters, each with one label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailCounter {
+    /// Queue messages by outcome (`objects`, `test_event`, `unparsable`, `refused`).
+    Messages,
+    /// Log objects by outcome (`read`, `duplicate`, `refused_size`, `unreadable`, `not_found`, ...).
+    Objects,
+    /// Records read, by `ours`, `service` (AWS on our behalf), `foreign`.
+    Records,
+    /// Scan triggers read, by kind (`launched`, `started`, ...).
+    Events,
+    /// Event scans by outcome (`queued`, `coalesced`, `started`, `deferred_budget`, `dropped`).
+    EventScans,
+    /// Alerts raised, by kind (`unrecognized-call`, `foreign-call`).
+    Alerts,
+    /// Calls of ours CloudTrail never showed within `trail.unseen_after` (label `all`).
+    UnseenCalls,
+}
+
+impl TrailCounter {
+    fn metric(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            TrailCounter::Messages => ("agentless_trail_messages_total", "outcome", "Queue messages read, by outcome."),
+            TrailCounter::Objects => ("agentless_trail_objects_total", "outcome", "Log objects, by outcome."),
+            TrailCounter::Records => {
+                ("agentless_trail_records_total", "principal", "CloudTrail records read, by whose.")
+            }
+            TrailCounter::Events => ("agentless_trail_events_total", "kind", "Events that ask for a scan, by kind."),
+            TrailCounter::EventScans => ("agentless_event_scans_total", "outcome", "Event-driven scans, by outcome."),
+            TrailCounter::Alerts => ("agentless_trail_alerts_total", "kind", "Cross-check alerts raised, by kind."),
+            TrailCounter::UnseenCalls => (
+                "agentless_trail_unseen_calls_total",
+                "scope",
+                "Calls of ours that CloudTrail never showed (counted, not alerted).",
+            ),
+        }
+    }
+
+    const ALL: [TrailCounter; 7] = [
+        TrailCounter::Messages,
+        TrailCounter::Objects,
+        TrailCounter::Records,
+        TrailCounter::Events,
+        TrailCounter::EventScans,
+        TrailCounter::Alerts,
+        TrailCounter::UnseenCalls,
+    ];
 }
 
 /// The vulnerability side of the gauges: counts over each instance's newest stored results and
@@ -166,6 +223,38 @@ impl Metrics {
         *lock(&self.vulndb_updates).entry(outcome).or_default() += 1;
     }
 
+    /// Add `n` to a pipeline counter.
+    pub fn record_trail(&self, counter: TrailCounter, label: &str, n: u64) {
+        if n > 0 {
+            *lock(&self.trail).entry((counter.metric().0, label.to_owned())).or_default() += n;
+        }
+    }
+
+    /// A pipeline counter's value.
+    #[must_use]
+    pub fn trail(&self, counter: TrailCounter, label: &str) -> u64 {
+        lock(&self.trail).get(&(counter.metric().0, label.to_owned())).copied().unwrap_or(0)
+    }
+
+    /// An event scan started `seconds` after its first event.
+    pub fn record_event_lag(&self, seconds: f64) {
+        let mut h = lock(&self.event_lag);
+        for (i, le) in LAG_BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    /// (count, sum of seconds) of the event-scan lags.
+    #[must_use]
+    pub fn event_lag(&self) -> (u64, f64) {
+        let h = lock(&self.event_lag);
+        (h.count, h.sum)
+    }
+
     /// A job ended in `state` after `seconds`.
     pub fn record_job(&self, state: &'static str, seconds: f64) {
         let mut d = lock(&self.durations);
@@ -288,6 +377,32 @@ impl Metrics {
         );
         for (reason, n) in &gauges.collector_refusals {
             let _ = writeln!(out, "agentless_collector_refusals_total{{reason=\"{}\"}} {n}", escape(reason));
+        }
+
+        {
+            let trail = lock(&self.trail);
+            for c in TrailCounter::ALL {
+                let (name, label, help) = c.metric();
+                header(&mut out, name, "counter", help);
+                for ((_, value), n) in trail.iter().filter(|((m, _), _)| *m == name) {
+                    let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(value));
+                }
+            }
+        }
+        header(
+            &mut out,
+            "agentless_event_scan_lag_seconds",
+            "histogram",
+            "From an event's CloudTrail time to its scan's job, in seconds.",
+        );
+        {
+            let h = lock(&self.event_lag);
+            for (le, n) in LAG_BUCKETS.iter().zip(h.counts.iter()) {
+                let _ = writeln!(out, "agentless_event_scan_lag_seconds_bucket{{le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(out, "agentless_event_scan_lag_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "agentless_event_scan_lag_seconds_sum {}", h.sum);
+            let _ = writeln!(out, "agentless_event_scan_lag_seconds_count {}", h.count);
         }
 
         header(&mut out, "agentless_scan_duration_seconds", "histogram", "Duration of finished jobs, by end state.");

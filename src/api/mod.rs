@@ -196,6 +196,23 @@ async fn list_jobs(State(state): State<ApiState>, Query(q): Query<ListQuery>) ->
     axum::Json(json!({ "jobs": out })).into_response()
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertQuery {
+    limit: Option<usize>,
+}
+
+/// The CloudTrail cross-check's alerts, newest first: calls of our principal we did not make,
+/// and calls by others on our resources.
+async fn alerts(State(state): State<ApiState>, Query(q): Query<AlertQuery>) -> Response {
+    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    let l = lock(&state);
+    match l.trail_alerts(limit) {
+        Ok(a) => axum::Json(json!({ "alerts": a })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 async fn show_job(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<JobId>() else {
         return error(
@@ -366,6 +383,7 @@ pub fn router(mut state: ApiState, collector: Collector) -> Router {
         .route("/v1/jobs/{id}", get(show_job))
         .route("/v1/instances/{id}/latest", get(latest))
         .route("/v1/vulns", get(vulns))
+        .route("/v1/alerts", get(alerts))
         .route("/v1/scans", post(scan))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state.clone());

@@ -60,6 +60,14 @@ pub struct CheckArgs {
     /// Relax the guard's rule that a resource to change or delete carries our agentless:job tag.
     #[arg(long)]
     pub include_foreign: bool,
+    /// Also check the CloudTrail pipeline reader's calls (`sqs:GetQueueUrl`, `sqs:ReceiveMessage`
+    /// on this queue; `s3:GetObject` on the trail bucket's log files). A denied one is shown with
+    /// the exact statement to add. Needs --trail-bucket.
+    #[arg(long, value_name = "QUEUE-ARN", requires = "trail_bucket")]
+    pub trail_queue: Option<String>,
+    /// The trail's S3 bucket (with --trail-queue).
+    #[arg(long, value_name = "BUCKET", requires = "trail_queue")]
+    pub trail_bucket: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -135,17 +143,43 @@ fn check(args: &CheckArgs) -> ExitCode {
             Err(code) => return code,
         }
     };
-    let plan = match plan::example_plan() {
+    let mut plan = match plan::example_plan() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("agentless: error: the built-in call plan: {e}");
             return ExitCode::from(EXIT_ERROR);
         }
     };
+    let trail = args.trail_queue.as_deref().zip(args.trail_bucket.as_deref());
+    if let Some((queue, bucket)) = trail {
+        match plan::pipeline_steps(&plan, queue, bucket) {
+            Some(steps) => plan.steps.extend(steps),
+            None => {
+                eprintln!(
+                    "agentless: error: --trail-queue {queue:?} is not a queue ARN (arn:aws:sqs:<region>:<account>:<name>)"
+                );
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+    }
     let report = plan::check(policies, &plan, GuardRules { include_foreign: args.include_foreign });
     print!("{}", report.render(args.verbose));
     let denied: Vec<_> = report.denied().collect();
     let key_policy = report.key_policy().count();
+    if let Some((queue, bucket)) = trail {
+        let mut shown = std::collections::BTreeSet::new();
+        for d in &denied {
+            if let Some(statement) = plan::pipeline_statement(&d.step.op, queue, bucket)
+                && shown.insert(statement.clone())
+            {
+                eprintln!(
+                    "agentless: the pipeline reader's {} needs this statement (policies/agentless-trail-reader.json; \
+                     ReadOnlyAccess also grants s3:GetObject): {statement}",
+                    d.entry.op
+                );
+            }
+        }
+    }
     if let Some(first) = denied.first() {
         eprintln!(
             "agentless: {} call(s) denied; the first: {} in {} ({}): {}",

@@ -241,7 +241,13 @@ async fn serve_sim(env: Env) -> ExitCode {
     serve(env, accounts, now_ms, collector_url, true).await
 }
 
-async fn open_aws_account(a: &crate::schedule::config::AccountConfig) -> Result<(AwsCloud, Scope, String), SetupError> {
+/// The calls the start-up probe sent (Region, operation, time in ms, ids), recorded in the ledger
+/// once the account is known, for the CloudTrail cross-check.
+type ProbeCalls = Arc<std::sync::Mutex<Vec<(crate::cloud::Region, &'static str, i64, Vec<String>)>>>;
+
+async fn open_aws_account(
+    a: &crate::schedule::config::AccountConfig,
+) -> Result<(AwsCloud, Scope, String, ProbeCalls), SetupError> {
     let config = AwsConfig {
         profile: a.profile.clone(),
         regions: a.regions.clone(),
@@ -264,6 +270,13 @@ async fn open_aws_account(a: &crate::schedule::config::AccountConfig) -> Result<
     // GetCallerIdentity needs no permission; ask it through a guard with a provisional scope.
     let provisional: AccountId = "000000000000".parse().map_err(|e| SetupError::Message(format!("{e}")))?;
     let probe = guard_for(aws, Scope::new(provisional), GuardRules::default())?;
+    let probe_calls: ProbeCalls = Arc::default();
+    let sink = Arc::clone(&probe_calls);
+    probe.set_recorder(Arc::new(move |region: &crate::cloud::Region, call: crate::cloud::Call<'_>| {
+        let ids = crate::trail::record::ids_in_text(&format!("{call:?}")).into_iter().collect();
+        let at = jiff::Timestamp::now().as_millisecond();
+        sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((region.clone(), call.name(), at, ids));
+    }));
     let who = probe.get_caller_identity(&home, &Empty).await?;
     if let Some(id) = &a.id
         && *id != who.account
@@ -299,7 +312,7 @@ async fn open_aws_account(a: &crate::schedule::config::AccountConfig) -> Result<
     let aws = AwsCloud::new(&config)
         .await
         .map_err(|e| SetupError::Message(format!("account \"{}\": AWS configuration: {e}", a.name)))?;
-    Ok((aws, scope, who.arn))
+    Ok((aws, scope, who.arn, probe_calls))
 }
 
 async fn serve_aws(env: Env) -> ExitCode {
@@ -310,11 +323,22 @@ async fn serve_aws(env: Env) -> ExitCode {
     };
     let mut accounts = Vec::new();
     for a in &env.config.accounts {
-        let (aws, scope, caller_arn) = match open_aws_account(a).await {
+        let (aws, scope, caller_arn, probe_calls) = match open_aws_account(a).await {
             Ok(x) => x,
             Err(e) => return fail(&e),
         };
         let id = scope.account.clone();
+        if let Some(trail) = a.trail.as_ref().filter(|_| env.config.trail.crosscheck) {
+            let calls = std::mem::take(&mut *probe_calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let mut l = env.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (region, op, at, ids) in calls {
+                if crate::events::recorder::logged(op, &region, &trail.region)
+                    && let Err(e) = l.record_our_call(&id, &region, op, at, &ids)
+                {
+                    tracing::warn!(account = %a.name, op, error = %e, "cannot record a start-up call for the CloudTrail cross-check");
+                }
+            }
+        }
         let guard = match guard_for(aws, scope, GuardRules::default()) {
             Ok(g) => g.without_trace().with_observer(env.metrics.observer()),
             Err(e) => return fail(&e),

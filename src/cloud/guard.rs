@@ -542,7 +542,7 @@ pub struct Guard<C: Cloud> {
     keep_trace: bool,
     pacer: Option<std::sync::Arc<super::pacer::Pacer>>,
     observer: Option<CallObserver>,
-    recorder: Option<CallRecorder>,
+    recorder: std::sync::OnceLock<CallRecorder>,
 }
 
 impl<C: Cloud + std::fmt::Debug> std::fmt::Debug for Guard<C> {
@@ -566,7 +566,7 @@ impl<C: Cloud> Guard<C> {
             keep_trace: true,
             pacer: None,
             observer: None,
-            recorder: None,
+            recorder: std::sync::OnceLock::new(),
         }
     }
 
@@ -584,16 +584,15 @@ impl<C: Cloud> Guard<C> {
         self
     }
 
-    /// Tell `recorder` every allowed call before it is sent.
-    #[must_use]
-    pub fn with_recorder(mut self, recorder: CallRecorder) -> Guard<C> {
-        self.recorder = Some(recorder);
-        self
+    /// Tell `recorder` every allowed call before it is sent, from now on. A guard has one
+    /// recorder for its life: `false` (and nothing changed) if it already has one.
+    pub fn set_recorder(&self, recorder: CallRecorder) -> bool {
+        self.recorder.set(recorder).is_ok()
     }
 
     /// Report an allowed call to the recorder (no-op without one).
     pub(super) fn record_call(&self, region: &Region, call: Call<'_>) {
-        if let Some(r) = &self.recorder {
+        if let Some(r) = self.recorder.get() {
             r(region, call);
         }
     }

@@ -31,7 +31,9 @@ pub mod sim;
 pub mod tags;
 
 pub use error::{CloudError, ErrorKind, PolicyDenial, classify};
-pub use guard::{Authorized, CallObserver, CallRecorder, Evaluated, Guard, GuardPolicy, GuardRules, GuardViolation, TraceEntry};
+pub use guard::{
+    Authorized, CallObserver, CallRecorder, Evaluated, Guard, GuardPolicy, GuardRules, GuardViolation, TraceEntry,
+};
 pub use ids::{
     AccountId, GrantId, IdError, ImageId, InstanceId, InternetGatewayId, JobId, KmsKeyId, NetworkInterfaceId, Region,
     RouteTableId, SecurityGroupId, SnapshotId, SubnetId, VolumeId, VpcEndpointId, VpcId,

@@ -103,8 +103,30 @@ pub struct AlertRecord {
     pub detail: String,
 }
 
+/// What reading one object gave, for [`Ledger::trail_processed`].
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectRead<'a> {
+    /// `read`, or `refused: <why>`.
+    pub outcome: &'a str,
+    pub records: u64,
+    pub scans: &'a [ScanRequest],
+    /// Records of our principal, matched to our calls within `window_ms`.
+    pub ours: &'a [OurRecord],
+    /// Alerts on our resources.
+    pub alerts: &'a [NewAlert],
+    pub window_ms: i64,
+}
+
+impl ObjectRead<'_> {
+    /// An object recorded without reading it.
+    #[must_use]
+    pub fn refused(outcome: &str) -> ObjectRead<'_> {
+        ObjectRead { outcome, records: 0, scans: &[], ours: &[], alerts: &[], window_ms: 0 }
+    }
+}
+
 /// What processing one object changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Processed {
     /// Event scans added (an instance not yet pending).
     pub scans_added: u64,
@@ -112,8 +134,8 @@ pub struct Processed {
     pub scans_coalesced: u64,
     /// Records of our principal matched to a call of ours.
     pub matched: u64,
-    /// Alerts raised (new event ids).
-    pub alerts: u64,
+    /// The CloudTrail event ids of the alerts raised (ones already raised are not again).
+    pub raised: Vec<String>,
 }
 
 /// How an object's delivery stands.
@@ -163,16 +185,8 @@ impl Ledger {
     /// # Errors
     ///
     /// SQLite fails (nothing is recorded then).
-    pub fn trail_processed(
-        &mut self,
-        obj: &ObjectKey,
-        outcome: &str,
-        records: u64,
-        scans: &[ScanRequest],
-        ours: &[OurRecord],
-        alerts: &[NewAlert],
-        window_ms: i64,
-    ) -> Result<Processed> {
+    pub fn trail_processed(&mut self, obj: &ObjectKey, read: &ObjectRead<'_>) -> Result<Processed> {
+        let ObjectRead { outcome, records, scans, ours, alerts, window_ms } = *read;
         let now = self.now();
         let what = || format!("trail object s3://{}/{}: recording it processed", obj.bucket, obj.key);
         let tx = self.write(what)?;
@@ -218,7 +232,7 @@ impl Ledger {
                 }
             }
         }
-        let insert_alert = |tx: &rusqlite::Transaction<'_>, a: &NewAlert| -> Result<u64> {
+        let insert_alert = |tx: &rusqlite::Transaction<'_>, a: &NewAlert| -> Result<bool> {
             let n = tx
                 .execute(
                     "INSERT INTO trail_alerts (event_id, account, kind, raised_at, event_time, region, event_name,
@@ -241,7 +255,7 @@ impl Ledger {
                     ],
                 )
                 .context(|| format!("raising the alert for CloudTrail event {}", a.event_id))?;
-            Ok(n as u64)
+            Ok(n > 0)
         };
         for r in ours {
             let mut stmt = tx
@@ -275,11 +289,17 @@ impl Ledger {
                     tx.execute("UPDATE our_calls SET seen = seen + 1 WHERE id = ?1", params![id]).context(what)?;
                     done.matched += 1;
                 }
-                None => done.alerts += insert_alert(&tx, &r.alert)?,
+                None => {
+                    if insert_alert(&tx, &r.alert)? {
+                        done.raised.push(r.alert.event_id.clone());
+                    }
+                }
             }
         }
         for a in alerts {
-            done.alerts += insert_alert(&tx, a)?;
+            if insert_alert(&tx, a)? {
+                done.raised.push(a.event_id.clone());
+            }
         }
         tx.execute(
             "UPDATE trail_objects SET processed_at = ?4, outcome = ?5, records = ?6
@@ -401,7 +421,13 @@ impl Ledger {
     /// # Errors
     ///
     /// SQLite fails.
-    pub fn defer_event_scan(&mut self, account: &AccountId, region: &Region, instance: &InstanceId, due_ms: i64) -> Result<()> {
+    pub fn defer_event_scan(
+        &mut self,
+        account: &AccountId,
+        region: &Region,
+        instance: &InstanceId,
+        due_ms: i64,
+    ) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE event_scans SET due_at = ?4 WHERE account = ?1 AND region = ?2 AND instance_id = ?3",
@@ -516,11 +542,9 @@ impl Ledger {
     pub fn trail_object_counts(&self) -> Result<(u64, u64)> {
         let (p, d): (i64, i64) = self
             .conn
-            .query_row(
-                "SELECT COUNT(processed_at), COALESCE(SUM(deliveries), 0) FROM trail_objects",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT COUNT(processed_at), COALESCE(SUM(deliveries), 0) FROM trail_objects", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .context(|| "counting trail objects".to_owned())?;
         Ok((u64::try_from(p).unwrap_or(0), u64::try_from(d).unwrap_or(0)))
     }

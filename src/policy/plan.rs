@@ -101,6 +101,8 @@ pub enum Phase {
     TearingDown,
     AuditListing,
     AuditDeleting,
+    /// Reading the CloudTrail pipeline (the queue and the trail bucket's log files).
+    Pipeline,
 }
 
 impl Phase {
@@ -117,6 +119,7 @@ impl Phase {
             Phase::TearingDown => "scan: tearing down",
             Phase::AuditListing => "audit: listing",
             Phase::AuditDeleting => "audit: deleting leaks",
+            Phase::Pipeline => "events: reading the CloudTrail pipeline",
         }
     }
 }
@@ -641,6 +644,51 @@ fn teardown_network_phase(
     add(phase, region, Op::DetachInternetGateway(DetachInternetGatewayInput { internet_gateway: t(igw), vpc: t(vpc) }));
     add(phase, region, Op::DeleteInternetGateway(DeleteInternetGatewayInput { internet_gateway: t(igw) }));
     add(phase, region, Op::DeleteVpc(DeleteVpcInput { vpc: t(vpc) }));
+}
+
+/// The pipeline reader's calls for the queue `queue_arn` (`arn:aws:sqs:<region>:<account>:<name>`)
+/// and the trail bucket `bucket`: `GetQueueUrl`, `ReceiveMessage`, and `GetObject` of a log file
+/// of `plan`'s account in the queue's Region. `None` if `queue_arn` is not a queue ARN.
+#[must_use]
+pub fn pipeline_steps(plan: &Plan, queue_arn: &str, bucket: &str) -> Option<Vec<PlanStep>> {
+    let mut parts = queue_arn.splitn(6, ':');
+    let (Some("arn"), Some(_partition), Some("sqs"), Some(region), Some(owner), Some(name)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let region: Region = region.parse().ok()?;
+    let owner: AccountId = owner.parse().ok()?;
+    let queue = QueueUrl { url: format!("https://sqs.{region}.amazonaws.com/{owner}/{name}") };
+    let key = format!(
+        "AWSLogs/{a}/CloudTrail/{region}/2026/03/15/{a}_CloudTrail_{region}_20260315T1200Z_0123456789abcdef.json.gz",
+        a = plan.account
+    );
+    let step = |op| PlanStep { phase: Phase::Pipeline, region: region.clone(), op };
+    Some(vec![
+        step(Op::GetQueueUrl(GetQueueUrlInput { queue_name: name.to_owned(), owner: Some(owner.clone()) })),
+        step(Op::ReceiveMessage(ReceiveMessageInput {
+            queue,
+            max_messages: crate::cloud::ops::SQS_MAX_MESSAGES,
+            wait_seconds: crate::cloud::ops::SQS_MAX_WAIT_SECONDS,
+            visibility_timeout: None,
+        })),
+        step(Op::GetObject(GetObjectInput { bucket: bucket.to_owned(), key, max_bytes: 64 << 20 })),
+    ])
+}
+
+/// The statement a denied pipeline call needs (the reader policy's, filled in), as JSON.
+#[must_use]
+pub fn pipeline_statement(op: &Op, queue_arn: &str, bucket: &str) -> Option<String> {
+    match op {
+        Op::GetQueueUrl(_) | Op::ReceiveMessage(_) => Some(format!(
+            "{{\"Effect\": \"Allow\", \"Action\": [\"sqs:GetQueueUrl\", \"sqs:ReceiveMessage\"], \"Resource\": \"{queue_arn}\"}}"
+        )),
+        Op::GetObject(_) => Some(format!(
+            "{{\"Effect\": \"Allow\", \"Action\": \"s3:GetObject\", \"Resource\": \"arn:aws:s3:::{bucket}/AWSLogs/*\"}}"
+        )),
+        _ => None,
+    }
 }
 
 /// The outcome of one planned call.

@@ -212,7 +212,10 @@ fn ids_in(mut stack: Vec<(&Value, usize)>) -> BTreeSet<String> {
 /// `[A-Za-z0-9-]` that are ids.
 #[must_use]
 pub fn ids_in_text(text: &str) -> BTreeSet<String> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).filter(|w| is_resource_id(w)).map(str::to_owned).collect()
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| is_resource_id(w))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The elements of an EC2 list (`{"items":[...]}`); nothing when `list` is absent or not one.
