@@ -115,7 +115,24 @@ pub fn open_ledger(data_dir: &Path) -> Result<Arc<Mutex<Ledger>>, SetupError> {
 
 /// `backend` behind a guard with the bundled custom policy and a pacer of its own.
 pub(crate) fn guard_for<C: Cloud>(backend: C, scope: Scope, rules: GuardRules) -> Result<Guard<C>, SetupError> {
-    let policy = GuardPolicy::new(vec![agentless_scan_policy()?], scope, rules);
+    guard_with_trail(backend, scope, rules, None)
+}
+
+/// [`guard_for`], plus the pipeline reader's policy (policies/agentless-trail-reader.json) for
+/// `trail`'s queue and bucket: what the onboarding asks the user to attach for it.
+pub(crate) fn guard_with_trail<C: Cloud>(
+    backend: C,
+    scope: Scope,
+    rules: GuardRules,
+    trail: Option<&crate::schedule::config::TrailConfig>,
+) -> Result<Guard<C>, SetupError> {
+    let mut policies = vec![agentless_scan_policy()?];
+    if let Some(t) = trail {
+        let owner = t.queue_account.as_ref().unwrap_or(&scope.account);
+        let queue_arn = format!("arn:{}:sqs:{}:{owner}:{}", scope.partition, t.region, t.queue);
+        policies.push(crate::policy::trail_reader_policy(&queue_arn, &t.bucket)?);
+    }
+    let policy = GuardPolicy::new(policies, scope, rules);
     Ok(Guard::new(backend, policy).with_pacer(Arc::new(Pacer::new())))
 }
 

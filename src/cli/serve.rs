@@ -212,7 +212,7 @@ async fn serve_sim(env: Env) -> ExitCode {
         let scope = sim.scope();
         let user = scope.caller_user.clone().unwrap_or_else(|| "agentless-scanner".into());
         let caller_arn = format!("arn:aws:iam::{id}:user/{user}");
-        let guard = match guard_for(sim, scope, GuardRules::default()) {
+        let guard = match common::guard_with_trail(sim, scope, GuardRules::default(), a.trail.as_ref()) {
             Ok(g) => g.without_trace().with_observer(env.metrics.observer()),
             Err(e) => return fail(&e),
         };
@@ -339,7 +339,7 @@ async fn serve_aws(env: Env) -> ExitCode {
                 }
             }
         }
-        let guard = match guard_for(aws, scope, GuardRules::default()) {
+        let guard = match common::guard_with_trail(aws, scope, GuardRules::default(), a.trail.as_ref()) {
             Ok(g) => g.without_trace().with_observer(env.metrics.observer()),
             Err(e) => return fail(&e),
         };

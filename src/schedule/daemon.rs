@@ -55,6 +55,8 @@ pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 pub const EVENT_TICK: Duration = Duration::from_secs(10);
 /// The same on the simulated account, whose demo delays are seconds.
 pub const EVENT_TICK_SIM: Duration = Duration::from_secs(1);
+/// The shortest tick (our choice: a test's or demo's delay of a second or two).
+pub const EVENT_TICK_MIN: Duration = Duration::from_millis(100);
 /// Event scans started per tick at most (our choice; one run per account and Region).
 pub const EVENT_BATCH: usize = 1000;
 
@@ -466,7 +468,8 @@ impl<C: Cloud + 'static> Daemon<C> {
 
     async fn event_scan_loop(self: Arc<Self>, ev: super::config::EventsConfig) {
         let mut stop = self.stop_tx.subscribe();
-        let tick = if self.sim { EVENT_TICK_SIM } else { EVENT_TICK };
+        // Half the delay, so a scan starts at most half a delay late; within the tick bounds.
+        let tick = (ev.delay / 2).clamp(EVENT_TICK_MIN, if self.sim { EVENT_TICK_SIM } else { EVENT_TICK });
         loop {
             tokio::select! {
                 () = tokio::time::sleep(tick) => {}

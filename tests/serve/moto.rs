@@ -19,6 +19,13 @@
 //! fix in `Daemon::resolve`, see `tests/serve/select.rs`). Then nothing of ours may be left in
 //! moto, and SIGTERM must exit 0.
 //!
+//! The account also has its CloudTrail pipeline (issue 19): a bucket, a queue and the bucket's
+//! notification to it are made in moto (moto does not run CloudTrail delivery: the test puts the
+//! log object itself). After the two scans, the test sends the queue a message that is no
+//! notification (logged and skipped, the reader goes on) and puts a gzip log file whose
+//! `RunInstances` record, by a customer admin, names the web server: the daemon must read it once,
+//! record it processed, and scan the web server in a run of the `events` schedule.
+//!
 //! A second test checks what the daemon refuses at start on AWS (another account's credentials,
 //! a Region the account lacks), with credentials from the environment and through an assumed role.
 
@@ -29,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use agentless::cloud::ImageId;
 use agentless::cloud::tags::{Role, image_tags};
+use agentless::ledger::trail::ObjectKey;
 use agentless::ledger::{JobState, Ledger};
 use aws_sdk_ec2::types as ec2t;
 
@@ -154,6 +162,7 @@ async fn the_daemon_on_aws_scans_moto_on_demand_with_real_agents_and_leaves_noth
     assert_eq!(fleet.len(), 6);
     let customer_instances: BTreeSet<String> = fleet.iter().map(|v| v.instance.clone()).collect();
     let scanner_ami = scanner_image(&ec2, &base).await;
+    let pipeline = Pipeline::create(&moto, &region).await;
 
     // EC2's side: scanners booted with the real agent, uploading to the URL of their manifest.
     let hypervisor = TestHypervisor::start(
@@ -192,6 +201,17 @@ id = "{ACCOUNT}"
 endpoint_url = "{endpoint}"
 regions = ["{region}"]
 
+[accounts.trail]
+region = "{region}"
+queue = "{queue}"
+bucket = "{bucket}"
+
+[trail]
+wait_seconds = 1
+
+[events]
+delay = "1s"
+
 [scanner]
 poll = "100ms"
 
@@ -200,6 +220,8 @@ shutdown_deadline = "60s"
 "#,
             endpoint = moto.url,
             certs = certs.display(),
+            queue = pipeline.queue_name,
+            bucket = pipeline.bucket,
         ),
     )
     .expect("config");
@@ -290,6 +312,25 @@ shutdown_deadline = "60s"
     let r = http(addr, "GET", &format!("/v1/instances/{web}/latest"), Some(TOKEN), None).await;
     assert_eq!(r.json()["job"], named_job.as_str(), "{r:?}");
 
+    // The pipeline: a message that is no notification is skipped; the log object naming the web
+    // server is read once and scans it, in a run of the `events` schedule.
+    pipeline.send_garbage().await;
+    let (key, etag) = pipeline.put_log(&web).await;
+    let events_job = wait_for("the event-driven job to end", JOB_TIMEOUT, &log, async || {
+        let j = jobs(addr).await?.into_iter().find(|j| j["schedule"] == "events")?;
+        j["state"].as_str().is_some_and(|s| s.parse::<JobState>().is_ok_and(|s| s.is_terminal())).then_some(j)
+    })
+    .await;
+    assert_eq!(events_job["state"], "Done", "{events_job}\ndaemon log:\n{}", log_of(&log));
+    let events_job = events_job["id"].as_str().expect("id").to_owned();
+    assert_eq!(scanned_targets(addr, &events_job).await, BTreeSet::from([web.clone()]));
+    let m = http(addr, "GET", "/metrics", Some(TOKEN), None).await;
+    assert!(m.body.contains("agentless_trail_objects_total{outcome=\"read\"} 1\n"), "{}", m.body);
+    assert!(m.body.contains("agentless_trail_messages_total{outcome=\"refused\"} 1\n"), "{}", m.body);
+    assert!(m.body.contains("agentless_trail_events_total{kind=\"launched\"} 1\n"), "{}", m.body);
+    assert!(m.body.contains("agentless_event_scans_total{outcome=\"started\"} 1\n"), "{}", m.body);
+    assert!(log_of(&log).contains("queue message skipped"), "{}", log_of(&log));
+
     // Each scanner ran our image, found by its tag, uploaded to the daemon's listener and powered
     // off; the first job's scanners had every customer volume, the second's the web server's.
     let (boots, failures) = hypervisor.stop();
@@ -306,7 +347,11 @@ shutdown_deadline = "60s"
     let volumes_of = |pick: &dyn Fn(&str) -> bool| {
         fleet.iter().filter(|v| pick(&v.instance)).map(|v| v.volume.clone()).collect::<BTreeSet<_>>()
     };
-    let want = BTreeMap::from([(job.clone(), volumes_of(&|_| true)), (named_job.clone(), volumes_of(&|i| i == web))]);
+    let want = BTreeMap::from([
+        (job.clone(), volumes_of(&|_| true)),
+        (named_job.clone(), volumes_of(&|i| i == web)),
+        (events_job.clone(), volumes_of(&|i| i == web)),
+    ]);
     assert_eq!(booted, want);
     let scanners: Vec<String> = boots.iter().map(|b| b.instance.clone()).collect();
     let out = ec2.describe_instances().set_instance_ids(Some(scanners)).send().await.expect("scanners");
@@ -333,10 +378,14 @@ shutdown_deadline = "60s"
     assert_eq!(status.code(), Some(0), "{}", log_of(&log));
     assert!(log_of(&log).contains("every job is finished"), "{}", log_of(&log));
 
-    // The ledger agrees: both jobs Done, nothing live, no intent unresolved.
+    // The ledger agrees: the three jobs Done, nothing live, no intent unresolved; the log object
+    // read once.
     let l = Ledger::open(&data).expect("ledger");
     let all = l.jobs().expect("jobs");
-    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all.len(), 3, "{all:?}");
+    let object = ObjectKey { bucket: pipeline.bucket.clone(), key, etag };
+    assert_eq!(l.trail_object_outcome(&object).expect("trail object").as_deref(), Some("read"));
+    assert_eq!(l.trail_object_counts().expect("trail objects").0, 1, "one object processed");
     for j in &all {
         assert_eq!(j.state, JobState::Done, "{}: {:?}", j.id, j.error);
         assert!(l.live_resources(&j.id).expect("live").is_empty(), "{}", j.id);
@@ -352,6 +401,123 @@ shutdown_deadline = "60s"
         stop_took.as_secs_f64(),
         calls.iter().map(|((action, _), n)| format!("{action} {n}")).collect::<Vec<_>>().join(", ")
     );
+}
+
+/// The CloudTrail pipeline of the account in moto: the trail bucket, the queue, and the bucket's
+/// notification of new objects to the queue (the onboarding's steps 1 to 3; moto delivers the
+/// notification, not the trail, so the test writes the log files).
+struct Pipeline {
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    bucket: String,
+    queue_name: String,
+    queue_url: String,
+    region: String,
+}
+
+impl Pipeline {
+    async fn create(moto: &Moto, region: &agentless::cloud::Region) -> Pipeline {
+        let sdk = moto.sdk(region).await;
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let bucket = format!("aws-cloudtrail-logs-{ACCOUNT}-agentless");
+        let queue_name = "aliyun-sasc-log-queue".to_owned();
+        let mut create = s3.create_bucket().bucket(&bucket);
+        if region.as_str() != "us-east-1" {
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
+                    .build(),
+            );
+        }
+        create.send().await.expect("create the trail bucket");
+        let queue_url = sqs.create_queue().queue_name(&queue_name).send().await.expect("create the queue");
+        let queue_url = queue_url.queue_url().expect("queue url").to_owned();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue arn");
+        let arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("QueueArn")
+            .clone();
+        let notification = aws_sdk_s3::types::NotificationConfiguration::builder()
+            .queue_configurations(
+                aws_sdk_s3::types::QueueConfiguration::builder()
+                    .queue_arn(arn)
+                    .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+                    .build()
+                    .expect("queue configuration"),
+            )
+            .build();
+        s3.put_bucket_notification_configuration()
+            .bucket(&bucket)
+            .notification_configuration(notification)
+            .send()
+            .await
+            .expect("the bucket's notification");
+        Pipeline { s3, sqs, bucket, queue_name, queue_url, region: region.to_string() }
+    }
+
+    /// A message that is no S3 notification.
+    async fn send_garbage(&self) {
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body("{\"not\": \"a notification\"")
+            .send()
+            .await
+            .expect("send");
+    }
+
+    /// A CloudTrail log file with one `RunInstances` by a customer admin that launched `instance`;
+    /// its key and ETag.
+    async fn put_log(&self, instance: &str) -> (String, String) {
+        let now = jiff::Timestamp::now();
+        let stamp = now.strftime("%Y%m%dT%H%MZ").to_string();
+        let day = now.strftime("%Y/%m/%d").to_string();
+        let region = &self.region;
+        let record = serde_json::json!({
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLEADMIN", "arn": format!("arn:aws:iam::{ACCOUNT}:user/ops-admin"),
+                "accountId": ACCOUNT, "accessKeyId": "AKIAEXAMPLEADMIN01", "userName": "ops-admin"},
+            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "RunInstances",
+            "awsRegion": region,
+            "sourceIPAddress": "203.0.113.20",
+            "userAgent": "console.ec2.amazonaws.com",
+            "requestParameters": {"instancesSet": {"items": [{"imageId": "ami-0abcdef1234567890", "minCount": 1, "maxCount": 1}]}},
+            "responseElements": {"instancesSet": {"items": [{"instanceId": instance}]}},
+            "requestID": "8d6b8f0e-0000-4000-8000-000000000001",
+            "eventID": "1f6b8f0e-0000-4000-8000-000000000001",
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": ACCOUNT
+        });
+        let body = serde_json::json!({"Records": [record]}).to_string();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, body.as_bytes()).expect("gzip");
+        let bytes = gz.finish().expect("gzip");
+        let key = format!(
+            "AWSLogs/{ACCOUNT}/CloudTrail/{region}/{day}/{ACCOUNT}_CloudTrail_{region}_{stamp}_0a1b2c3d4e5f6a7b.json.gz"
+        );
+        let put = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+            .send()
+            .await
+            .expect("put the log file");
+        (key, put.e_tag().unwrap_or_default().trim_matches('"').to_owned())
+    }
 }
 
 /// `POST /v1/scans` with `body`, which must make one job; wait until it ends; its id and its
