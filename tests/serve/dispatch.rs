@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sim_daemon;
+use crate::util::policy_guard;
 use agentless::cloud::sim::{Fleet, SimCloud};
-use agentless::cloud::{AccountId, GuardRules, JobId, Region, VolumeId};
+use agentless::cloud::{AccountId, JobId, Region, VolumeId};
 use agentless::job::Budget;
 use agentless::ledger::{JobState, TargetStatus};
 use agentless::schedule::config::Config;
@@ -174,12 +175,7 @@ async fn concurrent_jobs_on_the_sim_meet_no_quota_or_throttling_error() {
     let region: Region = "us-east-1".parse().expect("region");
     agentless::cli::common::sim_install_scanner_image(&world, std::slice::from_ref(&region)).expect("image");
     let metrics = Arc::new(agentless::api::metrics::Metrics::new());
-    let policy = agentless::cloud::GuardPolicy::new(
-        vec![agentless::policy::agentless_scan_policy().expect("policy")],
-        world.scope(),
-        GuardRules::default(),
-    );
-    let guard = agentless::cloud::Guard::new(world.clone(), policy)
+    let guard = policy_guard(&world)
         .with_pacer(Arc::new(agentless::cloud::pacer::Pacer::new()))
         .without_trace()
         .with_observer(metrics.observer());

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sim_daemon;
+use crate::util::policy_guard;
 use agentless::cloud::sim::{Fleet, SimCloud};
-use agentless::cloud::{AccountId, GuardRules, Region};
+use agentless::cloud::{AccountId, Region};
 use agentless::ledger::{JobState, TargetStatus};
 use agentless::schedule::config::Config;
 
@@ -89,12 +90,7 @@ async fn an_explicit_instance_list_with_an_unknown_id_still_scans_the_others_in_
         }
         out
     });
-    let policy = agentless::cloud::GuardPolicy::new(
-        vec![agentless::policy::agentless_scan_policy().expect("policy")],
-        world.scope(),
-        GuardRules::default(),
-    );
-    let guard = agentless::cloud::Guard::new(world.clone(), policy).without_trace();
+    let guard = policy_guard(&world).without_trace();
     let running = sim_daemon(
         &world,
         guard,
