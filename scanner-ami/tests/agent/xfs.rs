@@ -18,7 +18,7 @@ use scanner_ami::disk::{BlockSource, Disk, Region};
 use scanner_ami::fs::xfs::XfsFs;
 use scanner_ami::fs::{FileKind, FsError, RootFs};
 
-use crate::difftree::{Entry, LoopMount, assert_same, walk_dir, walk_rootfs};
+use crate::difftree::{Entry, LoopMount, assert_same, guest_path, stat_entry, walk_dir, walk_rootfs};
 use crate::util::{Tree, dpkg_oracle, fixtures, ours, rpm_oracle, run, sh, v4_boot, v4_initrd, v4_kernel_dir};
 
 // ---------------------------------------------------------------------------------------------
@@ -699,15 +699,7 @@ fn walk_lenient(fs: &dyn RootFs) -> (BTreeMap<String, Entry>, BTreeMap<String, S
                 continue;
             }
         };
-        let mut entry = Entry {
-            kind: meta.kind,
-            mode: meta.mode,
-            uid: meta.uid,
-            gid: meta.gid,
-            size: None,
-            sha256: None,
-            link: None,
-        };
+        let mut entry = Entry::of(&meta);
         let res: Result<(), FsError> = (|| {
             match meta.kind {
                 FileKind::Dir => {
@@ -1374,10 +1366,6 @@ poweroff -f
 fn v4_listing(log: &[u8]) -> BTreeMap<String, Entry> {
     let text = String::from_utf8_lossy(log);
     let body = text.split("MANIFEST-BEGIN").nth(1).and_then(|t| t.split("MANIFEST-END").next()).expect("manifest");
-    let path_of = |p: &str| match p.trim_start_matches('.') {
-        "" => "/".to_owned(),
-        q => q.to_owned(),
-    };
     let mut out = BTreeMap::new();
     let mut hashes = BTreeMap::new();
     let mut links = BTreeMap::new();
@@ -1385,32 +1373,14 @@ fn v4_listing(log: &[u8]) -> BTreeMap<String, Entry> {
         if let Some(rest) = line.strip_prefix("S|") {
             let f: Vec<&str> = rest.split('|').collect();
             assert_eq!(f.len(), 5, "{line}");
-            let raw = u32::from_str_radix(f[1], 16).expect("mode");
-            let kind = match raw & 0o170000 {
-                0o100000 => FileKind::File,
-                0o040000 => FileKind::Dir,
-                0o120000 => FileKind::Symlink,
-                _ => FileKind::Other,
-            };
-            let size: u64 = f[4].parse().expect("size");
-            out.insert(
-                path_of(f[0]),
-                Entry {
-                    kind,
-                    mode: raw & 0o7777,
-                    uid: f[2].parse().expect("uid"),
-                    gid: f[3].parse().expect("gid"),
-                    size: matches!(kind, FileKind::File | FileKind::Symlink).then_some(size),
-                    sha256: None,
-                    link: None,
-                },
-            );
+            let (path, entry) = stat_entry(f[0], &f[1..]);
+            out.insert(path, entry);
         } else if let Some(rest) = line.strip_prefix("H|") {
             let (h, p) = rest.split_once("  ").expect("sha256sum line");
-            hashes.insert(path_of(p), h.to_owned());
+            hashes.insert(guest_path(p), h.to_owned());
         } else if let Some(rest) = line.strip_prefix("L|") {
             let (p, t) = rest.split_once('|').expect("link line");
-            links.insert(path_of(p), t.to_owned());
+            links.insert(guest_path(p), t.to_owned());
         }
     }
     for (p, e) in &mut out {

@@ -18,7 +18,7 @@ use scanner_ami::fs::RootFs;
 use scanner_ami::fs::xfs::XfsFs;
 use scanner_ami::fs::xfs::log::{self, LogError, Overlay};
 
-use crate::difftree::{LoopMount, assert_same, walk_dir, walk_rootfs};
+use crate::difftree::{LoopMount, assert_same, stat_entry, walk_dir, walk_rootfs};
 use crate::util::{blank_image, run, sh, v4_boot, v4_initrd, v4_kernel_dir};
 
 /// A filesystem image left with a dirty log, in its own temporary directory.
@@ -317,30 +317,10 @@ fn v4_manifest(log: &str) -> std::collections::BTreeMap<String, crate::difftree:
         let Some(rest) = line.strip_prefix("M|") else { continue };
         let f: Vec<&str> = rest.split('|').collect();
         assert_eq!(f.len(), 7, "manifest line {line}");
-        let raw = u32::from_str_radix(f[1], 16).expect("mode");
-        let kind = match raw & 0o170000 {
-            0o100000 => FileKind::File,
-            0o040000 => FileKind::Dir,
-            0o120000 => FileKind::Symlink,
-            _ => FileKind::Other,
-        };
-        let size: u64 = f[4].parse().expect("size");
-        let path = match f[0].trim_start_matches('.') {
-            "" => "/".to_owned(),
-            p => p.to_owned(),
-        };
-        out.insert(
-            path,
-            crate::difftree::Entry {
-                kind,
-                mode: raw & 0o7777,
-                uid: f[2].parse().expect("uid"),
-                gid: f[3].parse().expect("gid"),
-                size: matches!(kind, FileKind::File | FileKind::Symlink).then_some(size),
-                sha256: (kind == FileKind::File).then(|| f[5].to_owned()),
-                link: (kind == FileKind::Symlink).then(|| f[6].to_owned()),
-            },
-        );
+        let (path, mut entry) = stat_entry(f[0], &f[1..5]);
+        entry.sha256 = (entry.kind == FileKind::File).then(|| f[5].to_owned());
+        entry.link = (entry.kind == FileKind::Symlink).then(|| f[6].to_owned());
+        out.insert(path, entry);
     }
     out
 }
