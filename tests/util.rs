@@ -23,6 +23,16 @@ use crate::conformance::{OUR_PREFIXES, east};
 use crate::moto::Moto;
 use crate::moto::hypervisor::{CustomerVolume, TestHypervisor, amazon_image, create_fleet, leftovers, name_tag};
 
+/// Run `agentless <args>` to its end: exit code, stdout, stderr.
+pub fn run_agentless(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentless")).args(args).output().expect("run agentless");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // The policy and the guard.
 
@@ -246,18 +256,22 @@ pub async fn assert_moto_left_clean(ec2: &aws_sdk_ec2::Client, fleet: &[Customer
     assert_eq!(out.volumes().len(), fleet.len());
 }
 
-/// The customer's production server in moto, made with the raw SDK: one t3.micro from `image`,
-/// `Name=customer-prod-db`.
-pub async fn moto_customer_instance(ec2: &aws_sdk_ec2::Client, image: &ImageId) -> InstanceId {
+/// One t3.micro from `image` named `name` in moto, launched with the raw SDK (the customer's hand).
+pub async fn moto_instance(ec2: &aws_sdk_ec2::Client, image: &ImageId, name: &str) -> InstanceId {
     let out = ec2
         .run_instances()
         .image_id(image.as_str())
         .instance_type(ec2t::InstanceType::T3Micro)
         .min_count(1)
         .max_count(1)
-        .tag_specifications(name_tag(ec2t::ResourceType::Instance, "customer-prod-db"))
+        .tag_specifications(name_tag(ec2t::ResourceType::Instance, name))
         .send()
         .await
-        .expect("customer RunInstances");
+        .unwrap_or_else(|e| panic!("RunInstances {name}: {e}"));
     out.instances()[0].instance_id().expect("id").parse().expect("instance id")
+}
+
+/// The customer's production server in moto: [`moto_instance`] `customer-prod-db`.
+pub async fn moto_customer_instance(ec2: &aws_sdk_ec2::Client, image: &ImageId) -> InstanceId {
+    moto_instance(ec2, image, "customer-prod-db").await
 }

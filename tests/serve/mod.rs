@@ -199,6 +199,19 @@ pub fn kill(child: &mut Child, signal: &str) {
     assert!(status.success());
 }
 
+/// The API token of the daemons [`sim_daemon`] starts in this process.
+pub const IN_PROCESS_TOKEN: &str = "test-token-0123456789";
+
+/// The configuration of a daemon [`sim_daemon`] starts: its API on a free loopback port with
+/// [`IN_PROCESS_TOKEN`], one account `demo` (111122223333) in `regions` (a TOML array), then
+/// `tables` (TOML text).
+pub fn in_process_config(regions: &str, tables: &str) -> agentless::schedule::config::Config {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{IN_PROCESS_TOKEN}\"\n[[accounts]]\nname = \"demo\"\nid = \"111122223333\"\nregions = {regions}\n{tables}"
+    );
+    agentless::schedule::config::Config::parse(&text, Path::new("test.toml")).expect("config")
+}
+
 /// A daemon on the simulated account `world`, in this process (the agent's code in process, the
 /// clock tokio's), started with `guard` as its one account's principal in `regions`. The
 /// hypervisor runs as long as the value.

@@ -33,9 +33,9 @@ use agentless::ledger::{JobState, Ledger};
 use aws_sdk_ec2::types as ec2t;
 
 use super::{SERVE_TOKEN as TOKEN, free_port, http, jobs, kill, log_of, serve_command, try_http, wait_for};
-use crate::moto::hypervisor::{WEB_PACKAGES, name_tag};
+use crate::moto::hypervisor::WEB_PACKAGES;
 use crate::moto::{ACCOUNT, Moto};
-use crate::util::{MotoFleet, assert_moto_left_clean, moto_fleet};
+use crate::util::{MotoFleet, assert_moto_left_clean, moto_fleet, moto_instance};
 
 /// The on-demand job, from the request to `Done`: moto answers at once and the agent scans these
 /// small images in well under a second each, so minutes mean something hangs.
@@ -52,17 +52,7 @@ async fn scanner_image(ec2: &aws_sdk_ec2::Client, base: &ImageId) -> ImageId {
     let version = agentless::cli::common::image_version();
     let role = Role::new(&version).expect("the version is a valid tag value");
     let tags = image_tags(role).iter().map(|t| ec2t::Tag::builder().key(&t.key).value(&t.value).build()).collect();
-    let run = ec2
-        .run_instances()
-        .image_id(base.as_str())
-        .instance_type(ec2t::InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(name_tag(ec2t::ResourceType::Instance, "scanner-image-builder"))
-        .send()
-        .await
-        .expect("builder RunInstances");
-    let builder = run.instances()[0].instance_id().expect("builder id").to_owned();
+    let builder = moto_instance(ec2, base, "scanner-image-builder").await.to_string();
     let image = ec2
         .create_image()
         .instance_id(&builder)
