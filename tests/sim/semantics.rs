@@ -510,7 +510,7 @@ async fn a_grant_on_the_source_volume_does_not_make_the_scanner_volume_but_the_k
     let (a, b) = (vols[1].clone(), vols[2].clone());
     let mut snaps = Vec::new();
     for v in [&a, &b] {
-        let id = snapshot_ours(&g, &instance, &v, "cmk").await;
+        let id = snapshot_ours(&g, &instance, v, "cmk").await;
         snaps.push(Tagged::new(id, snap_tags(&instance, v)));
     }
     tokio::time::advance(Duration::from_secs(300)).await;
