@@ -6,12 +6,13 @@
 //! the seam does not offer go through the raw SDK.
 
 use agentless::cloud::aws::AwsCloud;
-use agentless::cloud::tags::{RESOURCE_NAME_PREFIX, SNAPSHOT_NAME_PREFIX};
 use agentless::cloud::{AccountId, Guard, ImageId, InstanceId, KmsKeyId, Region, SnapshotId};
 use aws_sdk_ec2::types as ec2t;
 
 use crate::conformance::{self, Fixture, ScannerSettings, east};
+use crate::moto::hypervisor::{amazon_image, leftovers};
 use crate::moto::{ACCOUNT, CALLER_USER, Moto};
+use crate::util::moto_customer_instance;
 
 /// moto as a conformance backend.
 struct MotoFixture {
@@ -46,34 +47,12 @@ impl Fixture for MotoFixture {
     /// The raw client picks it: moto's set also holds made-up ids such as `ami-ekswin` that our
     /// `ImageId` (like AWS) refuses, and the seam rightly refuses a page with a malformed id.
     async fn amazon_image(&self, region: &Region) -> ImageId {
-        let out = self.ec2(region).await.describe_images().owners("amazon").send().await.expect("raw DescribeImages");
-        out.images()
-            .iter()
-            .filter(|i| i.architecture() == Some(&ec2t::ArchitectureValues::X8664))
-            .find_map(|i| i.image_id().and_then(|id| id.parse().ok()))
-            .expect("moto preloads Amazon AMIs")
+        amazon_image(&self.ec2(region).await).await
     }
 
     /// Created with the raw SDK (setup, not the seam), tagged like a production server.
     async fn customer_instance(&self, image: &ImageId) -> InstanceId {
-        let out = self
-            .ec2(&east())
-            .await
-            .run_instances()
-            .image_id(image.as_str())
-            .instance_type(ec2t::InstanceType::T3Micro)
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(
-                ec2t::TagSpecification::builder()
-                    .resource_type(ec2t::ResourceType::Instance)
-                    .tags(ec2t::Tag::builder().key("Name").value("customer-prod-db").build())
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("customer RunInstances");
-        out.instances()[0].instance_id().expect("id").parse().expect("instance id")
+        moto_customer_instance(&self.ec2(&east()).await, image).await
     }
 
     async fn customer_key(&self, region: &Region) -> KmsKeyId {
@@ -82,50 +61,10 @@ impl Fixture for MotoFixture {
         out.key_metadata().expect("metadata").arn().expect("arn").parse().expect("key arn")
     }
 
-    /// By raw Describe calls (terminated instances and deleted endpoints, which AWS and moto keep
-    /// listing a while, do not count).
+    /// By raw Describe calls ([`leftovers`]: terminated instances and deleted endpoints, which AWS
+    /// and moto keep listing a while, do not count).
     async fn leftovers(&self, region: &Region) -> Vec<String> {
-        let ec2 = self.ec2(region).await;
-        let prefixes = ec2t::Filter::builder()
-            .name("tag:Name")
-            .values(format!("{RESOURCE_NAME_PREFIX}*"))
-            .values(format!("{SNAPSHOT_NAME_PREFIX}*"))
-            .build();
-        let mut left = Vec::new();
-        let out = ec2.describe_instances().filters(prefixes.clone()).send().await.expect("instances");
-        for i in out.reservations().iter().flat_map(|r| r.instances()) {
-            if i.state().and_then(|s| s.name()) != Some(&ec2t::InstanceStateName::Terminated) {
-                left.push(format!("instance {:?}", i.instance_id()));
-            }
-        }
-        let out = ec2.describe_volumes().filters(prefixes.clone()).send().await.expect("volumes");
-        left.extend(out.volumes().iter().map(|v| format!("volume {:?}", v.volume_id())));
-        let out = ec2
-            .describe_snapshots()
-            .filters(prefixes.clone())
-            .filters(ec2t::Filter::builder().name("owner-id").values(ACCOUNT).build())
-            .send()
-            .await
-            .expect("snapshots");
-        left.extend(out.snapshots().iter().map(|s| format!("snapshot {:?}", s.snapshot_id())));
-        let out = ec2.describe_vpcs().filters(prefixes.clone()).send().await.expect("vpcs");
-        left.extend(out.vpcs().iter().map(|v| format!("vpc {:?}", v.vpc_id())));
-        let out = ec2.describe_subnets().filters(prefixes.clone()).send().await.expect("subnets");
-        left.extend(out.subnets().iter().map(|s| format!("subnet {:?}", s.subnet_id())));
-        let out = ec2.describe_security_groups().filters(prefixes.clone()).send().await.expect("sgs");
-        left.extend(out.security_groups().iter().map(|g| format!("sg {:?}", g.group_id())));
-        let out = ec2.describe_internet_gateways().filters(prefixes.clone()).send().await.expect("igws");
-        left.extend(out.internet_gateways().iter().map(|g| format!("igw {:?}", g.internet_gateway_id())));
-        let out = ec2.describe_vpc_endpoints().filters(prefixes).send().await.expect("endpoints");
-        for e in out.vpc_endpoints() {
-            // EC2 reports endpoint states in lower case (`deleted`) where the SDK's enum has
-            // `Deleted`, so the value arrives as an unknown variant: compare the text.
-            let state = e.state().map(|s| s.as_str().to_ascii_lowercase()).unwrap_or_default();
-            if state != "deleted" && state != "deleting" {
-                left.push(format!("vpce {:?} {:?}", e.vpc_endpoint_id(), e.state()));
-            }
-        }
-        left
+        leftovers(&self.ec2(region).await).await
     }
 
     async fn snapshot_permissions(&self, region: &Region, snapshot: &SnapshotId) -> Vec<String> {

@@ -13,7 +13,8 @@ use std::time::Duration;
 use agentless::cloud::ops::*;
 use agentless::cloud::tags::{self, RESOURCE_NAME_PREFIX, Role, SNAPSHOT_NAME_PREFIX, SnapshotSource};
 use agentless::cloud::{
-    AccountId, Cloud, ErrorKind, Guard, ImageId, InstanceId, JobId, KmsKeyId, Region, SnapshotId, Tags, VolumeId,
+    AccountId, Cloud, ErrorKind, Guard, ImageId, InstanceId, InternetGatewayId, JobId, KmsKeyId, Region,
+    SecurityGroupId, SnapshotId, SubnetId, Tags, VolumeId, VpcEndpointId, VpcId,
 };
 
 /// The statement `policies/README.md` ("Gaps" 2) says the custom policy lacks for customer
@@ -88,6 +89,84 @@ pub fn expires() -> jiff::Timestamp {
 
 pub fn ours(role: Role<'_>) -> Tags {
     tags::resource_tags(&job(), Some(role), expires())
+}
+
+/// A VPC (10.77.0.0/16) and its subnet (10.77.1.0/24 in us-east-1a) made through `g` in
+/// us-east-1, each tagged in its create call with `tags(role)`.
+pub async fn vpc_with_subnet<C: Cloud>(
+    g: &Guard<C>,
+    tags: impl Fn(Role<'_>) -> Tags,
+) -> (Tagged<VpcId>, Tagged<SubnetId>) {
+    let vpc = g.create_vpc(&east(), &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: tags(Role::VPC) }).await;
+    let vpc = Tagged::new(vpc.expect("CreateVpc").vpc_id, tags(Role::VPC));
+    let subnet = g
+        .create_subnet(
+            &east(),
+            &CreateSubnetInput {
+                vpc: vpc.clone(),
+                cidr_block: "10.77.1.0/24".into(),
+                availability_zone: "us-east-1a".into(),
+                tags: tags(Role::SUBNET),
+            },
+        )
+        .await
+        .expect("CreateSubnet")
+        .subnet_id;
+    (vpc, Tagged::new(subnet, tags(Role::SUBNET)))
+}
+
+/// A job's scan network in us-east-1.
+#[derive(Debug, Clone)]
+pub struct ScanNetwork {
+    pub vpc: Tagged<VpcId>,
+    pub subnet: Tagged<SubnetId>,
+    /// Attached to the VPC.
+    pub igw: Tagged<InternetGatewayId>,
+    pub sg: Tagged<SecurityGroupId>,
+    /// An interface endpoint for EBS in the subnet, with the security group.
+    pub endpoint: Tagged<VpcEndpointId>,
+}
+
+/// Make a scan network in us-east-1 through `g` the way a job does (VPC 10.77.0.0/16, subnet
+/// 10.77.1.0/24 in us-east-1a, internet gateway attached, security group `sg_name`, EBS
+/// interface endpoint), each resource tagged in its create call with `tags(role)`.
+pub async fn scan_network<C: Cloud>(g: &Guard<C>, tags: impl Fn(Role<'_>) -> Tags, sg_name: &str) -> ScanNetwork {
+    let r = east();
+    let (vpc, subnet) = vpc_with_subnet(g, &tags).await;
+    let igw = g.create_internet_gateway(&r, &CreateInternetGatewayInput { tags: tags(Role::INTERNET_GATEWAY) }).await;
+    let igw = Tagged::new(igw.expect("igw").internet_gateway_id, tags(Role::INTERNET_GATEWAY));
+    g.attach_internet_gateway(&r, &AttachInternetGatewayInput { internet_gateway: igw.clone(), vpc: vpc.clone() })
+        .await
+        .expect("attach");
+    let sg = g
+        .create_security_group(
+            &r,
+            &CreateSecurityGroupInput {
+                vpc: vpc.clone(),
+                group_name: sg_name.into(),
+                description: "scanners".into(),
+                tags: tags(Role::SECURITY_GROUP),
+            },
+        )
+        .await
+        .expect("sg")
+        .group_id;
+    let sg = Tagged::new(sg, tags(Role::SECURITY_GROUP));
+    let endpoint = g
+        .create_vpc_endpoint(
+            &r,
+            &CreateVpcEndpointInput {
+                vpc: vpc.clone(),
+                service_name: "com.amazonaws.us-east-1.ebs".into(),
+                kind: EndpointKind::Interface { subnets: vec![subnet.clone()], security_groups: vec![sg.clone()] },
+                tags: tags(Role::VPC_ENDPOINT),
+            },
+        )
+        .await
+        .expect("endpoint")
+        .vpc_endpoint_id;
+    let endpoint = Tagged::new(endpoint, tags(Role::VPC_ENDPOINT));
+    ScanNetwork { vpc, subnet, igw, sg, endpoint }
 }
 
 /// The fixture's Amazon AMI, described through the seam.
@@ -193,35 +272,14 @@ pub async fn error_kinds<F: Fixture>(fx: &F) {
     let guard = fx.guard(&east()).await;
     // DeleteVpc with a subnet: DependencyViolation (moto checks subnets; it does not check IGWs,
     // security groups or endpoints, docs/references.md — the simulated account does: tests/sim).
-    let vpc = guard
-        .create_vpc(&east(), &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: ours(Role::VPC) })
-        .await
-        .expect("CreateVpc")
-        .vpc_id;
-    let vpc = Tagged::new(vpc, ours(Role::VPC));
-    let subnet = guard
-        .create_subnet(
-            &east(),
-            &CreateSubnetInput {
-                vpc: vpc.clone(),
-                cidr_block: "10.77.1.0/24".into(),
-                availability_zone: "us-east-1a".into(),
-                tags: ours(Role::SUBNET),
-            },
-        )
-        .await
-        .expect("CreateSubnet")
-        .subnet_id;
+    let (vpc, subnet) = vpc_with_subnet(&guard, ours).await;
     let err = guard.delete_vpc(&east(), &DeleteVpcInput { vpc: vpc.clone() }).await.expect_err("DependencyViolation");
     assert_eq!(err.kind(), ErrorKind::DependencyViolation, "{err}");
     assert_eq!(err.code(), Some("DependencyViolation"));
     assert_eq!(err.region(), Some(&east()));
     assert_eq!(err.ids(), [vpc.id.to_string()]);
     assert_eq!(err.operation(), "DeleteVpc");
-    guard
-        .delete_subnet(&east(), &DeleteSubnetInput { subnet: Tagged::new(subnet, ours(Role::SUBNET)) })
-        .await
-        .expect("DS");
+    guard.delete_subnet(&east(), &DeleteSubnetInput { subnet }).await.expect("DS");
     guard.delete_vpc(&east(), &DeleteVpcInput { vpc }).await.expect("DeleteVpc after its subnet");
 
     // Unknown snapshot: InvalidSnapshot.NotFound on DeleteSnapshot and DescribeSnapshots.
@@ -422,26 +480,8 @@ pub async fn one_job_create_then_teardown_leaves_nothing<F: Fixture>(fx: &F) {
     // copy is tested on the simulated account (tests/sim).
 
     // ---- network
-    let vpc_id = guard
-        .create_vpc(&east(), &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: ours(Role::VPC) })
-        .await
-        .expect("CreateVpc")
-        .vpc_id;
-    let vpc = Tagged::new(vpc_id.clone(), ours(Role::VPC));
-    let subnet_id = guard
-        .create_subnet(
-            &east(),
-            &CreateSubnetInput {
-                vpc: vpc.clone(),
-                cidr_block: "10.77.1.0/24".into(),
-                availability_zone: "us-east-1a".into(),
-                tags: ours(Role::SUBNET),
-            },
-        )
-        .await
-        .expect("CreateSubnet")
-        .subnet_id;
-    let subnet = Tagged::new(subnet_id.clone(), ours(Role::SUBNET));
+    let (vpc, subnet) = vpc_with_subnet(&guard, ours).await;
+    let (vpc_id, subnet_id) = (vpc.id.clone(), subnet.id.clone());
     guard
         .modify_subnet_attribute(
             &east(),

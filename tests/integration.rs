@@ -14,4 +14,5 @@ mod policy;
 mod policy_plan;
 mod serve;
 mod sim;
+mod util;
 mod vuln;

@@ -3,10 +3,11 @@
 //! `agentless policy explain` exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use agentless::policy::{Context, MAX_POLICY_BYTES, Policy, PolicyError, Request, evaluate};
 use serde_json::Value;
+
+use crate::util::run_agentless;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/policy")
@@ -208,31 +209,24 @@ fn policies_directory() {
 }
 
 fn explain(args: &[&str]) -> (Option<i32>, String, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_agentless")).arg("policy").arg("explain").args(args).output().expect("run");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_agentless(&[&["policy", "explain"], args].concat())
 }
 
 const SNAP: &str = "arn:aws:ec2:us-east-1:111122223333:snapshot/snap-0123456789abcdef0";
 
+/// `policy explain` of the custom policy for `ec2:DeleteSnapshot` on [`SNAP`] named `name`.
+fn explain_delete_snapshot(name: &str) -> (Option<i32>, String, String) {
+    let custom = custom_policy_path();
+    let context = format!("ec2:ResourceTag/Name={name}");
+    let custom = custom.to_str().expect("utf-8 path");
+    explain(&["--policy", custom, "--action", "ec2:DeleteSnapshot", "--resource", SNAP, "--context", &context])
+}
+
 #[test]
 fn explain_exit_0_on_allow() {
+    let (code, out, err) = explain_delete_snapshot("SAS_Agentless-job-1-vol-1");
     let custom = custom_policy_path();
     let custom = custom.to_str().expect("utf-8 path");
-    let (code, out, err) = explain(&[
-        "--policy",
-        custom,
-        "--action",
-        "ec2:DeleteSnapshot",
-        "--resource",
-        SNAP,
-        "--context",
-        "ec2:ResourceTag/Name=SAS_Agentless-job-1-vol-1",
-    ]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.starts_with(&format!("ALLOW ec2:DeleteSnapshot on {SNAP}\n")), "{out}");
     assert!(out.contains(&format!("allowed by {custom} Statement[1]")), "{out}");
@@ -240,18 +234,7 @@ fn explain_exit_0_on_allow() {
 
 #[test]
 fn explain_exit_1_on_deny_with_the_reason() {
-    let custom = custom_policy_path();
-    let custom = custom.to_str().expect("utf-8 path");
-    let (code, out, _) = explain(&[
-        "--policy",
-        custom,
-        "--action",
-        "ec2:DeleteSnapshot",
-        "--resource",
-        SNAP,
-        "--context",
-        "ec2:ResourceTag/Name=customer-backup",
-    ]);
+    let (code, out, _) = explain_delete_snapshot("customer-backup");
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("DENY ec2:DeleteSnapshot"), "{out}");
     assert!(
@@ -263,6 +246,8 @@ fn explain_exit_1_on_deny_with_the_reason() {
     assert!(out.contains("reason: condition_failed"), "{out}");
 
     // Deny overrides allow across two --policy files; a key given twice has two values.
+    let custom = custom_policy_path();
+    let custom = custom.to_str().expect("utf-8 path");
     let deny = data_dir().join("deny-snapshot-deletes.json");
     let (code, out, _) = explain(&[
         "--policy",

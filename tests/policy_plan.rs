@@ -185,13 +185,7 @@ fn the_guard_wrapper_and_policy_check_decide_alike() {
 }
 
 fn policy_check(args: &[&str]) -> (Option<i32>, String, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_agentless")).arg("policy").arg("check").args(args).output().expect("run");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::util::run_agentless(&[&["policy", "check"], args].concat())
 }
 
 #[test]

@@ -12,7 +12,7 @@ use agentless::cloud::ops::*;
 use agentless::cloud::sim::SimCloud;
 use agentless::cloud::sim::faults::{Fault, Faults, Rates};
 use agentless::cloud::tags::{self, Role};
-use agentless::ledger::{self, JobState, Ledger, ResourceId};
+use agentless::ledger::{self, JobState, ResourceId};
 use jiff::SignedDuration;
 
 use super::*;
@@ -30,7 +30,7 @@ async fn a_customer_resource_named_like_ours_is_foreign_and_kept() {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
     let server = sim.setup(|s| s.instance(&customer("alibaba-cloud-security-scan-prod", &[8]))).expect("instance");
     let g = guard(&sim, false);
-    let mut ledger = ledger(&sim, Ledger::open_in_memory().expect("ledger"));
+    let mut ledger = memory_ledger(&sim);
     pass(2 * HOUR).await;
 
     let r = run(&g, Some(&mut ledger), &opts(&sim, true)).await;
@@ -61,9 +61,10 @@ async fn a_customer_resource_named_like_ours_is_foreign_and_kept() {
 async fn throttling_during_the_listing_is_retried() {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
     let g = guard(&sim, false);
-    let mut ledger = ledger(&sim, Ledger::open_in_memory().expect("ledger"));
+    let mut ledger = memory_ledger(&sim);
     let left =
-        leave_job(&sim, &g, Some(&mut ledger), &job_id("throttled"), now(&sim) + SignedDuration::from_hours(1)).await;
+        leave_job(&sim, &g, Some(&mut ledger), &job_id("throttled"), sim_now(&sim) + SignedDuration::from_hours(1))
+            .await;
     drive(&mut ledger, &left.job, JobState::Failed);
     pass(2 * HOUR).await;
     sim.set_faults(Faults::scheduled(
@@ -89,14 +90,14 @@ async fn throttling_during_the_listing_is_retried() {
         assert!(entry(&r, &id).deleted, "{id}");
     }
     assert_eq!(r.exit_code(), EXIT_CLEAN);
-    assert!(ours_left(&sim).await.is_empty());
+    assert!(ours_left(&sim).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_listing_that_stays_throttled_skips_the_region_and_deletes_nothing_there() {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
     let g = guard(&sim, false);
-    let left = leave_job(&sim, &g, None, &job_id("unknown-job"), now(&sim) + SignedDuration::from_hours(1)).await;
+    let left = leave_job(&sim, &g, None, &job_id("unknown-job"), sim_now(&sim) + SignedDuration::from_hours(1)).await;
     pass(3 * HOUR).await;
     sim.set_faults(Faults {
         actions: BTreeMap::from([("DescribeSubnets".to_owned(), Rates { throttle: 1.0, ..Rates::default() })]),
@@ -116,7 +117,7 @@ async fn a_listing_that_stays_throttled_skips_the_region_and_deletes_nothing_the
     assert!(r.resources.is_empty());
     assert!(!g.trace().iter().any(|t| destructive(t.op)), "nothing deleted in a Region listed in part");
     assert_eq!(r.exit_code(), EXIT_ERROR);
-    assert!(ours_left(&sim).await.len() >= left.ids().len() - 1);
+    assert!(ours_left(&sim).len() >= left.ids().len() - 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -161,7 +162,7 @@ async fn without_a_ledger_the_audit_works_from_tags_alone() {
 
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
     let g = guard(&sim, false);
-    let start = now(&sim);
+    let start = sim_now(&sim);
     let expired = leave_job(&sim, &g, None, &job_id("expired"), start + SignedDuration::from_hours(1)).await;
     let t = tags::resource_tags(&job_id("not-yet"), Some(Role::VPC), start + SignedDuration::from_hours(10));
     let fresh = g.create_vpc(&east(), &CreateVpcInput { cidr_block: "10.9.0.0/16".into(), tags: t }).await;
@@ -206,9 +207,9 @@ async fn a_damaged_ledger_is_set_aside_and_said_so() {
     let g = guard(&sim, false);
     let job = job_id("damaged");
     let vpc = {
-        let mut l = ledger(&sim, Ledger::open(dir.path()).expect("ledger"));
+        let mut l = on_sim_clock(&sim, open_ledger(dir.path()));
         l.create_job(&job, &account(), &east(), &[]).expect("job");
-        let t = tags::resource_tags(&job, Some(Role::VPC), now(&sim) + SignedDuration::from_hours(10));
+        let t = tags::resource_tags(&job, Some(Role::VPC), sim_now(&sim) + SignedDuration::from_hours(10));
         let vpc = g.create_vpc(&east(), &CreateVpcInput { cidr_block: "10.9.0.0/16".into(), tags: t.clone() }).await;
         let vpc = vpc.expect("vpc").vpc_id;
         record(&mut l, &job, &east(), ResourceId::Vpc(vpc.clone()), &t);
@@ -238,10 +239,7 @@ async fn a_denied_listing_is_an_error_not_a_clean_audit() {
         r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeRegions", "Resource": "*"}]}"#,
     )
     .expect("policy");
-    let g = agentless::cloud::Guard::new(
-        sim.clone(),
-        agentless::cloud::GuardPolicy::new(vec![policy], sim.scope(), agentless::cloud::GuardRules::default()),
-    );
+    let g = sim_guard_with(&sim, vec![policy], GuardRules::default());
     let r = audit::audit(&g, None, None, &[east()], &opts(&sim, false)).await.expect("audit");
     assert!(
         matches!(&r.regions_skipped[0].reason, SkipReason::ListingFailed(e) if e.contains("refused by the policy guard")),

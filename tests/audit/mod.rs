@@ -15,7 +15,6 @@ mod moto;
 mod output;
 mod sim;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use agentless::audit::{self, AuditOptions, AuditReport, Class, Found};
@@ -24,29 +23,24 @@ use agentless::cloud::sim::SimCloud;
 use agentless::cloud::sim::state::World;
 use agentless::cloud::tags::{self, Role, SnapshotSource};
 use agentless::cloud::{
-    Cloud, GrantId, Guard, GuardPolicy, GuardRules, ImageId, InstanceId, InternetGatewayId, JobId, KmsKeyId, Region,
+    Cloud, GrantId, Guard, GuardRules, ImageId, InstanceId, InternetGatewayId, JobId, KmsKeyId, Region,
     SecurityGroupId, SnapshotId, SubnetId, Tags, VolumeId, VpcEndpointId, VpcId,
 };
 use agentless::ledger::{JobState, Ledger, ResourceId, ResourceKind};
 use jiff::Timestamp;
 
-use crate::conformance::{east, some_image, wait_snapshots};
-use crate::sim::{SimFixture, account, customer, policies};
-
-/// Now on the simulated account's timeline.
-pub fn now(sim: &SimCloud) -> Timestamp {
-    Timestamp::from_millisecond(i64::try_from(sim.now_ms()).expect("ms")).expect("timestamp")
-}
+use crate::conformance::{ScanNetwork, east, scan_network, some_image, wait_snapshots};
+use crate::sim::{SimFixture, account, customer};
+use crate::util::{self, named_ours, on_sim_clock, open_ledger, policies, sim_guard_with, sim_now};
 
 /// The sim behind a guard with the bundled policy.
 pub fn guard(sim: &SimCloud, include_foreign: bool) -> Guard<SimCloud> {
-    Guard::new(sim.clone(), GuardPolicy::new(policies(&[]), sim.scope(), GuardRules { include_foreign }))
+    sim_guard_with(sim, policies(&[]), GuardRules { include_foreign })
 }
 
-/// A ledger stamping with the sim's clock.
-pub fn ledger(sim: &SimCloud, ledger: Ledger) -> Ledger {
-    let sim = sim.clone();
-    ledger.with_clock(Arc::new(move || now(&sim)))
+/// An in-memory ledger stamping with the sim's clock.
+pub fn memory_ledger(sim: &SimCloud) -> Ledger {
+    on_sim_clock(sim, Ledger::open_in_memory().expect("ledger"))
 }
 
 pub fn job_id(s: &str) -> JobId {
@@ -71,7 +65,7 @@ pub fn record(ledger: &mut Ledger, job: &JobId, region: &Region, id: ResourceId,
 
 /// Audit options at the sim's now: a dry run, or with `delete`.
 pub fn opts(sim: &SimCloud, delete: bool) -> AuditOptions {
-    AuditOptions { delete, ..AuditOptions::new(now(sim)) }
+    AuditOptions { delete, ..AuditOptions::new(sim_now(sim)) }
 }
 
 /// Run the audit of us-east-1.
@@ -217,70 +211,13 @@ pub async fn leave_job_with<C: Cloud>(
         .grant_id;
     rec(ResourceId::KmsGrant { key: key.clone(), grant: grant.clone() }, &Tags::new());
 
-    let t = |role| tags::resource_tags(job, Some(role), expires);
-    let vpc = g.create_vpc(&r, &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: t(Role::VPC) }).await;
-    let vpc = vpc.expect("vpc").vpc_id;
-    rec(ResourceId::Vpc(vpc.clone()), &t(Role::VPC));
-    let vpc_t = Tagged::new(vpc.clone(), t(Role::VPC));
-    let subnet = g
-        .create_subnet(
-            &r,
-            &CreateSubnetInput {
-                vpc: vpc_t.clone(),
-                cidr_block: "10.77.1.0/24".into(),
-                availability_zone: "us-east-1a".into(),
-                tags: t(Role::SUBNET),
-            },
-        )
-        .await
-        .expect("subnet")
-        .subnet_id;
-    rec(ResourceId::Subnet(subnet.clone()), &t(Role::SUBNET));
-    let subnet_t = Tagged::new(subnet.clone(), t(Role::SUBNET));
-    let igw = g
-        .create_internet_gateway(&r, &CreateInternetGatewayInput { tags: t(Role::INTERNET_GATEWAY) })
-        .await
-        .expect("igw")
-        .internet_gateway_id;
-    rec(ResourceId::InternetGateway(igw.clone()), &t(Role::INTERNET_GATEWAY));
-    g.attach_internet_gateway(
-        &r,
-        &AttachInternetGatewayInput {
-            internet_gateway: Tagged::new(igw.clone(), t(Role::INTERNET_GATEWAY)),
-            vpc: vpc_t.clone(),
-        },
-    )
-    .await
-    .expect("attach");
-    let sg = g
-        .create_security_group(
-            &r,
-            &CreateSecurityGroupInput {
-                vpc: vpc_t.clone(),
-                group_name: format!("{job}-sg"),
-                description: "scanners".into(),
-                tags: t(Role::SECURITY_GROUP),
-            },
-        )
-        .await
-        .expect("sg")
-        .group_id;
-    rec(ResourceId::SecurityGroup(sg.clone()), &t(Role::SECURITY_GROUP));
-    let sg_t = Tagged::new(sg.clone(), t(Role::SECURITY_GROUP));
-    let endpoint = g
-        .create_vpc_endpoint(
-            &r,
-            &CreateVpcEndpointInput {
-                vpc: vpc_t.clone(),
-                service_name: "com.amazonaws.us-east-1.ebs".into(),
-                kind: EndpointKind::Interface { subnets: vec![subnet_t.clone()], security_groups: vec![sg_t.clone()] },
-                tags: t(Role::VPC_ENDPOINT),
-            },
-        )
-        .await
-        .expect("endpoint")
-        .vpc_endpoint_id;
-    rec(ResourceId::VpcEndpoint(endpoint.clone()), &t(Role::VPC_ENDPOINT));
+    let t = |role: Role<'_>| tags::resource_tags(job, Some(role), expires);
+    let net = scan_network(g, t, &format!("{job}-sg")).await;
+    rec(ResourceId::Vpc(net.vpc.id.clone()), &t(Role::VPC));
+    rec(ResourceId::Subnet(net.subnet.id.clone()), &t(Role::SUBNET));
+    rec(ResourceId::InternetGateway(net.igw.id.clone()), &t(Role::INTERNET_GATEWAY));
+    rec(ResourceId::SecurityGroup(net.sg.id.clone()), &t(Role::SECURITY_GROUP));
+    rec(ResourceId::VpcEndpoint(net.endpoint.id.clone()), &t(Role::VPC_ENDPOINT));
     let instance = g
         .run_scanner(
             &r,
@@ -288,8 +225,8 @@ pub async fn leave_job_with<C: Cloud>(
                 image: customer.image.clone(),
                 root: None,
                 instance_type: "m5.xlarge".into(),
-                subnet: subnet_t,
-                security_groups: vec![sg_t],
+                subnet: net.subnet.clone(),
+                security_groups: vec![net.sg.clone()],
                 volumes: vec![ScannerVolume {
                     device_name: "/dev/sdf".into(),
                     snapshot: Tagged::new(snapshot.clone(), snap_tags),
@@ -308,7 +245,20 @@ pub async fn leave_job_with<C: Cloud>(
     rec(ResourceId::Instance(instance.clone()), &t(Role::SCANNER));
     let described = g.describe_instances(&r, &DescribeInput::ids(vec![instance.clone()])).await.expect("scanner");
     let scanner_volumes: Vec<VolumeId> = described.items[0].volumes.iter().map(|v| v.volume_id.clone()).collect();
-    Leftovers { job: job.clone(), instance, scanner_volumes, snapshot, vpc, subnet, igw, sg, endpoint, key, grant }
+    let ScanNetwork { vpc, subnet, igw, sg, endpoint } = net;
+    Leftovers {
+        job: job.clone(),
+        instance,
+        scanner_volumes,
+        snapshot,
+        vpc: vpc.id,
+        subnet: subnet.id,
+        igw: igw.id,
+        sg: sg.id,
+        endpoint: endpoint.id,
+        key,
+        grant,
+    }
 }
 
 /// Change a resource's tags in us-east-1 with the customer's own hand (`setup`): `edit` gets the
@@ -334,9 +284,8 @@ pub async fn pass(d: Duration) {
 
 /// The resources of ours still in us-east-1 of `sim` (terminated instances excluded), as the
 /// conformance suite counts them.
-pub async fn ours_left(sim: &SimCloud) -> Vec<String> {
-    use crate::conformance::Fixture;
-    SimFixture { sim: sim.clone() }.leftovers(&east()).await
+pub fn ours_left(sim: &SimCloud) -> Vec<String> {
+    util::ours_left(sim, Some(&east()), named_ours)
 }
 
 /// `kind` ids of the ledger's live rows of `job`.

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use agentless::audit::{self, AuditOptions, Class, EXIT_CLEAN, EXIT_LEAKS, RetryPolicy};
+use agentless::cloud::Region;
 use agentless::cloud::ops::Tagged;
-use agentless::cloud::{ImageId, Region};
 use aws_sdk_ec2::types as ec2t;
 use jiff::{SignedDuration, Timestamp};
 
@@ -16,33 +16,14 @@ use agentless::ledger::{JobState, Ledger};
 use super::{Customer, assert_classes, drive, entry, job_id, leave_job_with};
 use crate::conformance::east;
 use crate::moto::Moto;
+use crate::moto::hypervisor::{amazon_image, name_tag};
+use crate::util::moto_customer_instance;
 
 /// The customer's side, made with the raw SDK: an instance from an Amazon image, a key.
 async fn customer(moto: &Moto, r: &Region) -> Customer {
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk(r).await);
-    let images = ec2.describe_images().owners("amazon").send().await.expect("images");
-    let image: ImageId = images
-        .images()
-        .iter()
-        .filter(|i| i.architecture() == Some(&ec2t::ArchitectureValues::X8664))
-        .find_map(|i| i.image_id().and_then(|id| id.parse().ok()))
-        .expect("an Amazon image");
-    let out = ec2
-        .run_instances()
-        .image_id(image.as_str())
-        .instance_type(ec2t::InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(
-            ec2t::TagSpecification::builder()
-                .resource_type(ec2t::ResourceType::Instance)
-                .tags(ec2t::Tag::builder().key("Name").value("customer-prod-db").build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("customer instance");
-    let target = out.instances()[0].instance_id().expect("id").parse().expect("instance id");
+    let image = amazon_image(&ec2).await;
+    let target = moto_customer_instance(&ec2, &image).await;
     let kms = aws_sdk_kms::Client::new(&moto.sdk(r).await);
     let key = kms.create_key().description("customer key").send().await.expect("key");
     let key = key.key_metadata().expect("metadata").arn().expect("arn").parse().expect("key arn");
@@ -66,12 +47,7 @@ async fn leaked_resources_made_directly_are_found_and_removed() {
     let foreign = ec2
         .create_vpc()
         .cidr_block("10.60.0.0/16")
-        .tag_specifications(
-            ec2t::TagSpecification::builder()
-                .resource_type(ec2t::ResourceType::Vpc)
-                .tags(ec2t::Tag::builder().key("Name").value("alibaba-cloud-security-scan-customer").build())
-                .build(),
-        )
+        .tag_specifications(name_tag(ec2t::ResourceType::Vpc, "alibaba-cloud-security-scan-customer"))
         .send()
         .await
         .expect("foreign vpc");

@@ -6,7 +6,7 @@ use std::time::Duration;
 use agentless::audit::report::{to_json, write_json, write_table};
 use agentless::cloud::Tags;
 use agentless::cloud::sim::SimCloud;
-use agentless::ledger::{JobState, Ledger};
+use agentless::ledger::JobState;
 use jiff::SignedDuration;
 
 use super::*;
@@ -17,8 +17,9 @@ use crate::sim::{account, fleet};
 async fn table_and_json() {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
     let g = guard(&sim, false);
-    let mut ledger = ledger(&sim, Ledger::open_in_memory().expect("ledger"));
-    let a = leave_job(&sim, &g, Some(&mut ledger), &job_id("job-a"), now(&sim) + SignedDuration::from_hours(6)).await;
+    let mut ledger = memory_ledger(&sim);
+    let a =
+        leave_job(&sim, &g, Some(&mut ledger), &job_id("job-a"), sim_now(&sim) + SignedDuration::from_hours(6)).await;
     drive(&mut ledger, &a.job, JobState::Done);
     // A foreign VPC whose name carries a terminal escape.
     let hostile = "alibaba-cloud-security-scan-\u{1b}[31mred\u{7}";

@@ -38,8 +38,8 @@ struct Scene {
 async fn scene() -> Scene {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
     let g = guard(&sim, false);
-    let mut ledger = ledger(&sim, Ledger::open_in_memory().expect("ledger"));
-    let expires = now(&sim) + SignedDuration::from_hours(6);
+    let mut ledger = memory_ledger(&sim);
+    let expires = sim_now(&sim) + SignedDuration::from_hours(6);
     let a = leave_job(&sim, &g, Some(&mut ledger), &job_id("job-a"), expires).await;
     drive(&mut ledger, &a.job, JobState::Done);
 
@@ -123,7 +123,7 @@ fn a_volume(sim: &SimCloud, a: &Leftovers) -> agentless::cloud::VolumeId {
 #[tokio::test(start_paused = true)]
 async fn dry_run_classifies_every_kind_and_changes_nothing() {
     let mut s = scene().await;
-    let before = ours_left(&s.sim).await;
+    let before = ours_left(&s.sim);
     s.g.take_trace();
     let r = run(&s.g, Some(&mut s.ledger), &opts(&s.sim, false)).await;
 
@@ -174,7 +174,7 @@ async fn dry_run_classifies_every_kind_and_changes_nothing() {
     for t in s.g.trace() {
         assert!(t.op.starts_with("Describe") || t.op == "ListGrants", "a dry run sent {} ({:?})", t.op, t.violations);
     }
-    assert_eq!(ours_left(&s.sim).await, before, "nothing changed");
+    assert_eq!(ours_left(&s.sim), before, "nothing changed");
 }
 
 #[tokio::test(start_paused = true)]
@@ -213,7 +213,7 @@ async fn delete_removes_the_leaks_in_dependency_order_and_records_each() {
     assert!(trace.iter().all(|t| t.allowed), "{:?}", trace.iter().filter(|t| !t.allowed).collect::<Vec<_>>());
 
     // What is left in the account: B's, the foreign ones, the stuck ones; the grant is revoked.
-    let mut left = ours_left(&s.sim).await;
+    let mut left = ours_left(&s.sim);
     left.sort();
     let mut want = vec![
         format!("vpc {}", s.b_vpc),
@@ -251,10 +251,10 @@ async fn delete_removes_the_leaks_in_dependency_order_and_records_each() {
 async fn grace_period_and_expiry() {
     let sim = SimCloud::in_memory(&fleet()).expect("sim");
     let g = guard(&sim, false);
-    let mut ledger = ledger(&sim, Ledger::open_in_memory().expect("ledger"));
+    let mut ledger = memory_ledger(&sim);
     let done = job_id("done-just-now");
     ledger.create_job(&done, &account(), &east(), &[]).expect("job");
-    let expires = now(&sim) + SignedDuration::from_hours(3);
+    let expires = sim_now(&sim) + SignedDuration::from_hours(3);
     let t = tags::resource_tags(&done, Some(Role::VPC), expires);
     let young = g.create_vpc(&east(), &CreateVpcInput { cidr_block: "10.1.0.0/16".into(), tags: t.clone() }).await;
     let young = young.expect("vpc").vpc_id;
@@ -308,8 +308,8 @@ async fn a_killed_scan_is_cleaned_up_from_the_reopened_account() {
             // The scan's process.
             let sim = SimCloud::open(dir.path(), &fleet()).expect("sim");
             let g = guard(&sim, false);
-            let mut l = ledger(&sim, Ledger::open(dir.path()).expect("ledger"));
-            expires = now(&sim) + SignedDuration::from_hours(4);
+            let mut l = on_sim_clock(&sim, open_ledger(dir.path()));
+            expires = sim_now(&sim) + SignedDuration::from_hours(4);
             left = leave_job(&sim, &g, Some(&mut l), &job_id("killed"), expires).await;
             drive(&mut l, &left.job, JobState::Scanning);
             // SIGKILL: nothing else runs.
@@ -317,7 +317,7 @@ async fn a_killed_scan_is_cleaned_up_from_the_reopened_account() {
         // `agentless audit --cloud sim --delete` in a new process, two hours later.
         let sim = SimCloud::open(dir.path(), &fleet()).expect("reopened sim");
         pass(2 * HOUR).await;
-        assert!(ours_left(&sim).await.len() >= left.ids().len() - 1, "the killed scan's resources are still there");
+        assert!(ours_left(&sim).len() >= left.ids().len() - 1, "the killed scan's resources are still there");
         let g = guard(&sim, false);
         let (ledger, problem) = audit::open_ledger(dir.path());
         let mut ledger = ledger.expect("the ledger is there");
@@ -330,7 +330,7 @@ async fn a_killed_scan_is_cleaned_up_from_the_reopened_account() {
             assert_eq!(r.of_class(Class::Active).count(), left.ids().len(), "the ledger says Scanning");
             assert_eq!(r.exit_code(), EXIT_CLEAN, "active is not a leak");
             pass(3 * HOUR).await;
-            opts.now = now(&sim);
+            opts.now = sim_now(&sim);
         }
         // As the daemon would: the ledger shared behind a mutex.
         let shared = std::sync::Mutex::new(ledger);
@@ -341,7 +341,7 @@ async fn a_killed_scan_is_cleaned_up_from_the_reopened_account() {
             r.resources.iter().map(|f| (f.id.to_stored(), f.class, f.reason.as_str())).collect();
         assert_eq!(r.of_class(Class::Leaked).count(), left.ids().len(), "{classes:#?}");
         assert_eq!(r.exit_code(), EXIT_CLEAN, "{:#?}", r.resources);
-        assert_eq!(ours_left(&sim).await, Vec::<String>::new());
+        assert_eq!(ours_left(&sim), Vec::<String>::new());
         assert!(ledger.live_resources(&left.job).expect("live").is_empty());
         assert!(
             sim.inspect(|w| w.accounts[&account()].regions[&east()].keys[left.key.key_id()].grants.is_empty()),

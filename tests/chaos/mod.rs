@@ -59,17 +59,15 @@ use agentless::cloud::pacer::Pacer;
 use agentless::cloud::sim::faults::{Fault, Faults, Rates};
 use agentless::cloud::sim::fleet::{FleetInstance, FleetVolume, StartState};
 use agentless::cloud::sim::hypervisor::{AgentRunner, BundleSink, Hypervisor};
-use agentless::cloud::sim::state::Life;
 use agentless::cloud::sim::{Fleet, SimCloud};
-use agentless::cloud::{Guard, GuardPolicy, GuardRules, JobId, Region, Tags};
+use agentless::cloud::{JobId, Region};
 use agentless::collector::{Collector, ResultStore};
-use agentless::job::runner::NowMs;
 use agentless::job::{JobDoc, JobOutcome, JobSettings, Progress, Runner, ScannerImage, Selector};
-use agentless::ledger::{JobState, Ledger};
-use agentless::policy::agentless_scan_policy;
+use agentless::ledger::JobState;
 use scanner_ami::bundle::DeviceStatus;
 
 use crate::job::demo_fleet;
+use crate::util::{self, made_by_a_job, on_sim_clock, open_ledger, policy_guard, shared, sim_now, sim_runner};
 
 /// The seeds CI runs.
 pub const CI_SEEDS: std::ops::Range<u64> = 1..21;
@@ -292,43 +290,16 @@ struct Process {
     _cancel: tokio::sync::watch::Sender<bool>,
 }
 
-fn policy_guard(sim: &SimCloud) -> Guard<SimCloud> {
-    let policy = GuardPolicy::new(vec![agentless_scan_policy().expect("policy")], sim.scope(), GuardRules::default());
-    Guard::new(sim.clone(), policy)
-}
-
-fn sim_now(sim: &SimCloud) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(i64::try_from(sim.now_ms()).expect("ms")).expect("timestamp")
-}
-
-fn open_ledger(sim: &SimCloud, dir: &Path) -> Ledger {
-    let s = sim.clone();
-    Ledger::open(dir).expect("ledger").with_clock(Arc::new(move || sim_now(&s)))
-}
-
 impl Process {
     fn start(sim: &SimCloud, dir: &Path, switch: &Switch, max_devices: usize) -> Process {
         let guard = Arc::new(policy_guard(sim).with_pacer(Arc::new(Pacer::new())));
         let collector = Collector::new(dir, scanner_ami::bundle::BundleLimits::default());
         switch.set(Some(collector.clone()));
-        let ledger = Arc::new(Mutex::new(open_ledger(sim, dir)));
-        let s = sim.clone();
-        let now: NowMs = Arc::new(move || i64::try_from(s.now_ms()).unwrap_or(i64::MAX));
+        let ledger = shared(on_sim_clock(sim, open_ledger(dir)));
         let (tx, cancel) = tokio::sync::watch::channel(false);
         let mut settings = JobSettings::new(ScannerImage::Version(agentless::cli::common::image_version()));
         settings.max_devices = max_devices;
-        let account = sim.account().clone();
-        let runner = Runner::new(
-            guard,
-            ledger,
-            collector,
-            settings,
-            account.clone(),
-            format!("arn:aws:iam::{account}:user/agentless-scanner"),
-            Arc::new(Quiet),
-            now,
-            cancel,
-        );
+        let runner = sim_runner(sim, guard, ledger, collector, settings, Arc::new(Quiet), cancel);
         Process { runner: Arc::new(runner), _cancel: tx }
     }
 
@@ -347,40 +318,7 @@ impl Process {
 /// Ours in the account: everything named with our prefixes or tagged with our job tag, not yet
 /// gone (terminated instances excepted), the scanner image excepted.
 fn ours_left(sim: &SimCloud) -> Vec<String> {
-    let ours = |t: &Tags| {
-        (t.name().is_some_and(|n| n.starts_with("SAS_Agentless") || n.starts_with("alibaba-cloud-security-scan"))
-            || t.get("agentless:job").is_some())
-            && t.get("agentless:image-version").is_none()
-    };
-    sim.inspect(|w| {
-        let mut out = Vec::new();
-        for a in w.accounts.values() {
-            for r in a.regions.values() {
-                out.extend(
-                    r.instances
-                        .iter()
-                        .filter(|(_, i)| ours(&i.tags) && !matches!(i.life, Life::Terminated { .. }))
-                        .map(|(id, i)| format!("{id} ({:?})", i.life)),
-                );
-                out.extend(r.volumes.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.snapshots.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.vpcs.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.subnets.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.internet_gateways.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.security_groups.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.vpc_endpoints.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                for k in r.keys.values() {
-                    out.extend(
-                        k.grants
-                            .iter()
-                            .filter(|g| g.name.as_deref().is_some_and(|n| n.starts_with("alibaba-cloud-security-scan")))
-                            .map(|g| format!("grant {}", g.id)),
-                    );
-                }
-            }
-        }
-        out
-    })
+    util::ours_left(sim, None, made_by_a_job)
 }
 
 /// What one seed did and what it broke.
@@ -598,7 +536,7 @@ async fn run_seed(seed: u64, base: &Fleet) -> SeedReport {
         }
     }
     let guard = policy_guard(&sim);
-    let ledger = Mutex::new(open_ledger(&sim, dir.path()));
+    let ledger = Mutex::new(on_sim_clock(&sim, open_ledger(dir.path())));
     for run in 1..=AUDIT_RUNS {
         let opts = AuditOptions {
             grace: jiff::SignedDuration::ZERO,

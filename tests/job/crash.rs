@@ -6,7 +6,7 @@ use std::os::unix::process::ExitStatusExt;
 
 use agentless::ledger::JobState;
 
-use super::{leftovers, sim_command};
+use super::{leftovers, sim_command, summary_volumes};
 
 fn crash_then_resume(state: JobState) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -27,12 +27,7 @@ fn crash_then_resume(state: JobState) {
     assert_eq!(out.status.code(), Some(0), "{state:?}: {stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(summary["jobs"][0]["state"], "Done", "{state:?}: {summary}");
-    let volumes: Vec<&serde_json::Value> = summary["targets"]
-        .as_array()
-        .expect("targets")
-        .iter()
-        .flat_map(|t| t["volumes"].as_array().into_iter().flatten())
-        .collect();
+    let volumes = summary_volumes(&summary);
     let scanned = volumes.iter().filter(|v| v["status"] == "scanned" || v["status"] == "partial").count();
     assert_eq!(scanned, 6, "{state:?}: every volume has its result: {summary}");
     assert_eq!(leftovers(data), Vec::<String>::new(), "{state:?}: {stderr}");

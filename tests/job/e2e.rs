@@ -7,7 +7,7 @@ use std::path::Path;
 use agentless::cloud::sim::{Fleet, SimCloud};
 use rustls::pki_types::pem::PemObject;
 
-use super::{demo_fleet, leftovers, sim_command};
+use super::{demo_fleet, leftovers, sim_command, summary_volumes};
 
 /// name=version[-release] of every package of an inventory JSON.
 fn packages(inventory: &serde_json::Value) -> BTreeSet<String> {
@@ -216,12 +216,7 @@ fn a_key_policy_that_only_defers_to_iam_leaves_the_volume_unscanned_and_says_why
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary json");
-    let volumes: Vec<&serde_json::Value> = summary["targets"]
-        .as_array()
-        .expect("targets")
-        .iter()
-        .flat_map(|t| t["volumes"].as_array().into_iter().flatten())
-        .collect();
+    let volumes = summary_volumes(&summary);
     let failed: Vec<&&serde_json::Value> =
         volumes.iter().filter(|v| v["status"] != "scanned" && v["status"] != "partial").collect();
     assert!(!failed.is_empty(), "the volume under the customer managed key was scanned: {summary}\n{stderr}");

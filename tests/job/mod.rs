@@ -28,6 +28,16 @@ pub fn demo_fleet() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sim/demo-fleet.toml")
 }
 
+/// Every volume of every target of a job summary (`--format json`).
+pub fn summary_volumes(summary: &serde_json::Value) -> Vec<&serde_json::Value> {
+    summary["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .flat_map(|t| t["volumes"].as_array().into_iter().flatten())
+        .collect()
+}
+
 /// `agentless <args> --cloud sim --data-dir <dir> --agent-binary <scanner-agent>`.
 pub fn sim_command(sub: &[&str], data_dir: &Path) -> Command {
     let mut c = agentless();
@@ -36,43 +46,15 @@ pub fn sim_command(sub: &[&str], data_dir: &Path) -> Command {
     c
 }
 
-/// Resources whose Name carries our prefixes, still alive in the simulated account of `data_dir`.
+/// What we left in the simulated account `sim`, in every Region: resources named with our prefixes
+/// (terminated instances and the scanner image excepted) and our KMS grants.
+pub fn sim_leftovers(sim: &agentless::cloud::sim::SimCloud) -> Vec<String> {
+    crate::util::ours_left(sim, None, crate::util::named_ours_not_image)
+}
+
+/// [`sim_leftovers`] of the simulated account of `data_dir` (the demo fleet's).
 pub fn leftovers(data_dir: &Path) -> Vec<String> {
-    use agentless::cloud::sim::state::Life;
     use agentless::cloud::sim::{Fleet, SimCloud};
     let fleet = Fleet::load(&demo_fleet()).expect("fleet");
-    let sim = SimCloud::open(data_dir, &fleet).expect("open sim");
-    let ours = |t: &agentless::cloud::Tags| {
-        t.name().is_some_and(|n| n.starts_with("SAS_Agentless") || n.starts_with("alibaba-cloud-security-scan"))
-            && t.get("agentless:image-version").is_none()
-    };
-    sim.inspect(|w| {
-        let mut out = Vec::new();
-        for a in w.accounts.values() {
-            for r in a.regions.values() {
-                out.extend(
-                    r.instances
-                        .iter()
-                        .filter(|(_, i)| ours(&i.tags) && !matches!(i.life, Life::Terminated { .. }))
-                        .map(|(id, _)| id.to_string()),
-                );
-                out.extend(r.volumes.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.snapshots.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.vpcs.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.subnets.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.internet_gateways.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.security_groups.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                out.extend(r.vpc_endpoints.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| id.to_string()));
-                for k in r.keys.values() {
-                    out.extend(
-                        k.grants
-                            .iter()
-                            .filter(|g| g.name.as_deref().is_some_and(|n| n.starts_with("alibaba-cloud-security-scan")))
-                            .map(|g| g.id.to_string()),
-                    );
-                }
-            }
-        }
-        out
-    })
+    sim_leftovers(&SimCloud::open(data_dir, &fleet).expect("open sim"))
 }

@@ -16,7 +16,7 @@
 //! customer's instances untouched, and nothing with our Name prefixes left in moto.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use agentless::cloud::AccountId;
@@ -24,13 +24,12 @@ use agentless::collector::Collector;
 use agentless::collector::server::Server;
 use agentless::job::runner::{LogProgress, wall_clock};
 use agentless::job::{JobSettings, Runner, ScannerImage, Selector};
-use agentless::ledger::{JobState, Ledger};
-use aws_sdk_ec2::types as ec2t;
+use agentless::ledger::JobState;
 use scanner_ami::bundle::DeviceStatus;
 
-use crate::conformance::east;
-use crate::moto::hypervisor::{TestHypervisor, WEB_PACKAGES, amazon_image, create_fleet, leftovers};
-use crate::moto::{ACCOUNT, CALLER_USER, Moto};
+use crate::moto::hypervisor::WEB_PACKAGES;
+use crate::moto::{ACCOUNT, CALLER_USER};
+use crate::util::{MotoFleet, assert_moto_left_clean, moto_fleet, open_ledger, shared};
 
 /// The whole job; moto answers at once and the agent scans these small images in well under a
 /// second each, so minutes mean something hangs.
@@ -43,18 +42,13 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("AGENTLESS_LOG"))
         .with_test_writer()
         .try_init();
-    let moto = Moto::start().await;
-    let region = east();
-    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk(&region).await);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let images_dir = dir.path().join("images");
-    std::fs::create_dir_all(&images_dir).expect("images dir");
-
-    // The customer's side and the scanner AMI.
-    let ami = amazon_image(&ec2).await;
-    let fleet = create_fleet(&ec2, &ami, &images_dir).await;
-    assert_eq!(fleet.len(), 6);
-    let customer_instances: BTreeSet<String> = fleet.iter().map(|v| v.instance.clone()).collect();
+    // The customer's side (its Amazon image is the scanner AMI too) and EC2's: the test hypervisor.
+    // Every bundle must carry the scanner's identity document, signed by the hypervisor's test CA
+    // (loaded as a `<region>.pem` directory, the way AWS's certificates are) for this Region.
+    let fx = moto_fleet().await;
+    let hypervisor = fx.hypervisor();
+    let certs = fx.identity_certs(&hypervisor);
+    let MotoFleet { moto, region, ec2, dir, base: ami, fleet, customer_instances } = fx;
 
     // The orchestrator: collector on loopback, AWS backend behind the guard with the bundled
     // policy alone, a short poll (moto is instant).
@@ -65,19 +59,9 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
         .await
         .expect("collector listens");
     assert!(server.url().starts_with("https://"), "{}", server.url());
-    let hypervisor = TestHypervisor::start(
-        ec2.clone(),
-        fleet.iter().map(|v| (v.volume.clone(), v.image.clone())).collect(),
-        dir.path().join("hv"),
-    );
-    // Every bundle must carry the scanner's identity document, signed by the hypervisor's test CA
-    // (loaded as a `<region>.pem` directory, the way AWS's certificates are) for this Region.
-    let certs = dir.path().join("identity-certs");
-    std::fs::create_dir_all(&certs).expect("certs dir");
-    std::fs::write(certs.join(format!("{region}.pem")), hypervisor.ca.certificate_pem()).expect("cert");
     collector.set_identity_trust(Some(agentless::collector::IdentityTrust::from_dir(&certs).expect("trust")));
     let guard = Arc::new(moto.guard_with(&region, &[]).await);
-    let ledger = Arc::new(Mutex::new(Ledger::open(&data).expect("ledger")));
+    let ledger = shared(open_ledger(&data));
     let mut settings = JobSettings::new(ScannerImage::Id(ami.clone()));
     settings.poll = Duration::from_millis(100);
     settings.scan_timeout = Duration::from_secs(120);
@@ -184,14 +168,6 @@ async fn a_job_against_moto_scans_with_real_agents_and_leaves_nothing() {
     }
 
     // Nothing of ours is left; the customer's instances and volumes are untouched.
-    assert_eq!(leftovers(&ec2).await, Vec::<String>::new());
-    let ids: Vec<String> = customer_instances.iter().cloned().collect();
-    let out = ec2.describe_instances().set_instance_ids(Some(ids)).send().await.expect("customer instances");
-    for i in out.reservations().iter().flat_map(|r| r.instances()) {
-        assert_eq!(i.state().and_then(|s| s.name()), Some(&ec2t::InstanceStateName::Running), "{:?}", i.instance_id());
-    }
-    let vols: Vec<String> = fleet.iter().map(|v| v.volume.clone()).collect();
-    let out = ec2.describe_volumes().set_volume_ids(Some(vols)).send().await.expect("customer volumes");
-    assert_eq!(out.volumes().len(), fleet.len());
+    assert_moto_left_clean(&ec2, &fleet).await;
     drop(server);
 }

@@ -4,20 +4,20 @@
 //! — was allowed by `policies/agentless-scan.json` alone. Then the same with faults injected from
 //! a seed (throttling, 5xx, lost responses).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use agentless::cloud::Region;
 use agentless::cloud::pacer::Pacer;
 use agentless::cloud::sim::faults::{Faults, Rates};
 use agentless::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
 use agentless::cloud::sim::{Fleet, SimCloud};
-use agentless::cloud::{Guard, GuardPolicy, GuardRules, Region};
 use agentless::collector::Collector;
 use agentless::job::runner::LogProgress;
 use agentless::job::{JobSettings, Runner, ScannerImage, Selector};
 use agentless::ledger::{JobState, Ledger};
-use agentless::policy::agentless_scan_policy;
 
-use super::demo_fleet;
+use super::{demo_fleet, sim_leftovers};
+use crate::util::{open_ledger, policy_guard, shared, sim_runner};
 
 struct Setup {
     sim: SimCloud,
@@ -44,8 +44,7 @@ fn setup_with(
     }
     let region: Region = "us-east-1".parse().expect("region");
     agentless::cli::common::sim_install_scanner_image(&sim, std::slice::from_ref(&region)).expect("image");
-    let policy = GuardPolicy::new(vec![agentless_scan_policy().expect("policy")], sim.scope(), GuardRules::default());
-    let guard = Arc::new(Guard::new(sim.clone(), policy).with_pacer(Arc::new(Pacer::new())));
+    let guard = Arc::new(policy_guard(&sim).with_pacer(Arc::new(Pacer::new())));
     let collector = Collector::new(dir.path(), scanner_ami::bundle::BundleLimits::default());
     // As `--cloud sim` does: every bundle must carry an identity document signed by the simulated
     // account's test CA for the instance, account and Region the ledger recorded.
@@ -56,51 +55,15 @@ fn setup_with(
         AgentRunner::InProcess { sink: Arc::new(collector.clone()) },
         dir.path().join("hv"),
     );
-    let ledger = Arc::new(Mutex::new(Ledger::open(dir.path()).expect("ledger")));
-    let s = sim.clone();
-    let now: agentless::job::runner::NowMs = Arc::new(move || i64::try_from(s.now_ms()).unwrap_or(i64::MAX));
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     std::mem::forget(_tx);
-    let account = sim.account().clone();
-    let runner = Runner::new(
-        guard,
-        ledger,
-        collector,
-        settings,
-        account.clone(),
-        format!("arn:aws:iam::{account}:user/agentless-scanner"),
-        Arc::new(LogProgress),
-        now,
-        cancel,
-    );
+    let ledger = shared(open_ledger(dir.path()));
+    let runner = sim_runner(&sim, guard, ledger, collector, settings, Arc::new(LogProgress), cancel);
     let runner = match budget {
         Some(b) => runner.with_budget(b),
         None => runner,
     };
     Setup { sim, runner, _hypervisor: hypervisor, _dir: dir }
-}
-
-fn ours_left(sim: &SimCloud) -> usize {
-    use agentless::cloud::sim::state::Life;
-    let ours = |t: &agentless::cloud::Tags| {
-        t.name().is_some_and(|n| n.starts_with("SAS_Agentless") || n.starts_with("alibaba-cloud-security-scan"))
-            && t.get("agentless:image-version").is_none()
-    };
-    sim.inspect(|w| {
-        w.accounts
-            .values()
-            .flat_map(|a| a.regions.values())
-            .map(|r| {
-                r.instances.values().filter(|i| ours(&i.tags) && !matches!(i.life, Life::Terminated { .. })).count()
-                    + r.snapshots.values().filter(|s| ours(&s.tags)).count()
-                    + r.vpcs.values().filter(|v| ours(&v.tags)).count()
-                    + r.subnets.values().filter(|v| ours(&v.tags)).count()
-                    + r.security_groups.values().filter(|v| ours(&v.tags)).count()
-                    + r.internet_gateways.values().filter(|v| ours(&v.tags)).count()
-                    + r.volumes.values().filter(|v| ours(&v.tags)).count()
-            })
-            .sum()
-    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -133,7 +96,7 @@ async fn a_job_on_virtual_time_stays_within_the_custom_policy() {
     ] {
         assert!(trace.iter().any(|t| t.op == op), "{op} not in the trace");
     }
-    assert_eq!(ours_left(&s.sim), 0);
+    assert_eq!(sim_leftovers(&s.sim), Vec::<String>::new());
 }
 
 #[tokio::test(start_paused = true)]
@@ -151,7 +114,12 @@ async fn faults_from_a_seed_do_not_leak_or_lose_results() {
         let injected = s.sim.fault_log().len();
         assert!(injected > 0, "seed {seed}: no fault injected");
         assert!(matches!(outcome.state, JobState::Done | JobState::Failed), "seed {seed}: {:?}", outcome.state);
-        assert_eq!(ours_left(&s.sim), 0, "seed {seed}: leaked ({injected} faults): {:?}", outcome.doc.leaked);
+        assert_eq!(
+            sim_leftovers(&s.sim),
+            Vec::<String>::new(),
+            "seed {seed}: leaked ({injected} faults): {:?}",
+            outcome.doc.leaked
+        );
         assert!(s.runner.guard().trace().iter().all(|t| t.allowed), "seed {seed}");
         // Every volume either has a result or says why not.
         for (i, v) in outcome.doc.volumes() {
@@ -219,7 +187,7 @@ async fn the_snapshot_timeout_counts_from_each_snapshots_creation() {
     assert_eq!(quick, 4 + 3);
     let singles = s.runner.guard().trace().iter().filter(|t| t.op == "CreateSnapshot").count();
     assert_eq!(singles, 3, "the three-volume instance, one volume at a time");
-    assert_eq!(ours_left(&s.sim), 0);
+    assert_eq!(sim_leftovers(&s.sim), Vec::<String>::new());
 }
 
 /// A finished job's HMAC key is erased from the ledger: not in the database file nor its WAL.
@@ -309,7 +277,7 @@ async fn two_tagged_scanner_images_are_refused_naming_both() {
     let failure = outcome.doc.failure.clone().unwrap_or_default();
     assert!(failure.contains(ours.as_str()) && failure.contains(other.as_str()), "{failure}");
     assert!(launched_images(&s.sim).is_empty(), "{:?}", launched_images(&s.sim));
-    assert_eq!(ours_left(&s.sim), 0);
+    assert_eq!(sim_leftovers(&s.sim), Vec::<String>::new());
 }
 
 /// Chosen by tag, an image whose AMI name lacks our prefix is not a candidate: the tag alone
@@ -361,7 +329,7 @@ async fn a_per_region_pin_boots_that_regions_image_and_refuses_a_region_without_
     let failure = outcome.doc.failure.clone().unwrap_or_default();
     assert!(failure.contains("no scanner image pinned for us-east-1") && failure.contains("us-west-2="), "{failure}");
     assert!(launched_images(&s.sim).is_empty());
-    assert_eq!(ours_left(&s.sim), 0);
+    assert_eq!(sim_leftovers(&s.sim), Vec::<String>::new());
 
     let both = std::collections::BTreeMap::from([
         (west, "ami-0feedfacecafe0003".parse().expect("ami")),
@@ -374,7 +342,7 @@ async fn a_per_region_pin_boots_that_regions_image_and_refuses_a_region_without_
     assert_eq!(outcome.state, JobState::Done, "{:?}", outcome.doc.failure);
     let launched = launched_images(&s.sim);
     assert!(!launched.is_empty() && launched.iter().all(|i| i == pinned.as_str()), "{launched:?}");
-    assert_eq!(ours_left(&s.sim), 0);
+    assert_eq!(sim_leftovers(&s.sim), Vec::<String>::new());
 }
 
 /// By exact name: the user's name selects that image whatever its tags; a name no image of the
@@ -401,5 +369,5 @@ async fn an_image_chosen_by_exact_name_is_that_image_and_an_unknown_name_is_refu
     assert_eq!(outcome.state, JobState::Done, "{:?}", outcome.doc.failure);
     let launched = launched_images(&s.sim);
     assert!(!launched.is_empty() && launched.iter().all(|i| i == id.as_str()), "{launched:?}");
-    assert_eq!(ours_left(&s.sim), 0);
+    assert_eq!(sim_leftovers(&s.sim), Vec::<String>::new());
 }

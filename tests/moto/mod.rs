@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use agentless::cloud::aws::{AwsCloud, AwsConfig, StaticCredentials};
 use agentless::cloud::{AccountId, Guard, GuardPolicy, GuardRules, Region};
 use agentless::policy::authz::Scope;
-use agentless::policy::{Policy, agentless_scan_policy};
 
 /// How long moto may take to import and listen (about 2 s here; CI machines are slower).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -111,11 +110,7 @@ impl Moto {
     pub async fn guard_with(&self, region: &Region, extra: &[&str]) -> Guard<AwsCloud> {
         let account: AccountId = ACCOUNT.parse().expect("account");
         let scope = Scope { caller_user: Some(CALLER_USER.into()), ..Scope::new(account) };
-        let mut policies = vec![agentless_scan_policy().expect("policy")];
-        policies.extend(
-            extra.iter().enumerate().map(|(i, text)| Policy::parse(format!("extra-{i}"), text).expect("extra policy")),
-        );
-        let policy = GuardPolicy::new(policies, scope, GuardRules::default());
+        let policy = GuardPolicy::new(crate::util::policies(extra), scope, GuardRules::default());
         Guard::new(AwsCloud::new(&self.config(region)).await.expect("aws config"), policy)
     }
 

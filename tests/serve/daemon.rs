@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use agentless::ledger::{JobState, Ledger, RunKind};
 
-use super::{SERVE_TOKEN as TOKEN, free_port, http, jobs, kill, log_of, start, try_http, wait_for};
-use crate::job::{demo_fleet, leftovers, scanner_agent};
+use super::{SERVE_TOKEN as TOKEN, free_port, http, jobs, kill, log_of, start, try_http, wait_for, write_sim_config};
+use crate::job::leftovers;
 
 /// A one-shot cron expression (with seconds) for `t`, in UTC.
 fn at(t: jiff::Timestamp) -> String {
@@ -31,24 +31,12 @@ async fn a_daemon_killed_mid_scan_resumes_and_ends_clean() {
     let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("now");
     let first = now + jiff::SignedDuration::from_secs(6);
     let second = now + jiff::SignedDuration::from_secs(24);
-    let config = dir.path().join("agentless.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_sim_config(
+        dir.path(),
+        addr,
+        r#"["us-east-1", "us-west-2"]"#,
+        &format!(
             r#"
-[sim]
-fleet = "{fleet}"
-agent_binary = "{agent}"
-
-[server]
-listen = "{addr}"
-token = "{TOKEN}"
-
-[[accounts]]
-name = "demo"
-id = "111122223333"
-regions = ["us-east-1", "us-west-2"]
-
 [[schedules]]
 name = "first"
 cron = "{first_cron}"
@@ -71,13 +59,10 @@ grace = "0"
 missed_runs = "run-once"
 shutdown_deadline = "90s"
 "#,
-            fleet = demo_fleet().display(),
-            agent = scanner_agent().display(),
             first_cron = at(first),
             second_cron = at(second),
         ),
-    )
-    .expect("config");
+    );
     let started = Instant::now();
     let log1 = dir.path().join("serve-1.log");
     let mut daemon = start(&config, &data, &log1);

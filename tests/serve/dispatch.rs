@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sim_daemon;
+use super::{IN_PROCESS_TOKEN, in_process_config, sim_daemon};
+use crate::util::policy_guard;
 use agentless::cloud::sim::{Fleet, SimCloud};
-use agentless::cloud::{AccountId, GuardRules, JobId, Region, VolumeId};
+use agentless::cloud::{AccountId, JobId, Region, VolumeId};
 use agentless::job::Budget;
 use agentless::ledger::{JobState, TargetStatus};
-use agentless::schedule::config::Config;
 use agentless::schedule::dispatch::{Dispatcher, Limits, vcpus_of};
 
 /// xorshift64*: a seeded, dependency-free PRNG for the randomized test.
@@ -129,14 +129,8 @@ user = "agentless-scanner"
 regions = ["us-east-1"]
 "#;
 
+/// The daemon's tables after [`in_process_config`]'s.
 const CONFIG: &str = r#"
-[server]
-listen = "127.0.0.1:0"
-token = "test-token-0123456789"
-[[accounts]]
-name = "demo"
-id = "111122223333"
-regions = ["us-east-1"]
 [scanner]
 # Small scanners: each job needs several, so vCPUs are contended.
 max_devices = 4
@@ -169,23 +163,18 @@ async fn concurrent_jobs_on_the_sim_meet_no_quota_or_throttling_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fleet = Fleet::parse(&fleet()).expect("fleet");
     let world = SimCloud::in_memory(&fleet).expect("sim");
-    let config = Config::parse(CONFIG, std::path::Path::new("test.toml")).expect("config");
+    let config = in_process_config(r#"["us-east-1"]"#, CONFIG);
     let account: AccountId = "111122223333".parse().expect("account");
     let region: Region = "us-east-1".parse().expect("region");
     agentless::cli::common::sim_install_scanner_image(&world, std::slice::from_ref(&region)).expect("image");
     let metrics = Arc::new(agentless::api::metrics::Metrics::new());
-    let policy = agentless::cloud::GuardPolicy::new(
-        vec![agentless::policy::agentless_scan_policy().expect("policy")],
-        world.scope(),
-        GuardRules::default(),
-    );
-    let guard = agentless::cloud::Guard::new(world.clone(), policy)
+    let guard = policy_guard(&world)
         .with_pacer(Arc::new(agentless::cloud::pacer::Pacer::new()))
         .without_trace()
         .with_observer(metrics.observer());
     let running = sim_daemon(&world, guard, config, dir.path(), vec![region.clone()], Arc::clone(&metrics));
     let (daemon, ledger) = (&running.daemon, &running.ledger);
-    let api = daemon.api_state("test-token-0123456789");
+    let api = daemon.api_state(IN_PROCESS_TOKEN);
     // Four on-demand scans at once: team a, team b, and everything twice (so each volume is
     // wanted by up to three jobs at a time, past the per-volume limit of 2).
     let mut jobs = Vec::new();

@@ -123,6 +123,33 @@ pub fn free_port() -> u16 {
 /// The API token of the `agentless serve` processes the tests start.
 pub const SERVE_TOKEN: &str = "daemon-test-token-0123456789";
 
+/// Write `dir/agentless.toml` for `agentless serve` on the simulated demo fleet with the real
+/// `scanner-agent`: the API on `addr` with [`SERVE_TOKEN`], one account `demo` in `regions` (a TOML
+/// array), then `tables` (TOML text). Returns its path.
+pub fn write_sim_config(dir: &Path, addr: SocketAddr, regions: &str, tables: &str) -> std::path::PathBuf {
+    let config = dir.join("agentless.toml");
+    let text = format!(
+        r#"
+[sim]
+fleet = "{fleet}"
+agent_binary = "{agent}"
+
+[server]
+listen = "{addr}"
+token = "{SERVE_TOKEN}"
+
+[[accounts]]
+name = "demo"
+id = "111122223333"
+regions = {regions}
+{tables}"#,
+        fleet = crate::job::demo_fleet().display(),
+        agent = crate::job::scanner_agent().display(),
+    );
+    std::fs::write(&config, text).expect("config");
+    config
+}
+
 /// `agentless serve --config <config> --data-dir <data>`, its stderr (the log) to `log`.
 pub fn start(config: &Path, data: &Path, log: &Path) -> Child {
     serve_command(config, data, log).spawn().expect("start agentless serve")
@@ -172,6 +199,19 @@ pub fn kill(child: &mut Child, signal: &str) {
     assert!(status.success());
 }
 
+/// The API token of the daemons [`sim_daemon`] starts in this process.
+pub const IN_PROCESS_TOKEN: &str = "test-token-0123456789";
+
+/// The configuration of a daemon [`sim_daemon`] starts: its API on a free loopback port with
+/// [`IN_PROCESS_TOKEN`], one account `demo` (111122223333) in `regions` (a TOML array), then
+/// `tables` (TOML text).
+pub fn in_process_config(regions: &str, tables: &str) -> agentless::schedule::config::Config {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{IN_PROCESS_TOKEN}\"\n[[accounts]]\nname = \"demo\"\nid = \"111122223333\"\nregions = {regions}\n{tables}"
+    );
+    agentless::schedule::config::Config::parse(&text, Path::new("test.toml")).expect("config")
+}
+
 /// A daemon on the simulated account `world`, in this process (the agent's code in process, the
 /// clock tokio's), started with `guard` as its one account's principal in `regions`. The
 /// hypervisor runs as long as the value.
@@ -189,7 +229,7 @@ pub fn sim_daemon(
     regions: Vec<agentless::cloud::Region>,
     metrics: std::sync::Arc<agentless::api::metrics::Metrics>,
 ) -> SimDaemon {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use agentless::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
     use agentless::schedule::daemon::{Account, Daemon, Parts};
@@ -198,10 +238,8 @@ pub fn sim_daemon(
     let hypervisor =
         Hypervisor::start(world.clone(), AgentRunner::InProcess { sink: Arc::new(collector.clone()) }, dir.join("hv"));
     let clock = agentless::schedule::timer::tokio_clock("2026-05-10T00:00:00Z".parse().expect("ts"));
-    let ledger = agentless::ledger::Ledger::open(dir).expect("ledger").with_clock(Arc::clone(&clock));
-    let ledger = Arc::new(Mutex::new(ledger));
+    let ledger = crate::util::shared(crate::util::open_ledger(dir).with_clock(Arc::clone(&clock)));
     let account = world.account().clone();
-    let w = world.clone();
     let daemon = Daemon::new(Parts {
         collector_cert_sha256: None,
         config,
@@ -210,12 +248,12 @@ pub fn sim_daemon(
         collector,
         accounts: vec![Account {
             name: "demo".into(),
-            caller_arn: format!("arn:aws:iam::{account}:user/agentless-scanner"),
+            caller_arn: crate::util::scanner_user_arn(&account),
             id: account,
             guard: Arc::new(guard),
             regions,
         }],
-        now_ms: Arc::new(move || i64::try_from(w.now_ms()).unwrap_or(i64::MAX)),
+        now_ms: crate::util::sim_now_ms(world),
         clock,
         collector_url: "http://127.0.0.1:9".into(),
         sim: true,

@@ -41,9 +41,9 @@ use agentless::ledger::{JobState, Ledger};
 use aws_sdk_ec2::types as ec2t;
 
 use super::{SERVE_TOKEN as TOKEN, free_port, http, jobs, kill, log_of, serve_command, try_http, wait_for};
-use crate::conformance::east;
-use crate::moto::hypervisor::{TestHypervisor, WEB_PACKAGES, amazon_image, create_fleet, leftovers, name_tag};
+use crate::moto::hypervisor::WEB_PACKAGES;
 use crate::moto::{ACCOUNT, Moto};
+use crate::util::{MotoFleet, assert_moto_left_clean, moto_fleet, moto_instance};
 
 /// The on-demand job, from the request to `Done`: moto answers at once and the agent scans these
 /// small images in well under a second each, so minutes mean something hangs.
@@ -60,17 +60,7 @@ async fn scanner_image(ec2: &aws_sdk_ec2::Client, base: &ImageId) -> ImageId {
     let version = agentless::cli::common::image_version();
     let role = Role::new(&version).expect("the version is a valid tag value");
     let tags = image_tags(role).iter().map(|t| ec2t::Tag::builder().key(&t.key).value(&t.value).build()).collect();
-    let run = ec2
-        .run_instances()
-        .image_id(base.as_str())
-        .instance_type(ec2t::InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(name_tag(ec2t::ResourceType::Instance, "scanner-image-builder"))
-        .send()
-        .await
-        .expect("builder RunInstances");
-    let builder = run.instances()[0].instance_id().expect("builder id").to_owned();
+    let builder = moto_instance(ec2, base, "scanner-image-builder").await.to_string();
     let image = ec2
         .create_image()
         .instance_id(&builder)
@@ -149,31 +139,16 @@ fn aws_calls(metrics: &str) -> BTreeMap<(String, String), u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs moto from the venv (scripts/setup-test-env.sh) and the scanner-agent binary (cargo build --workspace)"]
 async fn the_daemon_on_aws_scans_moto_on_demand_with_real_agents_and_leaves_nothing() {
-    let moto = Moto::start().await;
-    let region = east();
-    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk(&region).await);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let images_dir = dir.path().join("images");
-    std::fs::create_dir_all(&images_dir).expect("images dir");
-
-    // The customer's side, and our scanner image in the account.
-    let base = amazon_image(&ec2).await;
-    let fleet = create_fleet(&ec2, &base, &images_dir).await;
-    assert_eq!(fleet.len(), 6);
-    let customer_instances: BTreeSet<String> = fleet.iter().map(|v| v.instance.clone()).collect();
+    // The customer's side; EC2's side: scanners booted with the real agent, uploading to the URL
+    // of their manifest. The daemon trusts the hypervisor's test CA for this Region, as it would
+    // AWS's certificate.
+    let fx = moto_fleet().await;
+    let hypervisor = fx.hypervisor();
+    let certs = fx.identity_certs(&hypervisor);
+    let MotoFleet { moto, region, ec2, dir, base, fleet, customer_instances } = fx;
+    // Our scanner image in the account.
     let scanner_ami = scanner_image(&ec2, &base).await;
     let pipeline = Pipeline::create(&moto, &region).await;
-
-    // EC2's side: scanners booted with the real agent, uploading to the URL of their manifest.
-    let hypervisor = TestHypervisor::start(
-        ec2.clone(),
-        fleet.iter().map(|v| (v.volume.clone(), v.image.clone())).collect(),
-        dir.path().join("hv"),
-    );
-    // The daemon trusts the hypervisor's test CA for this Region, as it would AWS's certificate.
-    let certs = dir.path().join("identity-certs");
-    std::fs::create_dir_all(&certs).expect("certs dir");
-    std::fs::write(certs.join(format!("{region}.pem")), hypervisor.ca.certificate_pem()).expect("cert");
 
     // The daemon: one account at moto's endpoint, with its id; no AMI configured (found by tag);
     // its own listener as the collector URL; a short poll (moto is instant; AWS's default is 5 s).
@@ -360,15 +335,7 @@ shutdown_deadline = "60s"
     }
 
     // Nothing of ours left in moto; the customer's instances and volumes untouched.
-    assert_eq!(leftovers(&ec2).await, Vec::<String>::new());
-    let ids: Vec<String> = customer_instances.iter().cloned().collect();
-    let out = ec2.describe_instances().set_instance_ids(Some(ids)).send().await.expect("customer instances");
-    for i in out.reservations().iter().flat_map(|r| r.instances()) {
-        assert_eq!(i.state().and_then(|s| s.name()), Some(&ec2t::InstanceStateName::Running), "{:?}", i.instance_id());
-    }
-    let vols: Vec<String> = fleet.iter().map(|v| v.volume.clone()).collect();
-    let out = ec2.describe_volumes().set_volume_ids(Some(vols)).send().await.expect("customer volumes");
-    assert_eq!(out.volumes().len(), fleet.len());
+    assert_moto_left_clean(&ec2, &fleet).await;
 
     // SIGTERM: nothing in flight, so it stops at once, cleanly.
     kill(&mut daemon, "-TERM");

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sim_daemon;
+use super::{IN_PROCESS_TOKEN, in_process_config, sim_daemon};
+use crate::util::policy_guard;
 use agentless::cloud::sim::{Fleet, SimCloud};
-use agentless::cloud::{AccountId, GuardRules, Region};
+use agentless::cloud::{AccountId, Region};
 use agentless::ledger::{JobState, TargetStatus};
-use agentless::schedule::config::Config;
 
 /// Two running instances in us-east-1, one in us-west-2, one synthetic volume each.
 const FLEET: &str = r#"
@@ -51,14 +51,8 @@ size_gib = 8
 used_gib = 2
 "#;
 
+/// The daemon's tables after [`in_process_config`]'s.
 const CONFIG: &str = r#"
-[server]
-listen = "127.0.0.1:0"
-token = "test-token-0123456789"
-[[accounts]]
-name = "demo"
-id = "111122223333"
-regions = ["us-east-1", "us-west-2"]
 [scanner]
 poll = "1s"
 "#;
@@ -71,7 +65,7 @@ async fn an_explicit_instance_list_with_an_unknown_id_still_scans_the_others_in_
     let dir = tempfile::tempdir().expect("tempdir");
     let fleet = Fleet::parse(FLEET).expect("fleet");
     let world = SimCloud::in_memory(&fleet).expect("sim");
-    let config = Config::parse(CONFIG, std::path::Path::new("test.toml")).expect("config");
+    let config = in_process_config(r#"["us-east-1", "us-west-2"]"#, CONFIG);
     let account: AccountId = "111122223333".parse().expect("account");
     let east: Region = "us-east-1".parse().expect("region");
     let west: Region = "us-west-2".parse().expect("region");
@@ -89,12 +83,7 @@ async fn an_explicit_instance_list_with_an_unknown_id_still_scans_the_others_in_
         }
         out
     });
-    let policy = agentless::cloud::GuardPolicy::new(
-        vec![agentless::policy::agentless_scan_policy().expect("policy")],
-        world.scope(),
-        GuardRules::default(),
-    );
-    let guard = agentless::cloud::Guard::new(world.clone(), policy).without_trace();
+    let guard = policy_guard(&world).without_trace();
     let running = sim_daemon(
         &world,
         guard,
@@ -104,7 +93,7 @@ async fn an_explicit_instance_list_with_an_unknown_id_still_scans_the_others_in_
         Arc::new(agentless::api::metrics::Metrics::new()),
     );
     let (daemon, ledger) = (&running.daemon, &running.ledger);
-    let api = daemon.api_state("test-token-0123456789");
+    let api = daemon.api_state(IN_PROCESS_TOKEN);
 
     // east-0 (us-east-1), west-0 (us-west-2) and an id neither Region has.
     let named = [ids["east-0"].1.as_str(), ids["west-0"].1.as_str(), GONE];

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use agentless::cloud::ids::JobId;
 use agentless::ledger::{JobState, Ledger, RunKind};
 
-use super::{SERVE_TOKEN, free_port, http, jobs, kill, log_of, start, try_http, wait_for};
-use crate::job::{demo_fleet, leftovers, scanner_agent};
+use super::{SERVE_TOKEN, free_port, http, jobs, kill, log_of, start, try_http, wait_for, write_sim_config};
+use crate::job::leftovers;
 
 /// Generous: the machine is shared (the daemon is up in about a second, a job mid-scan in ~5).
 const UP: Duration = Duration::from_secs(60);
@@ -85,35 +85,12 @@ impl Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let config = dir.path().join("agentless.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-[sim]
-fleet = "{fleet}"
-agent_binary = "{agent}"
-
-[server]
-listen = "{addr}"
-token = "{SERVE_TOKEN}"
-
-[[accounts]]
-name = "demo"
-id = "111122223333"
-regions = ["us-east-1"]
-
-[limits]
-{limits}
-
-[daemon]
-{daemon}
-"#,
-                fleet = demo_fleet().display(),
-                agent = scanner_agent().display(),
-            ),
-        )
-        .expect("config");
+        let config = write_sim_config(
+            dir.path(),
+            addr,
+            r#"["us-east-1"]"#,
+            &format!("\n[limits]\n{limits}\n\n[daemon]\n{daemon}\n"),
+        );
         Setup { dir, data, addr, config }
     }
 
@@ -127,6 +104,16 @@ regions = ["us-east-1"]
     }
 
     /// `POST /v1/scans` (every target of us-east-1): the one job created.
+    /// [`Setup::start`] the first daemon, ask for a scan and wait until its job is mid-scan: the
+    /// daemon, the job, the state seen, and when the daemon was started.
+    async fn start_mid_scan(&self) -> (Served, JobId, String, Instant) {
+        let started = Instant::now();
+        let d = self.start(1).await;
+        let job = self.scan().await;
+        let seen = self.wait_state(&d, &job, &MID, MID_SCAN).await;
+        (d, job, seen, started)
+    }
+
     async fn scan(&self) -> JobId {
         let r = http(self.addr, "POST", "/v1/scans", Some(SERVE_TOKEN), Some("{}")).await;
         assert_eq!(r.status, 202, "{r:?}");
@@ -189,10 +176,7 @@ async fn sigterm_with_tear_down_cancels_the_job_in_flight_and_leaves_nothing() {
 shutdown_deadline = "120s""#,
         "",
     );
-    let started = Instant::now();
-    let mut d = s.start(1).await;
-    let job = s.scan().await;
-    let seen = s.wait_state(&d, &job, &MID, MID_SCAN).await;
+    let (mut d, job, seen, started) = s.start_mid_scan().await;
     let signalled_after = started.elapsed();
     d.signal("-TERM");
     let (status, took) = d.exit(deadline + SLACK).await;
@@ -214,10 +198,7 @@ async fn sigterm_with_finish_lets_the_job_in_flight_finish_and_starts_nothing() 
     // `shutdown` unset: "finish" is the default.
     let deadline = Duration::from_secs(120);
     let s = Setup::new(r#"shutdown_deadline = "120s""#, "max_concurrent_jobs = 1");
-    let started = Instant::now();
-    let mut d = s.start(1).await;
-    let job = s.scan().await;
-    let seen = s.wait_state(&d, &job, &MID, MID_SCAN).await;
+    let (mut d, job, seen, started) = s.start_mid_scan().await;
     // A second scan now waits for the only job slot.
     let queued = s.scan().await;
     assert_eq!(s.state(&queued).await.as_deref(), Some("Planned"));
@@ -267,10 +248,7 @@ async fn a_deadline_shorter_than_the_job_exits_and_the_next_start_finishes_it() 
 shutdown_deadline = "1s""#,
         "",
     );
-    let started = Instant::now();
-    let mut d = s.start(1).await;
-    let job = s.scan().await;
-    let seen = s.wait_state(&d, &job, &MID, MID_SCAN).await;
+    let (mut d, job, seen, started) = s.start_mid_scan().await;
     let signalled_after = started.elapsed();
     d.signal("-TERM");
     let (status, took) = d.exit(deadline + SLACK).await;
@@ -317,10 +295,7 @@ async fn a_second_signal_during_tear_down_exits_at_once_and_the_next_start_finis
 shutdown_deadline = "10m""#,
         "",
     );
-    let started = Instant::now();
-    let mut d = s.start(1).await;
-    let job = s.scan().await;
-    let seen = s.wait_state(&d, &job, &MID, MID_SCAN).await;
+    let (mut d, job, seen, started) = s.start_mid_scan().await;
     d.signal("-TERM");
     // Tearing down takes seconds (the scanners' termination): signal again in the middle of it.
     s.wait_state(&d, &job, &[JobState::TearingDown], MID_SCAN).await;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::{SERVE_TOKEN as TOKEN, free_port, http, jobs, kill, log_of, start, wait_for};
-use crate::job::{demo_fleet, scanner_agent};
+use super::{SERVE_TOKEN as TOKEN, free_port, http, jobs, kill, log_of, start, wait_for, write_sim_config};
+use crate::util::request_head;
 
 /// An OSV archive with one advisory of ours for the demo Alpine's musl.
 fn alpine_zip() -> Vec<u8> {
@@ -31,22 +31,15 @@ fn alpine_zip() -> Vec<u8> {
 
 /// Serves `body` at `/Alpine/all.zip` once `open` is set (404 before), counting requests.
 async fn archive_server(body: Vec<u8>, open: Arc<AtomicBool>, hits: Arc<std::sync::atomic::AtomicUsize>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         loop {
             let Ok((mut sock, _)) = listener.accept().await else { return };
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match sock.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
+            let request = request_head(&mut sock).await;
             hits.fetch_add(1, Ordering::SeqCst);
-            let ok = String::from_utf8_lossy(&request).starts_with("GET /Alpine/all.zip ");
+            let ok = request.starts_with("GET /Alpine/all.zip ");
             let response = if ok && open.load(Ordering::SeqCst) {
                 let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
                     .into_bytes();
@@ -76,34 +69,19 @@ async fn serve_reports_vulnerabilities_and_updates_the_database_on_schedule() {
     let base = archive_server(alpine_zip(), Arc::clone(&open), Arc::clone(&hits)).await;
     let port = free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let config = dir.path().join("agentless.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_sim_config(
+        dir.path(),
+        addr,
+        r#"["us-east-1"]"#,
+        &format!(
             r#"
-[sim]
-fleet = "{fleet}"
-agent_binary = "{agent}"
-
-[server]
-listen = "{addr}"
-token = "{TOKEN}"
-
-[[accounts]]
-name = "demo"
-id = "111122223333"
-regions = ["us-east-1"]
-
 [vulndb]
 update = "*/2 * * * * *"
 ecosystems = ["Alpine"]
 base_url = "{base}"
-"#,
-            fleet = demo_fleet().display(),
-            agent = scanner_agent().display(),
+"#
         ),
-    )
-    .expect("config");
+    );
     let log = dir.path().join("serve.log");
     let mut daemon = start(&config, &data, &log);
     wait_for("the API", Duration::from_secs(60), &log, async || jobs(addr).await).await;

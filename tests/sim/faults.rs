@@ -9,10 +9,10 @@ use agentless::cloud::sim::faults::{Fault, Faults, InstanceFault, LAUNCH_FAILURE
 use agentless::cloud::sim::state::Life;
 use agentless::cloud::sim::{Fleet, FleetError, SimCloud, SimError};
 use agentless::cloud::tags::{self, Role, SnapshotSource};
-use agentless::cloud::{ErrorKind, Guard, InstanceId, SubnetId, Tags, VolumeId, VpcId};
+use agentless::cloud::{ErrorKind, Guard, InstanceId, Tags, VolumeId, VpcId};
 
-use super::{SimFixture, account, customer, fleet, guard_over, policies};
-use crate::conformance::{east, expires, job, ours, some_image};
+use super::{SimFixture, account, customer, fleet, guard_over, policies, scanner_launch};
+use crate::conformance::{east, expires, job, ours};
 
 fn guard(sim: &SimCloud) -> Guard<SimCloud> {
     guard_over(sim, policies(&[]))
@@ -24,34 +24,6 @@ fn vpc_input() -> CreateVpcInput {
 
 fn vpc_count(sim: &SimCloud) -> usize {
     sim.inspect(|w| w.accounts[&account()].regions[&east()].vpcs.len())
-}
-
-fn default_subnet(sim: &SimCloud) -> SubnetId {
-    sim.inspect(|w| {
-        w.accounts[&account()].regions[&east()]
-            .subnets
-            .iter()
-            .find(|(_, s)| s.availability_zone == "us-east-1a")
-            .map(|(id, _)| id.clone())
-    })
-    .expect("default subnet")
-}
-
-async fn scanner_input(fx: &SimFixture, g: &Guard<SimCloud>, token: &str) -> RunScannerInput {
-    let image = some_image(fx, g, &east()).await;
-    RunScannerInput {
-        image: Tagged::new(image.id, image.tags),
-        root: None,
-        instance_type: "m5.xlarge".into(),
-        subnet: Tagged::new(default_subnet(&fx.sim), ours(Role::SUBNET)),
-        security_groups: Vec::new(),
-        volumes: Vec::new(),
-        user_data_base64: String::new(),
-        client_token: token.into(),
-        instance_tags: ours(Role::SCANNER),
-        volume_tags: ours(Role::SCANNER),
-        network_interface_tags: ours(Role::SCANNER),
-    }
 }
 
 fn snapshot_input(sim: &SimCloud, instance: &InstanceId, i: usize) -> CreateSnapshotInput {
@@ -124,7 +96,7 @@ async fn a_lost_run_instances_is_recovered_by_its_client_token() {
     let fx = SimFixture::new();
     let g = guard(&fx.sim);
     fx.sim.set_faults(Faults::scheduled(1, [("RunInstances", 1, Fault::LostResponse)])).expect("faults");
-    let input = scanner_input(&fx, &g, "intent-1").await;
+    let input = scanner_launch(&fx, &g, "intent-1", Vec::new()).await;
     let err = g.run_scanner(&east(), &input).await.expect_err("response lost");
     assert_eq!(err.kind(), ErrorKind::Transient);
     let by_token = g
@@ -171,8 +143,10 @@ async fn scanners_that_never_boot_or_never_report() {
             [("RunInstances", 1, Fault::NeverBoots), ("RunInstances", 2, Fault::NeverReports)],
         ))
         .expect("faults");
-    let stuck = g.run_scanner(&east(), &scanner_input(&fx, &g, "boot-1").await).await.expect("launch").instance_id;
-    let mute = g.run_scanner(&east(), &scanner_input(&fx, &g, "boot-2").await).await.expect("launch").instance_id;
+    let stuck =
+        g.run_scanner(&east(), &scanner_launch(&fx, &g, "boot-1", Vec::new()).await).await.expect("launch").instance_id;
+    let mute =
+        g.run_scanner(&east(), &scanner_launch(&fx, &g, "boot-2", Vec::new()).await).await.expect("launch").instance_id;
     let state = |id: &InstanceId| {
         let (g, id) = (&g, id.clone());
         async move { g.describe_instances(&east(), &DescribeInput::ids(vec![id])).await.expect("DI").items[0].state.clone() }
@@ -325,7 +299,7 @@ async fn a_new_instance_is_not_found_by_terminate_until_it_propagates() {
     f.latencies.describe_lag_ms = 2_000;
     let fx = SimFixture { sim: SimCloud::in_memory(&f).expect("sim") };
     let g = guard(&fx.sim);
-    let input = scanner_input(&fx, &g, "ec-1").await;
+    let input = scanner_launch(&fx, &g, "ec-1", Vec::new()).await;
     let id = g.run_scanner(&east(), &input).await.expect("launch").instance_id;
     let terminate = TerminateInstancesInput { instances: vec![Tagged::new(id.clone(), ours(Role::SCANNER))] };
     // The EC2 guide's example: RunInstances, then at once a call with the new id.

@@ -13,7 +13,7 @@ use agentless::cloud::sim::{Fleet, SimCloud};
 use agentless::cloud::tags::{self, Role, SnapshotSource};
 use agentless::cloud::{ErrorKind, Guard, InstanceId, SnapshotId, SubnetId, Tags};
 
-use super::{account, customer, fleet, guard_over, policies};
+use super::{account, customer, fleet, guard_over, policies, volume_of};
 use crate::conformance::{east, expires, job, ours};
 
 fn open(dir: &Path, fleet: &Fleet) -> (SimCloud, Guard<SimCloud>) {
@@ -75,7 +75,7 @@ async fn due_times_quotas_and_client_tokens_survive_reloads_of_the_data_dir() {
     // (sim::limits).
     let a = sim.setup(|s| s.instance(&customer("customer-a", &[40, 20]))).expect("instance a");
     let b = sim.setup(|s| s.instance(&customer("customer-b", &[8, 8]))).expect("instance b");
-    let root = sim.inspect(|w| w.accounts[&account()].regions[&east()].instances[&a].attachments[0].volume_id.clone());
+    let root = volume_of(&sim, &a, 0);
     let t0 = sim.now_ms();
     let started = snapshot_instance(&g, &a).await.expect("CreateSnapshots a").snapshots;
     let slow = started.iter().find(|s| s.volume_id == root).map(|s| s.snapshot_id.clone()).expect("root snapshot");

@@ -14,14 +14,19 @@ mod semantics;
 
 use std::collections::BTreeMap;
 
+use agentless::cloud::ops::{CreateSnapshotInput, RunScannerInput, ScannerVolume, Tagged};
 use agentless::cloud::sim::fleet::{FleetInstance, FleetVolume, StartState};
-use agentless::cloud::sim::state::{EniOwner, Life, World};
+use agentless::cloud::sim::state::{EniOwner, World};
 use agentless::cloud::sim::{Fleet, SimCloud};
-use agentless::cloud::tags::Tags;
-use agentless::cloud::{AccountId, Guard, GuardPolicy, GuardRules, ImageId, InstanceId, KmsKeyId, Region, SnapshotId};
-use agentless::policy::{Policy, agentless_scan_policy};
+use agentless::cloud::tags::{self, Role, SnapshotSource, Tags};
+use agentless::cloud::{
+    AccountId, Guard, GuardRules, ImageId, InstanceId, KmsKeyId, Region, SnapshotId, SubnetId, VolumeId,
+};
+use agentless::policy::Policy;
 
-use crate::conformance::{self, Fixture, OUR_PREFIXES, ScannerSettings, east, west};
+use crate::conformance::{self, Fixture, ScannerSettings, east, expires, job, ours, some_image, west};
+pub use crate::util::policies;
+use crate::util::{named_ours, ours_left, sim_guard_with};
 
 /// The sim's account (any 12 digits; not moto's, to show nothing depends on it).
 pub const ACCOUNT: &str = "444455556666";
@@ -42,16 +47,9 @@ pub fn fleet() -> Fleet {
     Fleet::empty(account(), vec![east(), west()])
 }
 
-/// The bundled policy and `extra` JSON policies.
-pub fn policies(extra: &[&str]) -> Vec<Policy> {
-    let mut p = vec![agentless_scan_policy().expect("policy")];
-    p.extend(extra.iter().enumerate().map(|(i, t)| Policy::parse(format!("extra-{i}"), t).expect("extra policy")));
-    p
-}
-
 /// `sim` behind a guard with `guard_policies`.
 pub fn guard_over(sim: &SimCloud, guard_policies: Vec<Policy>) -> Guard<SimCloud> {
-    Guard::new(sim.clone(), GuardPolicy::new(guard_policies, sim.scope(), GuardRules::default()))
+    sim_guard_with(sim, guard_policies, GuardRules::default())
 }
 
 /// A customer instance spec: `Name=<name>` and volumes of these sizes (the first is the root).
@@ -78,6 +76,72 @@ pub fn customer(name: &str, sizes: &[u32]) -> FleetInstance {
     }
 }
 
+/// The tags of a snapshot of `volume` of `instance` taken by the test job.
+pub fn snap_tags(instance: &InstanceId, volume: &VolumeId) -> Tags {
+    tags::snapshot_tags(&job(), SnapshotSource::Volume { instance, volume }, expires())
+}
+
+/// Snapshot `volume` of `instance` in us-east-1 through `g`, as the test job does ([`snap_tags`]).
+pub async fn snapshot_ours(
+    g: &Guard<SimCloud>,
+    instance: &InstanceId,
+    volume: &VolumeId,
+    description: &str,
+) -> SnapshotId {
+    g.create_snapshot(
+        &east(),
+        &CreateSnapshotInput {
+            volume: Tagged::new(volume.clone(), Tags::new()),
+            description: description.into(),
+            tags: snap_tags(instance, volume),
+        },
+    )
+    .await
+    .expect("snapshot")
+    .snapshot_id
+}
+
+/// The volume attached `i`-th to `instance` in us-east-1 (0: its root).
+pub fn volume_of(sim: &SimCloud, instance: &InstanceId, i: usize) -> VolumeId {
+    sim.inspect(|w| w.accounts[&account()].regions[&east()].instances[instance].attachments[i].volume_id.clone())
+}
+
+/// The default subnet of us-east-1a.
+pub fn subnet_a(sim: &SimCloud) -> SubnetId {
+    sim.inspect(|w| {
+        w.accounts[&account()].regions[&east()]
+            .subnets
+            .iter()
+            .find(|(_, s)| s.availability_zone == "us-east-1a")
+            .map(|(id, _)| id.clone())
+    })
+    .expect("default subnet")
+}
+
+/// A scanner launch as the test job makes it: an m5.xlarge from the fixture's Amazon image in
+/// [`subnet_a`], with `volumes`, tagged as ours, client token `token`.
+pub async fn scanner_launch(
+    fx: &SimFixture,
+    g: &Guard<SimCloud>,
+    token: &str,
+    volumes: Vec<ScannerVolume>,
+) -> RunScannerInput {
+    let image = some_image(fx, g, &east()).await;
+    RunScannerInput {
+        image: Tagged::new(image.id, image.tags),
+        root: None,
+        instance_type: "m5.xlarge".into(),
+        subnet: Tagged::new(subnet_a(&fx.sim), ours(Role::SUBNET)),
+        security_groups: Vec::new(),
+        volumes,
+        user_data_base64: String::new(),
+        client_token: token.into(),
+        instance_tags: ours(Role::SCANNER),
+        volume_tags: ours(Role::SCANNER),
+        network_interface_tags: ours(Role::SCANNER),
+    }
+}
+
 /// The simulated account as a conformance backend.
 pub struct SimFixture {
     pub sim: SimCloud,
@@ -91,10 +155,6 @@ impl SimFixture {
     fn world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
         self.sim.inspect(f)
     }
-}
-
-fn ours(tags: &Tags) -> bool {
-    tags.name().is_some_and(|n| OUR_PREFIXES.iter().any(|p| n.starts_with(p)))
 }
 
 impl Fixture for SimFixture {
@@ -133,24 +193,7 @@ impl Fixture for SimFixture {
     }
 
     async fn leftovers(&self, region: &Region) -> Vec<String> {
-        self.world(|w| {
-            let r = &w.accounts[&account()].regions[region];
-            let mut left = Vec::new();
-            for (id, i) in &r.instances {
-                if ours(&i.tags) && !matches!(i.life, Life::Terminated { .. }) {
-                    left.push(format!("instance {id}"));
-                }
-            }
-            left.extend(r.volumes.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| format!("volume {id}")));
-            left.extend(r.snapshots.iter().filter(|(_, s)| ours(&s.tags)).map(|(id, _)| format!("snapshot {id}")));
-            left.extend(r.vpcs.iter().filter(|(_, v)| ours(&v.tags)).map(|(id, _)| format!("vpc {id}")));
-            left.extend(r.subnets.iter().filter(|(_, s)| ours(&s.tags)).map(|(id, _)| format!("subnet {id}")));
-            left.extend(r.security_groups.iter().filter(|(_, g)| ours(&g.tags)).map(|(id, _)| format!("sg {id}")));
-            left.extend(r.internet_gateways.iter().filter(|(_, g)| ours(&g.tags)).map(|(id, _)| format!("igw {id}")));
-            left.extend(r.vpc_endpoints.iter().filter(|(_, e)| ours(&e.tags)).map(|(id, _)| format!("vpce {id}")));
-            left.extend(r.network_interfaces.iter().filter(|(_, e)| ours(&e.tags)).map(|(id, _)| format!("eni {id}")));
-            left
-        })
+        ours_left(&self.sim, Some(region), named_ours)
     }
 
     async fn snapshot_permissions(&self, region: &Region, snapshot: &SnapshotId) -> Vec<String> {

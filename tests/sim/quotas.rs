@@ -9,15 +9,11 @@ use agentless::cloud::sim::{Fleet, SimCloud};
 use agentless::cloud::tags::{self, Role, SnapshotSource};
 use agentless::cloud::{ErrorKind, Guard, InstanceId, SnapshotId, VolumeId};
 
-use super::{SimFixture, account, customer, fleet, guard_over, policies};
+use super::{SimFixture, account, customer, fleet, guard_over, policies, snap_tags};
 use crate::conformance::{east, expires, job, ours, wait_snapshots};
 
 fn guard(sim: &SimCloud) -> Guard<SimCloud> {
     guard_over(sim, policies(&[]))
-}
-
-fn snap_tags(instance: &InstanceId, volume: &VolumeId) -> agentless::cloud::Tags {
-    tags::snapshot_tags(&job(), SnapshotSource::Volume { instance, volume }, expires())
 }
 
 /// A customer instance with `n` volumes: (instance, its volumes).

@@ -12,22 +12,17 @@ use agentless::cloud::sim::compute::{KMS_LAUNCH_FAILURE_CODE, KMS_LAUNCH_FAILURE
 use agentless::cloud::sim::limits::Throttling;
 use agentless::cloud::sim::state::{Life, SnapState};
 use agentless::cloud::sim::{Fleet, FleetError, SimCloud, SimError};
-use agentless::cloud::tags::{self, Role, SnapshotSource};
-use agentless::cloud::{ErrorKind, Guard, InstanceId, KmsKeyId, SnapshotId, SubnetId, Tags, VolumeId};
+use agentless::cloud::tags::{self, Role};
+use agentless::cloud::{ErrorKind, Guard, InstanceId, KmsKeyId, SnapshotId, Tags, VolumeId};
 
-use super::{ALLOW_ALL, SimFixture, account, customer, fleet, guard_over, policies};
-use crate::conformance::{east, expires, job, ours, some_image, wait_instance};
+use super::{
+    ALLOW_ALL, SimFixture, account, customer, fleet, guard_over, policies, scanner_launch, snap_tags, snapshot_ours,
+    subnet_a, volume_of,
+};
+use crate::conformance::{ScanNetwork, east, job, ours, scan_network, some_image, wait_instance};
 
 fn customer_tags() -> Tags {
     Tags::new().with("Name", "customer-backup").expect("tag")
-}
-
-fn snap_tags(instance: &InstanceId, volume: &VolumeId) -> Tags {
-    tags::snapshot_tags(&job(), SnapshotSource::Volume { instance, volume }, expires())
-}
-
-fn root_volume(sim: &SimCloud, instance: &InstanceId) -> VolumeId {
-    sim.inspect(|w| w.accounts[&account()].regions[&east()].instances[instance].attachments[0].volume_id.clone())
 }
 
 /// The sim enforces its own policies with the real tags of its state: behind a guard that allows
@@ -39,7 +34,7 @@ async fn the_sim_denies_on_its_own_state_behind_a_permissive_guard() {
     // The sim's principal has the bundled policy; the guard allows everything.
     let permissive = guard_over(&sim, vec![agentless::policy::Policy::parse("allow-all", ALLOW_ALL).expect("p")]);
     let instance = sim.setup(|s| s.instance(&customer("customer-prod-db", &[8]))).expect("instance");
-    let volume = root_volume(&sim, &instance);
+    let volume = volume_of(&sim, &instance, 0);
     let backup = permissive
         .create_snapshot(
             &east(),
@@ -63,18 +58,7 @@ async fn the_sim_denies_on_its_own_state_behind_a_permissive_guard() {
     assert!(sim.inspect(|w| w.accounts[&account()].regions[&east()].snapshots.contains_key(&backup)));
 
     // The same call on a snapshot really tagged ours goes through.
-    let mine = permissive
-        .create_snapshot(
-            &east(),
-            &CreateSnapshotInput {
-                volume: Tagged::new(volume.clone(), Tags::new()),
-                description: "agentless".into(),
-                tags: snap_tags(&instance, &volume),
-            },
-        )
-        .await
-        .expect("ours")
-        .snapshot_id;
+    let mine = snapshot_ours(&permissive, &instance, &volume, "agentless").await;
     permissive
         .delete_snapshot(&east(), &DeleteSnapshotInput { snapshot: Tagged::new(mine, snap_tags(&instance, &volume)) })
         .await
@@ -107,58 +91,7 @@ async fn teardown_dependency_order() {
     let fx = SimFixture::new();
     let g = guard_over(&fx.sim, policies(&[]));
     let r = east();
-    let vpc_id = g
-        .create_vpc(&r, &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: ours(Role::VPC) })
-        .await
-        .expect("vpc")
-        .vpc_id;
-    let vpc = Tagged::new(vpc_id.clone(), ours(Role::VPC));
-    let subnet = g
-        .create_subnet(
-            &r,
-            &CreateSubnetInput {
-                vpc: vpc.clone(),
-                cidr_block: "10.77.1.0/24".into(),
-                availability_zone: "us-east-1a".into(),
-                tags: ours(Role::SUBNET),
-            },
-        )
-        .await
-        .expect("subnet")
-        .subnet_id;
-    let subnet = Tagged::new(subnet, ours(Role::SUBNET));
-    let igw = g.create_internet_gateway(&r, &CreateInternetGatewayInput { tags: ours(Role::INTERNET_GATEWAY) }).await;
-    let igw = Tagged::new(igw.expect("igw").internet_gateway_id, ours(Role::INTERNET_GATEWAY));
-    g.attach_internet_gateway(&r, &AttachInternetGatewayInput { internet_gateway: igw.clone(), vpc: vpc.clone() })
-        .await
-        .expect("attach");
-    let sg = g
-        .create_security_group(
-            &r,
-            &CreateSecurityGroupInput {
-                vpc: vpc.clone(),
-                group_name: "scan".into(),
-                description: "scanners".into(),
-                tags: ours(Role::SECURITY_GROUP),
-            },
-        )
-        .await
-        .expect("sg")
-        .group_id;
-    let sg = Tagged::new(sg, ours(Role::SECURITY_GROUP));
-    let endpoint = g
-        .create_vpc_endpoint(
-            &r,
-            &CreateVpcEndpointInput {
-                vpc: vpc.clone(),
-                service_name: "com.amazonaws.us-east-1.ebs".into(),
-                kind: EndpointKind::Interface { subnets: vec![subnet.clone()], security_groups: vec![sg.clone()] },
-                tags: ours(Role::VPC_ENDPOINT),
-            },
-        )
-        .await
-        .expect("endpoint")
-        .vpc_endpoint_id;
+    let ScanNetwork { vpc, subnet, igw, sg, endpoint } = scan_network(&g, ours, "scan").await;
     let image = some_image(&fx, &g, &r).await;
     let scanner = g
         .run_scanner(
@@ -202,13 +135,8 @@ async fn teardown_dependency_order() {
     wait_instance(&g, &r, &scanner, InstanceState::Terminated).await;
     // The endpoint's ENI still holds subnet and group.
     dv(g.delete_subnet(&r, &DeleteSubnetInput { subnet: subnet.clone() }).await.expect_err("endpoint ENI"));
-    let out = g
-        .delete_vpc_endpoints(
-            &r,
-            &DeleteVpcEndpointsInput { endpoints: vec![Tagged::new(endpoint, ours(Role::VPC_ENDPOINT))] },
-        )
-        .await
-        .expect("endpoints");
+    let out =
+        g.delete_vpc_endpoints(&r, &DeleteVpcEndpointsInput { endpoints: vec![endpoint] }).await.expect("endpoints");
     assert!(out.unsuccessful.is_empty());
     g.delete_security_group(&r, &DeleteSecurityGroupInput { group: sg }).await.expect("sg");
     g.delete_subnet(&r, &DeleteSubnetInput { subnet }).await.expect("subnet");
@@ -236,20 +164,9 @@ async fn snapshot_latency_follows_used_size_on_the_virtual_clock() {
     let g = guard_over(&sim, policies(&[]));
     // 40 GiB, half used by default: 10 s + 20 GiB × 6 s = 130 s (sim::limits).
     let instance = sim.setup(|s| s.instance(&customer("customer-db", &[40]))).expect("instance");
-    let volume = root_volume(&sim, &instance);
+    let volume = volume_of(&sim, &instance, 0);
     let started = tokio::time::Instant::now();
-    let snap = g
-        .create_snapshot(
-            &east(),
-            &CreateSnapshotInput {
-                volume: Tagged::new(volume.clone(), Tags::new()),
-                description: "latency".into(),
-                tags: snap_tags(&instance, &volume),
-            },
-        )
-        .await
-        .expect("snapshot")
-        .snapshot_id;
+    let snap = snapshot_ours(&g, &instance, &volume, "latency").await;
     let g = &g;
     let state = |id: SnapshotId| async move {
         let p = g
@@ -279,31 +196,9 @@ async fn scanner_lifecycle_and_delete_on_termination() {
     let fx = SimFixture::new();
     let g = guard_over(&fx.sim, policies(&[]));
     let instance = fx.sim.setup(|s| s.instance(&customer("customer-web", &[8, 20]))).expect("instance");
-    let data = fx
-        .sim
-        .inspect(|w| w.accounts[&account()].regions[&east()].instances[&instance].attachments[1].volume_id.clone());
-    let snap = g
-        .create_snapshot(
-            &east(),
-            &CreateSnapshotInput {
-                volume: Tagged::new(data.clone(), Tags::new()),
-                description: "scan".into(),
-                tags: snap_tags(&instance, &data),
-            },
-        )
-        .await
-        .expect("snapshot")
-        .snapshot_id;
-    let subnet: SubnetId = fx
-        .sim
-        .inspect(|w| {
-            w.accounts[&account()].regions[&east()]
-                .subnets
-                .iter()
-                .find(|(_, s)| s.availability_zone == "us-east-1a")
-                .map(|(id, _)| id.clone())
-        })
-        .expect("default subnet");
+    let data = volume_of(&fx.sim, &instance, 1);
+    let snap = snapshot_ours(&g, &instance, &data, "scan").await;
+    let subnet = subnet_a(&fx.sim);
     let image = some_image(&fx, &g, &east()).await;
     let mut input = RunScannerInput {
         image: Tagged::new(image.id, image.tags),
@@ -429,19 +324,8 @@ async fn copy_under_a_missing_key_ends_in_error() {
     let sim = sim.with_policies(p.clone());
     let g = guard_over(&sim, p);
     let instance = sim.setup(|s| s.instance(&customer("customer-db", &[8]))).expect("instance");
-    let volume = root_volume(&sim, &instance);
-    let snap = g
-        .create_snapshot(
-            &east(),
-            &CreateSnapshotInput {
-                volume: Tagged::new(volume.clone(), Tags::new()),
-                description: String::new(),
-                tags: snap_tags(&instance, &volume),
-            },
-        )
-        .await
-        .expect("snapshot")
-        .snapshot_id;
+    let volume = volume_of(&sim, &instance, 0);
+    let snap = snapshot_ours(&g, &instance, &volume, "").await;
     tokio::time::advance(Duration::from_secs(120)).await;
     let west = crate::conformance::west();
     let missing = format!("arn:aws:kms:us-west-2:{}:key/1234abcd-12ab-34cd-56ef-1234567890ab", account());
@@ -555,18 +439,6 @@ fn fleet_errors_name_the_key() {
     assert_eq!(fleet.throttling, Throttling::Off);
 }
 
-/// The default subnet of us-east-1a.
-fn subnet_a(sim: &SimCloud) -> SubnetId {
-    sim.inspect(|w| {
-        w.accounts[&account()].regions[&east()]
-            .subnets
-            .iter()
-            .find(|(_, s)| s.availability_zone == "us-east-1a")
-            .map(|(id, _)| id.clone())
-    })
-    .expect("default subnet")
-}
-
 /// A scanner launch from `snapshots` (device, snapshot, its key if customer managed).
 async fn scanner(
     fx: &SimFixture,
@@ -574,27 +446,15 @@ async fn scanner(
     token: &str,
     snapshots: &[(&str, &Tagged<SnapshotId>, Option<KmsKeyId>)],
 ) -> RunScannerInput {
-    let image = some_image(fx, g, &east()).await;
-    RunScannerInput {
-        image: Tagged::new(image.id, image.tags),
-        root: None,
-        instance_type: "m5.xlarge".into(),
-        subnet: Tagged::new(subnet_a(&fx.sim), ours(Role::SUBNET)),
-        security_groups: Vec::new(),
-        volumes: snapshots
-            .iter()
-            .map(|(device, snap, key)| ScannerVolume {
-                device_name: (*device).to_owned(),
-                snapshot: (*snap).clone(),
-                kms_key: key.clone(),
-            })
-            .collect(),
-        user_data_base64: String::new(),
-        client_token: token.into(),
-        instance_tags: ours(Role::SCANNER),
-        volume_tags: ours(Role::SCANNER),
-        network_interface_tags: ours(Role::SCANNER),
-    }
+    let volumes = snapshots
+        .iter()
+        .map(|(device, snap, key)| ScannerVolume {
+            device_name: (*device).to_owned(),
+            snapshot: (*snap).clone(),
+            kms_key: key.clone(),
+        })
+        .collect();
+    scanner_launch(fx, g, token, volumes).await
 }
 
 /// The instance's life and state reason, as the world has them.
@@ -650,18 +510,7 @@ async fn a_grant_on_the_source_volume_does_not_make_the_scanner_volume_but_the_k
     let (a, b) = (vols[1].clone(), vols[2].clone());
     let mut snaps = Vec::new();
     for v in [&a, &b] {
-        let id = g
-            .create_snapshot(
-                &east(),
-                &CreateSnapshotInput {
-                    volume: Tagged::new(v.clone(), Tags::new()),
-                    description: "cmk".into(),
-                    tags: snap_tags(&instance, v),
-                },
-            )
-            .await
-            .expect("snapshot")
-            .snapshot_id;
+        let id = snapshot_ours(&g, &instance, v, "cmk").await;
         snaps.push(Tagged::new(id, snap_tags(&instance, v)));
     }
     tokio::time::advance(Duration::from_secs(300)).await;
@@ -762,18 +611,7 @@ async fn a_key_policy_that_defers_to_iam_needs_the_iam_permissions() {
         let v = i.attachments[1].volume_id.clone();
         (id.clone(), v.clone(), r.volumes[&v].kms_key_id.clone().expect("key"))
     });
-    let snap = g
-        .create_snapshot(
-            &east(),
-            &CreateSnapshotInput {
-                volume: Tagged::new(volume.clone(), Tags::new()),
-                description: String::new(),
-                tags: snap_tags(&instance, &volume),
-            },
-        )
-        .await
-        .expect("snapshot")
-        .snapshot_id;
+    let snap = snapshot_ours(&g, &instance, &volume, "").await;
     let snap = Tagged::new(snap, snap_tags(&instance, &volume));
     tokio::time::advance(Duration::from_secs(300)).await;
     let input = scanner(&fx, &g, "policy-1", &[("/dev/sdf", &snap, Some(key.clone()))]).await;
@@ -806,23 +644,10 @@ async fn a_client_token_reused_with_other_parameters_is_a_mismatch() {
     let fx = SimFixture::new();
     let g = guard_over(&fx.sim, policies(&[]));
     let instance = fx.sim.setup(|s| s.instance(&customer("customer-web", &[8, 20]))).expect("instance");
-    let data = fx
-        .sim
-        .inspect(|w| w.accounts[&account()].regions[&east()].instances[&instance].attachments[1].volume_id.clone());
+    let data = volume_of(&fx.sim, &instance, 1);
     let mut snaps = Vec::new();
     for _ in 0..2 {
-        let id = g
-            .create_snapshot(
-                &east(),
-                &CreateSnapshotInput {
-                    volume: Tagged::new(data.clone(), Tags::new()),
-                    description: "idempotency".into(),
-                    tags: snap_tags(&instance, &data),
-                },
-            )
-            .await
-            .expect("snapshot")
-            .snapshot_id;
+        let id = snapshot_ours(&g, &instance, &data, "idempotency").await;
         snaps.push(Tagged::new(id, snap_tags(&instance, &data)));
     }
     tokio::time::advance(Duration::from_secs(300)).await;
@@ -892,7 +717,7 @@ async fn the_root_mapping_overrides_an_image_that_keeps_its_root() {
     let mut roots = Vec::new();
     for (token, root) in [("unmapped", None), ("mapped", mapped())] {
         let launched = g.run_scanner(&east(), &input(token, root)).await.expect("launch");
-        roots.push(root_volume(&fx.sim, &launched.instance_id));
+        roots.push(volume_of(&fx.sim, &launched.instance_id, 0));
         tokio::time::advance(Duration::from_secs(60)).await;
         g.terminate_instances(
             &east(),

@@ -13,24 +13,8 @@ use agentless::vuln::db::{AdvisoryDb, FILE_NAME};
 use agentless::vuln::osv::{Event, Record};
 
 use super::craft::{RawEntry, deflated_zeros, inflate, write, zip, zip64_claiming};
-
-fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vuln").join(rel)
-}
-
-/// The AlmaLinux snapshot extracted (with `tar`, the oracle of the archive's contents) into a
-/// temporary directory; returns the `advisories` directory.
-fn almalinux(tmp: &Path) -> PathBuf {
-    let status = Command::new("tar")
-        .arg("-xJf")
-        .arg(data("almalinux-osv/advisories.tar.xz"))
-        .arg("-C")
-        .arg(tmp)
-        .status()
-        .expect("run tar");
-    assert!(status.success(), "tar failed");
-    tmp.join("advisories")
-}
+use super::{almalinux, data};
+use crate::util::request_head;
 
 /// The JSON files under `dir`, sorted.
 fn json_files(dir: &Path) -> Vec<PathBuf> {
@@ -548,7 +532,7 @@ struct Server {
 }
 
 async fn serve(body: Vec<u8>, cut: Option<usize>) -> Server {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let ranges = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -557,15 +541,7 @@ async fn serve(body: Vec<u8>, cut: Option<usize>) -> Server {
         let mut cut = cut;
         loop {
             let Ok((mut sock, _)) = listener.accept().await else { return };
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match sock.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&request).to_string();
+            let text = request_head(&mut sock).await;
             let header = |name: &str| {
                 text.lines().find_map(|l| {
                     let (k, v) = l.split_once(':')?;

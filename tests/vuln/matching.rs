@@ -17,22 +17,11 @@ use agentless::vuln::findings::{CoverageStatus, Status, VulnReport};
 use agentless::vuln::matcher::inventory::{DatabaseDoc, InventoryDoc, OsDoc, PackageDoc};
 use agentless::vuln::matcher::{MatchOptions, Matcher};
 
-fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vuln").join(rel)
-}
+use super::{almalinux, data};
 
-/// The AlmaLinux OSV snapshot (`tests/data/vuln/almalinux-osv`) extracted into `tmp`; returns
-/// its `advisories/almalinux9` directory.
+/// The AlmaLinux OSV snapshot extracted into `tmp`; returns its `advisories/almalinux9` directory.
 fn almalinux9(tmp: &Path) -> PathBuf {
-    let status = Command::new("tar")
-        .arg("-xJf")
-        .arg(data("almalinux-osv/advisories.tar.xz"))
-        .arg("-C")
-        .arg(tmp)
-        .status()
-        .expect("run tar");
-    assert!(status.success(), "tar failed");
-    tmp.join("advisories/almalinux9")
+    almalinux(tmp).join("almalinux9")
 }
 
 const IMPORT_TIME: &str = "2026-12-07T00:00:00Z";

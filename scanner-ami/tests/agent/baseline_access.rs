@@ -5,36 +5,18 @@
 //!
 //! Trees are built as root (the test harness runs as root), so owners are set with chown.
 
-use std::os::unix::fs::{PermissionsExt, chown};
 use std::time::{Duration, Instant};
 
 use scanner_ami::baseline::{Baseline, Finding, Status};
 
-use crate::util::{Tree, baseline_of, dpkg_installed, finding};
+use crate::util::{Tree, baseline_of, dpkg_installed, finding, rule};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-fn chmod(t: &Tree, rel: &str, mode: u32) {
-    std::fs::set_permissions(t.path().join(rel), std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-fn own(t: &Tree, rel: &str, uid: u32, gid: u32) {
-    chown(t.path().join(rel), Some(uid), Some(gid)).expect("chown");
-}
-
-fn mkdir(t: &Tree, rel: &str, mode: u32) {
-    std::fs::create_dir_all(t.path().join(rel)).expect("mkdir");
-    chmod(t, rel, mode);
-}
-
-fn get<'a>(b: &'a Baseline, id: &str) -> &'a Finding {
-    b.findings.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("no rule {id}"))
-}
-
 #[track_caller]
 fn expect<'a>(b: &'a Baseline, id: &str, status: Status) -> &'a Finding {
-    let f = get(b, id);
+    let f = rule(b, id);
     assert_eq!(f.status, status, "{id}: {f:#?}");
     f
 }
@@ -105,12 +87,12 @@ fn accounts_with(t: &Tree, passwd: &str, group: &str, shadow: &str) {
         ("etc/gshadow-", GSHADOW, 0o640, 42),
     ] {
         t.put(f, body.as_bytes());
-        chmod(t, f, mode);
-        own(t, f, 0, gid);
+        t.chmod(f, mode);
+        t.chown(f, 0, gid);
     }
-    mkdir(t, "root", 0o700);
-    mkdir(t, "home/alice", 0o750);
-    own(t, "home/alice", 1000, 1000);
+    t.mkdir("root", 0o700);
+    t.mkdir("home/alice", 0o750);
+    t.chown("home/alice", 1000, 1000);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,7 +105,7 @@ fn sshd(cfg: &str) -> Tree {
     let t = ubuntu(&["openssh-server"]);
     accounts(&t);
     t.put("etc/ssh/sshd_config", cfg.as_bytes());
-    chmod(&t, "etc/ssh/sshd_config", 0o600);
+    t.chmod("etc/ssh/sshd_config", 0o600);
     t
 }
 
@@ -224,7 +206,7 @@ fn ssh_include_glob_relative_first_value_wins() {
     t.put("etc/ssh/sshd_config.d/05-ignored.txt", b"PermitRootLogin yes\n");
     t.put("etc/ssh/extra/last.conf", b"X11Forwarding yes\n");
     for f in ["etc/ssh/sshd_config.d/20-b.conf", "etc/ssh/sshd_config.d/10-a.conf", "etc/ssh/extra/last.conf"] {
-        chmod(&t, f, 0o600);
+        t.chmod(f, 0o600);
     }
     let b = baseline_of(t.path());
     let f = expect(&b, "ssh.permit_root_login", Status::Pass);
@@ -236,7 +218,7 @@ fn ssh_include_glob_relative_first_value_wins() {
     // The permission rules cover the included files too.
     let f = expect(&b, "ssh.sshd_config_permissions", Status::Pass);
     has(f, "/etc/ssh/sshd_config.d/10-a.conf", None, "0600");
-    chmod(&t, "etc/ssh/sshd_config.d/20-b.conf", 0o644);
+    t.chmod("etc/ssh/sshd_config.d/20-b.conf", 0o644);
     let f = finding(t.path(), "ssh.sshd_config_permissions");
     assert_eq!(f.status, Status::Fail);
     has(&f, "/etc/ssh/sshd_config.d/20-b.conf", None, "0644");
@@ -328,8 +310,8 @@ fn ssh_config_file_permissions() {
     has(expect(&b, "ssh.sshd_config_permissions", Status::Pass), SSHD, None, "0600");
     has(expect(&b, "ssh.sshd_config_owner", Status::Pass), SSHD, None, "owner root(0)");
     has(expect(&b, "ssh.sshd_config_group", Status::Pass), SSHD, None, "group root(0)");
-    chmod(&t, "etc/ssh/sshd_config", 0o644);
-    own(&t, "etc/ssh/sshd_config", 1000, 1000);
+    t.chmod("etc/ssh/sshd_config", 0o644);
+    t.chown("etc/ssh/sshd_config", 1000, 1000);
     let b = baseline_of(t.path());
     has(expect(&b, "ssh.sshd_config_permissions", Status::Fail), SSHD, None, "0644");
     has(expect(&b, "ssh.sshd_config_owner", Status::Fail), SSHD, None, "owner alice(1000)");
@@ -345,26 +327,26 @@ fn ssh_host_key_permissions() {
 
     for k in ["ed25519", "rsa"] {
         t.put(&format!("etc/ssh/ssh_host_{k}_key"), b"PRIVATE");
-        chmod(&t, &format!("etc/ssh/ssh_host_{k}_key"), 0o600);
+        t.chmod(&format!("etc/ssh/ssh_host_{k}_key"), 0o600);
         t.put(&format!("etc/ssh/ssh_host_{k}_key.pub"), b"ssh-ed25519 AAAA");
-        chmod(&t, &format!("etc/ssh/ssh_host_{k}_key.pub"), 0o644);
+        t.chmod(&format!("etc/ssh/ssh_host_{k}_key.pub"), 0o644);
     }
     // RHEL's layout: 0640 group ssh_keys is accepted.
-    chmod(&t, "etc/ssh/ssh_host_rsa_key", 0o640);
-    own(&t, "etc/ssh/ssh_host_rsa_key", 0, 998);
+    t.chmod("etc/ssh/ssh_host_rsa_key", 0o640);
+    t.chown("etc/ssh/ssh_host_rsa_key", 0, 998);
     let b = baseline_of(t.path());
     let f = expect(&b, "ssh.private_host_keys", Status::Pass);
     has(f, "/etc/ssh/ssh_host_ed25519_key", None, "0600");
     has(f, "/etc/ssh/ssh_host_rsa_key", None, "0640 root(0):ssh_keys(998)");
     has(expect(&b, "ssh.public_host_keys", Status::Pass), "/etc/ssh/ssh_host_rsa_key.pub", None, "0644");
 
-    chmod(&t, "etc/ssh/ssh_host_ed25519_key", 0o644);
-    chmod(&t, "etc/ssh/ssh_host_rsa_key.pub", 0o666);
+    t.chmod("etc/ssh/ssh_host_ed25519_key", 0o644);
+    t.chmod("etc/ssh/ssh_host_rsa_key.pub", 0o666);
     let b = baseline_of(t.path());
     has(expect(&b, "ssh.private_host_keys", Status::Fail), "/etc/ssh/ssh_host_ed25519_key", None, "0644");
     has(expect(&b, "ssh.public_host_keys", Status::Fail), "/etc/ssh/ssh_host_rsa_key.pub", None, "0666");
     // 0640 with a group other than ssh_keys is not accepted.
-    chmod(&t, "etc/ssh/ssh_host_ed25519_key", 0o640);
+    t.chmod("etc/ssh/ssh_host_ed25519_key", 0o640);
     let f = finding(t.path(), "ssh.private_host_keys");
     assert_eq!(f.status, Status::Fail);
 }
@@ -408,7 +390,7 @@ fn sudo(main: &str) -> Tree {
     let t = ubuntu(&["sudo"]);
     accounts(&t);
     t.put("etc/sudoers", main.as_bytes());
-    chmod(&t, "etc/sudoers", 0o440);
+    t.chmod("etc/sudoers", 0o440);
     t
 }
 
@@ -418,7 +400,7 @@ fn sudo_rules_pass() {
         "# policy\nDefaults\tenv_reset\nDefaults use_pty\nDefaults logfile=\"/var/log/sudo.log\"\n%sudo ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n",
     );
     t.put("etc/sudoers.d/README", b"# files here\n");
-    chmod(&t, "etc/sudoers.d/README", 0o440);
+    t.chmod("etc/sudoers.d/README", 0o440);
     let b = baseline_of(t.path());
     noted(expect(&b, "sudo.installed", Status::Pass), "package sudo is installed");
     has(expect(&b, "sudo.use_pty", Status::Pass), "/etc/sudoers", Some(3), "Defaults use_pty");
@@ -432,7 +414,7 @@ fn sudo_rules_pass() {
 fn sudo_rules_fail() {
     let t = sudo("Defaults env_reset\n#includedir /etc/sudoers.d\n");
     t.put("etc/sudoers.d/90-cloud", b"# cloud-init\nubuntu ALL=(ALL) NOPASSWD:ALL\nDefaults:deploy !authenticate\n");
-    chmod(&t, "etc/sudoers.d/90-cloud", 0o644);
+    t.chmod("etc/sudoers.d/90-cloud", 0o644);
     let b = baseline_of(t.path());
     has(expect(&b, "sudo.use_pty", Status::Fail), "/etc/sudoers", None, "use_pty not set");
     has(expect(&b, "sudo.logfile", Status::Fail), "/etc/sudoers", None, "logfile not set");
@@ -464,7 +446,7 @@ fn sudo_includedir_skips_tilde_and_dot() {
     t.put("etc/sudoers.d/foo~", b"Defaults !use_pty\nbob ALL=(ALL) NOPASSWD: ALL\n");
     t.put("etc/sudoers.d/a.b", b"Defaults !use_pty\nbob ALL=(ALL) NOPASSWD: ALL\n");
     for f in ["etc/sudoers.d/a", "etc/sudoers.d/foo~", "etc/sudoers.d/a.b"] {
-        chmod(&t, f, 0o440);
+        t.chmod(f, 0o440);
     }
     let b = baseline_of(t.path());
     has(expect(&b, "sudo.use_pty", Status::Pass), "/etc/sudoers.d/a", Some(1), "use_pty");
@@ -822,8 +804,8 @@ fn database_file_permissions() {
     for (file, prefix) in DB_FILES {
         let t = ubuntu(&["passwd"]);
         accounts(&t);
-        chmod(&t, file, 0o666);
-        own(&t, file, 1000, 1000);
+        t.chmod(file, 0o666);
+        t.chown(file, 1000, 1000);
         let b = baseline_of(t.path());
         let path = format!("/{file}");
         has(expect(&b, &format!("{prefix}_permissions"), Status::Fail), &path, None, "0666");
@@ -844,8 +826,8 @@ fn shadow_permissions_on_rhel() {
     let b = baseline_of(t.path());
     has(expect(&b, "accounts.etc_shadow_permissions", Status::Fail), "/etc/shadow", None, "0640");
     has(expect(&b, "accounts.etc_shadow_group", Status::Fail), "/etc/shadow", None, "group shadow(42)");
-    chmod(&t, "etc/shadow", 0);
-    own(&t, "etc/shadow", 0, 0);
+    t.chmod("etc/shadow", 0);
+    t.chown("etc/shadow", 0, 0);
     let b = baseline_of(t.path());
     has(expect(&b, "accounts.etc_shadow_permissions", Status::Pass), "/etc/shadow", None, "0000");
     expect(&b, "accounts.etc_shadow_group", Status::Pass);
@@ -918,7 +900,7 @@ fn root_path_integrity() {
     let t = ubuntu(&["bash"]);
     accounts(&t);
     for d in ["usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "opt/tools"] {
-        mkdir(&t, d, 0o755);
+        t.mkdir(d, 0o755);
     }
     t.put("root/.profile", b"# ~/.profile\nexport PATH=\"/usr/local/sbin:/usr/local/bin:$PATH\"\n");
     t.put("etc/environment", b"PATH=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/snap/bin\"\n");
@@ -928,7 +910,7 @@ fn root_path_integrity() {
     noted(&f, "does not exist");
 
     t.put("root/.bashrc", b"PATH=$PATH:.:/opt/tools::\n");
-    chmod(&t, "opt/tools", 0o777);
+    t.chmod("opt/tools", 0o777);
     let f = finding(t.path(), "accounts.root_path");
     assert_eq!(f.status, Status::Fail);
     for note in ["`.` (the current directory)", "/opt/tools is group/world-writable (0777)", "empty entry"] {
@@ -949,7 +931,7 @@ fn home_directories() {
     let t = ubuntu(&["bash"]);
     accounts(&t);
     t.put("home/alice/.bashrc", b"# rc\n");
-    chmod(&t, "home/alice/.bashrc", 0o644);
+    t.chmod("home/alice/.bashrc", 0o644);
     let b = baseline_of(t.path());
     for id in [
         "accounts.home_dirs_exist",
@@ -963,9 +945,9 @@ fn home_directories() {
         noted(expect(&b, id, Status::Pass), "1 interactive users");
     }
 
-    chmod(&t, "home/alice", 0o755);
-    own(&t, "home/alice", 0, 0);
-    chmod(&t, "home/alice/.bashrc", 0o664);
+    t.chmod("home/alice", 0o755);
+    t.chown("home/alice", 0, 0);
+    t.chmod("home/alice/.bashrc", 0o664);
     t.put("home/alice/.netrc", b"machine x login a password b\n");
     t.put("root/.forward", b"|/tmp/x\n");
     t.put("etc/hosts.equiv", b"+\n");

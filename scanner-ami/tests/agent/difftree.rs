@@ -12,6 +12,38 @@ use std::process::Command;
 use scanner_ami::fs::{FileKind, RootFs};
 use sha2::{Digest, Sha256};
 
+/// An entry from a guest's `stat -c '%f|%u|%g|%s'` fields (mode in hex, uid, gid, size), its
+/// content (hash, link target) not yet known; and its path from `find .` (`./x` is `/x`).
+pub fn stat_entry(path: &str, f: &[&str]) -> (String, Entry) {
+    assert_eq!(f.len(), 4, "stat fields {f:?}");
+    let raw = u32::from_str_radix(f[0], 16).expect("mode");
+    let kind = match raw & 0o170000 {
+        0o100000 => FileKind::File,
+        0o040000 => FileKind::Dir,
+        0o120000 => FileKind::Symlink,
+        _ => FileKind::Other,
+    };
+    let size: u64 = f[3].parse().expect("size");
+    let entry = Entry {
+        kind,
+        mode: raw & 0o7777,
+        uid: f[1].parse().expect("uid"),
+        gid: f[2].parse().expect("gid"),
+        size: matches!(kind, FileKind::File | FileKind::Symlink).then_some(size),
+        sha256: None,
+        link: None,
+    };
+    (guest_path(path), entry)
+}
+
+/// A path of a guest's `find .` listing as the walks name it (`./x` is `/x`, `.` is `/`).
+pub fn guest_path(p: &str) -> String {
+    match p.trim_start_matches('.') {
+        "" => "/".to_owned(),
+        q => q.to_owned(),
+    }
+}
+
 /// What both walks record of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -27,6 +59,13 @@ pub struct Entry {
     pub link: Option<String>,
 }
 
+impl Entry {
+    /// The entry of what our reader's metadata says, its size and content not yet read.
+    pub fn of(meta: &scanner_ami::fs::Meta) -> Entry {
+        Entry { kind: meta.kind, mode: meta.mode, uid: meta.uid, gid: meta.gid, size: None, sha256: None, link: None }
+    }
+}
+
 fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -38,15 +77,7 @@ pub fn walk_rootfs(fs: &dyn RootFs) -> BTreeMap<String, Entry> {
     while let Some(path) = stack.pop() {
         let meta =
             fs.symlink_metadata(&path).unwrap_or_else(|e| panic!("{}: symlink_metadata({path}): {e}", fs.kind()));
-        let mut entry = Entry {
-            kind: meta.kind,
-            mode: meta.mode,
-            uid: meta.uid,
-            gid: meta.gid,
-            size: None,
-            sha256: None,
-            link: None,
-        };
+        let mut entry = Entry::of(&meta);
         match meta.kind {
             FileKind::Dir => {
                 for child in fs.read_dir(&path).unwrap_or_else(|e| panic!("{}: read_dir({path}): {e}", fs.kind())) {

@@ -18,8 +18,8 @@ use scanner_ami::disk::{BlockSource, Disk, Region};
 use scanner_ami::fs::xfs::XfsFs;
 use scanner_ami::fs::{FileKind, FsError, RootFs};
 
-use crate::difftree::{Entry, LoopMount, assert_same, walk_dir, walk_rootfs};
-use crate::util::{Tree, dpkg_oracle, fixtures, ours, rpm_oracle, run, sh};
+use crate::difftree::{Entry, LoopMount, assert_same, guest_path, stat_entry, walk_dir, walk_rootfs};
+use crate::util::{Tree, dpkg_oracle, fixtures, ours, rpm_oracle, run, sh, v4_boot, v4_initrd, v4_kernel_dir};
 
 // ---------------------------------------------------------------------------------------------
 // Image helpers
@@ -699,15 +699,7 @@ fn walk_lenient(fs: &dyn RootFs) -> (BTreeMap<String, Entry>, BTreeMap<String, S
                 continue;
             }
         };
-        let mut entry = Entry {
-            kind: meta.kind,
-            mode: meta.mode,
-            uid: meta.uid,
-            gid: meta.gid,
-            size: None,
-            sha256: None,
-            link: None,
-        };
+        let mut entry = Entry::of(&meta);
         let res: Result<(), FsError> = (|| {
             match meta.kind {
                 FileKind::Dir => {
@@ -1370,87 +1362,10 @@ fi
 poweroff -f
 "#;
 
-/// Debian's cloud kernel and busybox-static, extracted by `scripts/setup-test-env.sh`.
-fn v4_kernel() -> PathBuf {
-    std::env::var_os("AGENTLESS_XFS_V4_KERNEL").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
-        home.join(".cache/agentless/xfs-v4-kernel")
-    })
-}
-
-/// An initramfs with busybox, the virtio and XFS modules, [`V4_GUEST_INIT`] and [`POPULATE_SH`].
-fn v4_initrd(kdir: &Path, dir: &Path) -> PathBuf {
-    let ir = dir.join("initramfs");
-    for sub in ["bin", "mods", "dev", "proc", "sys", "m"] {
-        std::fs::create_dir_all(ir.join(sub)).expect("initramfs dir");
-    }
-    std::fs::copy(kdir.join("bin/busybox"), ir.join("bin/busybox")).expect("busybox-static in the v4 kernel dir");
-    let mods = std::fs::read_dir(kdir.join("lib/modules")).expect("modules").next().expect("a kernel").expect("entry");
-    for m in [
-        "drivers/virtio/virtio_ring.ko",
-        "drivers/virtio/virtio.ko",
-        "drivers/virtio/virtio_pci_legacy_dev.ko",
-        "drivers/virtio/virtio_pci_modern_dev.ko",
-        "drivers/virtio/virtio_pci.ko",
-        "drivers/block/virtio_blk.ko",
-        "lib/libcrc32c.ko",
-        "fs/xfs/xfs.ko",
-    ] {
-        let src = mods.path().join("kernel").join(m);
-        std::fs::copy(&src, ir.join("mods").join(src.file_name().expect("name")))
-            .unwrap_or_else(|e| panic!("{m}: {e}"));
-    }
-    std::fs::write(ir.join("init"), V4_GUEST_INIT).expect("init");
-    std::fs::write(ir.join("populate.sh"), POPULATE_SH).expect("populate");
-    sh(&format!(
-        "chmod +x '{0}/init' && cd '{0}' && find . | bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > ../initrd.gz",
-        ir.display()
-    ));
-    dir.join("initrd.gz")
-}
-
-/// Boot the v4-capable kernel on `img` in `mode`; the serial log (bytes: names may not be UTF-8).
-fn v4_guest(kdir: &Path, initrd: &Path, img: &Path, mode: &str, want: &str) -> Vec<u8> {
-    let vmlinuz = std::fs::read_dir(kdir.join("boot"))
-        .expect("boot dir of the v4 kernel")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz")))
-        .expect("vmlinuz");
-    let serial = img.with_extension(format!("{mode}.log"));
-    // TCG by default: nested KVM on this workplace's machines hangs the guest at its first
-    // disk I/O (seen here); AGENTLESS_QEMU_ACCEL=kvm where it works.
-    let accel = std::env::var("AGENTLESS_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
-    run(Command::new("timeout")
-        .arg("1200")
-        .arg("qemu-system-x86_64")
-        .args(["-machine", &format!("q35,accel={accel}"), "-cpu", "max"])
-        .args(["-smp", "1", "-m", "512", "-nodefaults", "-display", "none", "-monitor", "none", "-no-reboot"])
-        .arg("-serial")
-        .arg(format!("file:{}", serial.display()))
-        .arg("-kernel")
-        .arg(&vmlinuz)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", &format!("console=ttyS0 loglevel=1 panic=-1 xfsmode={mode}")])
-        .args(["-drive", &format!("file={},format=raw,if=virtio", img.display())]));
-    let log = std::fs::read(&serial).expect("serial log");
-    assert!(
-        String::from_utf8_lossy(&log).contains(want),
-        "the v4 guest did not report {want}:\n{}",
-        String::from_utf8_lossy(&log)
-    );
-    log
-}
-
 /// The guest's listing as walk entries (names that are not UTF-8 come out with U+FFFD).
 fn v4_listing(log: &[u8]) -> BTreeMap<String, Entry> {
     let text = String::from_utf8_lossy(log);
     let body = text.split("MANIFEST-BEGIN").nth(1).and_then(|t| t.split("MANIFEST-END").next()).expect("manifest");
-    let path_of = |p: &str| match p.trim_start_matches('.') {
-        "" => "/".to_owned(),
-        q => q.to_owned(),
-    };
     let mut out = BTreeMap::new();
     let mut hashes = BTreeMap::new();
     let mut links = BTreeMap::new();
@@ -1458,32 +1373,14 @@ fn v4_listing(log: &[u8]) -> BTreeMap<String, Entry> {
         if let Some(rest) = line.strip_prefix("S|") {
             let f: Vec<&str> = rest.split('|').collect();
             assert_eq!(f.len(), 5, "{line}");
-            let raw = u32::from_str_radix(f[1], 16).expect("mode");
-            let kind = match raw & 0o170000 {
-                0o100000 => FileKind::File,
-                0o040000 => FileKind::Dir,
-                0o120000 => FileKind::Symlink,
-                _ => FileKind::Other,
-            };
-            let size: u64 = f[4].parse().expect("size");
-            out.insert(
-                path_of(f[0]),
-                Entry {
-                    kind,
-                    mode: raw & 0o7777,
-                    uid: f[2].parse().expect("uid"),
-                    gid: f[3].parse().expect("gid"),
-                    size: matches!(kind, FileKind::File | FileKind::Symlink).then_some(size),
-                    sha256: None,
-                    link: None,
-                },
-            );
+            let (path, entry) = stat_entry(f[0], &f[1..]);
+            out.insert(path, entry);
         } else if let Some(rest) = line.strip_prefix("H|") {
             let (h, p) = rest.split_once("  ").expect("sha256sum line");
-            hashes.insert(path_of(p), h.to_owned());
+            hashes.insert(guest_path(p), h.to_owned());
         } else if let Some(rest) = line.strip_prefix("L|") {
             let (p, t) = rest.split_once('|').expect("link line");
-            links.insert(path_of(p), t.to_owned());
+            links.insert(guest_path(p), t.to_owned());
         }
     }
     for (p, e) in &mut out {
@@ -1502,13 +1399,13 @@ fn v4_listing(log: &[u8]) -> BTreeMap<String, Entry> {
 #[test]
 #[ignore = "boots a v4-capable kernel under QEMU (AGENTLESS_XFS_V4_KERNEL; scripts/setup-test-env.sh)"]
 fn xfs_v4_written_by_a_v4_kernel_matches_it() {
-    let kdir = v4_kernel();
+    let kdir = v4_kernel_dir();
     let work = tempfile::tempdir().expect("tmp");
-    let initrd = v4_initrd(&kdir, work.path());
+    let initrd = v4_initrd(&kdir, work.path(), V4_GUEST_INIT, ("populate.sh", POPULATE_SH));
     let img = mkfs(work.path(), "v4k.img", 333, &["-m", "crc=0", "-d", "agcount=4"]);
     let t = Instant::now();
-    v4_guest(&kdir, &initrd, &img, "fill", "FILL DONE");
-    let listing = v4_guest(&kdir, &initrd, &img, "list", "LIST DONE");
+    v4_boot(&kdir, &initrd, &img, "fill", "FILL DONE");
+    let listing = v4_boot(&kdir, &initrd, &img, "list", "LIST DONE");
     eprintln!("v4 guest: filled and listed in {:?}", t.elapsed());
     let g = sb_geo(&img);
     assert!(!g.v5);

@@ -18,8 +18,8 @@ use scanner_ami::fs::RootFs;
 use scanner_ami::fs::xfs::XfsFs;
 use scanner_ami::fs::xfs::log::{self, LogError, Overlay};
 
-use crate::difftree::{LoopMount, assert_same, walk_dir, walk_rootfs};
-use crate::util::{blank_image, run, sh};
+use crate::difftree::{LoopMount, assert_same, stat_entry, walk_dir, walk_rootfs};
+use crate::util::{blank_image, run, sh, v4_boot, v4_initrd, v4_kernel_dir};
 
 /// A filesystem image left with a dirty log, in its own temporary directory.
 struct Dirty {
@@ -275,16 +275,6 @@ fn xfs_log_crash_without_flush_matches_the_kernel() {
     check_dirty(&d, "shutdown without log flush");
 }
 
-/// Where the v4-capable kernel is: Debian's cloud kernel package and busybox-static extracted
-/// into one directory (`scripts/setup-test-env.sh` does it; this host's kernel is built without
-/// `CONFIG_XFS_SUPPORT_V4`, so it can neither make nor recover a v4 log).
-fn v4_kernel_dir() -> PathBuf {
-    std::env::var_os("AGENTLESS_XFS_V4_KERNEL").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
-        home.join(".cache/agentless/xfs-v4-kernel")
-    })
-}
-
 /// The guest's init: load virtio and XFS, mount the disk, then either run the work and crash
 /// (sync, then an immediate reboot: the log is flushed, the metadata is not written back) or
 /// recover it (mount replays the log), print a manifest of the tree and unmount.
@@ -319,34 +309,6 @@ fi
 poweroff -f
 "#;
 
-/// Boot the v4-capable kernel on `img` in `mode` ("work" or "recover"); returns the serial log.
-fn v4_boot(kdir: &Path, initrd: &Path, img: &Path, mode: &str, want: &str) -> String {
-    let vmlinuz = std::fs::read_dir(kdir.join("boot"))
-        .expect("boot dir of the v4 kernel")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz")))
-        .expect("vmlinuz");
-    let serial = img.with_extension(format!("{mode}.log"));
-    let accel = std::env::var("AGENTLESS_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
-    run(Command::new("timeout")
-        .arg("600")
-        .arg("qemu-system-x86_64")
-        .args(["-machine", &format!("q35,accel={accel}"), "-cpu", if accel == "kvm" { "host" } else { "max" }])
-        .args(["-smp", "1", "-m", "512", "-nodefaults", "-display", "none", "-monitor", "none", "-no-reboot"])
-        .arg("-serial")
-        .arg(format!("file:{}", serial.display()))
-        .arg("-kernel")
-        .arg(&vmlinuz)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", &format!("console=ttyS0 loglevel=1 panic=-1 xfsmode={mode}")])
-        .args(["-drive", &format!("file={},format=raw,if=virtio", img.display())]));
-    let log = std::fs::read_to_string(&serial).expect("serial log");
-    assert!(log.contains(want), "the v4 guest did not report {want}:\n{log}");
-    log
-}
-
 /// The tree the guest's kernel listed after recovering the log.
 fn v4_manifest(log: &str) -> std::collections::BTreeMap<String, crate::difftree::Entry> {
     use scanner_ami::fs::FileKind;
@@ -355,30 +317,10 @@ fn v4_manifest(log: &str) -> std::collections::BTreeMap<String, crate::difftree:
         let Some(rest) = line.strip_prefix("M|") else { continue };
         let f: Vec<&str> = rest.split('|').collect();
         assert_eq!(f.len(), 7, "manifest line {line}");
-        let raw = u32::from_str_radix(f[1], 16).expect("mode");
-        let kind = match raw & 0o170000 {
-            0o100000 => FileKind::File,
-            0o040000 => FileKind::Dir,
-            0o120000 => FileKind::Symlink,
-            _ => FileKind::Other,
-        };
-        let size: u64 = f[4].parse().expect("size");
-        let path = match f[0].trim_start_matches('.') {
-            "" => "/".to_owned(),
-            p => p.to_owned(),
-        };
-        out.insert(
-            path,
-            crate::difftree::Entry {
-                kind,
-                mode: raw & 0o7777,
-                uid: f[2].parse().expect("uid"),
-                gid: f[3].parse().expect("gid"),
-                size: matches!(kind, FileKind::File | FileKind::Symlink).then_some(size),
-                sha256: (kind == FileKind::File).then(|| f[5].to_owned()),
-                link: (kind == FileKind::Symlink).then(|| f[6].to_owned()),
-            },
-        );
+        let (path, mut entry) = stat_entry(f[0], &f[1..5]);
+        entry.sha256 = (entry.kind == FileKind::File).then(|| f[5].to_owned());
+        entry.link = (entry.kind == FileKind::Symlink).then(|| f[6].to_owned());
+        out.insert(path, entry);
     }
     out
 }
@@ -392,40 +334,14 @@ fn v4_manifest(log: &str) -> std::collections::BTreeMap<String, crate::difftree:
 fn xfs_log_v4_replay_matches_a_v4_kernel() {
     let kdir = v4_kernel_dir();
     let dir = tempfile::tempdir().expect("tempdir");
-    let ir = dir.path().join("initramfs");
-    for sub in ["bin", "mods", "dev", "proc", "sys", "m"] {
-        std::fs::create_dir_all(ir.join(sub)).expect("initramfs dir");
-    }
-    std::fs::copy(kdir.join("bin/busybox"), ir.join("bin/busybox")).expect("busybox-static in the v4 kernel dir");
-    let mods = std::fs::read_dir(kdir.join("lib/modules")).expect("modules").next().expect("a kernel").expect("entry");
-    for m in [
-        "drivers/virtio/virtio_ring.ko",
-        "drivers/virtio/virtio.ko",
-        "drivers/virtio/virtio_pci_legacy_dev.ko",
-        "drivers/virtio/virtio_pci_modern_dev.ko",
-        "drivers/virtio/virtio_pci.ko",
-        "drivers/block/virtio_blk.ko",
-        "lib/libcrc32c.ko",
-        "fs/xfs/xfs.ko",
-    ] {
-        let src = mods.path().join("kernel").join(m);
-        std::fs::copy(&src, ir.join("mods").join(src.file_name().expect("name")))
-            .unwrap_or_else(|e| panic!("{m}: {e}"));
-    }
-    std::fs::write(ir.join("init"), V4_INIT).expect("init");
-    std::fs::write(ir.join("work.sh"), WORK).expect("work");
-    sh(&format!(
-        "chmod +x '{0}/init' && cd '{0}' && find . | bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > ../initrd.gz",
-        ir.display()
-    ));
-    let initrd = dir.path().join("initrd.gz");
+    let initrd = v4_initrd(&kdir, dir.path(), V4_INIT, ("work.sh", WORK));
 
     let img = blank_image(dir.path(), "v4.img", 320);
     sh(&format!("mkfs.xfs -q -f -m crc=0 '{}'", img.display()));
     v4_boot(&kdir, &initrd, &img, "work", "WORK DONE");
     let kernel = dir.path().join("kernel.img");
     run(Command::new("cp").arg("--sparse=always").arg(&img).arg(&kernel));
-    let log = v4_boot(&kdir, &initrd, &kernel, "recover", "RECOVERED");
+    let log = String::from_utf8_lossy(&v4_boot(&kdir, &initrd, &kernel, "recover", "RECOVERED")).into_owned();
 
     let (ov, calls, bytes) = replay(&img);
     let ov = ov.expect("v4 replay");
