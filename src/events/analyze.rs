@@ -183,13 +183,17 @@ pub fn analyze<E>(
         if w != Whose::Ours
             && let Some((selector, delay_ms)) = ctx.events
         {
+            let record_tags = r.tags();
             for t in triggers(r) {
                 *by_kind.entry(t.kind).or_default() += 1;
                 let Ok(region) = t.region.parse::<Region>() else { continue };
                 if !ctx.regions.contains(&region) {
                     continue;
                 }
-                if t.tags.iter().any(|(k, v)| selector.exclude_tags.get(k) == Some(v)) {
+                // Tags the record shows the instance with (a launch's tag specifications, the
+                // tags a CreateTags sets); the selector's tags are checked on the instance itself
+                // when the scan starts.
+                if record_tags.iter().chain(&t.tags).any(|(k, v)| selector.exclude_tags.get(k) == Some(v)) {
                     continue;
                 }
                 // A CreateTags matters when it gives the instance a selector's tag; with no
@@ -212,4 +216,151 @@ pub fn analyze<E>(
     out.whose = [Whose::Ours, Whose::Service, Whose::Foreign].into_iter().map(|w| (w, by_whose[w as usize])).collect();
     out.triggers = by_kind.into_iter().collect();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    const US: &str = "arn:aws:iam::111122223333:user/agentless-scanner";
+
+    fn record(event: &str, arn: &str, ua: &str, request: serde_json::Value, response: serde_json::Value) -> Record {
+        let v = json!({
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "IAMUser", "arn": arn, "accountId": "111122223333"},
+            "eventTime": "2026-12-07T10:00:00Z",
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": event,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "198.51.100.10",
+            "userAgent": ua,
+            "requestParameters": request,
+            "responseElements": response,
+            "eventID": format!("id-{event}-{arn}"),
+            "readOnly": false,
+        });
+        Record::from_value(&v).expect("a valid record")
+    }
+
+    fn run(records: &[Record], selector: &TargetSelector, ours: &[&str]) -> Findings {
+        let account: AccountId = "111122223333".parse().expect("account");
+        let regions = ["us-east-1".parse::<Region>().expect("region")];
+        let ctx = Context {
+            account: &account,
+            principal: US,
+            regions: &regions,
+            events: Some((selector, 120_000)),
+            crosscheck: true,
+        };
+        let ours: BTreeSet<String> = ours.iter().map(|s| (*s).to_owned()).collect();
+        analyze(&ctx, records, |_, ids: &BTreeSet<String>| {
+            Ok::<_, std::convert::Infallible>(ids.intersection(&ours).cloned().collect())
+        })
+        .expect("infallible")
+    }
+
+    #[test]
+    fn our_marked_calls_are_matched_unmarked_ones_alert_and_service_calls_pass() {
+        let marked = record(
+            "DeleteSnapshot",
+            US,
+            "aws-sdk-rust/1.3 os/linux lang/rust/1.95 app/agentless",
+            json!({"snapshotId": "snap-0123456789abcdef0"}),
+            json!(null),
+        );
+        let unmarked = record("DescribeInstances", US, "aws-cli/2.15.0 Python/3.11", json!({}), json!(null));
+        let mut service = record("CreateGrant", US, "ec2.amazonaws.com", json!({}), json!(null));
+        service.identity.invoked_by = Some("ec2.amazonaws.com".into());
+        let f = run(&[marked, unmarked, service], &TargetSelector::default(), &[]);
+        assert_eq!(f.ours.len(), 1);
+        assert_eq!(f.ours[0].op, "DeleteSnapshot");
+        assert_eq!(f.ours[0].ids, vec!["snap-0123456789abcdef0".to_owned()]);
+        assert_eq!(f.ours[0].region.as_deref(), Some("us-east-1"));
+        assert_eq!(f.alerts.len(), 1);
+        assert_eq!(f.alerts[0].kind, "unrecognized-call");
+        assert_eq!(f.alerts[0].event_name, "DescribeInstances");
+        assert!(f.alerts[0].detail.contains("aws-cli/2.15.0"), "{}", f.alerts[0].detail);
+        assert_eq!(f.whose, vec![(Whose::Ours, 2), (Whose::Service, 1), (Whose::Foreign, 0)]);
+        assert!(f.scans.is_empty());
+    }
+
+    #[test]
+    fn another_principal_writing_on_our_resources_alerts() {
+        let admin = "arn:aws:iam::111122223333:user/ops-admin";
+        let share = record(
+            "ModifySnapshotAttribute",
+            admin,
+            "aws-cli/2.15.0",
+            json!({"snapshotId": "snap-0aaaaaaaaaaaaaaaa", "createVolumePermission": {"add": {"items": [{"userId": "999988887777"}]}}}),
+            json!({"_return": true}),
+        );
+        let theirs = record(
+            "DeleteSnapshot",
+            admin,
+            "aws-cli/2.15.0",
+            json!({"snapshotId": "snap-0bbbbbbbbbbbbbbbb"}),
+            json!(null),
+        );
+        let f = run(&[share, theirs], &TargetSelector::default(), &["snap-0aaaaaaaaaaaaaaaa"]);
+        assert_eq!(f.alerts.len(), 1, "{:?}", f.alerts);
+        let a = &f.alerts[0];
+        assert_eq!((a.kind, a.event_name.as_str()), ("foreign-call", "ModifySnapshotAttribute"));
+        assert_eq!(a.resources, vec!["snap-0aaaaaaaaaaaaaaaa".to_owned()]);
+        assert_eq!(a.principal.as_deref(), Some(admin));
+    }
+
+    #[test]
+    fn launches_scan_after_the_delay_and_the_selector_decides_tags_and_exclusions() {
+        let admin = "arn:aws:iam::111122223333:user/ops-admin";
+        let launch = |id: &str, tags: serde_json::Value| {
+            record(
+                "RunInstances",
+                admin,
+                "console.ec2.amazonaws.com",
+                json!({"tagSpecificationSet": {"items": [{"resourceType": "instance", "tags": tags}]}}),
+                json!({"instancesSet": {"items": [{"instanceId": id}]}}),
+            )
+        };
+        let tag = |id: &str, key: &str, value: &str| {
+            record(
+                "CreateTags",
+                admin,
+                "console.ec2.amazonaws.com",
+                json!({"resourcesSet": {"items": [{"resourceId": id}]}, "tagSet": {"items": [{"key": key, "value": value}]}}),
+                json!(null),
+            )
+        };
+        let ours_launching = record(
+            "RunInstances",
+            US,
+            "app/agentless",
+            json!({}),
+            json!({"instancesSet": {"items": [{"instanceId": "i-0ccccccccccccccc0"}]}}),
+        );
+        let selector = TargetSelector {
+            tags: BTreeMap::from([("scan".to_owned(), "yes".to_owned())]),
+            exclude_tags: BTreeMap::from([("scan".to_owned(), "never".to_owned())]),
+            ..TargetSelector::default()
+        };
+        let f = run(
+            &[
+                launch("i-0aaaaaaaaaaaaaaa1", json!([{"key": "env", "value": "prod"}])),
+                launch("i-0aaaaaaaaaaaaaaa2", json!([{"key": "scan", "value": "never"}])),
+                tag("i-0aaaaaaaaaaaaaaa3", "scan", "yes"),
+                tag("i-0aaaaaaaaaaaaaaa4", "owner", "alice"),
+                ours_launching,
+            ],
+            &selector,
+            &[],
+        );
+        let got: Vec<(&str, &str, i64)> =
+            f.scans.iter().map(|s| (s.instance.as_str(), s.reason, s.due_ms - s.event_ms)).collect();
+        assert_eq!(got, vec![("i-0aaaaaaaaaaaaaaa1", "launched", 120_000), ("i-0aaaaaaaaaaaaaaa3", "tagged", 120_000)]);
+        assert_eq!(f.scans[0].event_ms, "2026-12-07T10:00:00Z".parse::<jiff::Timestamp>().expect("time").as_millisecond());
+        assert_eq!(f.triggers, vec![(TriggerKind::Launched, 2), (TriggerKind::Tagged, 2)]);
+    }
 }

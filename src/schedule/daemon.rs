@@ -544,8 +544,10 @@ impl<C: Cloud + 'static> Daemon<C> {
             };
             let Some(run) = run else { continue };
             self.metrics.record_run(crate::events::EVENTS, RunKind::OnDemand.as_str());
+            // The instances, running, with the selector's tags and none of its exclusions now.
             let targets = TargetSelector {
                 instances: ids.clone(),
+                tags: ev.targets.tags.clone(),
                 exclude_tags: ev.targets.exclude_tags.clone(),
                 ..TargetSelector::default()
             };
