@@ -404,7 +404,7 @@ async fn notifications_name_the_stored_object_and_get_object_keeps_its_cap() {
     let key = url_decode(object["key"].as_str().expect("key"));
     let stored: Vec<String> =
         sim.inspect(|w| w.accounts[&account()].pipeline.as_ref().expect("pipeline").objects.keys().cloned().collect());
-    assert_eq!(stored, [key.clone()]);
+    assert_eq!(stored, std::slice::from_ref(&key));
     let prefix = format!("AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/");
     let rest = key.strip_prefix(&prefix).expect("CloudTrail's prefix");
     let parts: Vec<&str> = rest.split('/').collect();
