@@ -19,6 +19,10 @@
 //!   ([`faults`]).
 //! - **Eventual consistency**: Describe lags behind creates and deletes by a configurable time
 //!   ([`consistency`]).
+//! - **CloudTrail**: every call served is a CloudTrail record of the principal (and of the
+//!   handle's client, [`SimCloud::with_client`]); an account with a pipeline gets them delivered
+//!   as gzip log files into a bucket, announced on an SQS queue the reader long-polls
+//!   (`GetQueueUrl`, `ReceiveMessage`, `GetObject`: [`trail`]).
 //! - **Persistence**: with a data directory the world is saved after every change and reloaded
 //!   when another process changed it ([`store`]); a killed process leaves its resources behind.
 //!   An in-memory world is never written.
@@ -446,8 +450,10 @@ impl SimCloud {
             out.map_err(Failure::Now)
         };
         dirty |= call_dirty;
-        // The trail's record of the call, whatever its outcome (a timeout excepted: [`trail`]).
+        // The trail's record of the call, whatever its outcome (a timeout excepted: [`trail`]);
+        // nothing is built unless the account's trail logs the call.
         let outcome = match &out {
+            _ if !trail::logs(&inner.world, &self.account, call, &region) => None,
             Ok(t) => Some(Ok(t.response_elements(call))),
             Err(Failure::Now(e)) => Some(Err(e)),
             Err(Failure::After(..)) => None,

@@ -536,6 +536,17 @@ pub fn push(world: &mut World, who: Who<'_>, event: Event) -> bool {
     true
 }
 
+/// Whether `account`'s trail logs `call` made in `region` (a management event of the trail's
+/// Region).
+#[must_use]
+pub fn logs(world: &World, account: &AccountId, call: Call<'_>, region: &Region) -> bool {
+    match event_source(call) {
+        Some(IAM) => trail_logs(world, account, GLOBAL_EVENTS_REGION),
+        Some(_) => trail_logs(world, account, region.as_str()),
+        None => false,
+    }
+}
+
 /// Record one call the sim served (module documentation): `outcome` is its `responseElements`
 /// or its AWS error. Whether a record was kept.
 pub fn record_call(
