@@ -550,3 +550,42 @@ fn the_demo_fleet_has_a_pipeline() {
     assert_eq!(p.delivery_delay_ms, 60_000);
     assert_eq!(p.check(), Ok(()));
 }
+
+/// Injected faults as CloudTrail would see them: a throttled call is recorded with its error, a
+/// lost response as the success AWS logged, a timed-out call not at all (taken as never having
+/// reached AWS).
+#[tokio::test(start_paused = true)]
+async fn injected_faults_are_recorded_as_aws_would_log_them() {
+    use agentless::cloud::sim::faults::{Fault, Faults};
+    let (sim, guard) = piped(|c| c.delivery_delay_ms = 60_000);
+    sim.set_faults(Faults::scheduled(
+        1,
+        [
+            ("DescribeInstances", 1, Fault::Throttle),
+            ("DescribeVpcs", 1, Fault::Timeout),
+            ("CreateVpc", 1, Fault::LostResponse),
+        ],
+    ))
+    .expect("faults");
+    let err = guard.describe_instances(&east(), &DescribeInput::default()).await.expect_err("throttled");
+    assert_eq!(err.code(), Some("RequestLimitExceeded"));
+    guard.describe_vpcs(&east(), &DescribeInput::default()).await.expect_err("timed out");
+    let vpc_tags = crate::conformance::ours(tags::Role::VPC);
+    guard
+        .create_vpc(&east(), &CreateVpcInput { cidr_block: "10.77.0.0/16".into(), tags: vpc_tags })
+        .await
+        .expect_err("the response is lost");
+    let vpc = sim.inspect(|w| {
+        w.accounts[&account()].regions[&east()].vpcs.iter().find(|(_, v)| !v.is_default).map(|(id, _)| id.clone())
+    });
+    let vpc = vpc.expect("the VPC was created");
+    sleep_ms(61_000).await;
+    let records = records(&guard).await;
+    let names: Vec<&str> = records.iter().filter_map(|r| r["eventName"].as_str()).collect();
+    assert_eq!(names, ["DescribeInstances", "CreateVpc"], "{records:#?}");
+    assert_eq!(records[0]["errorCode"], "Client.RequestLimitExceeded");
+    assert!(records[1].get("errorCode").is_none());
+    assert_eq!(records[1]["responseElements"]["vpc"]["vpcId"], vpc.as_str());
+    assert_eq!(records[1]["requestParameters"]["cidrBlock"], "10.77.0.0/16");
+    assert_eq!(records[1]["requestParameters"]["tagSpecificationSet"]["items"][0]["resourceType"], "vpc");
+}
