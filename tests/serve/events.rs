@@ -1,7 +1,8 @@
 //! The daemon on the simulated account's CloudTrail pipeline (issue 19), on the paused tokio
 //! clock: the sim writes every call made against it into log files after its delivery delay,
 //! notifies the queue of each, and redelivers every message after its visibility timeout (no
-//! `DeleteMessage`), here also twice per notification (`duplicate_every = 1`).
+//! `DeleteMessage`), here also twice per notification (`duplicate_every = 1`) and in reverse order
+//! within each delivery (`reorder = true`).
 //!
 //! - An instance launched while the daemon runs is scanned once, within the delay, though its
 //!   log object is delivered at least four times; afterwards the daemon's own calls of the whole
@@ -49,6 +50,7 @@ queue = "{QUEUE}"
 delivery_delay_ms = 60000
 visibility_timeout_ms = 30000
 duplicate_every = 1
+reorder = true
 "#
     );
     for n in 0..instances {
