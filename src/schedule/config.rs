@@ -903,6 +903,26 @@ regions = ["us-east-1"]
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve/demo.toml");
         let demo = Config::load(&demo).expect("tests/data/serve/demo.toml");
         assert!(demo.sim.fleet.as_ref().is_some_and(|f| f.is_file()), "{:?}", demo.sim.fleet);
+        // Both read a CloudTrail pipeline and scan on events.
+        for c in [&sample, &demo] {
+            let trail = c.accounts[0].trail.as_ref().expect("a pipeline");
+            assert_eq!((trail.queue.as_str(), trail.region.as_str()), ("aliyun-sasc-log-queue", "us-east-1"));
+            assert!(c.events.is_some());
+        }
+        assert_eq!(sample.trail.max_object_bytes, 64 << 20);
+        assert_eq!(sample.events.as_ref().map(|e| e.targets.tags.len()), Some(1));
+        assert_eq!(demo.events.as_ref().map(|e| e.delay), Some(std::time::Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn the_pipeline_sections_are_checked() {
+        let with = |tables: &str| parse(&format!("{MINIMAL}\n{tables}\n"));
+        let msg = with("[events]\ndelay = \"1m\"").expect_err("events without a pipeline").to_string();
+        assert!(msg.contains("[events] needs an account with a [accounts.trail] pipeline"), "{msg}");
+        let msg = with("[trail]\nbatch = 11").expect_err("batch").to_string();
+        assert!(msg.contains("trail.batch must be 1 to 10"), "{msg}");
+        let msg = with("[trail]\nwait_seconds = 21").expect_err("wait").to_string();
+        assert!(msg.contains("trail.wait_seconds must be 0 to 20"), "{msg}");
     }
 
     #[test]
