@@ -51,6 +51,7 @@ fn failed(item: &mut Item, e: &CloudError) {
 }
 
 /// Delete the leaks of `region` among `items` (and the foreign resources with `include_foreign`).
+#[tracing::instrument(name = "audit_delete", skip_all, fields(account = %guard.policy().scope().account, region = %region))]
 pub async fn delete_region<C: Cloud>(
     guard: &Guard<C>,
     region: &Region,

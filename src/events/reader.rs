@@ -122,8 +122,14 @@ impl<C: Cloud> Pipeline<C> {
         retry(Retry::Transient, "GetQueueUrl", || self.guard.get_queue_url(self.region(), &input)).await
     }
 
-    /// Read the queue until `stop` turns true.
-    pub async fn run(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Read the queue until `stop` turns true (its log lines in a `pipeline` span naming the
+    /// account and the queue's Region).
+    pub async fn run(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        let span = tracing::info_span!("pipeline", account = %self.account, region = %self.trail.region);
+        tracing::Instrument::instrument(self.read_queue(stop), span).await;
+    }
+
+    async fn read_queue(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let queue = loop {
             match self.queue_url().await {
                 Ok(q) => break q,

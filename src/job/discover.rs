@@ -102,7 +102,7 @@ impl<C: Cloud> Job<'_, C> {
             })
             .collect();
         if ours > 0 {
-            tracing::info!(job = %self.id, skipped = ours, "skipped our own scanner instances");
+            tracing::info!(skipped = ours, "skipped our own scanner instances");
         }
         // Volumes.
         let volume_ids: Vec<VolumeId> =
@@ -225,7 +225,7 @@ impl<C: Cloud> Job<'_, C> {
             }
         }
         self.r.progress.step(&self.id, "targets", targets.len(), targets.len());
-        tracing::info!(job = %self.id, region = %self.region, targets = targets.len(), volumes = volume_ids.len(), "discovered");
+        tracing::info!(targets = targets.len(), volumes = volume_ids.len(), "discovered");
         self.doc.set_targets(targets);
         self.save()
     }

@@ -334,7 +334,7 @@ impl<C: Cloud> Job<'_, C> {
                 .await?;
             match got {
                 Ok(ResourceId::Instance(id)) => {
-                    tracing::info!(job = %self.id, scanner = %s.name, instance = %id, devices = s.devices.len(), "scanner launched");
+                    tracing::info!(scanner = %s.name, instance = %id, devices = s.devices.len(), "scanner launched");
                     let now = self.now_ms();
                     // Its identity document must name this instance, our account and the Region.
                     self.r.collector.scanner_launched(self.id.as_str(), &s.name, self.expected_identity(&id));
@@ -346,7 +346,7 @@ impl<C: Cloud> Job<'_, C> {
                         self.set_target(i, TargetStatus::Scanning, None);
                     }
                 }
-                Ok(other) => tracing::error!(job = %self.id, id = %other, "RunInstances returned another kind of id"),
+                Ok(other) => tracing::error!(id = %other, "RunInstances returned another kind of id"),
                 Err(e) => {
                     let quota = e.kind() == ErrorKind::QuotaExceeded;
                     self.scanner_failed(
@@ -394,7 +394,7 @@ impl<C: Cloud> Job<'_, C> {
                             launched.iter().filter(|(_, id)| !gone(id)).map(|(n, _)| n.clone()).collect();
                         b.scanners_alive(&self.id, account, &self.region, &alive);
                     }
-                    Err(e) => tracing::info!(job = %self.id, error = %e, "cannot check on the scanners; waiting"),
+                    Err(e) => tracing::info!(error = %e, "cannot check on the scanners; waiting"),
                 }
             }
             if self.sleep(self.r.settings.poll).await {
@@ -434,7 +434,7 @@ impl<C: Cloud> Job<'_, C> {
 
     pub(super) fn scanner_failed(&mut self, idx: usize, why: &str) {
         let Some(s) = self.doc.scanner_mut(idx) else { return };
-        tracing::warn!(job = %self.id, scanner = %s.name, reason = why, "scanner failed");
+        tracing::warn!(scanner = %s.name, reason = why, "scanner failed");
         s.error = Some(why.to_owned());
         let devices = s.devices.clone();
         for (_, i, v) in devices {

@@ -216,7 +216,10 @@ impl<C: Cloud> Runner<C> {
         };
         let mut j = Job { r: self, id: job.clone(), region: record.region.clone(), doc, key };
         j.register_with_collector();
-        let outcome = j.run().await;
+        // Every log line of the job, down to a teardown retry, says which job, account and Region
+        // it is about.
+        let span = tracing::info_span!("job", job = %job, account = %self.account, region = %record.region);
+        let outcome = tracing::Instrument::instrument(j.run(), span).await;
         self.collector.forget_job(job.as_str());
         if let Some(b) = &self.budget {
             b.release_all(job);
@@ -252,7 +255,7 @@ impl<C: Cloud> Job<'_, C> {
 
     pub(super) fn set_target(&self, instance: &crate::cloud::InstanceId, status: TargetStatus, error: Option<&str>) {
         if let Err(e) = self.r.lock().set_target_status(&self.id, instance, status, error) {
-            tracing::warn!(job = %self.id, %instance, error = %e, "could not record target status");
+            tracing::warn!(%instance, error = %e, "could not record target status");
         }
     }
 
@@ -313,7 +316,7 @@ impl<C: Cloud> Job<'_, C> {
     /// The `--crash-at` debug hook: die like `kill -9` would, with nothing flushed or cleaned.
     pub(super) fn crash_point(&self, state: JobState) {
         if self.r.settings.crash_at == Some(state) {
-            tracing::error!(job = %self.id, state = state.as_str(), "--crash-at: killing this process with SIGKILL");
+            tracing::error!(state = state.as_str(), "--crash-at: killing this process with SIGKILL");
             let pid = std::process::id().to_string();
             let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
             // `kill` unavailable: still end without running destructors or cleanup.
@@ -324,7 +327,7 @@ impl<C: Cloud> Job<'_, C> {
     /// Record why the job fails; it tears down next.
     fn fail(&mut self, e: &JobError) -> Result<(), JobError> {
         let msg = e.to_string();
-        tracing::error!(job = %self.id, error = %msg, "job step failed; tearing down");
+        tracing::error!(error = %msg, "job step failed; tearing down");
         self.doc.failure = Some(msg.clone());
         self.save()?;
         self.r.lock().record_job_error(&self.id, &msg).map_err(self.lerr())

@@ -151,13 +151,13 @@ impl<C: Cloud> Job<'_, C> {
         match task.await {
             Ok(summary) => {
                 for e in &summary.errors {
-                    tracing::warn!(job = %self.id, error = %e, "vulnerability assessment");
+                    tracing::warn!(error = %e, "vulnerability assessment");
                 }
                 let (yes, no) = summary.assessed_and_not();
-                tracing::info!(job = %self.id, assessed = yes, not_assessed = no, "vulnerability assessment");
+                tracing::info!(assessed = yes, not_assessed = no, "vulnerability assessment");
                 self.r.progress.step(&self.id, "volumes matched against advisories", summary.assessed.len(), total);
             }
-            Err(e) => tracing::error!(job = %self.id, error = %e, "the vulnerability assessment task failed"),
+            Err(e) => tracing::error!(error = %e, "the vulnerability assessment task failed"),
         }
     }
 

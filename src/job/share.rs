@@ -70,7 +70,7 @@ impl<C: Cloud> Job<'_, C> {
                         d.grant = Some(g);
                     }
                 }
-                Ok(other) => tracing::error!(job = %self.id, id = %other, "grant create returned another kind of id"),
+                Ok(other) => tracing::error!(id = %other, "grant create returned another kind of id"),
                 Err(e) => {
                     if let Some(d) = self.doc.volume_mut(&instance, &volume) {
                         d.error = Some(format!("KMS grant on {key} failed: {e}"));

@@ -307,7 +307,7 @@ impl<C: Cloud> Job<'_, C> {
                         return self.save();
                     }
                     if again {
-                        tracing::info!(job = %self.id, %instance, error = %e, "snapshot create failed; trying again");
+                        tracing::info!(%instance, error = %e, "snapshot create failed; trying again");
                         volumes = left;
                         continue;
                     }
@@ -318,7 +318,7 @@ impl<C: Cloud> Job<'_, C> {
                     for i in intents.values() {
                         self.r.lock().record_not_created(*i).map_err(self.lerr())?;
                     }
-                    tracing::warn!(job = %self.id, %instance, error = %e, "snapshot failed");
+                    tracing::warn!(%instance, error = %e, "snapshot failed");
                     self.fail_volumes(instance, &volumes, &format!("CreateSnapshots failed: {e}"));
                     return self.save();
                 }
@@ -366,7 +366,7 @@ impl<C: Cloud> Job<'_, C> {
                     let (left, again) = self.after_transient(instance, one, &mut delays).await?;
                     if !left.is_empty() {
                         if again {
-                            tracing::info!(job = %self.id, %instance, %volume, error = %e, "snapshot create failed; trying again");
+                            tracing::info!(%instance, %volume, error = %e, "snapshot create failed; trying again");
                             continue;
                         }
                         self.fail_volumes(instance, one, &format!("CreateSnapshot failed: {e}"));

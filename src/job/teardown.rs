@@ -101,7 +101,7 @@ impl<C: Cloud> Job<'_, C> {
                     self.r.lock().record_deleted(&self.region, &t.id).map_err(self.lerr())?;
                 }
                 Outcome::Failed(e) | Outcome::Unchecked(e) => {
-                    tracing::error!(job = %self.id, resource = %what, error = %e, "could not remove; left for the leak auditor");
+                    tracing::error!(resource = %what, error = %e, "could not remove; left for the leak auditor");
                     self.doc.leaked.push(format!("{what}: {e}"));
                 }
                 Outcome::NotTerminated(error) => {
@@ -109,7 +109,7 @@ impl<C: Cloud> Job<'_, C> {
                         || "still not terminated".to_owned(),
                         |e| format!("its state could not be read: {e}"),
                     );
-                    tracing::error!(job = %self.id, resource = %what, %why, "not terminated; left for the leak auditor");
+                    tracing::error!(resource = %what, %why, "not terminated; left for the leak auditor");
                     self.doc.leaked.push(format!("{what}: {why}"));
                 }
                 Outcome::Outlived => self.doc.leaked.push(format!("{what}: outlived its instance")),
@@ -161,7 +161,7 @@ impl<C: Cloud> Job<'_, C> {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(job = %self.id, error = %e, "scanner sweep failed; relying on the ledger");
+                        tracing::warn!(error = %e, "scanner sweep failed; relying on the ledger");
                         break;
                     }
                 }
@@ -201,7 +201,7 @@ impl<C: Cloud> Job<'_, C> {
             }
         }
         let warn = |what: &str, e: &crate::cloud::CloudError| {
-            tracing::warn!(job = %self.id, error = %e, "{what} sweep failed; relying on the ledger and the document");
+            tracing::warn!(error = %e, "{what} sweep failed; relying on the ledger and the document");
         };
         match retry(Retry::Transient, "DescribeVpcEndpoints", || async {
             g.describe_vpc_endpoints(region, &DescribeInput::filters(vec![jf.clone()])).await
@@ -281,7 +281,7 @@ impl<C: Cloud> Job<'_, C> {
         }
         match self.find_snapshots(Vec::new()).await {
             Ok(found) => snaps.extend(found.into_iter().map(|s| (ResourceId::Snapshot(s.id), s.tags))),
-            Err(e) => tracing::warn!(job = %self.id, error = %e, "snapshot sweep failed; relying on the ledger"),
+            Err(e) => tracing::warn!(error = %e, "snapshot sweep failed; relying on the ledger"),
         }
         Ok(snaps.into_iter().map(|(id, t)| Target::new(id, t)).collect())
     }
@@ -322,7 +322,7 @@ impl<C: Cloud> Job<'_, C> {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(job = %self.id, %key, error = %e, "grant sweep failed; relying on the ledger");
+                        tracing::warn!(%key, error = %e, "grant sweep failed; relying on the ledger");
                         break;
                     }
                 }

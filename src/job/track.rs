@@ -100,7 +100,7 @@ impl<C: Cloud> Job<'_, C> {
                     match self.look_up(&lookup, LOOKUP_TRIES).await {
                         Ok(Some(id)) => {
                             self.r.lock().record_created(i, &id).map_err(self.lerr())?;
-                            tracing::info!(job = %self.id, %id, "resumed: found the resource of an unfinished create by its tags");
+                            tracing::info!(%id, "resumed: found the resource of an unfinished create by its tags");
                             return Ok(Ok(id));
                         }
                         Ok(None) => {
@@ -153,7 +153,7 @@ impl<C: Cloud> Job<'_, C> {
                     match self.look_up(&lookup, NOT_YET_VISIBLE_RETRIES + 1).await {
                         Ok(Some(id)) => {
                             self.r.lock().record_created(intent, &id).map_err(self.lerr())?;
-                            tracing::info!(job = %self.id, %id, "found the resource of a create whose response was lost");
+                            tracing::info!(%id, "found the resource of a create whose response was lost");
                             return Ok(Ok(id));
                         }
                         // It exists: the intent stays open for the teardown sweep.
@@ -170,7 +170,7 @@ impl<C: Cloud> Job<'_, C> {
             };
             match delays.next() {
                 Some(d) if retry => {
-                    tracing::info!(job = %self.id, error = %err, retry_in_ms = d.as_millis() as u64, "create failed; retrying");
+                    tracing::info!(error = %err, retry_in_ms = d.as_millis() as u64, "create failed; retrying");
                     if self.sleep(d).await {
                         return Ok(Err(err));
                     }
