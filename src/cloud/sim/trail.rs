@@ -16,7 +16,8 @@
 //!   onboarding's trail is single-Region); IAM's are logged in `us-east-1`, as AWS logs global
 //!   services' events there.
 //! - **Delivery** ([`deliver`], run by [`super::lifecycle::advance`] before every call): records
-//!   older than the delivery delay become up to `files_per_delivery` gzip log files
+//!   once the oldest pending record is older than the delivery delay, every pending record (a
+//!   few minutes of events, as CloudTrail batches them) becomes up to `files_per_delivery` gzip log files
 //!   (`{"Records":[...]}`) under CloudTrail's key layout, each announced by one S3 event
 //!   notification on the queue (S3 User Guide, "Event message structure"), after S3's test event.
 //!   Chaos knobs: `duplicate_every` and `reorder` ([`PipelineConfig`]).
@@ -291,9 +292,10 @@ impl Pipeline {
         if !self.pending.iter().any(|r| r.at_ms.saturating_add(delay) <= now_ms) {
             return changed;
         }
-        let (mut due, keep): (Vec<PendingRecord>, Vec<PendingRecord>) =
-            std::mem::take(&mut self.pending).into_iter().partition(|r| r.at_ms.saturating_add(delay) <= now_ms);
-        self.pending = keep;
+        // Like CloudTrail, which writes a Region's events of the last few minutes in one delivery
+        // (about every 5 minutes, CloudTrail FAQ): once the oldest pending record is due, every
+        // pending record goes, not one file per call.
+        let mut due = std::mem::take(&mut self.pending);
         due.sort_by_key(|r| r.at_ms);
         let files = usize::try_from(self.config.files_per_delivery).unwrap_or(1).clamp(1, due.len().max(1));
         let per_file = due.len().div_ceil(files);
