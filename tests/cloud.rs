@@ -8,7 +8,7 @@ use agentless::cloud::{
     AccountId, Call, ErrorKind, Guard, GuardPolicy, GuardRules, InstanceId, KmsKeyId, Region, SnapshotId, Tags, VpcId,
     classify,
 };
-use agentless::policy::authz::{self, AuthzRequest, Origin, Scope};
+use agentless::cloud::authz::{self, AuthzRequest, Origin, Scope};
 use agentless::policy::{DenyReason, Policy, Request, agentless_scan_policy};
 
 fn account() -> AccountId {

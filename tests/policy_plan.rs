@@ -10,7 +10,7 @@ use std::process::Command;
 use agentless::cloud::dry_run::{DryRun, now};
 use agentless::cloud::{Guard, GuardPolicy, GuardRules};
 use agentless::policy::matcher::action_matches;
-use agentless::policy::plan::{self, CheckReport, UNUSED_ACTIONS, Verdict};
+use agentless::cloud::plan::{self, CheckReport, UNUSED_ACTIONS, Verdict};
 use agentless::policy::{ActionSpec, Policy, agentless_scan_policy};
 
 fn repo() -> &'static Path {

@@ -16,7 +16,7 @@ use crate::cloud::tags::{self, Role};
 use crate::cloud::{AccountId, Cloud, Guard, GuardPolicy, GuardRules, ImageId, Region};
 use crate::ledger::Ledger;
 use crate::policy::agentless_scan_policy;
-use crate::policy::authz::Scope;
+use crate::cloud::authz::Scope;
 
 /// The demo fleet committed in the repository (the default of `--cloud sim`).
 pub const DEMO_FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sim/demo-fleet.toml");

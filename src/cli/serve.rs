@@ -53,7 +53,7 @@ use crate::cloud::sim::{Fleet, SimCloud};
 use crate::cloud::{AccountId, Cloud, GuardRules};
 use crate::collector::Collector;
 use crate::collector::tls::{self, TlsIdentity, TlsOptions};
-use crate::policy::authz::Scope;
+use crate::cloud::authz::Scope;
 use crate::schedule::config::{CloudKind, Config, MIN_TOKEN_LEN, ShutdownMode};
 use crate::schedule::daemon::{Account, Daemon, Parts, StopEnd, Stopped};
 use crate::schedule::timer::wall_clock;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use agentless::cloud::aws::{AwsCloud, AwsConfig, StaticCredentials};
 use agentless::cloud::{AccountId, Guard, GuardPolicy, GuardRules, Region};
-use agentless::policy::authz::Scope;
+use agentless::cloud::authz::Scope;
 
 /// How long moto may take to import and listen (about 2 s here; CI machines are slower).
 const START_TIMEOUT: Duration = Duration::from_secs(60);

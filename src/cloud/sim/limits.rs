@@ -213,7 +213,7 @@ impl InstanceTypeSpec {
 /// type pages (General purpose, Compute optimized, Memory optimized: "Instance specifications");
 /// the dedicated limits from the EC2 User Guide, "Amazon EBS volume limits for Amazon EC2
 /// instances" (M7i, C7i, R7i...: 32 volumes from medium to 12xlarge). The types of the demo
-/// fleet, the scanner's (`m5.xlarge`, [`crate::policy::plan::SCANNER_INSTANCE_TYPE`]) and a few
+/// fleet, the scanner's (`m5.xlarge`, [`crate::cloud::plan::SCANNER_INSTANCE_TYPE`]) and a few
 /// common ones; others follow [`spec_from_name`].
 pub const INSTANCE_TYPES: &[(&str, u32, Option<u32>)] = &[
     ("t3.nano", 2, None),

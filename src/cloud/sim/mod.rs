@@ -3,7 +3,7 @@
 //! and moto does not (docs/references.md, "moto versus AWS"):
 //!
 //! - **IAM**: every call is authorized by the policy evaluator against the principal's policies,
-//!   with the requests [`crate::policy::authz`] maps the call to — but built from the sim's own
+//!   with the requests [`crate::cloud::authz`] maps the call to — but built from the sim's own
 //!   state (a resource's real tags as `ec2:ResourceTag/*`, a snapshot's real key), never from what
 //!   the caller claims. Denied: `UnauthorizedOperation` (KMS `AccessDeniedException`, IAM
 //!   `AccessDenied`), [`ErrorKind::AccessDenied`]. So the sim
@@ -65,7 +65,7 @@ use super::guard::Authorized;
 use super::ids::{AccountId, IdError, Region};
 use super::ops::*;
 use super::{Call, Cloud};
-use crate::policy::authz::Scope;
+use crate::cloud::authz::Scope;
 use crate::policy::{Policy, PolicyError, agentless_scan_policy};
 
 pub use fleet::{Fleet, FleetError};
@@ -479,7 +479,7 @@ impl Ctx<'_> {
     /// (in any Region of the account: a copy's source).
     fn hidden_reference(&self, call: Call<'_>) -> Option<CloudError> {
         let (now_ms, lag_ms) = self.lag();
-        let requests = crate::policy::authz::requests(&self.scope(), &self.region, call).ok()?;
+        let requests = crate::cloud::authz::requests(&self.scope(), &self.region, call).ok()?;
         let regions = self.world.accounts.get(&self.account)?;
         for r in requests {
             let Some((_, id)) = r.request.resource().rsplit_once('/') else { continue };

@@ -52,7 +52,7 @@ use crate::cloud::ids::{
 };
 use crate::cloud::ops::*;
 use crate::cloud::tags::{self, Role, SnapshotSource, Tags};
-use crate::policy::authz::{Origin, Scope};
+use crate::cloud::authz::{Origin, Scope};
 use crate::policy::{Decision, Policy};
 
 /// The scanner instance type of the plan: a Nitro type with the shared attachment limit.
