@@ -8,7 +8,9 @@
 //! loop, crash hook, failure and cancellation handling), the steps [`discover`], [`snapshot`],
 //! [`share`], [`network`], [`launch`], [`scan`] (waiting for bundles and collecting), [`teardown`],
 //! and [`retry`] (jittered backoff) and [`track`] (the intent protocol around a create call).
-//! [`budget`] is the hook through which the daemon's dispatcher shares quotas between jobs.
+//! [`budget`] is the hook through which the daemon's dispatcher shares quotas between jobs;
+//! [`targets`] says which instances a run scans (the selector of schedules, on-demand scans and
+//! event scans).
 
 pub mod budget;
 pub mod discover;
@@ -20,6 +22,7 @@ pub mod runner;
 pub mod scan;
 pub mod share;
 pub mod snapshot;
+pub mod targets;
 pub mod teardown;
 pub mod track;
 
