@@ -21,10 +21,10 @@
 //! the call for any denied request.
 
 use crate::cloud::Call;
+use crate::cloud::authz::{self, Origin, Scope};
 use crate::cloud::error::CloudError;
 use crate::cloud::ops::Tagged;
 use crate::cloud::tags::Tags;
-use crate::cloud::authz::{self, Origin, Scope};
 use crate::policy::evaluate;
 
 use super::Ctx;
