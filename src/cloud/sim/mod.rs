@@ -28,6 +28,10 @@
 //!   up ([`consistency::View`]). `examples/sim_fleet_bench.rs` drives a 10,000-instance fleet
 //!   through the seam on the virtual clock.
 //!
+//! What the orchestrator's commands ask of the account outside the API (register our scanner
+//! image as building it would, count what of ours is left) are methods of [`SimCloud`] in
+//! [`ours`], so no caller walks the world's internals.
+//!
 //! The world is described by a fleet file ([`fleet`]). Several handles ([`SimCloud::with_policies`],
 //! [`SimCloud::as_account`]) share one world: other principals, or the customer's own actions
 //! ([`SimCloud::setup`]) that no policy governs.
@@ -48,6 +52,7 @@ pub mod kms;
 pub mod lifecycle;
 pub mod limits;
 pub mod network;
+pub mod ours;
 pub mod prng;
 pub mod snapshots;
 pub mod state;
@@ -95,6 +100,8 @@ pub enum SimError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Faults(#[from] faults::FaultsError),
+    #[error("version {0} is not a valid image tag value")]
+    ImageVersion(String),
 }
 
 /// The world, the token buckets and the fault stream, under one lock.
