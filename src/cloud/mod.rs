@@ -3,7 +3,9 @@
 //! ([`tags`]), one error type ([`error`]) and the request/response types ([`ops`]); the mapping of
 //! each of our operations to the IAM requests AWS evaluates for it ([`authz`]) and the call plan
 //! of a scan job that `agentless policy check` evaluates ([`plan`]), beside the [`guard`] that
-//! uses them (the evaluator itself, with no knowledge of our operations, is [`crate::policy`]).
+//! uses them (the evaluator itself, with no knowledge of our operations, is [`crate::policy`]); and
+//! AWS's published numbers — quotas, token-bucket rates, attachment limits, latencies, instance
+//! types — with their sources ([`facts`]), read by the pacer, the scheduler and the simulated account.
 //!
 //! # The guard is the only way in
 //!
@@ -26,6 +28,7 @@ pub mod authz;
 pub mod aws;
 pub mod dry_run;
 pub mod error;
+pub mod facts;
 pub mod guard;
 pub mod ids;
 pub mod ops;

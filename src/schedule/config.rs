@@ -501,16 +501,16 @@ fn default_pending() -> usize {
 }
 /// AWS: 5 concurrent snapshots per volume (docs/references.md, "EBS snapshot quotas").
 fn default_per_volume() -> usize {
-    crate::cloud::sim::limits::CONCURRENT_SNAPSHOTS_PER_VOLUME as usize
+    crate::cloud::facts::limits::CONCURRENT_SNAPSHOTS_PER_VOLUME as usize
 }
 /// AWS: 20 concurrent snapshot copies per destination Region (docs/references.md, "EBS snapshot quotas").
 fn default_copies() -> usize {
-    crate::cloud::sim::limits::CONCURRENT_COPIES_PER_REGION as usize
+    crate::cloud::facts::limits::CONCURRENT_COPIES_PER_REGION as usize
 }
 /// AWS: 5 VPCs and 5 internet gateways per Region (quota `L-F678F1CE`, docs/references.md),
 /// one of which is the default VPC with its gateway in most accounts.
 fn default_vpcs() -> usize {
-    crate::cloud::sim::limits::VPCS_PER_REGION as usize - 1
+    crate::cloud::facts::limits::VPCS_PER_REGION as usize - 1
 }
 
 impl Default for LimitsConfig {

@@ -76,7 +76,7 @@ impl From<&LimitsConfig> for Limits {
 /// vCPUs of `instance_type`.
 #[must_use]
 pub fn vcpus_of(instance_type: &str) -> u32 {
-    crate::cloud::sim::limits::Settings::default().instance_type(instance_type).map_or(UNKNOWN_TYPE_VCPUS, |s| s.vcpus)
+    crate::cloud::facts::limits::instance_type(instance_type).map_or(UNKNOWN_TYPE_VCPUS, |s| s.vcpus)
 }
 
 /// What one (account, Region) has handed out: defined with the metrics that show it (the API
