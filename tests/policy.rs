@@ -337,3 +337,92 @@ fn explain_exit_2_on_usage_and_parse_errors() {
     assert_eq!(code, Some(2));
     assert!(err.contains("must be an ARN"), "{err}");
 }
+
+/// `policy check --trail-queue --trail-bucket`: the pipeline reader's three calls under the custom
+/// policy and the onboarding's SQS statement: the queue's two are allowed by that statement, the
+/// log file's `s3:GetObject` is denied and named with the exact statement to add (exit 1); with the
+/// bundled reader policy filled in, everything is allowed (exit 0).
+#[test]
+fn policy_check_names_the_pipeline_statement_a_principal_lacks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queue = "arn:aws:sqs:us-east-1:111122223333:aliyun-sasc-log-queue";
+    let bucket = "aws-cloudtrail-logs-111122223333-agentless";
+    // The onboarding's step 4: SQS, GetQueueUrl and ReceiveMessage on the queue's ARN.
+    let sqs = dir.path().join("sqs.json");
+    std::fs::write(
+        &sqs,
+        format!(
+            r#"{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Action": ["sqs:GetQueueUrl", "sqs:ReceiveMessage"], "Resource": "{queue}"}}]}}"#
+        ),
+    )
+    .expect("write");
+    let custom = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/agentless-scan.json");
+    let sqs_path = sqs.to_str().expect("utf-8");
+    let (code, out, err) = crate::util::run_agentless(&[
+        "policy",
+        "check",
+        "--policy",
+        custom,
+        "--policy",
+        sqs_path,
+        "--trail-queue",
+        queue,
+        "--trail-bucket",
+        bucket,
+    ]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(out.contains(&format!("ALLOW GetQueueUrl sqs:GetQueueUrl {queue} ({sqs_path} Statement[0])")), "{out}");
+    assert!(
+        out.contains(&format!("ALLOW ReceiveMessage sqs:ReceiveMessage {queue} ({sqs_path} Statement[0])")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "DENY GetObject s3:GetObject arn:aws:s3:::{bucket}/AWSLogs/111122223333/CloudTrail/us-east-1/"
+        )),
+        "{out}"
+    );
+    assert!(
+        err.contains(&format!(
+            r#"needs this statement (policies/agentless-trail-reader.json; ReadOnlyAccess also grants s3:GetObject): {{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::{bucket}/AWSLogs/*"}}"#
+        )),
+        "{err}"
+    );
+    assert!(err.contains("1 call(s) denied; the first: GetObject in us-east-1"), "{err}");
+
+    // The custom policy alone: the queue's calls are denied too, and the SQS statement is named.
+    let (code, _, err) =
+        crate::util::run_agentless(&["policy", "check", "--trail-queue", queue, "--trail-bucket", bucket]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!(
+            r#"{{"Effect": "Allow", "Action": ["sqs:GetQueueUrl", "sqs:ReceiveMessage"], "Resource": "{queue}"}}"#
+        )),
+        "{err}"
+    );
+
+    // The bundled reader policy, filled in: every call allowed.
+    let reader = dir.path().join("reader.json");
+    let text =
+        agentless::policy::TRAIL_READER_POLICY_TEMPLATE.replace("${QueueArn}", queue).replace("${TrailBucket}", bucket);
+    std::fs::write(&reader, text).expect("write");
+    let (code, out, err) = crate::util::run_agentless(&[
+        "policy",
+        "check",
+        "--policy",
+        custom,
+        "--policy",
+        reader.to_str().expect("utf-8"),
+        "--trail-queue",
+        queue,
+        "--trail-bucket",
+        bucket,
+    ]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("ALLOW GetObject s3:GetObject"), "{out}");
+    // A queue that is no ARN is a usage error.
+    let (code, _, err) =
+        crate::util::run_agentless(&["policy", "check", "--trail-queue", "queue", "--trail-bucket", bucket]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is not a queue ARN"), "{err}");
+}

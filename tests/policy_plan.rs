@@ -271,6 +271,8 @@ print(json.dumps({
   "user_arns": [x["Fn::If"][1]["Fn::Sub"] for x in res["User"]["Properties"]["ManagedPolicyArns"]],
   "role_arns": [x["Fn::If"][1]["Fn::Sub"] for x in res["Role"]["Properties"]["ManagedPolicyArns"]],
   "external_id": res["Role"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"],
+  "reader": res["TrailReaderPolicy"]["Properties"]["PolicyDocument"],
+  "reader_condition": res["TrailReaderPolicy"]["Condition"],
 }))
 "#;
     let out = Command::new(venv_bin("python")).arg("-c").arg(script).arg(&template).output().expect("run python");
@@ -290,6 +292,14 @@ print(json.dumps({
         assert_eq!(arns, managed, "{key}");
     }
     assert_eq!(v["external_id"], serde_json::json!({"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}));
+    // The pipeline reader's policy is the bundled template with the two parameters in it.
+    let mut template: serde_json::Value =
+        serde_json::from_str(agentless::policy::TRAIL_READER_POLICY_TEMPLATE).expect("reader template");
+    template["Statement"][0]["Resource"] = serde_json::json!({"Ref": "TrailQueueArn"});
+    template["Statement"][1]["Resource"] =
+        serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:s3:::${TrailBucket}/AWSLogs/*"});
+    assert_eq!(v["reader"], template);
+    assert_eq!(v["reader_condition"], "AttachTrailReader");
 }
 
 fn managed_arns() -> Vec<String> {
@@ -337,9 +347,23 @@ fn terraform_module_creates_the_principal_with_the_bundled_policy() {
             "aws_iam_role.this",
             "aws_iam_role_policy_attachment.agentless_scan",
             "aws_iam_role_policy_attachment.managed",
+            "aws_iam_policy.trail_reader",
+            "aws_iam_user_policy_attachment.trail_reader",
+            "aws_iam_role_policy_attachment.trail_reader",
         ]
     );
     let body = |name: &str| resources.iter().find(|(n, ..)| n == name).map(|(_, _, b)| b.clone()).expect("resource");
+    // The pipeline reader's policy: the bundled template, its two placeholders filled in, only
+    // when both values are given.
+    let reader = attr(&body("aws_iam_policy.trail_reader"), "policy").expect("policy attribute");
+    assert!(reader.contains("${path.module}/../agentless-trail-reader.json"), "{reader}");
+    assert!(reader.contains("var.trail_queue_arn") && reader.contains("var.trail_bucket"), "{reader}");
+    for placeholder in ["QueueArn", "TrailBucket"] {
+        assert!(reader.contains(&format!("$${{{placeholder}}}")), "{placeholder}: {reader}");
+        assert!(agentless::policy::TRAIL_READER_POLICY_TEMPLATE.contains(&format!("${{{placeholder}}}")));
+    }
+    let count = attr(&body("aws_iam_policy.trail_reader"), "count").expect("count");
+    assert!(count.contains("local.trail_reader"), "{count}");
 
     // The policy is the bundled file, read by path relative to the module.
     let policy = attr(&body("aws_iam_policy.agentless_scan"), "policy").expect("policy attribute");

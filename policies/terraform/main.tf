@@ -83,3 +83,29 @@ resource "aws_iam_role_policy_attachment" "managed" {
   role       = aws_iam_role.this[0].name
   policy_arn = each.value
 }
+
+# ../agentless-trail-reader.json with its two values filled in: the onboarding document's SQS
+# statement, and s3:GetObject on the trail bucket's log files (narrower than ReadOnlyAccess).
+locals {
+  trail_reader = var.trail_queue_arn != null && var.trail_bucket != null
+}
+
+resource "aws_iam_policy" "trail_reader" {
+  count       = local.trail_reader ? 1 : 0
+  name        = "${var.policy_name}-TrailReader"
+  description = "The CloudTrail pipeline's reader for agentless (policies/agentless-trail-reader.json)"
+  policy      = replace(replace(file("${path.module}/../agentless-trail-reader.json"), "$${QueueArn}", coalesce(var.trail_queue_arn, "-")), "$${TrailBucket}", coalesce(var.trail_bucket, "-"))
+  tags        = var.tags
+}
+
+resource "aws_iam_user_policy_attachment" "trail_reader" {
+  count      = local.create_user && local.trail_reader ? 1 : 0
+  user       = aws_iam_user.this[0].name
+  policy_arn = aws_iam_policy.trail_reader[0].arn
+}
+
+resource "aws_iam_role_policy_attachment" "trail_reader" {
+  count      = local.create_role && local.trail_reader ? 1 : 0
+  role       = aws_iam_role.this[0].name
+  policy_arn = aws_iam_policy.trail_reader[0].arn
+}

@@ -54,3 +54,15 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "trail_queue_arn" {
+  description = "The CloudTrail pipeline's SQS queue ARN (docs/trail.md); with trail_bucket, attaches ../agentless-trail-reader.json."
+  type        = string
+  default     = null
+}
+
+variable "trail_bucket" {
+  description = "The CloudTrail pipeline's S3 bucket (its log files under AWSLogs/ are read)."
+  type        = string
+  default     = null
+}

@@ -21,7 +21,6 @@ use std::collections::BTreeSet;
 use crate::cloud::ids::{AccountId, Region};
 use crate::cloud::tags::{JOB, NAME, RESOURCE_NAME_PREFIX, SNAPSHOT_NAME_PREFIX};
 use crate::ledger::trail::{NewAlert, OurRecord, ScanRequest};
-use crate::schedule::config::TargetSelector;
 use crate::trail::record::Record;
 use crate::trail::triggers::{TriggerKind, triggers};
 
@@ -55,6 +54,17 @@ impl Whose {
     }
 }
 
+/// What `[events]` asks: the coalescing delay, and the tags that pick and exclude instances.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventRules {
+    pub delay_ms: i64,
+    /// A `CreateTags` giving an instance one of these scans it (the instance must carry all of
+    /// them when the scan starts).
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// An instance shown with one of these is never scanned.
+    pub exclude_tags: std::collections::BTreeMap<String, String>,
+}
+
 /// Who we are in one account.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
@@ -63,8 +73,8 @@ pub struct Context<'a> {
     pub principal: &'a str,
     /// The Regions the account is scanned in (events elsewhere scan nothing).
     pub regions: &'a [Region],
-    /// The `[events]` selector and delay (ms); `None`: no event scans.
-    pub events: Option<(&'a TargetSelector, i64)>,
+    /// `[events]`; `None`: no event scans.
+    pub events: Option<&'a EventRules>,
     /// Whether to cross-check our principal's records.
     pub crosscheck: bool,
 }
@@ -181,7 +191,7 @@ pub fn analyze<E>(
             }
         }
         if w != Whose::Ours
-            && let Some((selector, delay_ms)) = ctx.events
+            && let Some(selector) = ctx.events
         {
             let record_tags = r.tags();
             for t in triggers(r) {
@@ -207,7 +217,7 @@ pub fn analyze<E>(
                     region,
                     instance: t.instance,
                     event_ms,
-                    due_ms: event_ms.saturating_add(delay_ms),
+                    due_ms: event_ms.saturating_add(selector.delay_ms),
                     reason: t.kind.as_str(),
                 });
             }
@@ -246,16 +256,11 @@ mod tests {
         Record::from_value(&v).expect("a valid record")
     }
 
-    fn run(records: &[Record], selector: &TargetSelector, ours: &[&str]) -> Findings {
+    fn run(records: &[Record], selector: &EventRules, ours: &[&str]) -> Findings {
         let account: AccountId = "111122223333".parse().expect("account");
         let regions = ["us-east-1".parse::<Region>().expect("region")];
-        let ctx = Context {
-            account: &account,
-            principal: US,
-            regions: &regions,
-            events: Some((selector, 120_000)),
-            crosscheck: true,
-        };
+        let ctx =
+            Context { account: &account, principal: US, regions: &regions, events: Some(selector), crosscheck: true };
         let ours: BTreeSet<String> = ours.iter().map(|s| (*s).to_owned()).collect();
         analyze(&ctx, records, |_, ids: &BTreeSet<String>| {
             Ok::<_, std::convert::Infallible>(ids.intersection(&ours).cloned().collect())
@@ -275,7 +280,7 @@ mod tests {
         let unmarked = record("DescribeInstances", US, "aws-cli/2.15.0 Python/3.11", json!({}), json!(null));
         let mut service = record("CreateGrant", US, "ec2.amazonaws.com", json!({}), json!(null));
         service.identity.invoked_by = Some("ec2.amazonaws.com".into());
-        let f = run(&[marked, unmarked, service], &TargetSelector::default(), &[]);
+        let f = run(&[marked, unmarked, service], &EventRules { delay_ms: 120_000, ..EventRules::default() }, &[]);
         assert_eq!(f.ours.len(), 1);
         assert_eq!(f.ours[0].op, "DeleteSnapshot");
         assert_eq!(f.ours[0].ids, vec!["snap-0123456789abcdef0".to_owned()]);
@@ -305,7 +310,11 @@ mod tests {
             json!({"snapshotId": "snap-0bbbbbbbbbbbbbbbb"}),
             json!(null),
         );
-        let f = run(&[share, theirs], &TargetSelector::default(), &["snap-0aaaaaaaaaaaaaaaa"]);
+        let f = run(
+            &[share, theirs],
+            &EventRules { delay_ms: 120_000, ..EventRules::default() },
+            &["snap-0aaaaaaaaaaaaaaaa"],
+        );
         assert_eq!(f.alerts.len(), 1, "{:?}", f.alerts);
         let a = &f.alerts[0];
         assert_eq!((a.kind, a.event_name.as_str()), ("foreign-call", "ModifySnapshotAttribute"));
@@ -341,10 +350,10 @@ mod tests {
             json!({}),
             json!({"instancesSet": {"items": [{"instanceId": "i-0ccccccccccccccc0"}]}}),
         );
-        let selector = TargetSelector {
+        let selector = EventRules {
+            delay_ms: 120_000,
             tags: BTreeMap::from([("scan".to_owned(), "yes".to_owned())]),
             exclude_tags: BTreeMap::from([("scan".to_owned(), "never".to_owned())]),
-            ..TargetSelector::default()
         };
         let f = run(
             &[
@@ -360,7 +369,10 @@ mod tests {
         let got: Vec<(&str, &str, i64)> =
             f.scans.iter().map(|s| (s.instance.as_str(), s.reason, s.due_ms - s.event_ms)).collect();
         assert_eq!(got, vec![("i-0aaaaaaaaaaaaaaa1", "launched", 120_000), ("i-0aaaaaaaaaaaaaaa3", "tagged", 120_000)]);
-        assert_eq!(f.scans[0].event_ms, "2026-12-07T10:00:00Z".parse::<jiff::Timestamp>().expect("time").as_millisecond());
+        assert_eq!(
+            f.scans[0].event_ms,
+            "2026-12-07T10:00:00Z".parse::<jiff::Timestamp>().expect("time").as_millisecond()
+        );
         assert_eq!(f.triggers, vec![(TriggerKind::Launched, 2), (TriggerKind::Tagged, 2)]);
     }
 }

@@ -10,6 +10,7 @@
 //! the due event scans as runs of the reserved schedule [`EVENTS`].
 
 pub mod analyze;
+pub mod config;
 pub mod reader;
 pub mod recorder;
 

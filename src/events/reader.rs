@@ -16,7 +16,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::analyze::EventRules;
 use super::analyze::{Context, analyze};
+use super::config::{TrailConfig, TrailReaderConfig};
 use crate::api::metrics::{Metrics, TrailCounter};
 use crate::cloud::ids::{AccountId, Region};
 use crate::cloud::ops::{
@@ -27,7 +29,6 @@ use crate::cloud::{Cloud, CloudError, ErrorKind, Guard};
 use crate::job::runner::NowMs;
 use crate::ledger::Ledger;
 use crate::ledger::trail::{Delivery, ObjectKey, ObjectRead};
-use crate::schedule::config::{EventsConfig, TrailConfig, TrailReaderConfig};
 use crate::trail::log::{LogLimits, read};
 use crate::trail::notification::{LogObject, Notification, parse};
 
@@ -50,7 +51,8 @@ pub struct Pipeline<C: Cloud> {
     pub guard: Arc<Guard<C>>,
     pub trail: TrailConfig,
     pub reader: TrailReaderConfig,
-    pub events: Option<EventsConfig>,
+    /// `[events]`; `None`: no event scans.
+    pub events: Option<EventRules>,
     pub ledger: Arc<Mutex<Ledger>>,
     pub metrics: Arc<Metrics>,
     /// The jobs' clock (ms): the simulated account's timeline under the sim.
@@ -280,12 +282,11 @@ impl<C: Cloud> Pipeline<C> {
             tracing::warn!(account = %self.account_name, key = %o.key, skipped = log.skipped,
                 reasons = ?log.skip_reasons, "records left out of a log file");
         }
-        let delay_ms = self.events.as_ref().map(|e| i64::try_from(e.delay.as_millis()).unwrap_or(i64::MAX));
         let ctx = Context {
             account: &self.account,
             principal: &self.principal,
             regions: &self.regions,
-            events: self.events.as_ref().zip(delay_ms).map(|(e, d)| (&e.targets, d)),
+            events: self.events.as_ref(),
             crosscheck: self.reader.crosscheck,
         };
         let findings = {

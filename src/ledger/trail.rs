@@ -566,3 +566,125 @@ impl Ledger {
             .context(|| format!("reading trail object s3://{}/{}", obj.bucket, obj.key))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> AccountId {
+        "111122223333".parse().expect("account")
+    }
+
+    fn region() -> Region {
+        "us-east-1".parse().expect("region")
+    }
+
+    fn object(key: &str) -> ObjectKey {
+        ObjectKey { bucket: "trail".into(), key: key.into(), etag: "e1".into() }
+    }
+
+    fn alert(event_id: &str, kind: &'static str) -> NewAlert {
+        NewAlert {
+            event_id: event_id.into(),
+            account: account(),
+            kind,
+            event_ms: 1_000_000,
+            region: "us-east-1".into(),
+            event_name: "DescribeInstances".into(),
+            principal: Some("arn:aws:iam::111122223333:user/agentless-scanner".into()),
+            source_ip: Some("203.0.113.66".into()),
+            user_agent: Some("aws-cli/2".into()),
+            resources: vec!["i-0123456789abcdef0".into()],
+            detail: "not ours".into(),
+        }
+    }
+
+    fn ours(op: &str, at: i64, ids: &[&str], event_id: &str) -> OurRecord {
+        OurRecord {
+            account: account(),
+            region: Some("us-east-1".into()),
+            op: op.into(),
+            event_ms: at,
+            ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+            alert: alert(event_id, "unrecognized-call"),
+        }
+    }
+
+    fn read<'a>(ours: &'a [OurRecord], scans: &'a [ScanRequest], alerts: &'a [NewAlert]) -> ObjectRead<'a> {
+        ObjectRead { outcome: "read", records: 3, scans, ours, alerts, window_ms: 300_000 }
+    }
+
+    #[test]
+    fn an_object_is_processed_once_whatever_the_deliveries() {
+        let mut l = Ledger::open_in_memory().expect("ledger");
+        let o = object("AWSLogs/a.json.gz");
+        assert_eq!(l.trail_delivery(&account(), &o).expect("delivery"), Delivery::New);
+        // A crash before processing: the next delivery reads it again.
+        assert_eq!(l.trail_delivery(&account(), &o).expect("delivery"), Delivery::New);
+        l.trail_processed(&o, &read(&[], &[], &[])).expect("processed");
+        for _ in 0..3 {
+            assert_eq!(l.trail_delivery(&account(), &o).expect("delivery"), Delivery::Done);
+        }
+        assert_eq!(l.trail_object_counts().expect("counts"), (1, 5));
+        assert_eq!(l.trail_object_outcome(&o).expect("outcome").as_deref(), Some("read"));
+        let rewritten = ObjectKey { etag: "e2".into(), ..o };
+        assert_eq!(l.trail_delivery(&account(), &rewritten).expect("delivery"), Delivery::New);
+    }
+
+    #[test]
+    fn our_records_match_our_calls_by_name_ids_and_time_else_alert_once() {
+        let mut l = Ledger::open_in_memory().expect("ledger");
+        let snap = "snap-0123456789abcdef0";
+        l.record_our_call(&account(), &region(), "DeleteSnapshot", 1_000_000, &[snap.to_owned()]).expect("call");
+        l.record_our_call(&account(), &region(), "DescribeInstances", 1_000_000, &[]).expect("call");
+        let records = [
+            ours("DeleteSnapshot", 1_060_000, &[snap], "e-match"),
+            // Same name, an id the call did not name.
+            ours("DeleteSnapshot", 1_000_000, &["snap-0fffffffffffffff0"], "e-other-id"),
+            // Outside the window.
+            ours("DescribeInstances", 1_000_000 + 301_000, &[], "e-late"),
+            // Another Region.
+            OurRecord { region: Some("eu-west-1".into()), ..ours("DescribeInstances", 1_000_000, &[], "e-region") },
+        ];
+        let done = l.trail_processed(&object("k1"), &read(&records, &[], &[])).expect("processed");
+        assert_eq!(done.matched, 1);
+        assert_eq!(done.raised, vec!["e-other-id".to_owned(), "e-late".to_owned(), "e-region".to_owned()]);
+        // Delivered again in another object: no alert twice.
+        let again = l.trail_processed(&object("k2"), &read(&records[1..2], &[], &[])).expect("processed");
+        assert!(again.raised.is_empty());
+        let stored = l.trail_alerts(10).expect("alerts");
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored[0].event_id, "e-region");
+        assert_eq!(stored[2].source_ip.as_deref(), Some("203.0.113.66"));
+        assert_eq!(stored[2].resources, vec!["i-0123456789abcdef0".to_owned()]);
+        // The DescribeInstances call was never matched: counted unseen once its time is past.
+        assert_eq!(l.expire_our_calls(1_000_001).expect("expire"), 1);
+        assert_eq!(l.expire_our_calls(2_000_000).expect("expire"), 0);
+    }
+
+    #[test]
+    fn event_scans_coalesce_per_instance_and_come_due() {
+        let mut l = Ledger::open_in_memory().expect("ledger");
+        let i: InstanceId = "i-0aaaaaaaaaaaaaaa1".parse().expect("id");
+        let scan = |at: i64, reason| ScanRequest {
+            account: account(),
+            region: region(),
+            instance: i.clone(),
+            event_ms: at,
+            due_ms: at + 120_000,
+            reason,
+        };
+        let scans = [scan(1_000, "launched"), scan(2_000, "volume_attached"), scan(500, "tagged")];
+        let done = l.trail_processed(&object("k"), &read(&[], &scans, &[])).expect("processed");
+        assert_eq!((done.scans_added, done.scans_coalesced), (1, 2));
+        assert!(l.due_event_scans(120_999, 10).expect("due").is_empty());
+        let due = l.due_event_scans(121_000, 10).expect("due");
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].events, due[0].first_event_ms), (3, 500));
+        assert_eq!(due[0].reasons, "launched,tagged,volume_attached");
+        l.defer_event_scan(&account(), &region(), &i, 500_000).expect("defer");
+        assert!(l.due_event_scans(499_999, 10).expect("due").is_empty());
+        l.take_event_scans(&account(), &region(), std::slice::from_ref(&i)).expect("take");
+        assert_eq!(l.pending_event_scans().expect("pending"), 0);
+    }
+}

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use crate::events::config::{TrailConfig, TrailReaderConfig};
+
 use super::cron::{self, CronSchedule};
 use crate::cloud::ids::{AccountId, ImageId, Region};
 
@@ -109,101 +111,6 @@ pub struct Config {
     /// Scans caused by CloudTrail events (needs an account with a pipeline).
     #[serde(default)]
     pub events: Option<EventsConfig>,
-}
-
-/// `[accounts.trail]`: the account's CloudTrail → S3 → SQS pipeline (docs/trail.md; the
-/// onboarding document's "Configure AWS audit logs" steps 1 to 4).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrailConfig {
-    /// The Region of the trail, its bucket's notification and the queue (the onboarding puts
-    /// all three in one Region).
-    pub region: Region,
-    /// The SQS queue's name.
-    pub queue: String,
-    /// The account that owns the queue [default: this account].
-    #[serde(default)]
-    pub queue_account: Option<AccountId>,
-    /// The trail's S3 bucket: a notification naming another bucket is refused.
-    pub bucket: String,
-}
-
-/// `[trail]`: how the pipelines are read and cross-checked.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrailReaderConfig {
-    /// Log objects larger than this are refused unread [default: 64 MiB].
-    #[serde(default = "default_max_object")]
-    pub max_object_bytes: u64,
-    /// A log object's JSON may inflate to this much [default: 512 MiB].
-    #[serde(default = "default_max_inflated")]
-    pub max_inflated_bytes: u64,
-    /// Long-poll wait of each `ReceiveMessage`, 0 to 20 seconds [default: 20].
-    #[serde(default = "default_wait")]
-    pub wait_seconds: u8,
-    /// Messages per `ReceiveMessage`, 1 to 10 [default: 10].
-    #[serde(default = "default_batch")]
-    pub batch: u8,
-    /// How long a received message stays hidden [default: the queue's setting].
-    #[serde(default, deserialize_with = "de_opt_duration")]
-    pub visibility_timeout: Option<Duration>,
-    /// Cross-check CloudTrail's records of our principal against our calls [default: true].
-    #[serde(default = "yes")]
-    pub crosscheck: bool,
-    /// A record matches a call of ours sent this close to its `eventTime` [default: 5m].
-    #[serde(default = "default_match_window", deserialize_with = "de_duration")]
-    pub match_window: Duration,
-    /// Calls of ours no record matched after this long are counted as unseen [default: 1h].
-    #[serde(default = "default_unseen_after", deserialize_with = "de_duration")]
-    pub unseen_after: Duration,
-}
-
-/// 64 MiB: CloudTrail writes a file per Region about every 5 minutes; a busy account's files are
-/// a few MiB gzipped (our choice, with room).
-fn default_max_object() -> u64 {
-    64 << 20
-}
-
-/// 512 MiB: the decompressed cap (CloudTrail JSON compresses about 10 to 20 times; our choice).
-fn default_max_inflated() -> u64 {
-    512 << 20
-}
-
-/// 20 s: SQS's longest long poll (`WaitTimeSeconds`), the fewest empty receives.
-fn default_wait() -> u8 {
-    crate::cloud::ops::SQS_MAX_WAIT_SECONDS
-}
-
-/// 10: SQS's largest batch (`MaxNumberOfMessages`).
-fn default_batch() -> u8 {
-    crate::cloud::ops::SQS_MAX_MESSAGES
-}
-
-/// 5 minutes: eventTime is when AWS received the request; ours is stamped before sending, and the
-/// SDK's retries and timeouts (up to 3 minutes per operation, `cloud::aws::config`) fall inside.
-fn default_match_window() -> Duration {
-    Duration::from_secs(300)
-}
-
-/// 1 hour: CloudTrail delivers within about 5 minutes on average (CloudTrail FAQ), so a call
-/// unseen after an hour is not coming.
-fn default_unseen_after() -> Duration {
-    Duration::from_secs(3600)
-}
-
-impl Default for TrailReaderConfig {
-    fn default() -> Self {
-        TrailReaderConfig {
-            max_object_bytes: default_max_object(),
-            max_inflated_bytes: default_max_inflated(),
-            wait_seconds: default_wait(),
-            batch: default_batch(),
-            visibility_timeout: None,
-            crosscheck: true,
-            match_window: default_match_window(),
-            unseen_after: default_unseen_after(),
-        }
-    }
 }
 
 /// `[events]`: scans of instances that CloudTrail shows changed.
@@ -941,6 +848,26 @@ regions = ["us-east-1"]
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve/demo.toml");
         let demo = Config::load(&demo).expect("tests/data/serve/demo.toml");
         assert!(demo.sim.fleet.as_ref().is_some_and(|f| f.is_file()), "{:?}", demo.sim.fleet);
+        // Both read a CloudTrail pipeline and scan on events.
+        for c in [&sample, &demo] {
+            let trail = c.accounts[0].trail.as_ref().expect("a pipeline");
+            assert_eq!((trail.queue.as_str(), trail.region.as_str()), ("aliyun-sasc-log-queue", "us-east-1"));
+            assert!(c.events.is_some());
+        }
+        assert_eq!(sample.trail.max_object_bytes, 64 << 20);
+        assert_eq!(sample.events.as_ref().map(|e| e.targets.tags.len()), Some(1));
+        assert_eq!(demo.events.as_ref().map(|e| e.delay), Some(std::time::Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn the_pipeline_sections_are_checked() {
+        let with = |tables: &str| parse(&format!("{MINIMAL}\n{tables}\n"));
+        let msg = with("[events]\ndelay = \"1m\"").expect_err("events without a pipeline").to_string();
+        assert!(msg.contains("[events] needs an account with a [accounts.trail] pipeline"), "{msg}");
+        let msg = with("[trail]\nbatch = 11").expect_err("batch").to_string();
+        assert!(msg.contains("trail.batch must be 1 to 10"), "{msg}");
+        let msg = with("[trail]\nwait_seconds = 21").expect_err("wait").to_string();
+        assert!(msg.contains("trail.wait_seconds must be 0 to 20"), "{msg}");
     }
 
     #[test]

@@ -457,7 +457,11 @@ impl<C: Cloud + 'static> Daemon<C> {
                 guard: Arc::clone(&a.guard),
                 trail,
                 reader: self.config.trail.clone(),
-                events: self.config.events.clone(),
+                events: self.config.events.as_ref().map(|e| crate::events::analyze::EventRules {
+                    delay_ms: i64::try_from(e.delay.as_millis()).unwrap_or(i64::MAX),
+                    tags: e.targets.tags.clone(),
+                    exclude_tags: e.targets.exclude_tags.clone(),
+                }),
                 ledger: Arc::clone(&self.ledger),
                 metrics: Arc::clone(&self.metrics),
                 now_ms: Arc::clone(&self.now_ms),

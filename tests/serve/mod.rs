@@ -9,6 +9,7 @@
 mod api;
 mod daemon;
 mod dispatch;
+mod events;
 mod moto;
 mod schedule;
 mod select;

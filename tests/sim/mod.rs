@@ -11,6 +11,7 @@ mod faults;
 mod index;
 mod quotas;
 mod semantics;
+mod trail;
 
 use std::collections::BTreeMap;
 

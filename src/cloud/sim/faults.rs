@@ -72,7 +72,7 @@ const _: () = assert!(DEFAULT_ATTEMPT_TIMEOUT.as_millis() == TIMEOUT_MS as u128)
 
 /// Every operation of the seam, as `Call::name` spells it (the names `[faults.actions]` and
 /// `[[faults.schedule]]` take). A unit test checks it against the `operations!` table.
-pub const ACTIONS: [&str; 43] = [
+pub const ACTIONS: [&str; 46] = [
     "DescribeRegions",
     "DescribeAvailabilityZones",
     "DescribeInstanceTypeOfferings",
@@ -116,6 +116,9 @@ pub const ACTIONS: [&str; 43] = [
     "CreateGrant",
     "ListGrants",
     "RevokeGrant",
+    "GetQueueUrl",
+    "ReceiveMessage",
+    "GetObject",
 ];
 
 /// Actions that create snapshots (where `snapshot-error` can be scheduled).

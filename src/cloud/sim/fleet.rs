@@ -27,6 +27,16 @@
 //! [[accounts]]
 //! id = "111122223333"
 //! regions = ["us-east-1"]
+//! [accounts.pipeline]          # the CloudTrail -> S3 -> SQS pipeline (super::trail)
+//! region = "us-east-1"         # the single-Region trail's and the queue's Region
+//! bucket = "aws-cloudtrail-logs-111122223333-agentless"
+//! queue = "aliyun-sasc-log-queue"
+//! delivery_delay_ms = 300000   # defaults: CloudTrail's ~5 minutes,
+//! files_per_delivery = 3       # up to 3 log files per delivery,
+//! visibility_timeout_ms = 30000  # SQS's 30 s visibility timeout
+//! retention_ms = 345600000     # and 4 days' retention (also the bucket's);
+//! duplicate_every = 0          # chaos: every n-th notification enqueued twice (0: off)
+//! reorder = false              # chaos: a delivery's notifications in reverse order
 //! [[accounts.keys]]
 //! name = "prod-db"
 //! region = "us-east-1"
@@ -73,6 +83,7 @@ use super::state::{
     AWS_EBS_ALIAS, Account, Attachment, EniOwner, Image, Instance, InternetGateway, Key, Life, Manager,
     NetworkInterface, Prng, RegionState, ShutdownBehavior, Subnet, Volume, WORLD_VERSION, World,
 };
+use super::trail::{self, Event, Pipeline, PipelineConfig, Who};
 use crate::cloud::ids::{
     AccountId, IdError, ImageId, InstanceId, InternetGatewayId, KmsKeyId, NetworkInterfaceId, Region, SubnetId,
     VolumeId,
@@ -179,6 +190,9 @@ pub struct FleetAccount {
     pub keys: Vec<FleetKey>,
     #[serde(default)]
     pub instances: Vec<FleetInstance>,
+    /// The account's CloudTrail → S3 → SQS pipeline (`[accounts.pipeline]`, [`super::trail`]).
+    #[serde(default)]
+    pub pipeline: Option<PipelineConfig>,
 }
 
 fn default_user() -> String {
@@ -305,6 +319,7 @@ impl Fleet {
                 regions,
                 keys: Vec::new(),
                 instances: Vec::new(),
+                pipeline: None,
             }],
             ..Fleet::default()
         }
@@ -343,6 +358,7 @@ impl Fleet {
                 regions: regions.clone(),
                 keys: Vec::new(),
                 instances: Vec::new(),
+                pipeline: None,
             });
         }
         let volume = |size_gib: u32| FleetVolume {
@@ -418,7 +434,7 @@ impl Fleet {
             if a.regions.is_empty() {
                 return Err(invalid(format!("{at}.regions"), "at least one Region is needed").into());
             }
-            let mut account = Account { user: a.user.clone(), regions: BTreeMap::new() };
+            let mut account = Account { user: a.user.clone(), regions: BTreeMap::new(), pipeline: None };
             for region in &a.regions {
                 let r = new_region(&mut world.prng, &a.id, region)
                     .map_err(|source| FleetError::Id { key: format!("{at}.regions"), source })?;
@@ -446,6 +462,14 @@ impl Fleet {
             for (ii, inst) in a.instances.iter().enumerate() {
                 let key = format!("{at}.instances[{ii}]");
                 setup.instance_in(&a.id, inst, &key, &key_ids, &self.base_dir, &images)?;
+            }
+            if let Some(p) = &a.pipeline {
+                setup.pipeline(&a.id, p.clone()).map_err(|e| match e {
+                    SimError::Fleet(FleetError::Invalid { key, message }) => {
+                        SimError::Fleet(invalid(format!("{at}.{key}"), message))
+                    }
+                    other => other,
+                })?;
             }
         }
         // What the build minted is not a call's creation (see `consistency`).
@@ -597,6 +621,82 @@ impl<'a> Setup<'a> {
         } else {
             set.remove(key.as_str());
         }
+    }
+
+    /// Give `account` a CloudTrail → S3 → SQS pipeline ([`super::trail`]), replacing any it had
+    /// (with its bucket and queue). S3's test event is enqueued at the next delivery (the next
+    /// call). The default principal of a [`super::SimCloud`] then also has the reader policy.
+    pub fn pipeline(&mut self, account: &AccountId, config: PipelineConfig) -> Result<(), SimError> {
+        config.check().map_err(|(key, message)| invalid(format!("pipeline.{key}"), message))?;
+        let a = self.world.accounts.get_mut(account).ok_or_else(|| SimError::UnknownAccount(account.clone()))?;
+        if !a.regions.contains_key(&config.region) {
+            return Err(invalid("pipeline.region", format!("{} is not in the account's regions", config.region)).into());
+        }
+        a.pipeline = Some(Pipeline::new(config));
+        Ok(())
+    }
+
+    /// [`Setup::instance`], as the customer's administrator launches it: also the `RunInstances`
+    /// record of [`trail::ADMIN_USER`] (from [`trail::ADMIN_SOURCE_IP`], in the EC2 console), with
+    /// the new id in `responseElements` and the instance's tags in `tagSpecificationSet`.
+    pub fn launch(&mut self, spec: &FleetInstance) -> Result<InstanceId, SimError> {
+        let id = self.instance(spec)?;
+        let tags = Tags::from_pairs(spec.tags.iter())
+            .map_err(|e: TagError| SimError::Fleet(invalid("instance.tags", e.to_string())))?;
+        let zone = format!("{}{}", spec.region, spec.zone);
+        let request = serde_json::json!({
+            "instancesSet": { "items": [{ "minCount": 1, "maxCount": 1 }] },
+            "instanceType": spec.instance_type,
+            "placement": { "availabilityZone": zone },
+            "tagSpecificationSet": trail::tag_specifications(&[("instance", &tags)]),
+        });
+        let response = serde_json::json!({
+            "instancesSet": { "items": [{
+                "instanceId": id.as_str(),
+                "instanceType": spec.instance_type,
+                "placement": { "availabilityZone": zone },
+                "instanceState": { "code": 0, "name": "pending" },
+                "tagSet": { "items": tags.iter().map(|t| serde_json::json!({ "key": t.key, "value": t.value })).collect::<Vec<_>>() },
+            }] },
+        });
+        self.record(&spec.region, "RunInstances", trail::ADMIN_USER, request, response)?;
+        Ok(id)
+    }
+
+    /// Put any event in the first account's trail, by its IAM user `principal_user` from the
+    /// administrator's client ([`trail::ADMIN_SOURCE_IP`], [`trail::ADMIN_USER_AGENT`]): e.g. a
+    /// `StartInstances`, `CreateTags`, or a `ModifySnapshotAttribute` by another principal. The
+    /// event source follows the name (`ec2.amazonaws.com` unless it is a KMS, STS or IAM name).
+    /// Kept only if the account's pipeline logs `region`.
+    pub fn record(
+        &mut self,
+        region: &Region,
+        event_name: &str,
+        principal_user: &str,
+        request_parameters: serde_json::Value,
+        response_elements: serde_json::Value,
+    ) -> Result<(), SimError> {
+        let account = self.first_account()?;
+        let who = Who {
+            account: &account,
+            user: principal_user,
+            source_ip: trail::ADMIN_SOURCE_IP,
+            user_agent: trail::ADMIN_USER_AGENT,
+        };
+        let read_only = ["Describe", "Get", "List"].iter().any(|p| event_name.starts_with(p));
+        let event = Event {
+            source: trail::source_of_name(event_name),
+            name: event_name.to_owned(),
+            region: region.as_str().to_owned(),
+            at_ms: self.now_ms,
+            request_parameters,
+            response_elements,
+            error: None,
+            request_id: None,
+            read_only,
+        };
+        trail::push(self.world, who, event);
+        Ok(())
     }
 
     fn first_account(&self) -> Result<AccountId, SimError> {

@@ -46,7 +46,7 @@ pub fn describe_instance_type_offerings(
 }
 
 /// A stable `AIDA...` user id from the account and user name.
-fn user_id(account: &str, user: &str) -> String {
+pub(super) fn user_id(account: &str, user: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in account.bytes().chain(user.bytes()) {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);

@@ -253,6 +253,8 @@ pub fn advance(world: &mut World, now_ms: u64) -> bool {
     for r in accounts.values_mut().flat_map(|a| a.regions.values_mut()) {
         changed |= advance_region(r, now_ms, lat);
     }
+    // CloudTrail's deliveries that fell due ([`super::trail`]).
+    changed |= super::trail::deliver(world, now_ms);
     changed
 }
 

@@ -19,6 +19,10 @@
 //!   ([`faults`]).
 //! - **Eventual consistency**: Describe lags behind creates and deletes by a configurable time
 //!   ([`consistency`]).
+//! - **CloudTrail**: every call served is a CloudTrail record of the principal (and of the
+//!   handle's client, [`SimCloud::with_client`]); an account with a pipeline gets them delivered
+//!   as gzip log files into a bucket, announced on an SQS queue the reader long-polls
+//!   (`GetQueueUrl`, `ReceiveMessage`, `GetObject`: [`trail`]).
 //! - **Persistence**: with a data directory the world is saved after every change and reloaded
 //!   when another process changed it ([`store`]); a killed process leaves its resources behind.
 //!   An in-memory world is never written.
@@ -111,6 +115,9 @@ struct Inner {
     buckets: Buckets,
     faults: faults::Engine,
     store: Option<Store>,
+    /// The default principal's policies with a pipeline's reader policy, by queue ARN and bucket
+    /// (built once per pipeline, not per call).
+    readers: std::collections::HashMap<(String, String), Arc<Vec<Policy>>>,
 }
 
 #[derive(Debug)]
@@ -127,6 +134,11 @@ pub struct SimCloud {
     shared: Arc<Shared>,
     account: AccountId,
     policies: Arc<Vec<Policy>>,
+    /// The principal of [`SimCloud::in_memory`]/[`SimCloud::open`] (not [`SimCloud::with_policies`]):
+    /// it also has the reader policy of its account's pipeline, as the onboarding's step 4 attaches.
+    default_principal: bool,
+    /// Where its calls come from, for the trail ([`SimCloud::with_client`]).
+    client: Arc<trail::Client>,
 }
 
 impl SimCloud {
@@ -156,17 +168,38 @@ impl SimCloud {
         let clock = clock::Clock::resume(world.clock_ms);
         let engine = faults::Engine::new(world.settings.faults.seed);
         let shared = Shared {
-            inner: Mutex::new(Inner { world, buckets: Buckets::default(), faults: engine, store }),
+            inner: Mutex::new(Inner {
+                world,
+                buckets: Buckets::default(),
+                faults: engine,
+                store,
+                readers: std::collections::HashMap::new(),
+            }),
             clock,
             requests: AtomicU64::new(1),
         };
-        Ok(SimCloud { shared: Arc::new(shared), account, policies: Arc::new(vec![agentless_scan_policy()?]) })
+        Ok(SimCloud {
+            shared: Arc::new(shared),
+            account,
+            policies: Arc::new(vec![agentless_scan_policy()?]),
+            default_principal: true,
+            client: Arc::new(trail::Client::default()),
+        })
     }
 
-    /// The same world, as a principal with these identity policies.
+    /// The same world, as a principal with exactly these identity policies (no reader policy
+    /// added for a pipeline).
     #[must_use]
     pub fn with_policies(&self, policies: Vec<Policy>) -> SimCloud {
-        SimCloud { shared: Arc::clone(&self.shared), account: self.account.clone(), policies: Arc::new(policies) }
+        SimCloud { policies: Arc::new(policies), default_principal: false, ..self.clone() }
+    }
+
+    /// The same world, principal and policies, calling from another client: the source IP and
+    /// user agent CloudTrail records ([`trail`]), e.g. our credentials used from elsewhere.
+    #[must_use]
+    pub fn with_client(&self, source_ip: &str, user_agent: &str) -> SimCloud {
+        let client = trail::Client { source_ip: source_ip.to_owned(), user_agent: user_agent.to_owned() };
+        SimCloud { client: Arc::new(client), ..self.clone() }
     }
 
     /// The same world and policies, as the user of another account of it.
@@ -185,6 +218,29 @@ impl SimCloud {
     #[must_use]
     pub fn policies(&self) -> &[Policy] {
         &self.policies
+    }
+
+    /// The policies a call is authorized with: the handle's, plus the reader policy of the
+    /// account's pipeline for the default principal.
+    fn effective_policies(&self, inner: &mut Inner) -> Arc<Vec<Policy>> {
+        if !self.default_principal {
+            return Arc::clone(&self.policies);
+        }
+        let Some(p) = inner.world.accounts.get(&self.account).and_then(|a| a.pipeline.as_ref()) else {
+            return Arc::clone(&self.policies);
+        };
+        let key = (p.config.queue_arn(&self.account), p.config.bucket.clone());
+        if let Some(found) = inner.readers.get(&key) {
+            return Arc::clone(found);
+        }
+        let mut all = self.policies.to_vec();
+        // A pipeline's names passed `PipelineConfig::check`, so the template fills in.
+        if let Ok(reader) = crate::policy::trail_reader_policy(&key.0, &key.1) {
+            all.push(reader);
+        }
+        let all = Arc::new(all);
+        inner.readers.insert(key, Arc::clone(&all));
+        all
     }
 
     /// The principal's scope, for a [`GuardPolicy`](super::GuardPolicy) in front of this backend.
@@ -260,7 +316,7 @@ impl SimCloud {
 
     /// Run one call ([`SimCloud::call_now`]); a `timeout` fault then hangs on the tokio clock,
     /// with no lock held, before its error is returned.
-    async fn call<T>(
+    async fn call<T: trail::ResponseElements>(
         &self,
         auth: &Authorized,
         call: Call<'_>,
@@ -277,7 +333,7 @@ impl SimCloud {
     /// call's faults, take the tokens, hide what is within the consistency lag, run `f` on the
     /// state, record what it created, save if anything changed. Also returns how long the caller
     /// must hang first (a `timeout` fault).
-    fn call_now<T>(
+    fn call_now<T: trail::ResponseElements>(
         &self,
         auth: &Authorized,
         call: Call<'_>,
@@ -290,7 +346,7 @@ impl SimCloud {
         }
     }
 
-    fn call_locked<T>(
+    fn call_locked<T: trail::ResponseElements>(
         &self,
         auth: &Authorized,
         call: Call<'_>,
@@ -310,82 +366,115 @@ impl SimCloud {
         let mut dirty = lifecycle::advance(&mut inner.world, now_ms);
         let decision = inner.faults.decide(&inner.world.settings.faults, op);
         let timeout = inner.world.settings.faults.timeout();
-        let mut ctx = Ctx {
-            world: &mut inner.world,
-            account: self.account.clone(),
-            region: region.clone(),
-            op,
-            now_ms,
-            policies: &self.policies,
-            request_id,
-            dirty: false,
-            faults: &mut inner.faults,
-            decision,
-        };
-        let enabled = ctx.world.accounts.get(&self.account).is_some_and(|a| a.regions.contains_key(&region));
-        if !enabled {
-            return Err(ctx
-                .err(
-                    "OptInRequired",
-                    format!("The Region {region} is not enabled for account {} in the simulated world.", self.account),
-                    Vec::new(),
-                )
-                .into());
-        }
-        let injected = match decision.call {
-            Some(faults::Fault::Throttle) => {
-                Some(ctx.err("RequestLimitExceeded", "Request limit exceeded (injected fault).", Vec::new()).into())
+        let policies = self.effective_policies(inner);
+        let mut call_dirty = false;
+        let out: Result<T, Failure> = 'call: {
+            let mut ctx = Ctx {
+                world: &mut inner.world,
+                account: self.account.clone(),
+                region: region.clone(),
+                op,
+                now_ms,
+                policies: &policies,
+                request_id: request_id.clone(),
+                dirty: false,
+                faults: &mut inner.faults,
+                decision,
+            };
+            let enabled = ctx.world.accounts.get(&self.account).is_some_and(|a| a.regions.contains_key(&region));
+            if !enabled {
+                break 'call Err(ctx
+                    .err(
+                        "OptInRequired",
+                        format!(
+                            "The Region {region} is not enabled for account {} in the simulated world.",
+                            self.account
+                        ),
+                        Vec::new(),
+                    )
+                    .into());
             }
-            Some(faults::Fault::InternalError) => {
-                Some(ctx.status_err("InternalError", "An internal error has occurred (injected fault).", 500).into())
-            }
-            Some(faults::Fault::Unavailable) => Some(
-                ctx.status_err(
-                    "Unavailable",
-                    "The service is unavailable. Please try again shortly (injected fault).",
-                    503,
-                )
-                .into(),
-            ),
-            Some(faults::Fault::Timeout) => Some(Failure::After(
-                fail(
-                    ErrorKind::Transient,
-                    format!("no response within {} ms: the request timed out (injected fault)", timeout.as_millis()),
+            let injected = match decision.call {
+                Some(faults::Fault::Throttle) => {
+                    Some(ctx.err("RequestLimitExceeded", "Request limit exceeded (injected fault).", Vec::new()).into())
+                }
+                Some(faults::Fault::InternalError) => Some(
+                    ctx.status_err("InternalError", "An internal error has occurred (injected fault).", 500).into(),
                 ),
-                timeout,
-            )),
-            Some(
-                faults::Fault::LostResponse
-                | faults::Fault::SnapshotError
-                | faults::Fault::NeverBoots
-                | faults::Fault::NeverReports,
-            )
-            | None => None,
+                Some(faults::Fault::Unavailable) => Some(
+                    ctx.status_err(
+                        "Unavailable",
+                        "The service is unavailable. Please try again shortly (injected fault).",
+                        503,
+                    )
+                    .into(),
+                ),
+                Some(faults::Fault::Timeout) => Some(Failure::After(
+                    fail(
+                        ErrorKind::Transient,
+                        format!(
+                            "no response within {} ms: the request timed out (injected fault)",
+                            timeout.as_millis()
+                        ),
+                    ),
+                    timeout,
+                )),
+                Some(
+                    faults::Fault::LostResponse
+                    | faults::Fault::SnapshotError
+                    | faults::Fault::NeverBoots
+                    | faults::Fault::NeverReports,
+                )
+                | None => None,
+            };
+            if let Some(failure) = injected {
+                break 'call Err(failure);
+            }
+            if ctx.world.settings.throttling == limits::Throttling::Aws
+                && let Err(bucket) = inner.buckets.take(&self.account, &region, call, now_ms)
+            {
+                break 'call Err(ctx
+                    .err("RequestLimitExceeded", format!("Request limit exceeded ({bucket} bucket)."), Vec::new())
+                    .into());
+            }
+            let (_, lag_ms) = ctx.lag();
+            if lag_ms > 0
+                && let Some(e) = ctx.hidden_reference(call)
+            {
+                break 'call Err(e.into());
+            }
+            ctx.world.prng.take_minted();
+            let out = f(&mut ctx);
+            let minted = ctx.world.prng.take_minted();
+            lifecycle::touched(ctx.world, &self.account, &region, call, &minted);
+            if lag_ms > 0 && out.is_ok() && !minted.is_empty() {
+                match ctx.reg() {
+                    Ok(r) => r.recent.created(minted, now_ms),
+                    Err(e) => break 'call Err(Failure::Now(e)),
+                }
+            }
+            call_dirty = ctx.dirty;
+            out.map_err(Failure::Now)
         };
-        if let Some(failure) = injected {
-            return Err(failure);
+        dirty |= call_dirty;
+        // The trail's record of the call, whatever its outcome (a timeout excepted: [`trail`]);
+        // nothing is built unless the account's trail logs the call.
+        let outcome = match &out {
+            _ if !trail::logs(&inner.world, &self.account, call, &region) => None,
+            Ok(t) => Some(Ok(t.response_elements(call))),
+            Err(Failure::Now(e)) => Some(Err(e)),
+            Err(Failure::After(..)) => None,
+        };
+        if let Some(outcome) = outcome {
+            let user = inner.world.accounts.get(&self.account).map(|a| a.user.clone()).unwrap_or_default();
+            let who = trail::Who {
+                account: &self.account,
+                user: &user,
+                source_ip: &self.client.source_ip,
+                user_agent: &self.client.user_agent,
+            };
+            dirty |= trail::record_call(&mut inner.world, who, call, &region, now_ms, &request_id, outcome);
         }
-        if ctx.world.settings.throttling == limits::Throttling::Aws
-            && let Err(bucket) = inner.buckets.take(&self.account, &region, call, now_ms)
-        {
-            return Err(ctx
-                .err("RequestLimitExceeded", format!("Request limit exceeded ({bucket} bucket)."), Vec::new())
-                .into());
-        }
-        let (_, lag_ms) = ctx.lag();
-        if lag_ms > 0
-            && let Some(e) = ctx.hidden_reference(call)
-        {
-            return Err(e.into());
-        }
-        ctx.world.prng.take_minted();
-        let out = f(&mut ctx);
-        let minted = ctx.world.prng.take_minted();
-        lifecycle::touched(ctx.world, &self.account, &region, call, &minted);
-        if lag_ms > 0 && out.is_ok() && !minted.is_empty() {
-            ctx.reg().map_err(Failure::Now)?.recent.created(minted, now_ms);
-        }
-        dirty |= ctx.dirty;
         inner.world.clock_ms = now_ms;
         if dirty && let Some(store) = &mut inner.store {
             store.save(&inner.world).map_err(|e| fail(ErrorKind::Transient, e.to_string()))?;
@@ -398,8 +487,51 @@ impl SimCloud {
                     .into(),
             )
             .into()),
-            (out, _) => out.map_err(Failure::Now),
+            (out, _) => out,
         }
+    }
+}
+
+impl SimCloud {
+    /// When the queue of `input` may next have something to receive.
+    fn next_wake(&self, region: &Region, input: &ReceiveMessageInput, now_ms: u64) -> Option<u64> {
+        let (owner, name) = input.queue.account_and_name()?;
+        let owner: AccountId = owner.parse().ok()?;
+        let inner = self.lock();
+        trail::next_wake(&inner.world, &owner, region, name, now_ms)
+    }
+
+    /// A long poll's later look at the queue (the call was authorized by its first look): reload,
+    /// apply what is due, receive, save.
+    fn poll_queue(&self, region: &Region, input: &ReceiveMessageInput) -> Result<Vec<QueueMessage>, CloudError> {
+        let op = "ReceiveMessage";
+        let fail = |kind: ErrorKind, message: String| {
+            CloudError::local(op, Some(region.clone()), kind, message, vec![input.queue.url.clone()])
+        };
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(store) = &mut inner.store {
+            store.refresh(&mut inner.world).map_err(|e| fail(ErrorKind::Other, e.to_string()))?;
+        }
+        let now_ms = self.now_ms();
+        let mut dirty = lifecycle::advance(&mut inner.world, now_ms);
+        let Some(got) = trail::receive_now(&mut inner.world, region, input, now_ms) else {
+            return Err(CloudError::aws(
+                op,
+                Some(region.clone()),
+                "QueueDoesNotExist",
+                format!("The specified queue {} does not exist.", input.queue.url),
+                Some(400),
+                None,
+                vec![input.queue.url.clone()],
+            ));
+        };
+        dirty |= !got.is_empty();
+        inner.world.clock_ms = now_ms;
+        if dirty && let Some(store) = &mut inner.store {
+            store.save(&inner.world).map_err(|e| fail(ErrorKind::Transient, e.to_string()))?;
+        }
+        Ok(got)
     }
 }
 
@@ -882,12 +1014,33 @@ impl Cloud for SimCloud {
         sim_call!(self, auth, GetQueueUrl, input, trail::get_queue_url)
     }
 
+    /// One call (authorized, throttled, faulted like any); then, while nothing is received and
+    /// the long poll's wait is not over, sleep on the tokio clock (no lock held) until a message
+    /// may become visible or deliverable, and look again.
     async fn receive_message(
         &self,
         auth: Authorized,
         input: &ReceiveMessageInput,
     ) -> Result<Vec<QueueMessage>, CloudError> {
-        sim_call!(self, auth, ReceiveMessage, input, trail::receive_message)
+        let wait_ms = u64::from(input.wait_seconds.min(SQS_MAX_WAIT_SECONDS)) * 1000;
+        let deadline = self.now_ms().saturating_add(wait_ms);
+        let region = auth.region().clone();
+        let first = sim_call!(self, auth, ReceiveMessage, input, trail::receive_message)?;
+        if !first.is_empty() || wait_ms == 0 {
+            return Ok(first);
+        }
+        loop {
+            let now = self.now_ms();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let wake = self.next_wake(&region, input, now).unwrap_or(deadline).clamp(now + 1, deadline);
+            tokio::time::sleep(std::time::Duration::from_millis(wake - now)).await;
+            let got = self.poll_queue(&region, input)?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
+        }
     }
 
     async fn get_object(&self, auth: Authorized, input: &GetObjectInput) -> Result<ObjectBody, CloudError> {

@@ -50,6 +50,10 @@ pub struct Account {
     /// The IAM user the sim's principal is (`GetCallerIdentity`, `GetUser`).
     pub user: String,
     pub regions: BTreeMap<Region, RegionState>,
+    /// The CloudTrail → S3 → SQS pipeline, if the account has one ([`super::trail`]). Absent in
+    /// files of builds before it, which load unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<super::trail::Pipeline>,
 }
 
 /// One Region of an account.
