@@ -189,7 +189,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let mut accounts = Vec::new();
     for (i, a) in fleet.accounts.iter().enumerate() {
         let sim = world.as_account(&a.id)?;
-        agentless::cli::common::sim_install_scanner_image(&sim, &a.regions)?;
+        sim.install_scanner_image(&a.regions)?;
         let policy =
             GuardPolicy::new(vec![agentless::policy::agentless_scan_policy()?], sim.scope(), GuardRules::default());
         let guard = Guard::new(sim, policy)

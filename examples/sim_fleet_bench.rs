@@ -45,7 +45,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 const VOLUMES_PER_SCANNER: usize = 26;
 /// Pending snapshots per account and Region (`sim::limits::PENDING_SNAPSHOTS_PER_REGION`).
 const PENDING_LIMIT: usize = 100;
-/// The scanner's instance type (the job's, `policy::plan::SCANNER_INSTANCE_TYPE`).
+/// The scanner's instance type (the job's, `cloud::plan::SCANNER_INSTANCE_TYPE`).
 const SCANNER_TYPE: &str = "m5.xlarge";
 /// How often the bench polls snapshots and instances: the AWS SDK waiters' delay
 /// (`snapshot_completed`, `instance_running`: 15 s).

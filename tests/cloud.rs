@@ -1,6 +1,7 @@
 //! The cloud seam: ids, error classification, the authorization mapping of single calls, and the
 //! policy guard (refusals and their text, the trace, the rules stricter than the policy).
 
+use agentless::cloud::authz::{self, AuthzRequest, Origin, Scope};
 use agentless::cloud::dry_run::{DryRun, now};
 use agentless::cloud::ops::*;
 use agentless::cloud::tags::{self, Role, SnapshotSource};
@@ -8,7 +9,6 @@ use agentless::cloud::{
     AccountId, Call, ErrorKind, Guard, GuardPolicy, GuardRules, InstanceId, KmsKeyId, Region, SnapshotId, Tags, VpcId,
     classify,
 };
-use agentless::policy::authz::{self, AuthzRequest, Origin, Scope};
 use agentless::policy::{DenyReason, Policy, Request, agentless_scan_policy};
 
 fn account() -> AccountId {

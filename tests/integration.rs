@@ -8,6 +8,7 @@ mod cli;
 mod cloud;
 mod conformance;
 mod job;
+mod layers;
 mod ledger;
 mod moto;
 mod policy;

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use agentless::cloud::dry_run::{DryRun, now};
+use agentless::cloud::plan::{self, CheckReport, UNUSED_ACTIONS, Verdict};
 use agentless::cloud::{Guard, GuardPolicy, GuardRules};
 use agentless::policy::matcher::action_matches;
-use agentless::policy::plan::{self, CheckReport, UNUSED_ACTIONS, Verdict};
 use agentless::policy::{ActionSpec, Policy, agentless_scan_policy};
 
 fn repo() -> &'static Path {

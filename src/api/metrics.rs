@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::cloud::{CallObserver, CloudError, ErrorKind, Region};
-use crate::schedule::dispatch::Usage;
 
 /// Upper bounds of the scan-duration histogram, in seconds: a demo job takes seconds, a Region of
 /// a large account an hour or more (snapshots of large volumes take minutes to hours,
@@ -106,6 +105,21 @@ pub struct VulnGauges {
     pub fleet: crate::vuln::fleet::FleetCounts,
     /// The database's sources: (name, imported at, newest record `modified`). Empty: no database.
     pub sources: Vec<(String, Option<jiff::Timestamp>, Option<jiff::Timestamp>)>,
+}
+
+/// What one (account, Region) has handed out, as the dispatcher reports it
+/// (`schedule::dispatch::Dispatcher::usage`; the type lives here, with its lowest user, so the API
+/// does not import the scheduler).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub pending_snapshots: usize,
+    /// The most pending snapshots held on one volume.
+    pub max_per_volume: usize,
+    pub copies: usize,
+    pub networks: usize,
+    pub vcpus: u32,
+    /// Jobs told to wait, since the start.
+    pub refusals: u64,
 }
 
 /// What the ledger and the dispatcher say at scrape time.

@@ -34,8 +34,8 @@ use serde_json::{Value, json};
 
 use crate::cloud::ids::{InstanceId, JobId, Region};
 use crate::collector::{Collector, ResultStore};
+use crate::job::targets::TargetSelector;
 use crate::ledger::{JobRecord, JobState, Ledger};
-use crate::schedule::config::TargetSelector;
 use metrics::{Gauges, Metrics};
 
 /// Jobs listed when no `limit` is given: a few days of a daemon scanning a dozen (account,

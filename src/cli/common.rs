@@ -8,15 +8,14 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Args, ValueEnum};
 
+use crate::cloud::authz::Scope;
 use crate::cloud::aws::{AwsCloud, config::AwsConfig};
 use crate::cloud::ops::Empty;
 use crate::cloud::pacer::Pacer;
 use crate::cloud::sim::{Fleet, SimCloud};
-use crate::cloud::tags::{self, Role};
-use crate::cloud::{AccountId, Cloud, Guard, GuardPolicy, GuardRules, ImageId, Region};
+use crate::cloud::{AccountId, Cloud, Guard, GuardPolicy, GuardRules, Region};
 use crate::ledger::Ledger;
 use crate::policy::agentless_scan_policy;
-use crate::policy::authz::Scope;
 
 /// The demo fleet committed in the repository (the default of `--cloud sim`).
 pub const DEMO_FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sim/demo-fleet.toml");
@@ -215,65 +214,4 @@ pub async fn open_aws_with(args: &CloudArgs, rules: GuardRules) -> Result<Opened
     let guard = guard_for(aws, scope, rules)?;
     let regions = regions(&guard, &args.regions, &home).await?;
     Ok(Opened { guard: Arc::new(guard), account: who.account, caller_arn: who.arn, regions })
-}
-
-/// This build's scanner image version tag value (`agentless:image-version`): the crate version
-/// with dots as dashes.
-#[must_use]
-pub fn image_version() -> String {
-    env!("CARGO_PKG_VERSION").replace('.', "-")
-}
-
-/// In the simulated account, register our scanner image in each Region if it is not there: what
-/// building it with the image recipe (`scanner-ami/image`) does in a real account.
-///
-/// # Errors
-///
-/// The state cannot be saved.
-pub fn sim_install_scanner_image(sim: &SimCloud, regions: &[Region]) -> Result<(), SetupError> {
-    let version = image_version();
-    let Some(role) = Role::new(&version) else {
-        return Err(SetupError::Message(format!("version {version} is not a valid image tag value")));
-    };
-    let account = sim.account().clone();
-    let image_tags = tags::image_tags(role);
-    sim.setup(|s| {
-        let world = s.world();
-        let Some(a) = world.accounts.get_mut(&account) else { return Ok(()) };
-        for region in regions {
-            let Some(r) = a.regions.get_mut(region) else { continue };
-            let have = r.images.values().any(|i| i.tags.get(tags::IMAGE_VERSION) == Some(version.as_str()));
-            if have {
-                continue;
-            }
-            let id: ImageId = world
-                .prng
-                .ec2_id("ami")
-                .parse()
-                .map_err(|source| crate::cloud::sim::FleetError::Id { key: "scanner image".into(), source })?;
-            r.images.insert(
-                id,
-                crate::cloud::sim::state::Image {
-                    // As register.sh names it: `<image_name>-<UTC stamp>`.
-                    name: format!("{}-00000000-000000", tags::image_name(&version)),
-                    description: "agentless scanner image (simulated: the hypervisor runs scanner-agent)".into(),
-                    owner: account.clone(),
-                    owner_alias: None,
-                    architecture: "x86_64".into(),
-                    root_device_name: "/dev/xvda".into(),
-                    root_size_gib: 8,
-                    // As a careless or hostile AMI would be: the job's root mapping must
-                    // override it, or every scanner leaves its root volume behind, and the
-                    // policy has no `ec2:DeleteVolume` to remove it.
-                    root_delete_on_termination: false,
-                    encrypted: false,
-                    kms_key_id: None,
-                    available_ms: 0,
-                    tags: image_tags.clone(),
-                },
-            );
-        }
-        Ok(())
-    })?;
-    Ok(())
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::common::{self, CloudArgs, CloudKind, Opened, SetupError};
-use super::scan::{CliProgress, EXIT_ERROR, EXIT_OK, Engine, RunArgs, drive_all, report, setup_failed, sim_leftovers};
+use super::scan::{CliProgress, EXIT_ERROR, EXIT_OK, Engine, RunArgs, drive_all, report, setup_failed};
 use crate::cloud::{Cloud, JobId};
 use crate::job::Progress;
 use crate::job::doc;
@@ -200,7 +200,7 @@ async fn resume(a: ResumeArgs) -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return setup_failed(&e),
             };
-            let left = sim_leftovers(opened.guard.backend());
+            let left = opened.guard.backend().our_leftovers();
             report(&engine, &a.run, results, &opened.guard, Some(left), Some(&agent))
         }
         CloudKind::Aws => {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::cloud::GuardRules;
-use crate::policy::plan::{self, Verdict};
+use crate::cloud::plan::{self, Verdict};
 use crate::policy::{Policy, Request, evaluate};
 
 const EXIT_ALLOW: u8 = 0;

@@ -147,7 +147,7 @@ pub fn scanner_image(run: &RunArgs, regions: &[Region]) -> Result<ScannerImage, 
     let (bare, by_region): (Vec<&PinnedAmi>, Vec<&PinnedAmi>) =
         run.scanner_ami.iter().partition(|p| p.region.is_none());
     match (bare.as_slice(), by_region.is_empty()) {
-        ([], true) => Ok(ScannerImage::Version(common::image_version())),
+        ([], true) => Ok(ScannerImage::Version(tags::image_version())),
         ([one], true) => match regions {
             [_] => Ok(ScannerImage::Id(one.image.clone())),
             _ => Err(format!(
@@ -349,7 +349,7 @@ impl Engine {
     /// Prepare the simulated account: our scanner image, the hypervisor, its clock.
     pub(super) fn attach_sim(&mut self, opened: &Opened<SimCloud>, run: &RunArgs) -> Result<String, SetupError> {
         let sim = opened.guard.backend().clone();
-        common::sim_install_scanner_image(&sim, &opened.regions)?;
+        sim.install_scanner_image(&opened.regions)?;
         let binary = run.agent_binary.clone().or_else(|| {
             let exe = std::env::current_exe().ok()?;
             let sibling = exe.parent()?.join("scanner-agent");
@@ -505,41 +505,6 @@ pub(super) fn report<C: Cloud>(
     if summary.all_scanned() { ExitCode::from(EXIT_OK) } else { ExitCode::from(EXIT_INCOMPLETE) }
 }
 
-/// Resources of ours still in the simulated account (not terminated, not deleted).
-pub(super) fn sim_leftovers(sim: &SimCloud) -> usize {
-    use crate::cloud::sim::state::Life;
-    let ours = |t: &crate::cloud::Tags| {
-        t.name().is_some_and(|n| n.starts_with(tags::RESOURCE_NAME_PREFIX) || n.starts_with(tags::SNAPSHOT_NAME_PREFIX))
-            && t.get(tags::IMAGE_VERSION).is_none()
-    };
-    sim.inspect(|w| {
-        let mut n = 0;
-        for a in w.accounts.values() {
-            for r in a.regions.values() {
-                n += r
-                    .instances
-                    .values()
-                    .filter(|i| ours(&i.tags) && !matches!(i.life, Life::Terminated { .. }))
-                    .count();
-                n += r.volumes.values().filter(|v| ours(&v.tags)).count();
-                n += r.snapshots.values().filter(|s| ours(&s.tags)).count();
-                n += r.vpcs.values().filter(|v| ours(&v.tags)).count();
-                n += r.subnets.values().filter(|v| ours(&v.tags)).count();
-                n += r.internet_gateways.values().filter(|v| ours(&v.tags)).count();
-                n += r.security_groups.values().filter(|v| ours(&v.tags)).count();
-                n += r.vpc_endpoints.values().filter(|v| ours(&v.tags)).count();
-                n += r
-                    .keys
-                    .values()
-                    .flat_map(|k| &k.grants)
-                    .filter(|g| g.name.as_deref().is_some_and(|n| n.starts_with(tags::RESOURCE_NAME_PREFIX)))
-                    .count();
-            }
-        }
-        n
-    })
-}
-
 async fn scan_on<C: Cloud + 'static>(
     engine: &Engine,
     opened: &Opened<C>,
@@ -593,7 +558,7 @@ pub async fn run(args: ScanArgs) -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return setup_failed(&e),
             };
-            let left = sim_leftovers(opened.guard.backend());
+            let left = opened.guard.backend().our_leftovers();
             report(&engine, &args.run, results, &opened.guard, Some(left), Some(&agent))
         }
         CloudKind::Aws => {
@@ -663,7 +628,7 @@ mod tests {
     #[test]
     fn scanner_ami_values_pin_one_image_per_region() {
         let two = regions(&["us-east-1", "eu-west-1"]);
-        assert_eq!(scanner_image(&run(&[]), &two), Ok(ScannerImage::Version(common::image_version())));
+        assert_eq!(scanner_image(&run(&[]), &two), Ok(ScannerImage::Version(tags::image_version())));
         let bare = run(&["--scanner-ami", "ami-0123456789abcdef0"]);
         assert_eq!(
             scanner_image(&bare, &regions(&["us-east-1"])),

@@ -46,6 +46,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::common::{self, SetupError, guard_for};
 use super::scan::{EXIT_ERROR, EXIT_INCOMPLETE};
 use crate::api::metrics::Metrics;
+use crate::cloud::authz::Scope;
 use crate::cloud::aws::{AssumeRole, AwsCloud, AwsConfig};
 use crate::cloud::ops::Empty;
 use crate::cloud::sim::hypervisor::{AgentRunner, Hypervisor};
@@ -53,7 +54,6 @@ use crate::cloud::sim::{Fleet, SimCloud};
 use crate::cloud::{AccountId, Cloud, GuardRules};
 use crate::collector::Collector;
 use crate::collector::tls::{self, TlsIdentity, TlsOptions};
-use crate::policy::authz::Scope;
 use crate::schedule::config::{CloudKind, Config, MIN_TOKEN_LEN, ShutdownMode};
 use crate::schedule::daemon::{Account, Daemon, Parts, StopEnd, Stopped};
 use crate::schedule::timer::wall_clock;
@@ -206,7 +206,7 @@ async fn serve_sim(env: Env) -> ExitCode {
                 missing.join(", ")
             ));
         }
-        if let Err(e) = common::sim_install_scanner_image(&sim, &a.regions) {
+        if let Err(e) = sim.install_scanner_image(&a.regions) {
             return fail(&e);
         }
         let scope = sim.scope();

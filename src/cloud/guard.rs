@@ -1,5 +1,5 @@
 //! The policy guard: [`Guard<C>`] wraps any [`Cloud`] backend, evaluates each call's IAM requests
-//! ([`crate::policy::authz`]) against the configured identity policies before sending it, refuses
+//! ([`crate::cloud::authz`]) against the configured identity policies before sending it, refuses
 //! a denied call with [`ErrorKind::PolicyDenied`](super::ErrorKind::PolicyDenied) naming the action,
 //! the resource and why, and records every evaluated call in a trace.
 //!
@@ -44,7 +44,7 @@ use super::ids::Region;
 use super::ops::{CopyImageInput, CreateGrantInput, EndpointKind, GrantOperation};
 use super::tags::{self, IMAGE_VERSION, JOB, RESOURCE_NAME_PREFIX, SNAPSHOT_NAME_PREFIX, Tags};
 use super::{Call, Cloud};
-use crate::policy::authz::{self, AuthzRequest, Origin, Scope};
+use crate::cloud::authz::{self, AuthzRequest, Origin, Scope};
 use crate::policy::{Decision, Policy, Request, evaluate};
 
 /// A guard rule (stricter than the policy) a call breaks, typed; [`CloudError::guard_violation`]

@@ -1,11 +1,16 @@
 //! The cloud seam: the narrow [`Cloud`] trait that job logic, teardown and the leak auditor use
 //! instead of any SDK (docs/cloud-seam.md), with newtype ids ([`ids`]), tags as data
-//! ([`tags`]), one error type ([`error`]) and the request/response types ([`ops`]).
+//! ([`tags`]), one error type ([`error`]) and the request/response types ([`ops`]); the mapping of
+//! each of our operations to the IAM requests AWS evaluates for it ([`authz`]) and the call plan
+//! of a scan job that `agentless policy check` evaluates ([`plan`]), beside the [`guard`] that
+//! uses them (the evaluator itself, with no knowledge of our operations, is [`crate::policy`]); and
+//! AWS's published numbers — quotas, token-bucket rates, attachment limits, latencies, instance
+//! types — with their sources ([`facts`]), read by the pacer, the scheduler and the simulated account.
 //!
 //! # The guard is the only way in
 //!
 //! Every [`Cloud`] method takes an [`Authorized`] token, and only [`guard`] can make one: it does
-//! so after evaluating the call's IAM requests ([`crate::policy::authz`]) against the configured
+//! so after evaluating the call's IAM requests ([`crate::cloud::authz`]) against the configured
 //! policies and its own stricter rules. So a backend (the dry run here; the AWS SDK backend and
 //! the simulated account [`sim`]) cannot be called except through [`Guard`]: job code holds a
 //! `Guard<C>` and calls its methods, which have the same names and types as the trait's, minus the
@@ -19,13 +24,16 @@
 //! guard's methods. `RunInstances` is `run_scanner`: it launches one scanner with the fixed
 //! settings of docs/job.md, "The scanner launch" (see [`ops::RunScannerInput`]).
 
+pub mod authz;
 pub mod aws;
 pub mod dry_run;
 pub mod error;
+pub mod facts;
 pub mod guard;
 pub mod ids;
 pub mod ops;
 pub mod pacer;
+pub mod plan;
 pub mod retry;
 pub mod sim;
 pub mod tags;

@@ -1,6 +1,6 @@
 //! Client-side token buckets per (account, Region, action), which keep jobs under AWS's limits:
 //! before a call is sent, the [`Pacer`] takes the tokens the
-//! EC2 API would take for it ([`super::sim::throttle::cost`], the rates of docs/references.md,
+//! EC2 API would take for it ([`super::facts::throttle::cost`], the rates of docs/references.md,
 //! "EC2 API throttling") and, when a bucket is short, waits on the tokio clock until it has refilled — so a job
 //! slows itself down instead of meeting `RequestLimitExceeded`.
 //!
@@ -15,8 +15,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Call;
+use super::facts::throttle::{Rate, cost};
 use super::ids::Region;
-use super::sim::throttle::{Rate, cost};
 
 /// Spend at most this share of a bucket's refill rate, leaving headroom for the console, other
 /// tools and the leak auditor running beside a job (our choice, not an AWS figure).

@@ -297,6 +297,14 @@ pub fn image_name(version: &str) -> String {
     format!("{RESOURCE_NAME_PREFIX}-image-{version}")
 }
 
+/// This build's scanner image version tag value ([`IMAGE_VERSION`]): the crate version with dots
+/// as dashes. The image a job looks for by default (`ScannerImage::Version`) and the one the
+/// simulated account registers ([`super::sim::SimCloud::install_scanner_image`]).
+#[must_use]
+pub fn image_version() -> String {
+    env!("CARGO_PKG_VERSION").replace('.', "-")
+}
+
 /// An AMI name [`image_name`] for `version` made: that name, or it followed by `-<suffix>`.
 #[must_use]
 pub fn is_image_name(name: &str, version: &str) -> bool {

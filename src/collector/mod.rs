@@ -546,18 +546,3 @@ impl Collector {
         Ok(out)
     }
 }
-
-/// The in-process delivery of the simulated account's hypervisor (no socket: works under a
-/// paused clock) goes through the same checks as an HTTP upload.
-impl crate::cloud::sim::hypervisor::BundleSink for Collector {
-    fn deliver(
-        &self,
-        job: &str,
-        scanner: &str,
-        signature: &str,
-        identity: Option<&str>,
-        body: &[u8],
-    ) -> Result<(), String> {
-        self.ingest(job, scanner, Some(signature), identity, body).map(|_| ()).map_err(|e| self.refused(e).to_string())
-    }
-}

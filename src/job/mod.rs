@@ -8,7 +8,9 @@
 //! loop, crash hook, failure and cancellation handling), the steps [`discover`], [`snapshot`],
 //! [`share`], [`network`], [`launch`], [`scan`] (waiting for bundles and collecting), [`teardown`],
 //! and [`retry`] (jittered backoff) and [`track`] (the intent protocol around a create call).
-//! [`budget`] is the hook through which the daemon's dispatcher shares quotas between jobs.
+//! [`budget`] is the hook through which the daemon's dispatcher shares quotas between jobs;
+//! [`targets`] says which instances a run scans (the selector of schedules, on-demand scans and
+//! event scans).
 
 pub mod budget;
 pub mod discover;
@@ -20,6 +22,7 @@ pub mod runner;
 pub mod scan;
 pub mod share;
 pub mod snapshot;
+pub mod targets;
 pub mod teardown;
 pub mod track;
 
@@ -34,12 +37,12 @@ pub use doc::{JobDoc, Selector};
 pub use runner::{JobOutcome, Progress, Runner};
 
 /// Scanner instance type: general purpose, 4 vCPUs, on the shared Nitro attachment limit, offered
-/// in every commercial Region (the plan's [`crate::policy::plan::SCANNER_INSTANCE_TYPE`]).
-pub const DEFAULT_INSTANCE_TYPE: &str = crate::policy::plan::SCANNER_INSTANCE_TYPE;
+/// in every commercial Region (the plan's [`crate::cloud::plan::SCANNER_INSTANCE_TYPE`]).
+pub const DEFAULT_INSTANCE_TYPE: &str = crate::cloud::plan::SCANNER_INSTANCE_TYPE;
 
 /// Data volumes per scanner: 28 shared Nitro attachments minus the root volume and the ENI
 /// (EC2 User Guide, "Amazon EBS volume limits for Amazon EC2 instances"; Prisma Cloud uses 26).
-pub const DEFAULT_MAX_DEVICES: usize = crate::policy::plan::SCANNER_MAX_DATA_VOLUMES;
+pub const DEFAULT_MAX_DEVICES: usize = crate::cloud::plan::SCANNER_MAX_DATA_VOLUMES;
 
 /// Wait after `SnapshotCreationPerVolumeRateExceeded`: "wait at least 15 seconds" (EC2 API
 /// Reference, error codes).

@@ -1,7 +1,9 @@
-//! IAM identity-policy evaluation: the engine behind the policy guard around every cloud call
-//! ([`crate::cloud::Guard`]), the simulated account's IAM, `agentless policy explain` and
-//! `agentless policy check` (the proof that the orchestrator needs nothing beyond the custom
-//! policy, `policies/agentless-scan.json`). What each call is authorized as is [`authz`]; the
+//! IAM identity-policy evaluation, and nothing of our operations: policy documents, conditions,
+//! requests and decisions, plus the policy documents we ship (`policies/agentless-scan.json`, the
+//! trail reader's). It is the engine behind the policy guard around every cloud call, the
+//! simulated account's IAM, `agentless policy explain` and `agentless policy check`; it imports no
+//! other module of the crate. What each of our calls is authorized as (`cloud::authz`) and the
+//! call plan `policy check` evaluates (`cloud::plan`) live beside the guard in `cloud`; the
 //! policy, the guard's own rules and the policy's gaps are described in docs/policy.md.
 //!
 //! ```
@@ -25,7 +27,6 @@
 //! in those modules: absent keys and negated operators in [`condition`], key case in [`context`],
 //! policy variables in [`document`].
 
-pub mod authz;
 pub mod cidr;
 pub mod condition;
 pub mod context;
@@ -34,7 +35,6 @@ mod error;
 pub mod eval;
 mod json;
 pub mod matcher;
-pub mod plan;
 mod scalar;
 
 use std::io::Read;

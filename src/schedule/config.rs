@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer};
 pub use crate::events::config::{TrailConfig, TrailReaderConfig};
 
 use super::cron::{self, CronSchedule};
-use crate::cloud::ids::{AccountId, ImageId, InstanceId, Region};
+use crate::cloud::ids::{AccountId, ImageId, Region};
 
 /// The environment variable the API token is read from unless `server.token_env` names another.
 pub const DEFAULT_TOKEN_ENV: &str = "AGENTLESS_API_TOKEN";
@@ -267,64 +267,9 @@ fn utc() -> String {
     "UTC".to_owned()
 }
 
-/// Which instances a run scans.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetSelector {
-    /// Only instances carrying all these tags.
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    /// Instance states to scan [default: running].
-    #[serde(default)]
-    pub states: Vec<InstanceStateName>,
-    /// Leave out instances carrying any of these tags (key = value).
-    #[serde(default)]
-    pub exclude_tags: BTreeMap<String, String>,
-    /// Only these instances.
-    #[serde(default)]
-    pub instances: Vec<InstanceId>,
-}
-
-impl TargetSelector {
-    /// Whether the selector is exactly what a job's own discovery does (running instances,
-    /// maybe filtered by tags), so no up-front resolution is needed.
-    #[must_use]
-    pub fn is_plain(&self) -> bool {
-        self.exclude_tags.is_empty()
-            && self.instances.is_empty()
-            && (self.states.is_empty() || self.states == [InstanceStateName::Running])
-    }
-
-    /// The states to scan (running when none is given).
-    #[must_use]
-    pub fn states(&self) -> Vec<InstanceStateName> {
-        if self.states.is_empty() { vec![InstanceStateName::Running] } else { self.states.clone() }
-    }
-}
-
-/// An instance state a selector may name (EC2's `instance-state-name` filter values; terminated
-/// instances have nothing to scan).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InstanceStateName {
-    Pending,
-    Running,
-    Stopping,
-    Stopped,
-}
-
-impl InstanceStateName {
-    /// The filter value.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstanceStateName::Pending => "pending",
-            InstanceStateName::Running => "running",
-            InstanceStateName::Stopping => "stopping",
-            InstanceStateName::Stopped => "stopped",
-        }
-    }
-}
+/// Which instances a run scans: the job floor's selector (the API's `POST /v1/scans` body and
+/// the events pipeline use it too), re-exported here where the configuration names it.
+pub use crate::job::targets::{InstanceStateName, TargetSelector};
 
 /// `[scanner]`: how scanners are launched.
 #[derive(Debug, Clone, Deserialize)]
@@ -463,16 +408,16 @@ fn default_pending() -> usize {
 }
 /// AWS: 5 concurrent snapshots per volume (docs/references.md, "EBS snapshot quotas").
 fn default_per_volume() -> usize {
-    crate::cloud::sim::limits::CONCURRENT_SNAPSHOTS_PER_VOLUME as usize
+    crate::cloud::facts::limits::CONCURRENT_SNAPSHOTS_PER_VOLUME as usize
 }
 /// AWS: 20 concurrent snapshot copies per destination Region (docs/references.md, "EBS snapshot quotas").
 fn default_copies() -> usize {
-    crate::cloud::sim::limits::CONCURRENT_COPIES_PER_REGION as usize
+    crate::cloud::facts::limits::CONCURRENT_COPIES_PER_REGION as usize
 }
 /// AWS: 5 VPCs and 5 internet gateways per Region (quota `L-F678F1CE`, docs/references.md),
 /// one of which is the default VPC with its gateway in most accounts.
 fn default_vpcs() -> usize {
-    crate::cloud::sim::limits::VPCS_PER_REGION as usize - 1
+    crate::cloud::facts::limits::VPCS_PER_REGION as usize - 1
 }
 
 impl Default for LimitsConfig {

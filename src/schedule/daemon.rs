@@ -278,7 +278,7 @@ impl<C: Cloud + 'static> Daemon<C> {
             match (r.and_then(|r| r.ami.clone()), r.and_then(|r| r.image_name.clone()), scanner.image_name.clone()) {
                 (Some(ami), _, _) => ScannerImage::Id(ami),
                 (None, Some(name), _) | (None, None, Some(name)) => ScannerImage::Name(name),
-                (None, None, None) => ScannerImage::Version(crate::cli::common::image_version()),
+                (None, None, None) => ScannerImage::Version(crate::cloud::tags::image_version()),
             };
         let mut s = JobSettings::new(image);
         s.instance_type = r.and_then(|r| r.instance_type.clone()).unwrap_or_else(|| scanner.instance_type.clone());

@@ -76,21 +76,12 @@ impl From<&LimitsConfig> for Limits {
 /// vCPUs of `instance_type`.
 #[must_use]
 pub fn vcpus_of(instance_type: &str) -> u32 {
-    crate::cloud::sim::limits::Settings::default().instance_type(instance_type).map_or(UNKNOWN_TYPE_VCPUS, |s| s.vcpus)
+    crate::cloud::facts::limits::instance_type(instance_type).map_or(UNKNOWN_TYPE_VCPUS, |s| s.vcpus)
 }
 
-/// What one (account, Region) has handed out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub pending_snapshots: usize,
-    /// The most pending snapshots held on one volume.
-    pub max_per_volume: usize,
-    pub copies: usize,
-    pub networks: usize,
-    pub vcpus: u32,
-    /// Jobs told to wait, since the start.
-    pub refusals: u64,
-}
+/// What one (account, Region) has handed out: defined with the metrics that show it (the API
+/// floor, below the scheduler), filled in here.
+pub use crate::api::metrics::Usage;
 
 #[derive(Debug, Default)]
 struct Pool {

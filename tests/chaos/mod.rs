@@ -297,7 +297,7 @@ impl Process {
         switch.set(Some(collector.clone()));
         let ledger = shared(on_sim_clock(sim, open_ledger(dir)));
         let (tx, cancel) = tokio::sync::watch::channel(false);
-        let mut settings = JobSettings::new(ScannerImage::Version(agentless::cli::common::image_version()));
+        let mut settings = JobSettings::new(ScannerImage::Version(agentless::cloud::tags::image_version()));
         settings.max_devices = max_devices;
         let runner = sim_runner(sim, guard, ledger, collector, settings, Arc::new(Quiet), cancel);
         Process { runner: Arc::new(runner), _cancel: tx }
@@ -448,7 +448,7 @@ async fn run_seed(seed: u64, base: &Fleet) -> SeedReport {
     let mut r = SeedReport { seed, ..SeedReport::default() };
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = SimCloud::in_memory(&plan.fleet(base)).expect("sim");
-    agentless::cli::common::sim_install_scanner_image(&sim, &[east()]).expect("image");
+    sim.install_scanner_image(&[east()]).expect("image");
     let switch = Arc::new(Switch::default());
     let hypervisor =
         Hypervisor::start(sim.clone(), AgentRunner::InProcess { sink: switch.clone() }, dir.path().join("hv"));
@@ -696,7 +696,7 @@ async fn a_launch_killed_after_a_lost_response_resumes_with_the_same_parameters(
     // The scanner boots after the orchestrator is back (its bundle is not lost while it is down).
     fleet.latencies.instance_boot_ms = 300_000;
     let sim = SimCloud::in_memory(&fleet).expect("sim");
-    agentless::cli::common::sim_install_scanner_image(&sim, &[east()]).expect("image");
+    sim.install_scanner_image(&[east()]).expect("image");
     let switch = Arc::new(Switch::default());
     let _hypervisor =
         Hypervisor::start(sim.clone(), AgentRunner::InProcess { sink: switch.clone() }, dir.path().join("hv"));

@@ -28,7 +28,7 @@ struct Setup {
 
 fn setup(faults: Option<Faults>) -> Setup {
     let fleet = Fleet::load(&demo_fleet()).expect("fleet");
-    setup_with(&fleet, faults, JobSettings::new(ScannerImage::Version(agentless::cli::common::image_version())), None)
+    setup_with(&fleet, faults, JobSettings::new(ScannerImage::Version(agentless::cloud::tags::image_version())), None)
 }
 
 fn setup_with(
@@ -43,7 +43,7 @@ fn setup_with(
         sim.set_faults(f).expect("faults");
     }
     let region: Region = "us-east-1".parse().expect("region");
-    agentless::cli::common::sim_install_scanner_image(&sim, std::slice::from_ref(&region)).expect("image");
+    sim.install_scanner_image(std::slice::from_ref(&region)).expect("image");
     let guard = Arc::new(policy_guard(&sim).with_pacer(Arc::new(Pacer::new())));
     let collector = Collector::new(dir.path(), scanner_ami::bundle::BundleLimits::default());
     // As `--cloud sim` does: every bundle must carry an identity document signed by the simulated
@@ -156,7 +156,7 @@ async fn the_snapshot_timeout_counts_from_each_snapshots_creation() {
     text.push_str(&volume(0));
     text.push_str(&volume(0));
     let fleet = Fleet::parse(&text).expect("fleet");
-    let mut settings = JobSettings::new(ScannerImage::Version(agentless::cli::common::image_version()));
+    let mut settings = JobSettings::new(ScannerImage::Version(agentless::cloud::tags::image_version()));
     settings.snapshot_timeout = std::time::Duration::from_secs(150);
     let budget = Arc::new(Dispatcher::new(Limits {
         pending_snapshots: 1,
@@ -268,7 +268,7 @@ async fn two_tagged_scanner_images_are_refused_naming_both() {
             .map(|(id, _)| id.clone())
     });
     let ours = ours.expect("installed image");
-    let name = format!("alibaba-cloud-security-scan-image-{}-20260101-000000", agentless::cli::common::image_version());
+    let name = format!("alibaba-cloud-security-scan-image-{}-20260101-000000", agentless::cloud::tags::image_version());
     let other = add_image(&s.sim, "ami-0feedfacecafe0001", &name);
     let region: Region = "us-east-1".parse().expect("region");
     let job = s.runner.create(&region, Selector::All, "http://127.0.0.1:9").expect("create");

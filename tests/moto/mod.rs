@@ -15,9 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use agentless::cloud::authz::Scope;
 use agentless::cloud::aws::{AwsCloud, AwsConfig, StaticCredentials};
 use agentless::cloud::{AccountId, Guard, GuardPolicy, GuardRules, Region};
-use agentless::policy::authz::Scope;
 
 /// How long moto may take to import and listen (about 2 s here; CI machines are slower).
 const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -166,7 +166,7 @@ async fn concurrent_jobs_on_the_sim_meet_no_quota_or_throttling_error() {
     let config = in_process_config(r#"["us-east-1"]"#, CONFIG);
     let account: AccountId = "111122223333".parse().expect("account");
     let region: Region = "us-east-1".parse().expect("region");
-    agentless::cli::common::sim_install_scanner_image(&world, std::slice::from_ref(&region)).expect("image");
+    world.install_scanner_image(std::slice::from_ref(&region)).expect("image");
     let metrics = Arc::new(agentless::api::metrics::Metrics::new());
     let guard = policy_guard(&world)
         .with_pacer(Arc::new(agentless::cloud::pacer::Pacer::new()))

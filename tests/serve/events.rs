@@ -96,7 +96,7 @@ fn start(instances: usize, budget: u32) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let world = SimCloud::in_memory(&Fleet::parse(&fleet(instances)).expect("fleet")).expect("sim");
     let east: Region = "us-east-1".parse().expect("region");
-    agentless::cli::common::sim_install_scanner_image(&world, std::slice::from_ref(&east)).expect("image");
+    world.install_scanner_image(std::slice::from_ref(&east)).expect("image");
     let account: AccountId = ACCOUNT.parse().expect("account");
     let queue_arn = format!("arn:aws:sqs:us-east-1:{account}:{QUEUE}");
     let reader = agentless::policy::trail_reader_policy(&queue_arn, BUCKET).expect("reader policy");

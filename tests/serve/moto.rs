@@ -57,7 +57,7 @@ const GONE: &str = "i-0123456789abcdef0";
 /// makes it in an account: an image of a builder instance, tagged with [`image_tags`] (its Name
 /// and `agentless:image-version`); the builder is then terminated, so it is no scan target.
 async fn scanner_image(ec2: &aws_sdk_ec2::Client, base: &ImageId) -> ImageId {
-    let version = agentless::cli::common::image_version();
+    let version = agentless::cloud::tags::image_version();
     let role = Role::new(&version).expect("the version is a valid tag value");
     let tags = image_tags(role).iter().map(|t| ec2t::Tag::builder().key(&t.key).value(&t.value).build()).collect();
     let builder = moto_instance(ec2, base, "scanner-image-builder").await.to_string();

@@ -70,7 +70,7 @@ async fn an_explicit_instance_list_with_an_unknown_id_still_scans_the_others_in_
     let east: Region = "us-east-1".parse().expect("region");
     let west: Region = "us-west-2".parse().expect("region");
     let regions = vec![east.clone(), west.clone()];
-    agentless::cli::common::sim_install_scanner_image(&world, &regions).expect("image");
+    world.install_scanner_image(&regions).expect("image");
     // Name -> (Region, id).
     let ids: BTreeMap<String, (Region, String)> = world.inspect(|w| {
         let mut out = BTreeMap::new();

@@ -682,7 +682,7 @@ async fn a_client_token_reused_with_other_parameters_is_a_mismatch() {
 async fn the_root_mapping_overrides_an_image_that_keeps_its_root() {
     let fx = SimFixture::new();
     let g = guard_over(&fx.sim, policies(&[]));
-    agentless::cli::common::sim_install_scanner_image(&fx.sim, &[east()]).expect("scanner image");
+    fx.sim.install_scanner_image(&[east()]).expect("scanner image");
     let page = g
         .describe_images(
             &east(),

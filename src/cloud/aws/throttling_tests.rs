@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::{AwsCloud, AwsConfig, StaticCredentials};
+use crate::cloud::authz::Scope;
 use crate::cloud::{AccountId, ErrorKind, Guard, GuardPolicy, GuardRules, Region};
 use crate::policy::agentless_scan_policy;
-use crate::policy::authz::Scope;
 
 /// The EC2 throttling error body (EC2 API Reference, "Error codes": `RequestLimitExceeded`;
 /// the `<Response><Errors>...<RequestID>` shape of every EC2 error).

@@ -1,5 +1,5 @@
 //! IAM in the simulated account: a call is allowed only if every request AWS would authorize for
-//! it ([`crate::policy::authz::requests`]) is allowed by the principal's policies
+//! it ([`crate::cloud::authz::requests`]) is allowed by the principal's policies
 //! ([`crate::policy::evaluate`]).
 //!
 //! The operations pass the call rebuilt from the sim's own state — each [`Tagged`] resource with
@@ -21,10 +21,10 @@
 //! the call for any denied request.
 
 use crate::cloud::Call;
+use crate::cloud::authz::{self, Origin, Scope};
 use crate::cloud::error::CloudError;
 use crate::cloud::ops::Tagged;
 use crate::cloud::tags::Tags;
-use crate::policy::authz::{self, Origin, Scope};
 use crate::policy::evaluate;
 
 use super::Ctx;

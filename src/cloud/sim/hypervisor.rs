@@ -37,6 +37,7 @@ use super::faults::InstanceFault;
 use super::lifecycle;
 use super::state::{Life, ShutdownBehavior};
 use crate::cloud::ids::{AccountId, InstanceId, Region};
+use crate::collector::Collector;
 use crate::collector::identity::TestCa;
 
 /// How often the hypervisor looks for scanners that started (on the tokio clock).
@@ -55,6 +56,22 @@ pub trait BundleSink: Send + Sync {
         identity: Option<&str>,
         body: &[u8],
     ) -> Result<(), String>;
+}
+
+/// The in-process delivery to the collector (no socket: works under a paused clock) goes through
+/// the same checks as an HTTP upload ([`Collector::ingest`]). The impl lives here, with the trait,
+/// so the collector knows nothing of the simulated account.
+impl BundleSink for Collector {
+    fn deliver(
+        &self,
+        job: &str,
+        scanner: &str,
+        signature: &str,
+        identity: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), String> {
+        self.ingest(job, scanner, Some(signature), identity, body).map(|_| ()).map_err(|e| self.refused(e).to_string())
+    }
 }
 
 /// The simulated account's identity-document CA: an RSA-2048 key generated once per process

@@ -3,7 +3,7 @@
 //! and moto does not (docs/references.md, "moto versus AWS"):
 //!
 //! - **IAM**: every call is authorized by the policy evaluator against the principal's policies,
-//!   with the requests [`crate::policy::authz`] maps the call to — but built from the sim's own
+//!   with the requests [`crate::cloud::authz`] maps the call to — but built from the sim's own
 //!   state (a resource's real tags as `ec2:ResourceTag/*`, a snapshot's real key), never from what
 //!   the caller claims. Denied: `UnauthorizedOperation` (KMS `AccessDeniedException`, IAM
 //!   `AccessDenied`), [`ErrorKind::AccessDenied`]. So the sim
@@ -32,6 +32,10 @@
 //!   up ([`consistency::View`]). `examples/sim_fleet_bench.rs` drives a 10,000-instance fleet
 //!   through the seam on the virtual clock.
 //!
+//! What the orchestrator's commands ask of the account outside the API (register our scanner
+//! image as building it would, count what of ours is left) are methods of [`SimCloud`] in
+//! [`ours`], so no caller walks the world's internals.
+//!
 //! The world is described by a fleet file ([`fleet`]). Several handles ([`SimCloud::with_policies`],
 //! [`SimCloud::as_account`]) share one world: other principals, or the customer's own actions
 //! ([`SimCloud::setup`]) that no policy governs.
@@ -52,6 +56,7 @@ pub mod kms;
 pub mod lifecycle;
 pub mod limits;
 pub mod network;
+pub mod ours;
 pub mod prng;
 pub mod snapshots;
 pub mod state;
@@ -69,7 +74,7 @@ use super::guard::Authorized;
 use super::ids::{AccountId, IdError, Region};
 use super::ops::*;
 use super::{Call, Cloud};
-use crate::policy::authz::Scope;
+use crate::cloud::authz::Scope;
 use crate::policy::{Policy, PolicyError, agentless_scan_policy};
 
 pub use fleet::{Fleet, FleetError};
@@ -99,6 +104,8 @@ pub enum SimError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Faults(#[from] faults::FaultsError),
+    #[error("version {0} is not a valid image tag value")]
+    ImageVersion(String),
 }
 
 /// The world, the token buckets and the fault stream, under one lock.
@@ -611,7 +618,7 @@ impl Ctx<'_> {
     /// (in any Region of the account: a copy's source).
     fn hidden_reference(&self, call: Call<'_>) -> Option<CloudError> {
         let (now_ms, lag_ms) = self.lag();
-        let requests = crate::policy::authz::requests(&self.scope(), &self.region, call).ok()?;
+        let requests = crate::cloud::authz::requests(&self.scope(), &self.region, call).ok()?;
         let regions = self.world.accounts.get(&self.account)?;
         for r in requests {
             let Some((_, id)) = r.request.resource().rsplit_once('/') else { continue };

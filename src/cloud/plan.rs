@@ -45,6 +45,7 @@ use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use crate::cloud::Op;
+use crate::cloud::authz::{Origin, Scope};
 use crate::cloud::guard::{GuardPolicy, GuardRules, TraceEntry};
 use crate::cloud::ids::{
     AccountId, GrantId, IdError, ImageId, InstanceId, InternetGatewayId, JobId, KmsKeyId, Region, RouteTableId,
@@ -52,7 +53,6 @@ use crate::cloud::ids::{
 };
 use crate::cloud::ops::*;
 use crate::cloud::tags::{self, Role, SnapshotSource, Tags};
-use crate::policy::authz::{Origin, Scope};
 use crate::policy::{Decision, Policy};
 
 /// The scanner instance type of the plan: a Nitro type with the shared attachment limit.
