@@ -15,5 +15,6 @@ mod policy;
 mod policy_plan;
 mod serve;
 mod sim;
+mod trail;
 mod util;
 mod vuln;
