@@ -837,6 +837,24 @@ pub struct GetObjectInput {
     pub max_bytes: u64,
 }
 
+impl GetObjectInput {
+    /// The refusal of this object at `size` bytes, over [`GetObjectInput::max_bytes`]: code
+    /// [`OBJECT_TOO_LARGE`], the object's `s3://` address as its id.
+    #[must_use]
+    pub fn too_large(&self, operation: &'static str, region: Region, size: u64) -> crate::cloud::CloudError {
+        let at = format!("s3://{}/{}", self.bucket, self.key);
+        crate::cloud::CloudError::aws(
+            operation,
+            Some(region),
+            OBJECT_TOO_LARGE,
+            format!("{at} is {size} bytes, over the cap of {} bytes: not read", self.max_bytes),
+            None,
+            None,
+            vec![at],
+        )
+    }
+}
+
 /// An object's bytes and identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectBody {

@@ -57,22 +57,6 @@ pub(super) async fn receive_message(
         .collect())
 }
 
-/// The refusal of an object above its cap.
-pub(crate) fn too_large(auth: &Authorized, input: &GetObjectInput, size: u64) -> CloudError {
-    CloudError::aws(
-        auth.operation(),
-        Some(auth.region().clone()),
-        OBJECT_TOO_LARGE,
-        format!(
-            "s3://{}/{} is {size} bytes, over the cap of {} bytes: not read",
-            input.bucket, input.key, input.max_bytes
-        ),
-        None,
-        None,
-        vec![format!("s3://{}/{}", input.bucket, input.key)],
-    )
-}
-
 pub(super) async fn get_object(
     c: &aws_sdk_s3::Client,
     auth: &Authorized,
@@ -89,7 +73,7 @@ pub(super) async fn get_object(
         && len > input.max_bytes
     {
         // Dropping the body closes the connection unread.
-        return Err(too_large(auth, input, len));
+        return Err(input.too_large(auth.operation(), auth.region().clone(), len));
     }
     let etag = out.e_tag().map(|e| e.trim_matches('"').to_owned());
     let mut body = out.body;
@@ -99,7 +83,7 @@ pub(super) async fn get_object(
             Ok(Some(chunk)) => {
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() as u64 > input.max_bytes {
-                    return Err(too_large(auth, input, bytes.len() as u64));
+                    return Err(input.too_large(auth.operation(), auth.region().clone(), bytes.len() as u64));
                 }
             }
             Ok(None) => break,

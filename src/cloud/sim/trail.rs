@@ -451,18 +451,7 @@ pub fn get_object(ctx: &mut Ctx<'_>, input: &GetObjectInput) -> Result<ObjectBod
     };
     let size = object.body.len() as u64;
     if size > input.max_bytes {
-        return Err(CloudError::aws(
-            ctx.op,
-            Some(ctx.region.clone()),
-            OBJECT_TOO_LARGE,
-            format!(
-                "s3://{}/{} is {size} bytes, over the cap of {} bytes: not read",
-                input.bucket, input.key, input.max_bytes
-            ),
-            None,
-            None,
-            vec![format!("s3://{}/{}", input.bucket, input.key)],
-        ));
+        return Err(input.too_large(ctx.op, ctx.region.clone(), size));
     }
     Ok(ObjectBody { bytes: object.body.clone(), etag: Some(object.etag.clone()) })
 }
