@@ -875,7 +875,13 @@ fn unreplayed_log_tree_reads_as_the_committed_state_and_is_flagged() {
         "{sb}"
     );
     let (n, ours) = compare(&copy, "rescue=nologreplay", Subvol::Default, "log tree not replayed (rescue=nologreplay)");
-    assert!(n >= 2 && ours.contains_key("/etc/a") && !ours.contains_key("/etc/logged"));
+    // Equal to the kernel's view (`compare`). Whether the fsync'ed file is in the committed
+    // state depends on whether a transaction committed before the copy (on a loaded machine one
+    // did, once in CI): the log tree is there either way, so only the committed file is asserted.
+    assert!(n >= 2 && ours.contains_key("/etc/a"), "{ours:?}");
+    if ours.contains_key("/etc/logged") {
+        eprintln!("a transaction committed /etc/logged before the copy; the log tree is still pending");
+    }
     assert!(load(&copy, Subvol::Default).log_tree_pending());
     assert!(!load(&img, Subvol::Default).log_tree_pending(), "a cleanly unmounted image has no log tree");
     // What is missed: a read-write mount replays the log and shows the fsync'ed file.
